@@ -1,0 +1,75 @@
+"""The ``genolang`` command line: a thin layer over the library.
+
+Commands are loaded lazily, one module per command group, so commands that only read
+and write specs never import torch. Every ``GenolangError`` becomes its rendered
+message on stderr and exit status 1; click reports usage errors with status 2."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from genolang import __version__
+from genolang.errors import GenolangError
+from genolang.parse.ast import FORMAT_VERSION
+
+# command name -> (module, attribute, one-line help); modules are imported on use.
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "check": ("genolang.cli.spec", "check_cmd", "Parse and check spec files; report every error."),
+    "fmt": ("genolang.cli.spec", "fmt", "Rewrite spec files in canonical form."),
+    "show": ("genolang.cli.spec", "show", "Print a checked spec (and its cell IR)."),
+    "graph": ("genolang.cli.spec", "graph", "Write the cells of a spec as Graphviz DOT."),
+    "list": ("genolang.cli.spec", "list_specs", "List the spaces, genotypes and networks on the search path."),
+    "ops": ("genolang.cli.spec", "ops", "List the known operations."),
+    "import": ("genolang.cli.convert", "import_", "Convert a genotype from another format to a spec."),
+    "export": ("genolang.cli.convert", "export", "Convert a genotype spec to another format."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are imported only when run or asked for help."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except GenolangError as err:
+            click.echo(err.render(), err=True)
+            ctx.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="genolang",
+                      message=f"%(prog)s %(version)s (spec format {FORMAT_VERSION})")
+def main() -> None:
+    """genolang: DARTS search spaces, genotypes and networks as a language.
+
+    Write a space or a genotype as a .geno file, check and format it, search a space
+    for a genotype, and compile a genotype into a PyTorch network."""
+
+
+def run() -> None:  # pragma: no cover - console entry for python -m
+    main(prog_name="genolang")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run())

@@ -1,0 +1,216 @@
+"""Commands that read and write specs: check, fmt, show, graph, list, ops. None of
+them imports torch."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from genolang.check import Checked, check, load
+from genolang.errors import GenolangError, SpecError, UsageError
+from genolang.fsio import write_text
+from genolang.ir.graph import dot_document
+from genolang.ir.lower import lower_genotype, lower_space
+from genolang.opnames import OPS
+from genolang.parse.parser import parse, read_text
+from genolang.parse.printer import format_spec, format_value
+from genolang.resolve import SUFFIX, Library
+
+
+def expand(paths: tuple[str, ...]) -> list[str]:
+    """Files as given; folders become their ``*.geno`` files, recursively."""
+    out: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            found = sorted(str(f) for f in path.rglob(f"*{SUFFIX}"))
+            if not found:
+                raise UsageError(f"{p}: folder holds no {SUFFIX} files")
+            out.extend(found)
+        else:
+            out.append(p)
+    return out
+
+
+@click.command("check")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("-q", "--quiet", is_flag=True, help="Print errors only, not a line per good file.")
+def check_cmd(files: tuple[str, ...], quiet: bool) -> None:
+    """Parse and check FILES (spec files or folders of them), reporting every error
+    with its file, line and column. Exits 1 when any file has an error."""
+    failed = 0
+    for path in expand(files):
+        try:
+            text = read_text(path)
+            result = check(parse(text, path), text)
+        except GenolangError as err:
+            click.echo(err.render(), err=True)
+            failed += 1
+            continue
+        if result.warnings:
+            click.echo(result.render_warnings(), err=True)
+        if result.errors:
+            click.echo(SpecError(tuple(result.errors), {path: text, **result.sources}).render(), err=True)
+            failed += 1
+        elif not quiet:
+            click.echo(f"{path}: ok ({_summary(result)})")
+    if failed:
+        raise click.exceptions.Exit(1)
+
+
+
+def _summary(result: Checked) -> str:
+    parts = [f"{kind} {name}" for kind, table in
+             (("space", result.spaces), ("genotype", result.genotypes), ("network", result.networks))
+             for name in table]
+    return ", ".join(parts) if parts else "no declarations"
+
+
+@click.command("fmt")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if any file would be reformatted.")
+@click.option("--stdout", "to_stdout", is_flag=True, help="Print the formatted text instead of rewriting files.")
+def fmt(files: tuple[str, ...], check_only: bool, to_stdout: bool) -> None:
+    """Rewrite FILES in canonical form, in place and atomically (like black).
+    '-' reads standard input and prints the result."""
+    changed = 0
+    for path in (["-"] if files == ("-",) else expand(files)):
+        text = sys.stdin.read() if path == "-" else read_text(path)
+        formatted = format_spec(parse(text, "<stdin>" if path == "-" else path))
+        if path == "-" or to_stdout:
+            if not check_only:
+                click.echo(formatted, nl=False)
+        if formatted == text:
+            continue
+        changed += 1
+        if check_only:
+            click.echo(f"would reformat {path}", err=True)
+        elif path != "-" and not to_stdout:
+            write_text(path, formatted)
+            click.echo(f"reformatted {path}", err=True)
+    if check_only and changed:
+        raise click.exceptions.Exit(1)
+
+
+def _load(path: str) -> Checked:
+    result = load(path)
+    if result.warnings:
+        click.echo(result.render_warnings(), err=True)
+    return result
+
+
+@click.command("show")
+@click.argument("file", type=click.Path())
+@click.option("--ir", is_flag=True, help="Also print each cell's lowered IR (a supernet's for a space).")
+def show(file: str, ir: bool) -> None:
+    """Print what FILE declares: ops and cells of a space, nodes of a genotype, the
+    settings of a network skeleton."""
+    result = _load(file)
+    for space in result.spaces.values():
+        click.echo(f"space {space.name} ({space.kind}) from {space.path}")
+        click.echo(f"  ops ({len(space.ops)}): {', '.join(space.ops)}")
+        for cell in space.cells:
+            edges = sum(cell.inputs + i for i in range(cell.nodes))
+            click.echo(f"  cell {cell.name}: {cell.inputs} inputs, {cell.nodes} nodes, keep {cell.keep}, "
+                       f"{cell.reducer}, stride {cell.stride}; supernet: {edges} edges x {len(space.ops)} ops")
+        d = space.derive
+        caps = ", ".join(f"{op} <= {n}" for op, n in d.caps) or "none"
+        click.echo(f"  derive: exclude {', '.join(d.exclude) or 'nothing'}; "
+                   f"{'distinct' if d.distinct else 'repeatable'} inputs; caps: {caps}")
+        if ir:
+            for cell_ir in lower_space(space).values():
+                click.echo(_indent(cell_ir.dump()))
+    for geno in result.genotypes.values():
+        click.echo(f"genotype {geno.name} : {geno.space.name} ({geno.space.path})")
+        for cell in geno.cells:
+            ops = [op for n in cell.nodes for op, _ in n.edges]
+            click.echo(f"  cell {cell.name}: {len(cell.nodes)} nodes, {len(ops)} edges, "
+                       f"{cell.shape.reducer} of {', '.join(cell.output)}")
+        if ir:
+            for cell_ir in lower_genotype(geno).values():
+                click.echo(_indent(cell_ir.dump()))
+    for net in result.networks.values():
+        click.echo(f"network {net.name} ({net.kind}, stem {net.stem})")
+        fields = (("channels", "layers", "stem_multiplier", "reduce_at", "auxiliary", "auxiliary_weight", "drop_path",
+                   "label_smoothing", "input_size", "in_channels", "classes") if net.kind == "cnn" else
+                  ("embedding", "hidden", "dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e", "tied", "vocab"))
+        for name in fields:
+            value = getattr(net, name)
+            shown = ("from the data" if value is None else
+                     ", ".join(format_value(v) for v in value) if isinstance(value, tuple) else format_value(value))
+            click.echo(f"  {name} = {shown}")
+        if net.kind == "cnn":
+            click.echo(f"  reduction cells: {', '.join(map(str, net.reduction_cells())) or 'none'}; "
+                       f"auxiliary head after cell: {net.auxiliary_cell() if net.auxiliary is not None else 'none'}")
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + line for line in text.splitlines())
+
+
+def dot_for(result: Checked, cell: str | None = None) -> str:
+    """One DOT graph with a cluster per cell of every genotype and space in a file."""
+    cells = []
+    for geno in result.genotypes.values():
+        cells += [(f"{geno.name}.{name}", ir) for name, ir in lower_genotype(geno).items()]
+    for space in result.spaces.values():
+        cells += [(f"{space.name}.{name}", ir) for name, ir in lower_space(space).items()]
+    if cell is not None:
+        chosen = [(label, ir) for label, ir in cells if ir.name == cell or label == cell]
+        if not chosen:
+            raise UsageError(f"no cell '{cell}' in {result.path}; cells: {', '.join(l for l, _ in cells)}")
+        cells = chosen
+    if not cells:
+        raise UsageError(f"{result.path} holds no genotype or space to draw")
+    return dot_document(cells)
+
+
+@click.command("graph")
+@click.argument("file", type=click.Path())
+@click.option("-o", "--output", type=click.Path(), help="Write the DOT text here (atomically) instead of stdout.")
+@click.option("--cell", help="Only this cell (a cell name, or GENOTYPE.CELL).")
+def graph(file: str, output: str | None, cell: str | None) -> None:
+    """Write the cells of FILE's genotypes and spaces as one Graphviz DOT graph."""
+    dot = dot_for(_load(file), cell)
+    if output:
+        write_text(output, dot)
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(dot, nl=False)
+
+
+@click.command("list")
+@click.argument("kind", required=False, type=click.Choice(["spaces", "genotypes", "networks"]))
+def list_specs(kind: str | None) -> None:
+    """List the spaces, genotypes and networks that names resolve to from the current
+    folder: the folder itself, GENOLANG_PATH and the shipped library."""
+    lib = Library.for_file(str(Path.cwd() / "x.geno"))
+    for keyword in (("space", "genotype", "network") if kind is None else (kind[:-1],)):
+        names = lib.names(keyword)
+        click.echo(f"{keyword}s:")
+        for name in names:
+            found = lib.find(keyword, name)
+            where = found.file.path if found else "?"
+            click.echo(f"  {name:<16} {where}")
+
+
+@click.command("ops")
+def ops() -> None:
+    """List every operation genolang knows, with its domain and what it computes."""
+    for op in OPS.values():
+        click.echo(f"{op.name:<14} {op.domain:<4} {op.summary}")
+
+
+def read_input(text_or_path: str) -> tuple[str, str]:
+    """TEXT as given, a file's contents, or standard input for '-'; with a label."""
+    if text_or_path == "-":
+        return sys.stdin.read(), "<stdin>"
+    path = Path(text_or_path)
+    try:
+        if len(text_or_path) < 4096 and "\n" not in text_or_path and path.is_file():
+            return read_text(text_or_path), text_or_path
+    except OSError:
+        pass
+    return text_or_path, "<text>"

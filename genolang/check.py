@@ -1,0 +1,683 @@
+"""The semantic pass: syntax tree to checked specs (``genolang.model``), reporting every
+problem in a file at once, each at its line and column with a way to fix it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Callable, Iterable, Union
+
+from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
+from genolang.model import CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec, SpaceSpec
+from genolang.opnames import OPS, op_names
+from genolang.parse import ast as A
+from genolang.parse.parser import parse, read_text
+from genolang.resolve import Library
+
+REDUCERS = ("concat", "mean")
+STEMS = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
+
+
+@dataclass
+class Checked:
+    """The result of checking one file: its checked declarations and its diagnostics."""
+
+    file: A.SpecFile
+    source: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    spaces: dict[str, SpaceSpec] = field(default_factory=dict)
+    genotypes: dict[str, GenotypeSpec] = field(default_factory=dict)
+    networks: dict[str, NetworkSpec] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return self.file.path
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity != "error"]
+
+    def raise_errors(self) -> "Checked":
+        """Raise a ``SpecError`` holding every error (warnings alone pass)."""
+        if self.errors:
+            raise SpecError(tuple(self.errors), {self.path: self.source, **self.sources})
+        return self
+
+    def render_warnings(self) -> str:
+        return "\n".join(d.render(self.sources.get(d.path, self.source)) for d in self.warnings)
+
+    def single(self, kind: str) -> Union[SpaceSpec, GenotypeSpec, NetworkSpec]:
+        """The one declaration of a kind in this file; a clear error otherwise."""
+        table: dict[str, object] = {"space": self.spaces, "genotype": self.genotypes, "network": self.networks}[kind]  # type: ignore[assignment]
+        if len(table) == 1:
+            return next(iter(table.values()))  # type: ignore[return-value]
+        found = ", ".join(table) if table else "none"
+        diag = Diagnostic(
+            self.path, None, f"expected exactly one {kind} in this file, found {len(table)} ({found})",
+            f"put one {kind} in the file, or name the one you mean",
+        )
+        raise SpecError((diag,), {self.path: self.source})
+
+
+class _Report:
+    """Collects diagnostics for one file."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.items: list[Diagnostic] = []
+
+    def error(self, span: Span | None, message: str, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(self.path, span, message, hint))
+
+    def warning(self, span: Span | None, message: str, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(self.path, span, message, hint, "warning"))
+
+
+# ---- property values --------------------------------------------------------------
+
+def _one(prop: A.Prop, rep: _Report) -> A.Value | None:
+    if len(prop.values) != 1:
+        rep.error(prop.values[1].span if len(prop.values) > 1 else prop.span,
+                  f"'{prop.key.text}' takes one value, got {len(prop.values)}",
+                  f"write '{prop.key.text} = <value>'")
+        return None
+    return prop.values[0]
+
+
+def _int_value(v: A.Value, key: str, rep: _Report, minimum: int) -> int | None:
+    if isinstance(v.value, bool) or not isinstance(v.value, int):
+        rep.error(v.span, f"'{key}' must be a whole number, got '{_show(v)}'")
+        return None
+    if v.value < minimum:
+        what = "positive" if minimum == 1 else f"at least {minimum}"
+        rep.error(v.span, f"'{key}' must be {what}, got {v.value}", f"use a number >= {minimum}")
+        return None
+    return v.value
+
+
+def _show(v: A.Value) -> str:
+    from genolang.parse.printer import format_value
+
+    return format_value(v.value)
+
+
+def _int(minimum: int = 1) -> Callable[[A.Prop, _Report], object]:
+    def parse_int(prop: A.Prop, rep: _Report) -> int | None:
+        v = _one(prop, rep)
+        return None if v is None else _int_value(v, prop.key.text, rep, minimum)
+
+    return parse_int
+
+
+def _float(lo: float, hi: float, hi_open: bool = True) -> Callable[[A.Prop, _Report], object]:
+    def parse_float(prop: A.Prop, rep: _Report) -> float | None:
+        v = _one(prop, rep)
+        if v is None:
+            return None
+        if isinstance(v.value, str):
+            rep.error(v.span, f"'{prop.key.text}' must be a number, got '{v.value}'")
+            return None
+        x = float(v.value)
+        if x < lo or x > hi or (hi_open and x == hi):
+            bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
+            rep.error(v.span, f"'{prop.key.text}' must be in {bound}, got {_show(v)}")
+            return None
+        return x
+
+    return parse_float
+
+
+def _word(choices: Iterable[str]) -> Callable[[A.Prop, _Report], object]:
+    options = tuple(choices)
+
+    def parse_word(prop: A.Prop, rep: _Report) -> str | None:
+        v = _one(prop, rep)
+        if v is None:
+            return None
+        if not isinstance(v.value, str) or v.value not in options:
+            text = _show(v)
+            rep.error(v.span, f"'{prop.key.text}' must be one of {', '.join(options)}; got '{text}'"
+                      + (did_you_mean(text, options) if isinstance(v.value, str) else ""))
+            return None
+        return v.value
+
+    return parse_word
+
+
+def _bool(prop: A.Prop, rep: _Report) -> bool | None:
+    word = _word(("true", "false"))(prop, rep)
+    return None if word is None else word == "true"
+
+
+def _position(v: A.Value, key: str, rep: _Report) -> Union[int, Fraction, None]:
+    if isinstance(v.value, Fraction):
+        if not 0 < v.value < 1:
+            rep.error(v.span, f"'{key}' fraction must be between 0 and 1, got {_show(v)}",
+                      "use a fraction of the depth such as 1/3, or a cell index")
+            return None
+        return v.value
+    if isinstance(v.value, str) and "/" in v.value:
+        rep.error(v.span, f"'{key}' has a zero denominator: '{v.value}'")
+        return None
+    return _int_value(v, key, rep, 0)
+
+
+def _positions(prop: A.Prop, rep: _Report) -> tuple[Union[int, Fraction], ...] | None:
+    if len(prop.values) == 1 and prop.values[0].value == "none":
+        return ()
+    out = [_position(v, prop.key.text, rep) for v in prop.values]
+    return None if any(p is None for p in out) else tuple(out)  # type: ignore[misc]
+
+
+def _optional_position(prop: A.Prop, rep: _Report) -> object:
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if v.value == "none":
+        return _NONE
+    return _position(v, prop.key.text, rep)
+
+
+_NONE = object()  # "explicitly none" for optional fields
+
+# key -> (domain, parser); a domain of None means every kind of network.
+_NETWORK_KEYS: dict[str, tuple[str | None, Callable[[A.Prop, _Report], object]]] = {
+    "stem": (None, _word(STEMS)),
+    "channels": ("cnn", _int()),
+    "layers": ("cnn", _int()),
+    "stem_multiplier": ("cnn", _int()),
+    "reduce_at": ("cnn", _positions),
+    "auxiliary": ("cnn", _optional_position),
+    "auxiliary_weight": ("cnn", _float(0.0, float("inf"))),
+    "drop_path": ("cnn", _float(0.0, 1.0)),
+    "label_smoothing": ("cnn", _float(0.0, 1.0)),
+    "input_size": ("cnn", _int()),
+    "in_channels": ("cnn", _int()),
+    "classes": ("cnn", _int(2)),
+    "embedding": ("rnn", _int()),
+    "hidden": ("rnn", _int()),
+    "dropout": ("rnn", _float(0.0, 1.0)),
+    "dropout_h": ("rnn", _float(0.0, 1.0)),
+    "dropout_x": ("rnn", _float(0.0, 1.0)),
+    "dropout_i": ("rnn", _float(0.0, 1.0)),
+    "dropout_e": ("rnn", _float(0.0, 1.0)),
+    "tied": ("rnn", _bool),
+    "vocab": ("rnn", _int(2)),
+}
+
+def _stride(prop: A.Prop, rep: _Report) -> int | None:
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if v.value not in (1, 2) or isinstance(v.value, bool):
+        rep.error(v.span, f"'stride' must be 1 or 2, got '{_show(v)}'", "a reduction cell has 'stride = 2'")
+        return None
+    return int(v.value)  # type: ignore[arg-type]
+
+
+_CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
+    "inputs": _int(),
+    "nodes": _int(),
+    "keep": _int(),
+    "output": _word(REDUCERS),
+    "stride": _stride,
+}
+
+
+def _props(props: Iterable[A.Prop], schema: dict[str, object], where: str, rep: _Report,
+           qualified: Iterable[str] = ()) -> dict[str, A.Prop]:
+    """Index props by key, reporting unknown, duplicated and wrongly qualified keys."""
+    seen: dict[str, A.Prop] = {}
+    allowed_q = set(qualified)
+    for prop in props:
+        key = prop.key.text
+        if prop.qualifier is not None and key not in allowed_q:
+            rep.error(prop.qualifier.span, f"'{key}' takes no qualifier in {where}",
+                      f"write '{key} = <value>'")
+            continue
+        if key in allowed_q:
+            continue
+        if key not in schema:
+            keys = list(schema) + list(allowed_q)
+            rep.error(prop.key.span, f"unknown property '{key}' in {where}{did_you_mean(key, keys)}",
+                      "known properties: " + ", ".join(sorted(keys)))
+            continue
+        if key in seen:
+            first = seen[key].key.span
+            at = f" (first set at line {first.line})" if first else ""
+            rep.error(prop.key.span, f"'{key}' is set twice in {where}{at}", "keep one of them")
+            continue
+        seen[key] = prop
+    return seen
+
+
+# ---- spaces -----------------------------------------------------------------------
+
+def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
+    """A checked space, or None after reporting why not."""
+    start = len(rep.items)
+    where = f"space '{space.name.text}'"
+    props = _props(space.props, {"ops": None}, where, rep)
+    for extra in [i for i in space.ordered_items() if isinstance(i, A.Derive)][1:]:
+        rep.error(extra.span, f"{where} has more than one derive block", "merge them into one")
+    ops: list[str] = []
+    kind: str | None = None
+    if "ops" not in props:
+        rep.error(space.name.span, f"{where} has no 'ops'",
+                  "list the candidate ops, e.g. 'ops = none, skip_connect, sep_conv_3x3'")
+    else:
+        for v in props["ops"].values:
+            if not isinstance(v.value, str):
+                rep.error(v.span, f"an op must be a name, got '{_show(v)}'")
+                continue
+            name = v.value
+            if name not in OPS:
+                rep.error(v.span, f"unknown op '{name}'{did_you_mean(name, OPS)}",
+                          "run 'genolang ops' for the list of known ops")
+                continue
+            if name in ops:
+                rep.error(v.span, f"op '{name}' is listed twice in {where}", "list each op once")
+                continue
+            domain = OPS[name].domain
+            if domain != "any":
+                if kind is None:
+                    kind = domain
+                elif domain != kind:
+                    rep.error(v.span, f"op '{name}' is a {domain.upper()} op but {where} already has "
+                              f"{kind.upper()} ops", "a space holds either CNN ops or recurrent activations")
+                    continue
+            ops.append(name)
+        if ops and kind is None:
+            rep.error(props["ops"].span, f"{where} has only 'none'", "add at least one real op")
+    cells: list[CellShape] = []
+    names: dict[str, A.CellDecl] = {}
+    for decl in space.cells:
+        if decl.name.text in names:
+            rep.error(decl.name.span, f"cell '{decl.name.text}' is declared twice in {where}",
+                      "give each cell type its own name")
+            continue
+        names[decl.name.text] = decl
+        shape = _check_cell(decl, kind, rep)
+        if shape is not None:
+            cells.append(shape)
+    if not space.cells:
+        rep.error(space.name.span, f"{where} declares no cell",
+                  "add e.g. 'cell normal { inputs = 2; nodes = 4; keep = 2; output = concat }'")
+    derive = _check_derive(space.derive, ops, rep, where)
+    if derive is not None and kind == "cnn":
+        for shape in cells:
+            if derive.distinct and shape.keep > shape.inputs:
+                rep.error(names[shape.name].span, f"cell '{shape.name}' keeps {shape.keep} distinct inputs per node "
+                          f"but its first node has only {shape.inputs} predecessors",
+                          "lower 'keep', raise 'inputs', or set 'distinct = false' in derive")
+    if len(rep.items) > start or kind is None or derive is None:
+        return None
+    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path)  # type: ignore[arg-type]
+
+
+def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape | None:
+    where = f"cell '{decl.name.text}'"
+    props = _props(decl.props, _CELL_KEYS, where, rep)
+    values = {k: _CELL_KEYS[k](p, rep) for k, p in props.items()}
+    if "nodes" not in props:
+        rep.error(decl.name.span, f"{where} does not say how many nodes it has", "add 'nodes = 4'")
+        return None
+    defaults: dict[str, object] = {"inputs": 2, "keep": 2, "output": "concat", "stride": 1}
+    if kind == "rnn":
+        defaults.update(inputs=1, keep=1, output="mean")
+    if any(values.get(k) is None for k in props):
+        return None
+    merged = {**defaults, **values}
+    if kind == "rnn":
+        if merged["keep"] != 1:
+            rep.error(props["keep"].values[0].span if "keep" in props else decl.name.span,
+                      f"recurrent {where} must keep 1 input per node, not {merged['keep']}",
+                      "a recurrent node reads exactly one earlier node: 'keep = 1'")
+            return None
+        if merged["inputs"] != 1:
+            rep.error(props["inputs"].values[0].span if "inputs" in props else decl.name.span,
+                      f"recurrent {where} has one input node (the state s0), not {merged['inputs']}",
+                      "write 'inputs = 1'")
+            return None
+        if merged["stride"] != 1:
+            rep.error(props["stride"].values[0].span, f"recurrent {where} cannot have a stride")
+            return None
+    return CellShape(decl.name.text, int(merged["inputs"]), int(merged["nodes"]),  # type: ignore[call-overload]
+                     int(merged["keep"]), str(merged["output"]), int(merged["stride"]),  # type: ignore[call-overload]
+                     "s" if kind == "rnn" else "c")
+
+
+def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: str) -> DeriveRule | None:
+    if derive is None:
+        return DeriveRule(("none",) if "none" in ops else (), True, ())
+    start = len(rep.items)
+    schema: dict[str, object] = {"exclude": None, "distinct": None}
+    props = _props(derive.props, schema, f"derive of {where}", rep, qualified=("cap",))
+    exclude: list[str] = []
+    if "exclude" in props:
+        for v in props["exclude"].values:
+            if not isinstance(v.value, str) or v.value not in ops:
+                text = _show(v)
+                rep.error(v.span, f"cannot exclude '{text}': it is not an op of {where}"
+                          + (did_you_mean(text, ops) if isinstance(v.value, str) else ""))
+            else:
+                exclude.append(v.value)
+    elif "none" in ops:
+        exclude.append("none")
+    distinct = _bool(props["distinct"], rep) if "distinct" in props else True
+    caps: list[tuple[str, int]] = []
+    for prop in derive.props:
+        if prop.key.text != "cap":
+            continue
+        if prop.qualifier is None:
+            rep.error(prop.key.span, "'cap' needs the op it limits", "write 'cap skip_connect = 2'")
+            continue
+        op = prop.qualifier.text
+        if op not in ops:
+            rep.error(prop.qualifier.span, f"cannot cap '{op}': it is not an op of {where}{did_you_mean(op, ops)}")
+            continue
+        if any(name == op for name, _ in caps):
+            rep.error(prop.qualifier.span, f"'{op}' is capped twice", "keep one 'cap' per op")
+            continue
+        v = _one(prop, rep)
+        limit = None if v is None else _int_value(v, f"cap {op}", rep, 0)
+        if limit is not None:
+            caps.append((op, limit))
+    if len(rep.items) > start or distinct is None:
+        return None
+    return DeriveRule(tuple(exclude), bool(distinct), tuple(caps))
+
+
+# ---- networks ---------------------------------------------------------------------
+
+def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
+    """A checked network skeleton, or None after reporting why not."""
+    start = len(rep.items)
+    where = f"network '{net.name.text}'"
+    props = _props(net.props, _NETWORK_KEYS, where, rep)
+    if "stem" not in props:
+        rep.error(net.name.span, f"{where} has no 'stem'",
+                  "add 'stem = cifar', 'stem = imagenet' or 'stem = embedding'")
+        return None
+    stem = _NETWORK_KEYS["stem"][1](props["stem"], rep)
+    if stem is None:
+        return None
+    kind = STEMS[str(stem)]
+    fields: dict[str, object] = {}
+    for key, prop in props.items():
+        if key == "stem":
+            continue
+        domain, parser = _NETWORK_KEYS[key]
+        if domain is not None and domain != kind:
+            rep.error(prop.key.span, f"'{key}' does not apply to a {'recurrent' if kind == 'rnn' else 'CNN'} network "
+                      f"(stem = {stem})", f"remove '{key}'")
+            continue
+        value = parser(prop, rep)
+        if value is _NONE:
+            fields[key] = None
+        elif value is not None:
+            fields[key] = value
+    if len(rep.items) > start:
+        return None
+    spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)  # type: ignore[arg-type]
+    if kind == "rnn" and spec.tied and spec.embedding != spec.hidden:
+        rep.error(props.get("hidden", props["stem"]).span,
+                  f"a tied decoder needs embedding == hidden, got {spec.embedding} and {spec.hidden}",
+                  "make them equal or set 'tied = false'")
+        return None
+    if kind == "cnn":
+        aux = spec.auxiliary_cell()
+        if aux is not None and aux >= spec.layers:
+            rep.error(props["auxiliary"].values[0].span, f"auxiliary head after cell {aux}, but {where} has "
+                      f"{spec.layers} cells", "use a fraction such as 2/3 or a smaller index")
+            return None
+        for pos in spec.reduction_cells():
+            if pos >= spec.layers:
+                rep.error(props["reduce_at"].span if "reduce_at" in props else net.name.span,
+                          f"reduction at cell {pos}, but {where} has {spec.layers} cells",
+                          "use fractions such as 1/3, 2/3 or smaller indices")
+                return None
+    return spec
+
+
+# ---- genotypes --------------------------------------------------------------------
+
+SpaceLookup = Callable[[A.Name], SpaceSpec | None]
+
+
+def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report) -> GenotypeSpec | None:
+    """A checked genotype, or None after reporting why not."""
+    start = len(rep.items)
+    space = find_space(geno.space)
+    if space is None:
+        return None
+    where = f"genotype '{geno.name.text}'"
+    shapes = {c.name: c for c in space.cells}
+    seen: dict[str, A.GenoCell] = {}
+    cells: dict[str, CellGenotype] = {}
+    for cell in geno.cells:
+        cname = cell.name.text
+        if cname not in shapes:
+            rep.error(cell.name.span, f"space '{space.name}' has no cell '{cname}'{did_you_mean(cname, shapes)}",
+                      f"its cells are: {', '.join(shapes)}")
+            continue
+        if cname in seen:
+            rep.error(cell.name.span, f"cell '{cname}' appears twice in {where}", "keep one of them")
+            continue
+        seen[cname] = cell
+        checked = _check_geno_cell(cell, shapes[cname], space, rep)
+        if checked is not None:
+            cells[cname] = checked
+    missing = [name for name in shapes if name not in seen]
+    if missing:
+        rep.error(geno.name.span, f"{where} lacks cell{'s' if len(missing) > 1 else ''} "
+                  f"{', '.join(repr(m) for m in missing)} of space '{space.name}'",
+                  f"add a block for each: {' '.join(m + ' { ... }' for m in missing)}")
+    if len(rep.items) > start:
+        return None
+    ordered = tuple(cells[c.name] for c in space.cells)
+    return GenotypeSpec(geno.name.text, space, ordered, rep.path)
+
+
+def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: _Report) -> CellGenotype | None:
+    start = len(rep.items)
+    cname = cell.name.text
+    inputs = shape.input_names
+    defined: list[str] = []
+    nodes: list[NodeSpec] = []
+    later = {n.name.text for n in cell.nodes}
+    read: set[str] = set()
+    for node in cell.nodes:
+        name = node.name.text
+        if name in inputs:
+            rep.error(node.name.span, f"'{name}' is an input of cell '{cname}' and cannot be redefined",
+                      f"name intermediate nodes differently, e.g. {', '.join(shape.node_names[:2])}")
+            continue
+        if name in defined:
+            rep.error(node.name.span, f"node '{name}' is defined twice in cell '{cname}'",
+                      "give every node its own name")
+            continue
+        if len(node.terms) != shape.keep:
+            if space.kind == "rnn":
+                rep.error(node.terms[min(1, len(node.terms) - 1)].span if len(node.terms) > 1 else node.span,
+                          f"recurrent node '{name}' has {len(node.terms)} inputs; a recurrent node reads "
+                          "exactly one earlier node", f"write '{name} = relu(n1)' with a single input")
+            else:
+                rep.error(node.name.span, f"node '{name}' has {len(node.terms)} input"
+                          f"{'s' if len(node.terms) != 1 else ''}; space '{space.name}' keeps {shape.keep} per node",
+                          f"write {shape.keep} terms joined by '+'")
+        edges: list[tuple[str, str]] = []
+        for term in node.terms:
+            op, src = term.op.text, term.input.text
+            ok = True
+            if op not in space.ops:
+                ok = False
+                if op in OPS:
+                    rep.error(term.op.span, f"op '{op}' is not in space '{space.name}'{did_you_mean(op, space.ops)}",
+                              f"the space's ops are: {', '.join(space.ops)}")
+                else:
+                    rep.error(term.op.span, f"unknown op '{op}'{did_you_mean(op, space.ops or op_names())}",
+                              f"the space's ops are: {', '.join(space.ops)}")
+            if src == name:
+                ok = False
+                rep.error(term.input.span, f"node '{name}' reads itself", "a node may read inputs and earlier nodes only")
+            elif src in later and src not in defined:
+                ok = False
+                rep.error(term.input.span, f"node '{name}' reads '{src}', which is defined later",
+                          "a cell is acyclic: a node may read inputs and earlier nodes only; reorder the nodes")
+            elif src not in inputs and src not in defined:
+                ok = False
+                known = [*inputs, *defined]
+                rep.error(term.input.span, f"undefined node '{src}'{did_you_mean(src, known)}",
+                          f"node '{name}' can read: {', '.join(known)}")
+            if ok:
+                edges.append((op, src))
+                read.add(src)
+        defined.append(name)
+        nodes.append(NodeSpec(name, tuple(edges)))
+    if len(cell.nodes) != shape.nodes:
+        rep.error(cell.name.span, f"cell '{cname}' has {len(cell.nodes)} node{'s' if len(cell.nodes) != 1 else ''}; "
+                  f"space '{space.name}' declares {shape.nodes}",
+                  f"define exactly {shape.nodes} nodes ({', '.join(shape.node_names)})")
+    output = _check_output(cell, shape, defined, inputs, rep)
+    if len(rep.items) > start or output is None:
+        return None
+    for node in nodes:
+        if node.name not in read and node.name not in output:
+            span = next(n.name.span for n in cell.nodes if n.name.text == node.name)
+            rep.warning(span, f"node '{node.name}' is never used: no node reads it and the output leaves it out",
+                        "list it in 'out' or remove it")
+    return CellGenotype(shape, tuple(nodes), output)
+
+
+def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs: tuple[str, ...],
+                  rep: _Report) -> tuple[str, ...] | None:
+    cname = cell.name.text
+    if cell.output is None:
+        rep.error(cell.name.span, f"cell '{cname}' has no output",
+                  f"add 'out = {shape.reducer}({', '.join(defined or shape.node_names)})'")
+        return None
+    for extra in cell.outputs[1:]:
+        rep.error(extra.span, f"cell '{cname}' has more than one output", "keep one 'out = ...' line")
+    out = cell.output
+    start = len(rep.items)
+    if out.reducer.text != shape.reducer:
+        rep.error(out.reducer.span, f"cell '{cname}' combines its nodes with '{shape.reducer}', not '{out.reducer.text}'",
+                  f"write 'out = {shape.reducer}(...)'")
+    names: list[str] = []
+
+    def one(ref: A.Name) -> bool:
+        if ref.text in inputs:
+            rep.error(ref.span, f"output lists input '{ref.text}'", "the output combines intermediate nodes only")
+            return False
+        if ref.text not in defined:
+            rep.error(ref.span, f"output lists unknown node '{ref.text}'{did_you_mean(ref.text, defined)}",
+                      f"the nodes of cell '{cname}' are: {', '.join(defined)}")
+            return False
+        return True
+
+    for ref in out.refs:
+        if isinstance(ref, A.Range):
+            if one(ref.start) and one(ref.end):
+                i, j = defined.index(ref.start.text), defined.index(ref.end.text)
+                if i > j:
+                    rep.error(ref.span, f"range '{ref.start.text}..{ref.end.text}' runs backwards",
+                              f"write '{ref.end.text}..{ref.start.text}'")
+                else:
+                    names.extend(defined[i:j + 1])
+        elif one(ref):
+            names.append(ref.text)
+    if not out.refs:
+        rep.error(out.span, f"the output of cell '{cname}' lists no node", f"list nodes: {', '.join(defined)}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        rep.error(out.span, f"output lists {', '.join(repr(d) for d in dupes)} more than once", "list each node once")
+    if len(rep.items) > start:
+        return None
+    return tuple(names)
+
+
+# ---- files ------------------------------------------------------------------------
+
+def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Checked:
+    """Check every declaration of a parsed file, resolving space names through
+    the file itself first and then ``library``."""
+    library = library if library is not None else Library.for_file(spec.path)
+    rep = _Report(spec.path)
+    result = Checked(spec, source)
+    names: dict[tuple[str, str], A.Name] = {}
+    for decl in spec.decls:
+        kind = type(decl).__name__.lower()
+        key = (kind, decl.name.text)
+        if key in names:
+            first = names[key].span
+            at = f" (first declared at line {first.line})" if first else ""
+            rep.error(decl.name.span, f"{kind} '{decl.name.text}' is declared twice in this file{at}",
+                      "rename one of them")
+            continue
+        names[key] = decl.name
+        if isinstance(decl, A.Space):
+            space = check_space(decl, rep)
+            if space is not None:
+                result.spaces[space.name] = space
+        elif isinstance(decl, A.Network):
+            net = check_network(decl, rep)
+            if net is not None:
+                result.networks[net.name] = net
+
+    local_spaces = {d.name.text for d in spec.decls if isinstance(d, A.Space)}
+
+    def find_space(ref: A.Name) -> SpaceSpec | None:
+        if ref.text in local_spaces:
+            space = result.spaces.get(ref.text)
+            if space is None:
+                rep.error(ref.span, f"space '{ref.text}' has errors (see above)")
+            return space
+        return _library_space(ref, library, rep, result)
+
+    for decl in spec.decls:
+        if isinstance(decl, A.Genotype) and names.get(("genotype", decl.name.text)) is decl.name:
+            geno = check_genotype(decl, find_space, rep)
+            if geno is not None:
+                result.genotypes[geno.name] = geno
+    result.diagnostics.extend(rep.items)
+    result.diagnostics.sort(key=lambda d: (d.path != spec.path, d.span or Span(0, 0, 0, 0)))
+    return result
+
+
+def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked) -> SpaceSpec | None:
+    try:
+        found = library.find("space", ref.text)
+    except SpecError as err:
+        rep.error(ref.span, f"space '{ref.text}' is defined in a file with errors")
+        result.diagnostics.extend(err.diagnostics)
+        result.sources.update(err.sources)
+        return None
+    if found is None:
+        rep.error(ref.span, f"unknown space '{ref.text}'{did_you_mean(ref.text, library.names('space'))}",
+                  "spaces are found in this file, its folder, GENOLANG_PATH and the shipped library "
+                  "('genolang list' shows them)")
+        return None
+    other = _Report(found.file.path)
+    space = check_space(found.decl, other)  # type: ignore[arg-type]
+    if space is None:
+        rep.error(ref.span, f"space '{ref.text}' ({found.file.path}) has errors")
+        result.diagnostics.extend(other.items)
+        result.sources[found.file.path] = found.source
+    return space
+
+
+def load_text(text: str, path: str = "<spec>", library: Library | None = None) -> Checked:
+    """Parse and check text; raises ``SpecError`` listing every error."""
+    return check(parse(text, path), text, library).raise_errors()
+
+
+def load(path: str, library: Library | None = None) -> Checked:
+    """Parse and check a spec file; raises ``SpecError`` (spec problems) or
+    ``UsageError`` (unreadable file)."""
+    return load_text(read_text(path), path, library)

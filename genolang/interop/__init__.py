@@ -1,0 +1,29 @@
+"""Converters between genolang genotypes and other genotype formats, by name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from genolang.interop import darts
+from genolang.model import GenotypeSpec
+from genolang.parse import ast as A
+
+
+@dataclass(frozen=True)
+class Format:
+    """A genotype format: ``read(text, label, name, space)`` gives a genotype tree,
+    ``write(genotype)`` gives text."""
+
+    name: str
+    read: Callable[[str, str, str, "str | None"], A.Genotype]
+    write: Callable[[GenotypeSpec], str]
+
+
+def _read_darts(text: str, label: str, name: str, space: str | None) -> A.Genotype:
+    return darts.darts_to_tree(darts.read_darts(text, label), name, space)
+
+
+FORMATS: dict[str, Format] = {
+    "darts": Format("darts", _read_darts, darts.tree_to_darts),
+}

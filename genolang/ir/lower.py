@@ -1,0 +1,61 @@
+"""Lowering checked specs to the cell IR: a genotype cell becomes a fixed DAG, a space
+cell becomes the complete DAG of a supernet (every node reads every earlier node
+through a mixed edge over all the space's ops)."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from genolang.ir.graph import CellIR
+from genolang.model import CellGenotype, CellShape, GenotypeSpec, Kind, SpaceSpec
+
+
+def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph:
+    g = nx.MultiDiGraph()
+    for i, name in enumerate(shape.input_names):
+        g.add_node(name, role="input", order=i)
+    for i, name in enumerate(node_names):
+        g.add_node(name, role="node", order=shape.inputs + i)
+    g.add_node("out", role="output", order=shape.inputs + len(node_names))
+    return g
+
+
+def _stride(shape: CellShape, src: str) -> int:
+    return shape.stride if src in shape.input_names else 1
+
+
+def lower_genotype_cell(cell: CellGenotype, kind: Kind) -> CellIR:
+    """A fixed cell: one edge per chosen (op, input), in the genotype's order."""
+    shape = cell.shape
+    g = _skeleton(shape, cell.node_names)
+    for node in cell.nodes:
+        for slot, (op, src) in enumerate(node.edges):
+            g.add_edge(src, node.name, op=op, stride=_stride(shape, src), slot=slot)
+    for slot, name in enumerate(cell.output):
+        g.add_edge(name, "out", role="output", slot=slot)
+    return CellIR(shape.name, kind, shape.reducer, shape.stride, g).lint()
+
+
+def lower_space_cell(shape: CellShape, space: SpaceSpec) -> CellIR:
+    """A supernet cell: node j reads every earlier node through one mixed edge; the
+    edges, node by node and source by source, are the rows of the cell's alpha."""
+    names = shape.node_names
+    g = _skeleton(shape, names)
+    earlier = list(shape.input_names)
+    for name in names:
+        for slot, src in enumerate(earlier):
+            g.add_edge(src, name, candidates=space.ops, stride=_stride(shape, src), slot=slot)
+        earlier.append(name)
+    for slot, name in enumerate(names):
+        g.add_edge(name, "out", role="output", slot=slot)
+    return CellIR(shape.name, space.kind, shape.reducer, shape.stride, g, mixed=True, ops=space.ops).lint()
+
+
+def lower_genotype(geno: GenotypeSpec) -> dict[str, CellIR]:
+    """Every cell of a genotype, by cell name."""
+    return {cell.name: lower_genotype_cell(cell, geno.kind) for cell in geno.cells}
+
+
+def lower_space(space: SpaceSpec) -> dict[str, CellIR]:
+    """Every cell of a space as a supernet cell, by cell name."""
+    return {shape.name: lower_space_cell(shape, space) for shape in space.cells}

@@ -1,0 +1,185 @@
+"""Checked specs: the typed, validated meaning of a space, a genotype and a network
+skeleton. The checker builds these from the syntax tree; everything downstream
+(lowering, building, search) reads these and never the raw tree."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Literal, Union
+
+Kind = Literal["cnn", "rnn"]
+Position = Union[int, Fraction]
+
+
+@dataclass(frozen=True)
+class CellShape:
+    """A cell type of a space: ``inputs`` input nodes, ``nodes`` intermediate nodes,
+    ``keep`` chosen inputs per node, outputs combined by ``reducer``."""
+
+    name: str
+    inputs: int
+    nodes: int
+    keep: int
+    reducer: str = "concat"
+    stride: int = 1
+    input_prefix: str = "c"  # c0, c1 for CNN cells; s0 (the initial state) for recurrent ones
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(f"{self.input_prefix}{i}" for i in range(self.inputs))
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        """The conventional names of the intermediate nodes (DARTS numbering)."""
+        return tuple(f"n{i}" for i in range(self.inputs, self.inputs + self.nodes))
+
+    @property
+    def reduction(self) -> bool:
+        return self.stride > 1
+
+
+@dataclass(frozen=True)
+class DeriveRule:
+    """How alphas become a genotype: per node the ``keep`` strongest incoming edges
+    (from distinct nodes when ``distinct``), each with its strongest op not in
+    ``exclude``; at most ``caps[op]`` edges of ``op`` per cell."""
+
+    exclude: tuple[str, ...] = ("none",)
+    distinct: bool = True
+    caps: tuple[tuple[str, int], ...] = ()
+
+    def cap(self, op: str) -> int | None:
+        for name, limit in self.caps:
+            if name == op:
+                return limit
+        return None
+
+
+@dataclass(frozen=True)
+class SpaceSpec:
+    """A checked search space."""
+
+    name: str
+    kind: Kind
+    ops: tuple[str, ...]
+    cells: tuple[CellShape, ...]
+    derive: DeriveRule
+    path: str = "<spec>"
+
+    def cell(self, name: str) -> CellShape:
+        for cell in self.cells:
+            if cell.name == name:
+                return cell
+        raise KeyError(name)
+
+    @property
+    def cell_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.cells)
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """An intermediate node of a genotype: the (op, input) pairs it sums."""
+
+    name: str
+    edges: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class CellGenotype:
+    """The discrete choice for one cell type."""
+
+    shape: CellShape
+    nodes: tuple[NodeSpec, ...]
+    output: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        return self.shape.name
+
+    @property
+    def node_names(self) -> tuple[str, ...]:
+        return tuple(n.name for n in self.nodes)
+
+    def index_of(self, name: str) -> int:
+        """DARTS numbering: inputs 0..k-1, then intermediate nodes in order."""
+        if name in self.shape.input_names:
+            return self.shape.input_names.index(name)
+        return self.shape.inputs + self.node_names.index(name)
+
+
+@dataclass(frozen=True)
+class GenotypeSpec:
+    """A checked genotype with its space."""
+
+    name: str
+    space: SpaceSpec
+    cells: tuple[CellGenotype, ...]
+    path: str = "<spec>"
+
+    def cell(self, name: str) -> CellGenotype:
+        for cell in self.cells:
+            if cell.name == name:
+                return cell
+        raise KeyError(name)
+
+    @property
+    def kind(self) -> Kind:
+        return self.space.kind
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A checked network skeleton. CNN fields apply when ``kind == 'cnn'``, the
+    recurrent ones when ``kind == 'rnn'``; ``None`` means "from the data"."""
+
+    name: str
+    kind: Kind
+    stem: str
+    path: str = "<spec>"
+    # CNN skeletons
+    channels: int = 16
+    layers: int = 8
+    stem_multiplier: int = 3
+    reduce_at: tuple[Position, ...] = (Fraction(1, 3), Fraction(2, 3))
+    auxiliary: Position | None = None
+    auxiliary_weight: float = 0.4
+    drop_path: float = 0.0
+    label_smoothing: float = 0.0
+    input_size: int | None = None
+    in_channels: int | None = None
+    classes: int | None = None
+    # recurrent skeletons
+    embedding: int = 300
+    hidden: int = 300
+    dropout: float = 0.75
+    dropout_h: float = 0.25
+    dropout_x: float = 0.75
+    dropout_i: float = 0.2
+    dropout_e: float = 0.1
+    tied: bool = True
+    vocab: int | None = None
+
+    def replace(self, **changes: object) -> "NetworkSpec":
+        """A copy with some fields changed (``None`` values are ignored)."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def reduction_cells(self) -> tuple[int, ...]:
+        """Indices of the reduction cells for this skeleton's number of layers."""
+        return tuple(sorted({resolve_position(p, self.layers) for p in self.reduce_at}))
+
+    def auxiliary_cell(self) -> int | None:
+        """Index of the cell whose output feeds the auxiliary head, if any."""
+        if self.auxiliary is None:
+            return None
+        return resolve_position(self.auxiliary, self.layers)
+
+
+def resolve_position(position: Position, layers: int) -> int:
+    """A cell index from an absolute index or a fraction of the depth (floor, as the
+    original DARTS code's ``layers // 3`` and ``2 * layers // 3``)."""
+    if isinstance(position, Fraction):
+        return (position.numerator * layers) // position.denominator
+    return int(position)

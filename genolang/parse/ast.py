@@ -1,0 +1,205 @@
+"""The syntax tree: one frozen dataclass per construct of the grammar, each with the
+span it came from (None for trees built in code, such as a derived genotype).
+
+Spans do not take part in equality, so a tree printed and parsed again compares equal
+to the tree it was printed from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Union
+
+from genolang.errors import Span
+
+FORMAT_VERSION = 1
+
+
+def _span() -> Span | None:
+    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Name:
+    """An identifier where it was written."""
+
+    text: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Value:
+    """A property value: an int, a float, a fraction such as ``2/3``, or a word."""
+
+    value: Union[int, float, Fraction, str]
+    span: Span | None = _span()
+
+    @property
+    def is_word(self) -> bool:
+        return isinstance(self.value, str)
+
+
+@dataclass(frozen=True)
+class Prop:
+    """``key = v1, v2`` or, with a qualifier, ``cap skip_connect = 2``."""
+
+    key: Name
+    values: tuple[Value, ...]
+    qualifier: Name | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class CellDecl:
+    """A cell type of a search space: ``cell normal { inputs = 2 ... }``."""
+
+    name: Name
+    props: tuple[Prop, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Derive:
+    """The derivation rule of a search space: ``derive { exclude = none ... }``."""
+
+    props: tuple[Prop, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Space:
+    """``space NAME { ops = ...; cell ...; derive {...} }``."""
+
+    name: Name
+    props: tuple[Prop, ...]
+    cells: tuple[CellDecl, ...]
+    derive: Derive | None = None
+    span: Span | None = _span()
+    items: tuple[Union[Prop, CellDecl, Derive], ...] = field(default=(), compare=False, repr=False)
+
+    def ordered_items(self) -> tuple[Union[Prop, CellDecl, Derive], ...]:
+        """Items in source order (canonical order for trees built in code)."""
+        if self.items:
+            return self.items
+        tail: tuple[Derive, ...] = (self.derive,) if self.derive is not None else ()
+        return (*self.props, *self.cells, *tail)
+
+
+@dataclass(frozen=True)
+class Term:
+    """``op(input)``: one incoming edge of a node."""
+
+    op: Name
+    input: Name
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Node:
+    """``n2 = op(c0) + op(c1)``."""
+
+    name: Name
+    terms: tuple[Term, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Range:
+    """``n1..n8`` in an output list: the nodes from ``start`` to ``end`` in cell order."""
+
+    start: Name
+    end: Name
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Output:
+    """``out = concat(n2, n3)`` or ``out = mean(n1..n8)``."""
+
+    reducer: Name
+    refs: tuple[Union[Name, Range], ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class GenoCell:
+    """The chosen ops of one cell type: its nodes and its output."""
+
+    name: Name
+    nodes: tuple[Node, ...]
+    output: Output | None
+    span: Span | None = _span()
+    outputs: tuple[Output, ...] = field(default=(), compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Genotype:
+    """``genotype NAME : SPACE { cell {...} ... }``."""
+
+    name: Name
+    space: Name
+    cells: tuple[GenoCell, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Network:
+    """A network skeleton: ``network NAME { stem = cifar ... }``."""
+
+    name: Name
+    props: tuple[Prop, ...]
+    span: Span | None = _span()
+
+
+Decl = Union[Space, Genotype, Network]
+
+
+@dataclass(frozen=True)
+class Comment:
+    """A ``# ...`` comment; kept so the printer can put it back."""
+
+    text: str
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A whole file: its version line, declarations and comments."""
+
+    decls: tuple[Decl, ...]
+    version: int = FORMAT_VERSION
+    comments: tuple[Comment, ...] = field(default=(), compare=False)
+    path: str = field(default="<spec>", compare=False)
+    version_span: Span | None = _span()
+
+    def find(self, name: str) -> Decl | None:
+        for decl in self.decls:
+            if decl.name.text == name:
+                return decl
+        return None
+
+
+def make_genotype(
+    name: str,
+    space: str,
+    cells: list[tuple[str, list[tuple[str, list[tuple[str, str]]]], str, list[str]]],
+) -> Genotype:
+    """Build a genotype tree in code: ``cells`` holds, per cell, its name, its nodes as
+    ``(node, [(op, input), ...])``, its reducer and its output nodes."""
+    geno_cells = []
+    for cell_name, nodes, reducer, output in cells:
+        node_defs = tuple(
+            Node(Name(node), tuple(Term(Name(op), Name(src)) for op, src in terms)) for node, terms in nodes
+        )
+        out = Output(Name(reducer), tuple(Name(n) for n in output))
+        geno_cells.append(GenoCell(Name(cell_name), node_defs, out, outputs=(out,)))
+    return Genotype(Name(name), Name(space), tuple(geno_cells))
+
+
+def genotype_tree(geno: "object") -> Genotype:
+    """The syntax tree of a checked genotype (``genolang.model.GenotypeSpec``)."""
+    cells = [
+        (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
+        for c in geno.cells  # type: ignore[attr-defined]
+    ]
+    return make_genotype(geno.name, geno.space.name, cells)  # type: ignore[attr-defined]
