@@ -3,6 +3,7 @@ problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterable, Union
@@ -489,6 +490,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
     cname = cell.name.text
     inputs = shape.input_names
     defined: list[str] = []
+    defined_set: set[str] = set()  # ``defined`` as a set: membership tests stay O(1) in big cells
     nodes: list[NodeSpec] = []
     later = {n.name.text for n in cell.nodes}
     read: set[str] = set()
@@ -498,7 +500,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
             rep.error(node.name.span, f"'{name}' is an input of cell '{cname}' and cannot be redefined",
                       f"name intermediate nodes differently, e.g. {', '.join(shape.node_names[:2])}")
             continue
-        if name in defined:
+        if name in defined_set:
             rep.error(node.name.span, f"node '{name}' is defined twice in cell '{cname}'",
                       "give every node its own name")
             continue
@@ -526,11 +528,11 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
             if src == name:
                 ok = False
                 rep.error(term.input.span, f"node '{name}' reads itself", "a node may read inputs and earlier nodes only")
-            elif src in later and src not in defined:
+            elif src in later and src not in defined_set:
                 ok = False
                 rep.error(term.input.span, f"node '{name}' reads '{src}', which is defined later",
                           "a cell is acyclic: a node may read inputs and earlier nodes only; reorder the nodes")
-            elif src not in inputs and src not in defined:
+            elif src not in inputs and src not in defined_set:
                 ok = False
                 known = [*inputs, *defined]
                 rep.error(term.input.span, f"undefined node '{src}'{did_you_mean(src, known)}",
@@ -539,6 +541,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
                 edges.append((op, src))
                 read.add(src)
         defined.append(name)
+        defined_set.add(name)
         nodes.append(NodeSpec(name, tuple(edges)))
     if len(cell.nodes) != shape.nodes:
         rep.error(cell.name.span, f"cell '{cname}' has {len(cell.nodes)} node{'s' if len(cell.nodes) != 1 else ''}; "
@@ -547,9 +550,11 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
     output = _check_output(cell, shape, defined, inputs, rep)
     if len(rep.items) > start or output is None:
         return None
+    listed = set(output)
+    spans = {n.name.text: n.name.span for n in reversed(cell.nodes)}  # the first definition wins
     for node in nodes:
-        if node.name not in read and node.name not in output:
-            span = next(n.name.span for n in cell.nodes if n.name.text == node.name)
+        if node.name not in read and node.name not in listed:
+            span = spans[node.name]
             rep.warning(span, f"node '{node.name}' is never used: no node reads it and the output leaves it out",
                         "list it in 'out' or remove it")
     return CellGenotype(shape, tuple(nodes), output)
@@ -570,12 +575,13 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
         rep.error(out.reducer.span, f"cell '{cname}' combines its nodes with '{shape.reducer}', not '{out.reducer.text}'",
                   f"write 'out = {shape.reducer}(...)'")
     names: list[str] = []
+    position = {n: i for i, n in enumerate(defined)}
 
     def one(ref: A.Name) -> bool:
         if ref.text in inputs:
             rep.error(ref.span, f"output lists input '{ref.text}'", "the output combines intermediate nodes only")
             return False
-        if ref.text not in defined:
+        if ref.text not in position:
             rep.error(ref.span, f"output lists unknown node '{ref.text}'{did_you_mean(ref.text, defined)}",
                       f"the nodes of cell '{cname}' are: {', '.join(defined)}")
             return False
@@ -584,7 +590,7 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
     for ref in out.refs:
         if isinstance(ref, A.Range):
             if one(ref.start) and one(ref.end):
-                i, j = defined.index(ref.start.text), defined.index(ref.end.text)
+                i, j = position[ref.start.text], position[ref.end.text]
                 if i > j:
                     rep.error(ref.span, f"range '{ref.start.text}..{ref.end.text}' runs backwards",
                               f"write '{ref.end.text}..{ref.start.text}'")
@@ -594,7 +600,7 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
             names.append(ref.text)
     if not out.refs:
         rep.error(out.span, f"the output of cell '{cname}' lists no node", f"list nodes: {', '.join(defined)}")
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         rep.error(out.span, f"output lists {', '.join(repr(d) for d in dupes)} more than once", "list each node once")
     if len(rep.items) > start:
