@@ -9,7 +9,8 @@ from fractions import Fraction
 from typing import Callable, Iterable, Union
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
-from genolang.model import CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec, SpaceSpec
+from genolang.model import (CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec, SpaceSpec,
+                            resolve_position)
 from genolang.opnames import OPS, op_names
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
@@ -162,8 +163,12 @@ def _position(v: A.Value, key: str, rep: _Report) -> Union[int, Fraction, None]:
                       "use a fraction of the depth such as 1/3, or a cell index")
             return None
         return v.value
-    if isinstance(v.value, str) and "/" in v.value:
-        rep.error(v.span, f"'{key}' has a zero denominator: '{v.value}'")
+    if isinstance(v.value, str) and "/" in v.value:  # a fraction the parser could not make exact
+        if float(v.value.partition("/")[2]) == 0:
+            rep.error(v.span, f"'{key}' has a zero denominator: '{v.value}'")
+        else:
+            rep.error(v.span, f"'{key}' fraction must be of whole numbers, got '{v.value}'",
+                      "use a fraction of the depth such as 1/3, or a cell index")
         return None
     return _int_value(v, key, rep, 0)
 
@@ -439,7 +444,11 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
             return None
         for pos in spec.reduction_cells():
             if pos >= spec.layers:
-                rep.error(props["reduce_at"].span if "reduce_at" in props else net.name.span,
+                at = net.name.span
+                if "reduce_at" in props:  # the value that resolves to ``pos``
+                    at = next((v.span for v in props["reduce_at"].values if not isinstance(v.value, str)
+                               and resolve_position(v.value, spec.layers) == pos), props["reduce_at"].span)
+                rep.error(at,
                           f"reduction at cell {pos}, but {where} has {spec.layers} cells",
                           "use fractions such as 1/3, 2/3 or smaller indices")
                 return None

@@ -43,9 +43,13 @@ class Diagnostic:
         span, then the hint."""
         lines = [f"{self.location()}: {self.severity}: {self.message}"]
         if self.span is not None and source is not None:
-            src_lines = source.splitlines()
+            # Lines as the parser counts them: only '\n' ends a line (``splitlines`` would
+            # also split at '\f', '\x1c', '\u2028' ... and show the wrong line).
+            src_lines = source.split("\n")
+            if src_lines and src_lines[-1] == "":
+                src_lines.pop()
             if 1 <= self.span.line <= len(src_lines):
-                text = src_lines[self.span.line - 1].replace("\t", " ")
+                text = src_lines[self.span.line - 1].rstrip("\r").replace("\t", " ")
                 number = str(self.span.line)
                 pad = " " * len(number)
                 start = max(self.span.column - 1, 0)

@@ -3,6 +3,7 @@ offending token and says what was expected there."""
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 from fractions import Fraction
@@ -10,7 +11,7 @@ from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from genolang import resources
 from genolang.errors import Diagnostic, Span, SpecError
@@ -46,11 +47,27 @@ def _name(tok: Token) -> A.Name:
     return A.Name(str(tok), _tok_span(tok))
 
 
+MAX_NUMBER_CHARS = 100
+
+
+class _BadNumber(Exception):
+    """A number token that cannot become a value (too long, or out of float range)."""
+
+    def __init__(self, tok: Token, message: str) -> None:
+        super().__init__(message)
+        self.tok, self.message = tok, message
+
+
 def _number(tok: Token) -> int | float:
     text = str(tok)
+    if len(text) > MAX_NUMBER_CHARS:
+        raise _BadNumber(tok, f"number is too long ({len(text)} characters)")
     if re.fullmatch(r"[-+]?\d+", text):
         return int(text)
-    return float(text)
+    value = float(text)
+    if math.isinf(value):
+        raise _BadNumber(tok, f"number {text} is out of range")
+    return value
 
 
 @v_args(meta=True)
@@ -198,15 +215,23 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         )
         at_end = tok.type == "$END"
         if at_end:
-            lines = text.splitlines() or [""]
+            # just after the last non-blank line; lines end at '\n' only, as lark counts them
+            lines = text.split("\n")
+            while len(lines) > 1 and not lines[-1].strip():
+                lines.pop()
             line = len(lines)
-            span = Span.point(line, len(lines[-1]) + 1)
+            span = Span.point(line, len(lines[-1].rstrip()) + 1)
             opened = _unclosed_brace(text, len(text))
             if opened is not None:
                 hint = f"the '{{' at line {opened[0]}, column {opened[1]} is never closed; add '}}'"
             else:
                 hint = f"the file ends too early; expected {_join(expected)}"
             return Diagnostic(path, span, "unexpected end of file", hint)
+        keyword = _misused_keyword(err)
+        if keyword is not None:
+            hint = ("'out = reducer(...)' is the cell's output; name intermediate nodes n2, n3, ... (n1, n2, ... "
+                    "in a recurrent cell)" if keyword.type == "OUT" else "rename it")
+            return Diagnostic(path, _tok_span(keyword), f"'{keyword}' is a keyword and cannot be used as a name", hint)
         span = _tok_span(tok)
         message = f"unexpected {_describe_token(tok)}; expected {_join(expected)}"
         hint = _hint_for(tok, set(err.expected))
@@ -222,6 +247,25 @@ def _join(items: list[str]) -> str:
     if len(items) == 1:
         return items[0]
     return "one of " + ", ".join(items)
+
+
+_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG"}
+
+
+def _misused_keyword(err: UnexpectedToken) -> Token | None:
+    """The keyword the author meant as a name, when that explains the error: a property
+    named after a keyword (``cell = 2``: the keyword, then '='), or a node named ``out``
+    (``out = op(c0) + op(c1)``: an output line, then '+')."""
+    history = [t for t in getattr(err, "token_history", None) or () if isinstance(t, Token)]
+    tok = err.token
+    if history and history[-1].type in _KEYWORDS and tok.type == "EQUAL":
+        return history[-1]
+    if tok.type == "PLUS" and getattr(err, "interactive_parser", None) is not None:
+        stack = err.interactive_parser.parser_state.value_stack
+        outs = [v for v in stack if isinstance(v, Token) and v.type == "OUT"]
+        if outs:
+            return outs[-1]
+    return None
 
 
 def _hint_for(tok: Token, expected: set[str]) -> str | None:
@@ -248,11 +292,20 @@ def parse(text: str, path: str = "<spec>") -> A.SpecFile:
             version, vspan, decls = _ToAst().transform(_lark().parse(text))
         except UnexpectedInput as err:
             raise SpecError((_syntax_diagnostic(err, text, path),), {path: text}) from None
+        except VisitError as err:
+            if not isinstance(err.orig_exc, _BadNumber):
+                raise
+            bad = err.orig_exc
+            hint = f"write numbers of at most {MAX_NUMBER_CHARS} characters that fit a float"
+            diag = Diagnostic(path, _tok_span(bad.tok), bad.message, hint)
+            raise SpecError((diag,), {path: text}) from None
         except RecursionError:  # pragma: no cover - the grammar is not recursive
             raise SpecError((Diagnostic(path, None, "spec is nested too deeply"),), {path: text}) from None
         comments = tuple(A.Comment(str(t), _tok_span(t)) for t in _comments)
         _comments.clear()
-    if version != A.FORMAT_VERSION:
+    if version == A.FORMAT_VERSION:
+        version = A.FORMAT_VERSION  # 'genolang 1.0' is version 1, printed as 'genolang 1'
+    else:
         diag = Diagnostic(
             path,
             vspan,

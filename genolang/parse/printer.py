@@ -24,8 +24,9 @@ def format_value(value: Union[int, float, Fraction, str]) -> str:
     if isinstance(value, Fraction):
         return f"{value.numerator}/{value.denominator}"
     if isinstance(value, float):
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") and "e" not in text else text
+        # keep the '.0': '16.0' and '16' mean different things to the checker (a whole
+        # number is required in some places), so formatting must not turn one into the other
+        return repr(value)
     return str(value)
 
 
