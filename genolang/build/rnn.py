@@ -75,7 +75,7 @@ class RecurrentCellBase(nn.Module):
         h = hidden[0]
         outs = []
         for t in range(inputs.size(0)):
-            h = self.step(  # type: ignore[attr-defined] # defined by every subclassinputs[t], h, x_mask, h_mask)
+            h = self.step(inputs[t], h, x_mask, h_mask)  # type: ignore[attr-defined] # defined by every subclass
             outs.append(h)
         stacked = torch.stack(outs)
         return stacked, stacked[-1].unsqueeze(0)
