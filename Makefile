@@ -1,0 +1,26 @@
+# Two entry points, each doing all the set-up it needs on a fresh machine:
+#   make demo   - a real DARTS search on the offline digits data, then compile the result
+#   make test   - the test suite
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/genolang search specs/spaces/darts_cnn.geno --out found.geno
+	$(BIN)/genolang compile found.geno --network small
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/parse_bench.py
