@@ -9,14 +9,14 @@ from fractions import Fraction
 from typing import Callable, Iterable, Union
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
-from genolang.model import (CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec, SpaceSpec,
-                            resolve_position)
+from genolang.model import (KEEP_ALL, CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec,
+                            SpaceSpec, resolve_position)
 from genolang.opnames import OPS, op_names
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
 from genolang.resolve import Library
 
-REDUCERS = ("concat", "mean")
+REDUCERS = ("concat", "mean", "last")
 STEMS = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
 
 
@@ -78,6 +78,10 @@ class _Report:
 
     def warning(self, span: Span | None, message: str, hint: str | None = None) -> None:
         self.items.append(Diagnostic(self.path, span, message, hint, "warning"))
+
+    def errors_since(self, start: int) -> bool:
+        """Whether an error (not a mere warning) was reported after item ``start``."""
+        return any(d.severity == "error" for d in self.items[start:])
 
 
 # ---- property values --------------------------------------------------------------
@@ -226,10 +230,25 @@ def _stride(prop: A.Prop, rep: _Report) -> int | None:
     return int(v.value)  # type: ignore[arg-type]
 
 
+def _keep(prop: A.Prop, rep: _Report) -> int | None:
+    """``keep = 2`` (that many inputs per node) or ``keep = all`` (``KEEP_ALL``: one edge
+    from every earlier node, as in NAS-Bench-201)."""
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if v.value == "all":
+        return KEEP_ALL
+    if isinstance(v.value, str):
+        rep.error(v.span, f"'keep' must be a whole number or 'all', got '{v.value}'",
+                  "write 'keep = 2', or 'keep = all' for a node that reads every earlier node")
+        return None
+    return _int_value(v, "keep", rep, 1)
+
+
 _CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
     "inputs": _int(),
     "nodes": _int(),
-    "keep": _int(),
+    "keep": _keep,
     "output": _word(REDUCERS),
     "stride": _stride,
 }
@@ -321,7 +340,7 @@ def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
                 rep.error(names[shape.name].span, f"cell '{shape.name}' keeps {shape.keep} distinct inputs per node "
                           f"but its first node has only {shape.inputs} predecessors",
                           "lower 'keep', raise 'inputs', or set 'distinct = false' in derive")
-    if len(rep.items) > start or kind is None or derive is None:
+    if rep.errors_since(start) or kind is None or derive is None:
         return None
     return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path)  # type: ignore[arg-type]
 
@@ -342,7 +361,8 @@ def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape |
     if kind == "rnn":
         if merged["keep"] != 1:
             rep.error(props["keep"].values[0].span if "keep" in props else decl.name.span,
-                      f"recurrent {where} must keep 1 input per node, not {merged['keep']}",
+                      f"recurrent {where} must keep 1 input per node, not "
+                      f"{'all' if merged['keep'] == KEEP_ALL else merged['keep']}",
                       "a recurrent node reads exactly one earlier node: 'keep = 1'")
             return None
         if merged["inputs"] != 1:
@@ -365,7 +385,9 @@ def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: 
     schema: dict[str, object] = {"exclude": None, "distinct": None}
     props = _props(derive.props, schema, f"derive of {where}", rep, qualified=("cap",))
     exclude: list[str] = []
-    if "exclude" in props:
+    if "exclude" in props and [v.value for v in props["exclude"].values] == ["nothing"]:
+        pass  # ``exclude = nothing``: every op may be derived, 'none' included (NAS-Bench-201)
+    elif "exclude" in props:
         for v in props["exclude"].values:
             if not isinstance(v.value, str) or v.value not in ops:
                 text = _show(v)
@@ -394,7 +416,7 @@ def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: 
         limit = None if v is None else _int_value(v, f"cap {op}", rep, 0)
         if limit is not None:
             caps.append((op, limit))
-    if len(rep.items) > start or distinct is None:
+    if rep.errors_since(start) or distinct is None:
         return None
     return DeriveRule(tuple(exclude), bool(distinct), tuple(caps))
 
@@ -428,7 +450,7 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
             fields[key] = None
         elif value is not None:
             fields[key] = value
-    if len(rep.items) > start:
+    if rep.errors_since(start):
         return None
     spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)  # type: ignore[arg-type]
     if kind == "rnn" and spec.tied and spec.embedding != spec.hidden:
@@ -488,7 +510,7 @@ def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report) -> G
         rep.error(geno.name.span, f"{where} lacks cell{'s' if len(missing) > 1 else ''} "
                   f"{', '.join(repr(m) for m in missing)} of space '{space.name}'",
                   f"add a block for each: {' '.join(m + ' { ... }' for m in missing)}")
-    if len(rep.items) > start:
+    if rep.errors_since(start):
         return None
     ordered = tuple(cells[c.name] for c in space.cells)
     return GenotypeSpec(geno.name.text, space, ordered, rep.path)
@@ -513,7 +535,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
             rep.error(node.name.span, f"node '{name}' is defined twice in cell '{cname}'",
                       "give every node its own name")
             continue
-        if len(node.terms) != shape.keep:
+        if not shape.keeps_all and len(node.terms) != shape.keep:
             if space.kind == "rnn":
                 rep.error(node.terms[min(1, len(node.terms) - 1)].span if len(node.terms) > 1 else node.span,
                           f"recurrent node '{name}' has {len(node.terms)} inputs; a recurrent node reads "
@@ -549,6 +571,8 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
             if ok:
                 edges.append((op, src))
                 read.add(src)
+        if shape.keeps_all:
+            _check_keep_all(node, [*inputs, *defined], space, rep)
         defined.append(name)
         defined_set.add(name)
         nodes.append(NodeSpec(name, tuple(edges)))
@@ -557,7 +581,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
                   f"space '{space.name}' declares {shape.nodes}",
                   f"define exactly {shape.nodes} nodes ({', '.join(shape.node_names)})")
     output = _check_output(cell, shape, defined, inputs, rep)
-    if len(rep.items) > start or output is None:
+    if rep.errors_since(start) or output is None:
         return None
     listed = set(output)
     spans = {n.name.text: n.name.span for n in reversed(cell.nodes)}  # the first definition wins
@@ -567,6 +591,26 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
             rep.warning(span, f"node '{node.name}' is never used: no node reads it and the output leaves it out",
                         "list it in 'out' or remove it")
     return CellGenotype(shape, tuple(nodes), output)
+
+
+def _check_keep_all(node: A.Node, earlier: list[str], space: SpaceSpec, rep: _Report) -> None:
+    """With ``keep = all`` a node reads every earlier node exactly once."""
+    name = node.name.text
+    seen: set[str] = set()
+    for term in node.terms:
+        src = term.input.text
+        if src in seen:
+            rep.error(term.input.span, f"node '{name}' reads '{src}' twice; space '{space.name}' keeps all edges, "
+                      "one from each earlier node", f"keep one term reading '{src}'")
+        seen.add(src)
+    missing = [n for n in earlier if n not in seen]
+    if missing:
+        if "none" in space.ops:
+            hint = "add '" + " + ".join(f"none({n})" for n in missing) + "' where there is no connection"
+        else:
+            hint = f"add a term reading each of {', '.join(missing)}"
+        rep.error(node.name.span, f"node '{name}' does not read {', '.join(repr(m) for m in missing)}; space "
+                  f"'{space.name}' keeps all edges, one from each earlier node", hint)
 
 
 def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs: tuple[str, ...],
@@ -612,7 +656,10 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
     dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         rep.error(out.span, f"output lists {', '.join(repr(d) for d in dupes)} more than once", "list each node once")
-    if len(rep.items) > start:
+    if shape.reducer == "last" and names and defined and names != [defined[-1]]:
+        rep.error(out.span, f"the output of cell '{cname}' is its last node, '{defined[-1]}'",
+                  f"write 'out = last({defined[-1]})'")
+    if rep.errors_since(start):
         return None
     return tuple(names)
 

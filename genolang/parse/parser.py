@@ -234,7 +234,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             return Diagnostic(path, _tok_span(keyword), f"'{keyword}' is a keyword and cannot be used as a name", hint)
         span = _tok_span(tok)
         message = f"unexpected {_describe_token(tok)}; expected {_join(expected)}"
-        hint = _hint_for(tok, set(err.expected))
+        hint = _hint_for(tok, set(err.expected), _previous_token(err))
         return Diagnostic(path, span, message, hint)
     line = getattr(err, "line", 1) or 1
     col = getattr(err, "column", 1) or 1
@@ -256,10 +256,10 @@ def _misused_keyword(err: UnexpectedToken) -> Token | None:
     """The keyword the author meant as a name, when that explains the error: a property
     named after a keyword (``cell = 2``: the keyword, then '='), or a node named ``out``
     (``out = op(c0) + op(c1)``: an output line, then '+')."""
-    history = [t for t in getattr(err, "token_history", None) or () if isinstance(t, Token)]
+    prev = _previous_token(err)
     tok = err.token
-    if history and history[-1].type in _KEYWORDS and tok.type == "EQUAL":
-        return history[-1]
+    if prev is not None and prev.type in _KEYWORDS and tok.type == "EQUAL":
+        return prev
     if tok.type == "PLUS" and getattr(err, "interactive_parser", None) is not None:
         stack = err.interactive_parser.parser_state.value_stack
         outs = [v for v in stack if isinstance(v, Token) and v.type == "OUT"]
@@ -268,7 +268,15 @@ def _misused_keyword(err: UnexpectedToken) -> Token | None:
     return None
 
 
-def _hint_for(tok: Token, expected: set[str]) -> str | None:
+def _previous_token(err: UnexpectedToken) -> Token | None:
+    history = [t for t in getattr(err, "token_history", None) or () if isinstance(t, Token)]
+    return history[-1] if history else None
+
+
+def _hint_for(tok: Token, expected: set[str], prev: Token | None = None) -> str | None:
+    if tok.type == "EQUAL" and prev is not None and prev.type == "NAME" and "COMMA" in expected:
+        return (f"'{prev}' was read as the value of the property before it: "
+                f"is a value missing before '{prev}'?")
     if tok.type == "RBRACE" and "NAME" in expected:
         return "a property needs a value after '='" if "NUMBER" in expected else None
     if tok.type == "NAME" and "EQUAL" in expected:
