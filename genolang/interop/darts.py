@@ -21,6 +21,7 @@ from genolang.parse import ast as A
 CNN_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 RNN_FIELDS = ("recurrent", "concat")
 CNN_INPUTS = 2
+MAX_NODES = 10_000
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,10 @@ class _Reader:
             if node.keywords or not 1 <= len(node.args) <= 2:
                 raise self.fail(node, f"'{field}' must be range(a, b)")
             bounds = [self._int(a, field) for a in node.args]
-            return list(range(*bounds))
+            start, stop = (0, bounds[0]) if len(bounds) == 1 else (bounds[0], bounds[1])
+            if stop - start > MAX_NODES:  # never build a huge list from a hostile range
+                raise self.fail(node, f"'{field}' spans {stop - start} nodes; a genotype has at most {MAX_NODES}")
+            return list(range(start, stop))
         if isinstance(node, (pyast.List, pyast.Tuple)):
             return [self._int(e, field) for e in node.elts]
         raise self.fail(node, f"'{field}' must be a list of node numbers or range(a, b)")
@@ -103,7 +107,8 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
         raise reader.fail(call.func, f"expected Genotype(...), got {func}(...)")
     given: dict[str, pyast.AST] = {}
     names = [kw.arg for kw in call.keywords]
-    recurrent = "recurrent" in names or (not names and len(call.args) == 2)
+    # 'recurrent' and 'concat' are the recurrent genotype's fields; without keywords, it has two
+    recurrent = bool({"recurrent", "concat"} & set(names)) or (not names and len(call.args) == 2)
     order = RNN_FIELDS if recurrent else CNN_FIELDS
     if len(call.args) > len(order):
         raise reader.fail(call.args[len(order)], f"too many fields; a genotype has {', '.join(order)}")
