@@ -5,6 +5,7 @@ comments survive formatting; a one-op change is a one-line diff."""
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import replace
 from fractions import Fraction
 
@@ -261,3 +262,47 @@ def test_property_values_round_trip(values: list) -> None:  # type: ignore[type-
     assert [v.value for v in parsed] == values
     assert [type(v.value) for v in parsed] == [type(v) for v in values]
     assert format_spec(parse(text)) == text
+
+
+# ---- any layout ---------------------------------------------------------------------
+
+LAYOUT_TOKEN = re.compile(r"#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?(?:/\d+)?|\.\.|\S")
+
+
+@st.composite
+def relaid_spec(draw: st.DrawFn) -> tuple[str, str, bool]:
+    """A shipped spec with its tokens laid out anew: spaces, tabs, newlines (and, when
+    ``comments``, blank lines and new end-of-line comments) between any two tokens; without comments the
+    file's own comments are dropped too. Returns (original, relaid, comments)."""
+    original = draw(st.sampled_from(SPEC_FILES)).read_text(encoding="utf-8")
+    comments = draw(st.booleans())
+    # (blank lines are layout the printer keeps, so only the commented variant gets them)
+    seps = [" ", " ", "  ", "\n", "\t"] + (["\n\n", "  # note {i}\n"] if comments else [])
+    out = []
+    for i, tok in enumerate(LAYOUT_TOKEN.findall(original)):
+        if tok.startswith("#"):
+            if comments:
+                out += [tok, "\n"]
+            continue
+        out += [tok, draw(st.sampled_from(seps)).format(i=i)]
+    return original, "".join(out), comments
+
+
+@settings(max_examples=80, deadline=None)
+@given(relaid_spec())
+def test_any_layout_formats_to_the_same_tree_keeping_comments_in_order(case: tuple[str, str, bool]) -> None:
+    original, text, comments = case
+    spec = parse(text)
+    assert spec.decls == parse(original).decls
+    formatted = format_spec(spec)
+    assert format_spec(parse(formatted)) == formatted
+    assert parse(formatted).decls == spec.decls
+    pos = 0
+    for comment in spec.comments:
+        found = formatted.find(comment.text.rstrip(), pos)
+        assert found >= 0, (comment.text, formatted)
+        pos = found + len(comment.text.rstrip())
+    if not comments:
+        # without comments, every layout of a spec has one canonical text
+        assert not spec.comments
+        assert formatted == format_spec(replace(parse(original), comments=()))
