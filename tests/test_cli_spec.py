@@ -309,3 +309,21 @@ def test_spec_commands_do_not_import_torch(tmp_path: Path) -> None:
                           timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == "NO-TORCH"
+
+
+def test_encodings(tmp_path: Path) -> None:
+    canonical = "genolang 1\n\nnetwork n {\n    stem = cifar\n}\n"
+    bom = tmp_path / "bom.geno"
+    bom.write_bytes(b"\xef\xbb\xbf" + canonical.encode())
+    result = run("check", str(bom))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"{bom}: ok (network n)\n"
+    assert run("fmt", "--check", str(bom)).exit_code == 0  # the byte-order mark is no part of the text
+    latin = tmp_path / "latin.geno"
+    latin.write_bytes("# caf\xe9\n".encode("latin-1") + canonical.encode())
+    result = run("check", str(latin))
+    assert result.exit_code == 1
+    assert f"{latin}: not UTF-8 text (invalid continuation byte at byte 5)" in result.stderr
+    assert run("check", str(tmp_path)).exit_code == 1  # the folder holds the latin-1 file
+    result = run("check", str(tmp_path / "empty"))
+    assert result.exit_code == 1 and "no such file" in result.stderr

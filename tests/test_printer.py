@@ -272,8 +272,9 @@ LAYOUT_TOKEN = re.compile(r"#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?(?:
 @st.composite
 def relaid_spec(draw: st.DrawFn) -> tuple[str, str, bool]:
     """A shipped spec with its tokens laid out anew: spaces, tabs, newlines (and, when
-    ``comments``, blank lines and new end-of-line comments) between any two tokens; without comments the
-    file's own comments are dropped too. Returns (original, relaid, comments)."""
+    ``comments``, blank lines and new end-of-line comments) between any two tokens;
+    without comments the file's own comments are dropped too. Returns (original,
+    relaid, comments)."""
     original = draw(st.sampled_from(SPEC_FILES)).read_text(encoding="utf-8")
     comments = draw(st.booleans())
     # (blank lines are layout the printer keeps, so only the commented variant gets them)

@@ -334,7 +334,7 @@ def read_text(path: str) -> str:
     from genolang.errors import UsageError
 
     try:
-        with open(path, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8-sig") as fh:  # a BOM (Windows editors) is not part of the spec
             return fh.read()
     except FileNotFoundError:
         raise UsageError(f"{path}: no such file") from None
