@@ -86,7 +86,7 @@ def test_wheel_contents(built: tuple[Path, Path]) -> None:
     wheel, _ = built
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "genolang/grammar/genolang.lark" in names
-    assert "genolang/cli/__init__.py" in names and "genolang/cli/spec.py" in names and "genolang/cli/convert.py" in names
+    assert {"genolang/cli/__init__.py", "genolang/cli/spec.py", "genolang/cli/convert.py"} <= names
     shipped = {"genolang/specs/" + str(p.relative_to(SPECS)) for p in SPECS.rglob("*.geno")}
     assert shipped and shipped <= names, sorted(shipped - names)
     packages = {os.path.dirname(n).replace("/", ".") for n in names if n.endswith("/__init__.py")}
