@@ -95,13 +95,16 @@ def _one(prop: A.Prop, rep: _Report) -> A.Value | None:
     return prop.values[0]
 
 
-def _int_value(v: A.Value, key: str, rep: _Report, minimum: int) -> int | None:
+def _int_value(v: A.Value, key: str, rep: _Report, minimum: int, maximum: int | None = None) -> int | None:
     if isinstance(v.value, bool) or not isinstance(v.value, int):
         rep.error(v.span, f"'{key}' must be a whole number, got '{_show(v)}'")
         return None
     if v.value < minimum:
         what = "positive" if minimum == 1 else f"at least {minimum}"
         rep.error(v.span, f"'{key}' must be {what}, got {v.value}", f"use a number >= {minimum}")
+        return None
+    if maximum is not None and v.value > maximum:
+        rep.error(v.span, f"'{key}' must be at most {maximum}, got {v.value}", f"use a number <= {maximum}")
         return None
     return v.value
 
@@ -112,10 +115,17 @@ def _show(v: A.Value) -> str:
     return format_value(v.value)
 
 
-def _int(minimum: int = 1) -> Callable[[A.Prop, _Report], object]:
+# Upper bounds that keep checking, lowering and planning finite: a cell or a stack this
+# large is a typo, and 'nodes = 30000000' would otherwise spend seconds listing node names.
+MAX_CELL_INPUTS = 64
+MAX_CELL_NODES = 10_000
+MAX_LAYERS = 10_000
+
+
+def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Report], object]:
     def parse_int(prop: A.Prop, rep: _Report) -> int | None:
         v = _one(prop, rep)
-        return None if v is None else _int_value(v, prop.key.text, rep, minimum)
+        return None if v is None else _int_value(v, prop.key.text, rep, minimum, maximum)
 
     return parse_int
 
@@ -199,7 +209,7 @@ _NONE = object()  # "explicitly none" for optional fields
 _NETWORK_KEYS: dict[str, tuple[str | None, Callable[[A.Prop, _Report], object]]] = {
     "stem": (None, _word(STEMS)),
     "channels": ("cnn", _int()),
-    "layers": ("cnn", _int()),
+    "layers": ("cnn", _int(1, MAX_LAYERS)),
     "stem_multiplier": ("cnn", _int()),
     "reduce_at": ("cnn", _positions),
     "auxiliary": ("cnn", _optional_position),
@@ -246,8 +256,8 @@ def _keep(prop: A.Prop, rep: _Report) -> int | None:
 
 
 _CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
-    "inputs": _int(),
-    "nodes": _int(),
+    "inputs": _int(1, MAX_CELL_INPUTS),
+    "nodes": _int(1, MAX_CELL_NODES),
     "keep": _keep,
     "output": _word(REDUCERS),
     "stride": _stride,
@@ -567,7 +577,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
                 ok = False
                 known = [*inputs, *defined]
                 rep.error(term.input.span, f"undefined node '{src}'{did_you_mean(src, known)}",
-                          f"node '{name}' can read: {', '.join(known)}")
+                          f"node '{name}' can read: {_list_names(known)}")
             if ok:
                 edges.append((op, src))
                 read.add(src)
@@ -579,7 +589,7 @@ def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: 
     if len(cell.nodes) != shape.nodes:
         rep.error(cell.name.span, f"cell '{cname}' has {len(cell.nodes)} node{'s' if len(cell.nodes) != 1 else ''}; "
                   f"space '{space.name}' declares {shape.nodes}",
-                  f"define exactly {shape.nodes} nodes ({', '.join(shape.node_names)})")
+                  f"define exactly {shape.nodes} nodes ({_list_names(shape.node_names)})")
     output = _check_output(cell, shape, defined, inputs, rep)
     if rep.errors_since(start) or output is None:
         return None
@@ -613,12 +623,24 @@ def _check_keep_all(node: A.Node, earlier: list[str], space: SpaceSpec, rep: _Re
                   f"'{space.name}' keeps all edges, one from each earlier node", hint)
 
 
+def _list_names(names: "tuple[str, ...] | list[str]", most: int = 12) -> str:
+    """``a, b, c`` for a few names; the first and last ones around '...' for many."""
+    if len(names) <= most:
+        return ", ".join(names)
+    return ", ".join([*names[:most - 2], "...", names[-1]])
+
+
+def _output_names(names: list[str]) -> str:
+    """The nodes of a suggested output line: listed when few, a range when many."""
+    return ", ".join(names) if len(names) <= 12 else f"{names[0]}..{names[-1]}"
+
+
 def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs: tuple[str, ...],
                   rep: _Report) -> tuple[str, ...] | None:
     cname = cell.name.text
     if cell.output is None:
         rep.error(cell.name.span, f"cell '{cname}' has no output",
-                  f"add 'out = {shape.reducer}({', '.join(defined or shape.node_names)})'")
+                  f"add 'out = {shape.reducer}({_output_names(defined or list(shape.node_names))})'")
         return None
     for extra in cell.outputs[1:]:
         rep.error(extra.span, f"cell '{cname}' has more than one output", "keep one 'out = ...' line")
@@ -636,7 +658,7 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
             return False
         if ref.text not in position:
             rep.error(ref.span, f"output lists unknown node '{ref.text}'{did_you_mean(ref.text, defined)}",
-                      f"the nodes of cell '{cname}' are: {', '.join(defined)}")
+                      f"the nodes of cell '{cname}' are: {_list_names(defined)}")
             return False
         return True
 
@@ -652,7 +674,7 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
         elif one(ref):
             names.append(ref.text)
     if not out.refs:
-        rep.error(out.span, f"the output of cell '{cname}' lists no node", f"list nodes: {', '.join(defined)}")
+        rep.error(out.span, f"the output of cell '{cname}' lists no node", f"list nodes: {_list_names(defined)}")
     dupes = sorted(n for n, count in Counter(names).items() if count > 1)
     if dupes:
         rep.error(out.span, f"output lists {', '.join(repr(d) for d in dupes)} more than once", "list each node once")

@@ -190,6 +190,8 @@ CASES = [
     Case("space-exclude-unknown", edit(SPACE, 18, "none", "nne"), "cannot exclude 'nne'", 18, 19),
     Case("space-keep-over-inputs", edit(SPACE, 7, "2", "3"), "keeps 3 distinct inputs per node", 4, 5),
     Case("space-no-ops", drop(SPACE, 3), "space 's' has no 'ops'", 2, 7),
+    Case("space-too-many-nodes", edit(SPACE, 6, "4", "30000000"), "'nodes' must be at most 10000, got 30000000", 6, 17),
+    Case("space-too-many-inputs", edit(SPACE, 5, "2", "100"), "'inputs' must be at most 64, got 100", 5, 18),
     # ---- networks --------------------------------------------------------------------
     Case("negative-channels", edit(NET, 4, "16", "-16"), "'channels' must be positive, got -16", 4, 16),
     Case("float-channels", edit(NET, 4, "16", "16.0"), "'channels' must be a whole number, got '16.0'", 4, 16),
@@ -202,6 +204,7 @@ CASES = [
     Case("fraction-out-of-range", edit(NET, 7, "2/3", "4/3"), "'auxiliary' fraction must be between 0 and 1", 7, 17),
     Case("reduction-beyond-layers", edit(NET, 6, "1/3, 2/3", "2, 9"),
          "reduction at cell 9, but network 'n' has 8 cells", 6, 20),
+    Case("too-many-layers", edit(NET, 5, "8", "100000"), "'layers' must be at most 10000, got 100000", 5, 14),
     Case("auxiliary-beyond-layers", edit(NET, 7, "2/3", "8"), "auxiliary head after cell 8", 7, 17),
     Case("bad-stem", edit(NET, 3, "cifar", "cifra"), "'stem' must be one of cifar, imagenet, embedding; got 'cifra'; "
          "did you mean 'cifar'?", 3, 12),
@@ -324,3 +327,22 @@ def test_suggestions() -> None:
     assert suggest("zzz", ["sep_conv_3x3"]) is None
     assert did_you_mean("normla", ["normal", "reduce"]) == "; did you mean 'normal'?"
     assert did_you_mean("qqq", ["normal"]) == ""
+
+
+BIG_SPACE = """genolang 1
+space big { ops = skip_connect; cell normal { nodes = 300 } }
+genotype g : big { normal { n2 = skip_connect(c0) + skip_connect(c1) } }
+"""
+
+
+def test_hints_for_big_cells_stay_short() -> None:
+    diags, rendered = diagnostics(BIG_SPACE)
+    hints = {d.message.split(";")[0]: d.hint for d in diags}
+    assert hints["cell 'normal' has 1 node"] == ("define exactly 300 nodes "
+                                                 "(n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, ..., n301)")
+    assert hints["cell 'normal' has no output"] == "add 'out = concat(n2)'"
+    many = BIG_SPACE.replace("skip_connect(c1) }", "skip_connect(c1)\n" + "\n".join(
+        f"n{k} = skip_connect(n{k - 1}) + skip_connect(c0)" for k in range(3, 302)) + " }")
+    diags, _ = diagnostics(many)
+    assert [d.hint for d in diags] == ["add 'out = concat(n2..n301)'"]
+    assert len(rendered) < 2000
