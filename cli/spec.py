@@ -113,7 +113,8 @@ def show(file: str, ir: bool) -> None:
         click.echo(f"  ops ({len(space.ops)}): {', '.join(space.ops)}")
         for cell in space.cells:
             edges = sum(cell.inputs + i for i in range(cell.nodes))
-            click.echo(f"  cell {cell.name}: {cell.inputs} inputs, {cell.nodes} nodes, keep {cell.keep}, "
+            click.echo(f"  cell {cell.name}: {cell.inputs} inputs, {cell.nodes} nodes, "
+                       f"keep {'all' if cell.keeps_all else cell.keep}, "
                        f"{cell.reducer}, stride {cell.stride}; supernet: {edges} edges x {len(space.ops)} ops")
         d = space.derive
         caps = ", ".join(f"{op} <= {n}" for op, n in d.caps) or "none"

@@ -13,10 +13,15 @@ Kind = Literal["cnn", "rnn"]
 Position = Union[int, Fraction]
 
 
+KEEP_ALL = 0  # ``keep = all``: every node reads each earlier node once (NAS-Bench-201)
+
+
 @dataclass(frozen=True)
 class CellShape:
     """A cell type of a space: ``inputs`` input nodes, ``nodes`` intermediate nodes,
-    ``keep`` chosen inputs per node, outputs combined by ``reducer``."""
+    ``keep`` chosen inputs per node (``KEEP_ALL``: one edge from every earlier node),
+    outputs combined by ``reducer`` (``concat``, ``mean``, or ``last``: the cell's output
+    is its last intermediate node, as in NAS-Bench-201)."""
 
     name: str
     inputs: int
@@ -38,6 +43,15 @@ class CellShape:
     @property
     def reduction(self) -> bool:
         return self.stride > 1
+
+    @property
+    def keeps_all(self) -> bool:
+        """True for ``keep = all``: node j reads every earlier node exactly once."""
+        return self.keep == KEEP_ALL
+
+    def terms_of(self, position: int) -> int:
+        """How many inputs the intermediate node at ``position`` (0-based) sums."""
+        return self.inputs + position if self.keeps_all else self.keep
 
 
 @dataclass(frozen=True)
