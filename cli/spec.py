@@ -72,13 +72,21 @@ def _summary(result: Checked) -> str:
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--check", "check_only", is_flag=True, help="Change nothing; exit 1 if any file would be reformatted.")
 @click.option("--stdout", "to_stdout", is_flag=True, help="Print the formatted text instead of rewriting files.")
-def fmt(files: tuple[str, ...], check_only: bool, to_stdout: bool) -> None:
+@click.option("--lenient", is_flag=True,
+              help="With --stdout: print a file that does not parse as it is instead of failing "
+                   "(git's textconv uses this, so 'git log -p' survives a broken revision).")
+def fmt(files: tuple[str, ...], check_only: bool, to_stdout: bool, lenient: bool = False) -> None:
     """Rewrite FILES in canonical form, in place and atomically (like black).
     '-' reads standard input and prints the result."""
     changed = 0
     for path in (["-"] if files == ("-",) else expand(files)):
         text = sys.stdin.read() if path == "-" else read_text(path)
-        formatted = format_spec(parse(text, "<stdin>" if path == "-" else path))
+        try:
+            formatted = format_spec(parse(text, "<stdin>" if path == "-" else path))
+        except SpecError:
+            if not (lenient and (to_stdout or path == "-") and not check_only):
+                raise
+            formatted = text
         if path == "-" or to_stdout:
             if not check_only:
                 click.echo(formatted, nl=False)

@@ -17,7 +17,7 @@ from conftest import REPO, SPECS
 
 pytestmark = pytest.mark.slow
 
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "genolang", "cli", "grammar", "specs")
+SOURCES = ("pyproject.toml", "setup.py", "README.md", "LICENSE", "genolang", "cli", "grammar", "specs")
 MINE = """genolang 1
 
 genotype mine : darts_cnn {
