@@ -100,7 +100,8 @@ def test_textconv_shows_one_line_for_one_op(repo: Path, git_env: dict[str, str])
     raw = git(repo, git_env, "diff", "--no-textconv", "--", "darts_v2.geno")
     assert len([line for line in raw.splitlines() if line.startswith(("-", "+"))]) > 10  # noisy without textconv
     diff = git(repo, git_env, "diff", "--", "darts_v2.geno")
-    changed = [line for line in diff.splitlines() if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))]
+    changed = [line for line in diff.splitlines()
+               if line.startswith(("-", "+")) and not line.startswith(("---", "+++"))]
     assert changed == ["-        n5 = skip_connect(c0) + dil_conv_3x3(n2)",
                        "+        n5 = skip_connect(c0) + sep_conv_5x5(n2)"]
     # the hunk header names the enclosing block

@@ -17,8 +17,9 @@ tried and the smallest result kept. The form spells out the whole graph, so equa
 always mean isomorphic cells; the hashes are SHA-256 of the forms. ``WORK_LIMIT`` bounds
 the search: only contrived cells (dozens of identical nodes each feeding a different
 node) reach it, and past it ties are broken by node name, so two such cells that differ
-only by names may hash differently (equal hashes still always mean equivalent cells). Names of genotypes, spaces and cells' owners are not part of a
-cell's hash; a genotype's hash combines its cells' hashes by cell name."""
+only by names may hash differently (equal hashes still always mean equivalent cells).
+Names of genotypes and spaces are not part of any hash; a genotype's hash combines its
+cells' hashes by cell name."""
 
 from __future__ import annotations
 

@@ -158,7 +158,8 @@ def _cell_lines(cell: CellDiff) -> list[str]:
 
 
 def _cell_text(cell: CellGenotype) -> list[str]:
-    return [f"{n.name} = {format_terms(n.edges)}" for n in cell.nodes] + [format_output(cell.shape.reducer, cell.output)]
+    lines = [f"{n.name} = {format_terms(n.edges)}" for n in cell.nodes]
+    return lines + [format_output(cell.shape.reducer, cell.output)]
 
 
 # ---- matching B's nodes to A's ---------------------------------------------------------
@@ -366,7 +367,8 @@ def diff_spaces(a: SpaceSpec, b: SpaceSpec) -> SpaceDiff:
                 show = (lambda v: "all" if v == 0 else v) if field == "keep" else (lambda v: v)
                 changes.append(f"cell {cell.name}: {'output' if field == 'reducer' else field} {show(x)} -> {show(y)}")
     changes += [f"cell {c.name}: only in B" for c in b.cells if c.name not in {x.name for x in a.cells}]
-    if [c.name for c in a.cells if c.name in b_cells] != [c.name for c in b.cells if c.name in {x.name for x in a.cells}]:
+    a_cells = {c.name for c in a.cells}
+    if [c.name for c in a.cells if c.name in b_cells] != [c.name for c in b.cells if c.name in a_cells]:
         changes.append("cells: order changed")
     da, db = a.derive, b.derive
     if set(da.exclude) != set(db.exclude):

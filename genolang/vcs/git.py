@@ -17,7 +17,8 @@ ATTRIBUTE_LINE = f"*.geno diff={DRIVER}"
 CONFIG: dict[str, str] = {
     f"diff.{DRIVER}.textconv": "genolang fmt --stdout --lenient",
     # hunk headers: the enclosing 'genotype x : s {', 'space x {', or a cell block
-    f"diff.{DRIVER}.xfuncname": r"^[ \t]*((genotype|space|network|cell)[ \t]+[A-Za-z_].*|[A-Za-z_][A-Za-z0-9_]*[ \t]*\{.*)$",
+    f"diff.{DRIVER}.xfuncname":
+        r"^[ \t]*((genotype|space|network|cell)[ \t]+[A-Za-z_].*|[A-Za-z_][A-Za-z0-9_]*[ \t]*\{.*)$",
 }
 
 
