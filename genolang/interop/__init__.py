@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from genolang.interop import darts
+from genolang.interop import darts, naslib, nb201
 from genolang.model import GenotypeSpec
 from genolang.parse import ast as A
 
@@ -26,4 +26,6 @@ def _read_darts(text: str, label: str, name: str, space: str | None) -> A.Genoty
 
 FORMATS: dict[str, Format] = {
     "darts": Format("darts", _read_darts, darts.tree_to_darts),
+    "nb201": Format("nb201", nb201.read, nb201.tree_to_nb201),
+    "naslib": Format("naslib", naslib.read, naslib.tree_to_naslib),
 }
