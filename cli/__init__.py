@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "diff": ("genolang.cli.vcs", "diff", "Compare two genotypes (or spaces) as architectures; exit 1 if they differ."),
     "hash": ("genolang.cli.vcs", "hash_cmd", "Print canonical hashes of genotypes, their cells and spaces."),
     "git-setup": ("genolang.cli.vcs", "git_setup", "Make git diff show .geno files through the canonical printer."),
+    "draw": ("genolang.cli.draw", "draw", "Draw cells as SVG, PNG or PDF (Graphviz) or DOT text."),
 }
 
 
