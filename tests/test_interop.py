@@ -4,9 +4,12 @@ with a located error, evaluating nothing."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from genolang.check import load, load_text
 from genolang.errors import SpecError
@@ -181,3 +184,38 @@ genotype g : one {
     geno = load_text(text).genotypes["g"]
     with pytest.raises(SpecError, match="holds a 'normal' and a 'reduce' cell; 'g' has single"):
         tree_to_darts(geno)
+
+
+# ---- fuzzing the importer ------------------------------------------------------------
+
+EXPORTS = [tree_to_darts(genotype(name)) for name in sorted(SPACES)]
+PY_TOKEN = re.compile(r"\w+|\s+|.")
+
+
+@st.composite
+def mutated_export(draw: st.DrawFn) -> str:
+    tokens = PY_TOKEN.findall(draw(st.sampled_from(EXPORTS)))
+    for _ in range(draw(st.integers(1, 3))):
+        i = draw(st.integers(0, len(tokens) - 1))
+        kind = draw(st.sampled_from(["delete", "duplicate", "replace", "insert"]))
+        if kind == "delete":
+            del tokens[i]
+        elif kind == "duplicate":
+            tokens.insert(i, tokens[i])
+        elif kind == "replace":
+            tokens[i] = draw(st.sampled_from(["0", "99", "-1", "'x'", "range", "(", ")", "[", "]", ",", "Genotype",
+                                              "concat", "10**9", "None", "**", "é", "lambda: 0"]))
+        else:
+            tokens.insert(i, draw(st.text(max_size=3)))
+        tokens = tokens or [""]
+    return "".join(tokens)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(mutated_export(), st.text(max_size=100)), st.sampled_from([None, "nasnet", "amoebanet", "enas_rnn"]))
+def test_importer_raises_only_spec_errors(text: str, space: str | None) -> None:
+    try:
+        tree = darts_to_tree(read_darts(text, "g.txt"), "g", space)
+        load_text(format_spec(SpecFile((tree,))), "<import>")
+    except SpecError as err:
+        assert err.render()
