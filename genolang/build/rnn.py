@@ -64,8 +64,10 @@ class RecurrentCellBase(nn.Module):
         c0, h0 = torch.split(xh.mm(self.w0), self.nhid, dim=-1)
         return h + c0.sigmoid() * (h0.tanh() - h)
 
-    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``inputs`` (T, B, ninp), ``hidden`` (1, B, nhid) -> outputs (T, B, nhid), last hidden."""
+    def forward(self, inputs: torch.Tensor, hidden: torch.Tensor,
+                *step_args: object) -> tuple[torch.Tensor, torch.Tensor]:
+        """``inputs`` (T, B, ninp), ``hidden`` (1, B, nhid) -> outputs (T, B, nhid), last
+        hidden. ``step_args`` go to every ``step`` (a search cell's softmax weights)."""
         batch = inputs.size(1)
         if self.training:
             x_mask = mask2d(batch, inputs.size(2), 1 - self.dropout_x, inputs)
@@ -75,7 +77,7 @@ class RecurrentCellBase(nn.Module):
         h = hidden[0]
         outs = []
         for t in range(inputs.size(0)):
-            h = self.step(inputs[t], h, x_mask, h_mask)  # type: ignore[attr-defined] # defined by every subclass
+            h = self.step(inputs[t], h, x_mask, h_mask, *step_args)  # type: ignore[attr-defined] # defined by every subclass
             outs.append(h)
         stacked = torch.stack(outs)
         return stacked, stacked[-1].unsqueeze(0)
@@ -124,6 +126,11 @@ class RNNModel(nn.Module):
         if not network.tied:
             self.decoder.weight.data.uniform_(-INIT_RANGE, INIT_RANGE)
 
+    def cell_args(self) -> tuple[object, ...]:
+        """Extra arguments for the cell, computed once per forward pass (a supernet's
+        softmax weights); none for a fixed cell."""
+        return ()
+
     def init_hidden(self, batch: int) -> torch.Tensor:
         return self.encoder.weight.new_zeros(1, batch, self.nhid)
 
@@ -133,7 +140,7 @@ class RNNModel(nn.Module):
         (for activation regularisation)."""
         emb = embedded_dropout(self.encoder, words, self.dropout_e, self.training)
         emb = locked_dropout(emb, self.dropout_i, self.training)
-        raw, new_hidden = self.cell(emb, hidden)
+        raw, new_hidden = self.cell(emb, hidden, *self.cell_args())
         out = locked_dropout(raw, self.dropout, self.training)
         logits = self.decoder(out.view(-1, self.nhid))
         log_prob = F.log_softmax(logits, dim=-1).view(words.size(0), words.size(1), self.ntokens)

@@ -1,0 +1,225 @@
+"""The architect: the alpha half of DARTS's bilevel optimisation (paper section 2.3,
+equations 6-8).
+
+* First order: grad_alpha L_val(w, alpha) at the current weights.
+* Second order: one unrolled weight step
+      w' = w - xi * (momentum * buf + grad_w L_train(w, alpha) + wd * w)
+  exactly the next step of the weight optimizer (SGD with its momentum buffers and
+  weight decay, as the original code does; no gradient clipping), with xi the current
+  weight learning rate; then
+      grad_alpha L_val(w', alpha) - xi * H v,    v = grad_w' L_val(w', alpha),
+  where H v = grad^2_{alpha,w} L_train(w, alpha) v is either the central finite
+  difference [grad_alpha L_train(w+) - grad_alpha L_train(w-)] / (2 eps) with
+  w+- = w +- eps v and eps = 0.01 / ||v|| (``mode='fd'``, the paper's), or computed
+  exactly by differentiating through the unrolled step (``mode='exact'``, double
+  backward; used by tests to check the finite difference).
+
+A caveat measured on small supernets (tests/test_architect.py): at the paper's radius
+the finite difference is not a good estimate of the exact product. A weight step of norm
+0.01 moves many ReLU (and max-pool) inputs across their kinks, where grad_alpha L_train
+jumps, so the difference quotient can be off by more than the product's own size; with a
+radius of 1e-5 (float64) it agrees with the double-backward product to ~1e-9. The
+default stays the paper's, for fidelity; ``fd_radius`` changes it.
+
+No second network is built: the model is evaluated at w', w+ and w- with
+``torch.func.functional_call`` and a dict of weight tensors; the alphas stay the
+model's own parameters. Gradients are taken with ``torch.autograd.grad`` for exactly the
+tensors needed, so the architecture step never writes a weight's ``.grad``.
+
+Batch-norm statistics: every forward of the architecture step runs in training mode
+(batch statistics, as in the original) on *copies* of the model's buffers, so the step
+neither reads nor moves the running mean and variance. The original's unrolled model is
+a fresh copy whose buffers are thrown away too; unlike the original, the first-order
+forward and the two finite-difference forwards here also leave the real model's
+running statistics alone, so those track the weight steps' training batches only.
+Where the model draws random numbers in its forward (the recurrent model's dropout
+masks), the two finite-difference forwards draw the same ones, so the difference
+measures the change of weights and not of masks."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator, Mapping, Protocol
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+# An objective gets ``call`` (runs the model, with substituted weights where asked) and
+# returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``.
+Call = Callable[..., object]
+Objective = Callable[[Call], torch.Tensor]
+
+FD_RADIUS = 0.01  # eps = FD_RADIUS / ||v||, the original's r = 1e-2
+
+
+class SearchModel(Protocol):
+    """What the architect needs of a supernet (``genolang.build.supernet.AlphaMixin``)."""
+
+    def arch_parameters(self) -> list[nn.Parameter]: ...
+    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+
+@dataclass(frozen=True)
+class ArchitectConfig:
+    """The alpha optimizer (Adam) and the order of the approximation."""
+
+    order: int = 1
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 1e-3
+    mode: str = "fd"  # second order: 'fd' (finite difference, the paper's) or 'exact'
+    fd_radius: float = FD_RADIUS  # eps = fd_radius / ||v||
+
+    def __post_init__(self) -> None:
+        if self.order not in (1, 2):
+            raise ValueError(f"order must be 1 or 2, not {self.order}")
+        if self.mode not in ("fd", "exact"):
+            raise ValueError(f"mode must be 'fd' or 'exact', not {self.mode!r}")
+
+
+class Architect:
+    """Updates a supernet's alphas; ``weight_optimizer`` is the SGD of its weights, whose
+    learning rate, momentum buffers and weight decay the unrolled step uses."""
+
+    def __init__(self, model: nn.Module, weight_optimizer: torch.optim.Optimizer, config: ArchitectConfig) -> None:
+        self.model = model
+        self.config = config
+        self.weight_optimizer = weight_optimizer
+        self.alphas: list[nn.Parameter] = model.arch_parameters()  # type: ignore[operator]
+        self.named_weights: list[tuple[str, nn.Parameter]] = list(
+            model.named_weight_parameters())  # type: ignore[operator]
+        self.optimizer = torch.optim.Adam(self.alphas, lr=config.lr, betas=config.betas,
+                                          weight_decay=config.weight_decay)
+
+    # -- evaluating the model at other weights ------------------------------------
+    def _loss(self, objective: Objective, weights: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """``objective`` on the model with ``weights`` substituted (by name) and on copies
+        of its buffers (running statistics are neither read in training mode nor moved)."""
+        buffers = {name: b.clone() for name, b in self.model.named_buffers()}
+        params = dict(weights or {})
+
+        def call(*args: object, **kwargs: object) -> object:
+            return functional_call(self.model, (params, buffers), args, kwargs)
+
+        return objective(call)
+
+    # -- the gradient --------------------------------------------------------------
+    def alpha_gradients(self, valid: Objective, train: Objective | None = None,
+                        eta: float | None = None) -> list[torch.Tensor]:
+        """The architecture gradient, one tensor per alpha: first order from ``valid``
+        alone; second order needs the ``train`` objective and the weight lr ``eta``."""
+        if self.config.order == 1:
+            return list(torch.autograd.grad(self._loss(valid), self.alphas))
+        if train is None or eta is None:
+            raise ValueError("a second-order step needs the train objective and the weight learning rate")
+        if self.config.mode == "exact":
+            return self._exact_unrolled(valid, train, eta)
+        return self._fd_unrolled(valid, train, eta)
+
+    def step(self, valid: Objective, train: Objective | None = None, eta: float | None = None) -> torch.Tensor:
+        """One Adam step on the alphas; returns the alpha gradients' global norm."""
+        grads = self.alpha_gradients(valid, train, eta)
+        self.optimizer.zero_grad(set_to_none=True)
+        for alpha, g in zip(self.alphas, grads):
+            alpha.grad = g.detach()
+        self.optimizer.step()
+        return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+
+    # -- second order --------------------------------------------------------------
+    def _hyper(self) -> tuple[float, float]:
+        group = self.weight_optimizer.param_groups[0]
+        return float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0))
+
+    def _moment(self, p: torch.Tensor, momentum: float) -> torch.Tensor:
+        state = self.weight_optimizer.state.get(p, {})
+        buf = state.get("momentum_buffer") if momentum else None
+        return buf * momentum if buf is not None else torch.zeros_like(p)
+
+    def unrolled_weights(self, train: Objective, eta: float, create_graph: bool = False) -> dict[str, torch.Tensor]:
+        """w' = w - eta * (momentum * buf + grad_w L_train + wd * w), by name. With
+        ``create_graph`` w' stays a function of the alphas (for the exact mode)."""
+        momentum, wd = self._hyper()
+        names = [n for n, _ in self.named_weights]
+        weights = [p for _, p in self.named_weights]
+        grads = torch.autograd.grad(self._loss(train), weights, create_graph=create_graph, allow_unused=True)
+        out = {}
+        for name, w, g in zip(names, weights, grads):
+            g = torch.zeros_like(w) if g is None else g
+            step = self._moment(w, momentum).detach() + g + wd * w.detach()
+            new = w.detach() - eta * step
+            out[name] = new if create_graph else new.detach().requires_grad_(True)
+        return out
+
+    def _fd_unrolled(self, valid: Objective, train: Objective, eta: float) -> list[torch.Tensor]:
+        w_prime = self.unrolled_weights(train, eta)
+        names = list(w_prime)
+        grads = torch.autograd.grad(self._loss(valid, w_prime), [*self.alphas, *w_prime.values()],
+                                    allow_unused=True)
+        d_alpha = [_zero_if_none(g, a) for g, a in zip(grads[: len(self.alphas)], self.alphas)]
+        v = {n: _zero_if_none(g, w_prime[n]) for n, g in zip(names, grads[len(self.alphas):])}
+        hv = self.hessian_vector_product(train, v)
+        return [g - eta * h for g, h in zip(d_alpha, hv)]
+
+    def hessian_vector_product(self, train: Objective, v: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """grad^2_{alpha,w} L_train(w) v by the central finite difference at the current
+        weights w, with eps = fd_radius / ||v|| (0.01 / ||v||, the paper's, by default)."""
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v.values()]))
+        eps = self.config.fd_radius / float(norm) if float(norm) > 0 else 0.0
+        if eps == 0.0:
+            return [torch.zeros_like(a) for a in self.alphas]
+        current = dict(self.named_weights)
+        with torch.no_grad():
+            plus = {n: current[n].detach() + eps * t for n, t in v.items()}
+            minus = {n: current[n].detach() - eps * t for n, t in v.items()}
+        with _same_randomness(self._device()) as replay:
+            g_plus = torch.autograd.grad(self._loss(train, plus), self.alphas, allow_unused=True)
+            replay()
+            g_minus = torch.autograd.grad(self._loss(train, minus), self.alphas, allow_unused=True)
+        return [(_zero_if_none(p, a) - _zero_if_none(m, a)) / (2 * eps)
+                for p, m, a in zip(g_plus, g_minus, self.alphas)]
+
+    def exact_hessian_vector_product(self, train: Objective, v: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
+        """grad^2_{alpha,w} L_train(w) v by double backward (for tests)."""
+        weights = [p for _, p in self.named_weights]
+        grads = torch.autograd.grad(self._loss(train), weights, create_graph=True, allow_unused=True)
+        dot = sum((g * v[n]).sum() for (n, _), g in zip(self.named_weights, grads) if g is not None)
+        return [_zero_if_none(g, a) for g, a in
+                zip(torch.autograd.grad(dot, self.alphas, allow_unused=True), self.alphas)]  # type: ignore[arg-type]
+
+    def _exact_unrolled(self, valid: Objective, train: Objective, eta: float) -> list[torch.Tensor]:
+        """d/d alpha of L_val(w'(alpha), alpha), differentiating through the unrolled step."""
+        w_prime = self.unrolled_weights(train, eta, create_graph=True)
+        grads = torch.autograd.grad(self._loss(valid, w_prime), self.alphas, allow_unused=True)
+        return [_zero_if_none(g, a) for g, a in zip(grads, self.alphas)]
+
+    def _device(self) -> torch.device:
+        return self.alphas[0].device
+
+    # -- checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, object]:
+        return {"optimizer": self.optimizer.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, object]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
+
+
+def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if g is None else g
+
+
+@contextlib.contextmanager
+def _same_randomness(device: torch.device) -> Iterator[Callable[[], None]]:
+    """Yields ``replay``, which rewinds the generator of ``device`` to where it was on
+    entry; on exit the generator continues from where the last pass left it."""
+    cuda = device.type == "cuda"
+    saved = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
+
+    def replay() -> None:
+        if cuda:
+            torch.cuda.set_rng_state(saved, device)
+        else:
+            torch.set_rng_state(saved)
+
+    yield replay

@@ -1,0 +1,203 @@
+"""The supernet compiler: structure read off the IR, alphas named by edges and ops,
+parameters split cleanly, and a one-hot supernet computing its genotype's function."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from _search_util import darts_cnn, tiny_network
+from genolang.build.fixed import build_fixed_cnn
+from genolang.build.rnn import build_fixed_rnn
+from genolang.build.supernet import PoolBN, alpha_table, build_supernet, mixed_edges
+from genolang.build.supernet_rnn import build_rnn_supernet
+from genolang.errors import UsageError
+from genolang.ir.lower import lower_genotype, lower_space
+from genolang.ir.network import PlanError
+from genolang.lookup import load_named
+from genolang.model import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.ops import registry
+
+
+def tiny_supernet(seed: int = 0):  # type: ignore[no-untyped-def]
+    torch.manual_seed(seed)
+    return build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10)
+
+
+def test_alphas_are_one_tensor_per_cell_type_rows_edges_columns_ops() -> None:
+    model = tiny_supernet()
+    names = [n for n, _ in model.named_parameters() if n.startswith("alphas.")]
+    assert names == ["alphas.normal", "alphas.reduce"]
+    for alpha in model.arch_parameters():
+        assert alpha.shape == (14, 8)
+        assert 0 < float(alpha.detach().abs().max()) < 0.01  # 1e-3 * N(0, 1)
+    tables = model.cell_alphas()
+    assert tables["normal"].edges[:3] == (("c0", "n2"), ("c1", "n2"), ("c0", "n3"))
+    assert tables["normal"].edge_names[-1] == "n5<-n4"
+    assert tables["reduce"].ops == darts_cnn().ops
+    for row in tables["normal"].weights:
+        assert sum(row) == pytest.approx(1.0)
+
+
+def test_alpha_table_reads_edge_op_weight() -> None:
+    model = tiny_supernet()
+    with torch.no_grad():
+        model.alphas["normal"].zero_()
+        model.alphas["normal"][3, darts_cnn().ops.index("sep_conv_3x3")] = 1.0  # row 3: c1 -> n3
+    text = alpha_table(model)
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("n3 <- c1:"))
+    assert "sep_conv_3x3 0.280" in line  # e / (e + 7)
+    assert "none 0.103" in line
+    assert text.splitlines()[0] == "cell normal (softmax over 8 ops per edge)"
+
+
+def test_arch_and_weight_parameters_are_disjoint_and_complete() -> None:
+    model = tiny_supernet()
+    arch = {id(p) for p in model.arch_parameters()}
+    weights = {id(p) for p in model.weight_parameters()}
+    assert arch and weights and not arch & weights
+    assert arch | weights == {id(p) for p in model.parameters()}
+    assert len(model.weight_parameters()) == len({id(p) for p in model.weight_parameters()})
+
+
+def test_modules_follow_the_ir_and_all_bn_is_non_affine() -> None:
+    model = tiny_supernet()
+    names = dict(model.named_modules())
+    irs = lower_space(darts_cnn())
+    for index, cell in ((0, "normal"), (1, "reduce")):
+        for e in mixed_edges(irs[cell]):
+            for op in e.candidates or ():
+                assert f"cells.cell{index:02d}.nodes.{e.dst}.{e.src}.ops.{op}" in names
+    assert isinstance(names["cells.cell00.nodes.n2.c0.ops.max_pool_3x3"], PoolBN)
+    assert isinstance(names["cells.cell00.nodes.n2.c0.ops.avg_pool_3x3"], PoolBN)
+    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(not bn.affine for bn in bns)
+    # the reduction cell's input edges stride, the others do not
+    assert names["cells.cell01.nodes.n2.c0.ops.max_pool_3x3"][0].stride == 2
+    assert names["cells.cell01.nodes.n3.n2.ops.max_pool_3x3"][0].stride == 1
+    out = model(torch.randn(4, 1, 8, 8))
+    assert out.shape == (4, 10)
+
+
+def test_a_space_op_without_a_module_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(registry.CNN_OPS, "dil_conv_5x5")
+    with pytest.raises(UsageError, match="dil_conv_5x5 with no CNN module registered"):
+        tiny_supernet()
+
+
+def test_a_skeleton_with_too_many_reductions_for_the_input_is_a_plan_error() -> None:
+    deep = NetworkSpec("deep", "cnn", "cifar", channels=4, layers=4, reduce_at=(0, 1, 2, 3), input_size=8)
+    with pytest.raises(PlanError, match="even size"):
+        build_supernet(darts_cnn(), deep, in_channels=1, input_size=8, classes=10)
+
+
+# ---- one-hot supernet == fixed network --------------------------------------------
+
+def one_hot_alphas(model, geno: GenotypeSpec) -> None:  # type: ignore[no-untyped-def]
+    """Each genotype edge gets all of its row's weight on its op; every other edge all
+    of it on 'none' (so it adds an exact zero)."""
+    ops = model.space.ops
+    with torch.no_grad():
+        for cell in geno.cells:
+            alpha = model.alphas[cell.name]
+            alpha.fill_(float("-inf"))
+            chosen = {(src, node.name): op for node in cell.nodes for op, src in node.edges}
+            for row, e in enumerate(mixed_edges(model.irs[cell.name])):
+                alpha[row, ops.index(chosen.get((e.src, e.dst), "none"))] = 0.0
+
+
+def copy_into_fixed(supernet, fixed) -> None:  # type: ignore[no-untyped-def]
+    """Supernet op ``cells.cellK.nodes.<dst>.<src>.ops.<op>`` is fixed op
+    ``cells.cellK.nodes.<dst>.<src>_<op>`` (same module structure: BN there is affine, left
+    at weight 1, bias 0); stem, preprocessors and classifier have the same names. A
+    supernet pool's extra BN has no fixed counterpart: it is made the identity in eval
+    mode (running mean 0, running variance 1 - eps)."""
+    sup = dict(supernet.named_modules())
+    with torch.no_grad():
+        for name, module in fixed.named_modules():
+            parts = name.split(".")
+            if len(parts) == 5 and parts[2] == "nodes":  # cells.cellK.nodes.<dst>.<src>_<op>
+                src, _, op = parts[4].partition("_")
+                source = sup[f"{'.'.join(parts[:4])}.{src}.ops.{op}"]
+                if isinstance(source, PoolBN):
+                    bn = source[1]
+                    bn.running_mean.zero_()
+                    bn.running_var.fill_(1.0 - bn.eps)
+                    continue
+                missing, unexpected = module.load_state_dict(source.state_dict(), strict=False)
+                assert not unexpected and all(k.endswith(("weight", "bias")) for k in missing)
+        for prefix in ("stem0", "classifier"):
+            missing, _ = getattr(fixed, prefix).load_state_dict(getattr(supernet, prefix).state_dict(), strict=False)
+        for i, cell in enumerate(fixed.cells.values()):
+            for pre in ("pre0", "pre1"):
+                getattr(cell, pre).load_state_dict(getattr(supernet.cells[f"cell{i:02d}"], pre).state_dict(),
+                                                   strict=False)
+
+
+@pytest.mark.parametrize("genotype", ["darts_v2", "darts_v1"])
+def test_one_hot_supernet_computes_the_fixed_network(genotype: str) -> None:
+    geno = load_named("genotype", genotype)
+    assert isinstance(geno, GenotypeSpec)
+    supernet = tiny_supernet(1)
+    # populate every BN's running statistics so copying them is tested too
+    supernet.train()
+    with torch.no_grad():
+        for _ in range(3):
+            supernet(torch.randn(8, 1, 8, 8))
+    one_hot_alphas(supernet, geno)
+    fixed = build_fixed_cnn(geno, tiny_network(), in_channels=1, input_size=8, classes=10, auxiliary=False)
+    copy_into_fixed(supernet, fixed)
+    supernet.eval()
+    fixed.eval()
+    x = torch.randn(6, 1, 8, 8)
+    with torch.no_grad():
+        expected = fixed(x)
+        got = supernet(x)
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5), (got - expected).abs().max()
+    assert not torch.allclose(expected, torch.zeros_like(expected))
+
+
+# ---- recurrent ---------------------------------------------------------------------
+
+def tiny_rnn_network() -> NetworkSpec:
+    return NetworkSpec("tiny_rnn", "rnn", "embedding", embedding=8, hidden=8, dropout_e=0.0)
+
+
+def test_recurrent_supernet_shapes_and_parameters() -> None:
+    space = load_named("space", "darts_rnn")
+    assert isinstance(space, SpaceSpec)
+    torch.manual_seed(0)
+    model = build_rnn_supernet(space, tiny_rnn_network(), ntokens=20)
+    (alpha,) = model.arch_parameters()
+    assert alpha.shape == (sum(range(1, 9)), 5)
+    assert [n for n, _ in model.named_parameters() if n.startswith("alphas")] == ["alphas.recurrent"]
+    arch, weights = {id(p) for p in model.arch_parameters()}, {id(p) for p in model.weight_parameters()}
+    assert not arch & weights and arch | weights == {id(p) for p in model.parameters()}
+    assert not model.cell.bn.affine
+    words = torch.randint(0, 20, (5, 3))
+    log_prob, hidden = model(words, model.init_hidden(3))
+    assert log_prob.shape == (5, 3, 20) and hidden.shape == (1, 3, 8)
+    assert "n3 <- n1: none" in alpha_table(model)
+
+
+def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
+    space = load_named("space", "darts_rnn")
+    geno = load_named("genotype", "darts_rnn_v2")
+    assert isinstance(space, SpaceSpec) and isinstance(geno, GenotypeSpec)
+    torch.manual_seed(0)
+    supernet = build_rnn_supernet(space, tiny_rnn_network(), ntokens=20)
+    one_hot_alphas(supernet, geno)
+    fixed = build_fixed_rnn(lower_genotype(geno)["recurrent"], tiny_rnn_network(), ntokens=20)
+    fixed.load_state_dict({k: v for k, v in supernet.state_dict().items()
+                           if not k.startswith(("alphas", "cell.bn"))})
+    with torch.no_grad():  # the shared BN made the identity in eval mode
+        supernet.cell.bn.running_var.fill_(1.0 - supernet.cell.bn.eps)
+    supernet.eval()
+    fixed.eval()
+    words = torch.randint(0, 20, (6, 2))
+    with torch.no_grad():
+        got, h_got = supernet(words, supernet.init_hidden(2))
+        expected, h_expected = fixed(words, fixed.init_hidden(2))
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.allclose(h_got, h_expected, atol=1e-5)
