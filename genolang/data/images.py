@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -135,10 +137,20 @@ def _digits(data_dir: str | None, download: bool) -> ImageData:
 
 # ---- Fashion-MNIST ---------------------------------------------------------------
 
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise UsageError(f"{path}: cannot read ({err.strerror or err}); check the file and its permissions") from None
+
+
 def _read_idx(path: Path) -> np.ndarray:
-    raw = path.read_bytes()
+    raw = _read_bytes(path)
     if raw[:2] == b"\x1f\x8b":
-        raw = gzip.decompress(raw)
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as err:
+            raise UsageError(f"{path}: a damaged gzip file ({err})") from None
     if len(raw) < 8 or raw[:2] != b"\x00\x00":
         raise UsageError(f"{path}: not an idx file")
     dtype_code, ndim = raw[2], raw[3]
@@ -185,17 +197,30 @@ class _SafeUnpickler(pickle.Unpickler):
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
+        # protocol 5 (Python 3's default for numpy arrays): np.frombuffer of the raw bytes
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     }
 
     def find_class(self, module: str, name: str) -> object:
+        if (module, name) == ("_codecs", "encode"):
+            return _latin1_encode  # protocol 2 from Python 3 stores bytes as latin-1 text
         if (module, name) in self.ALLOWED:
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
 
 
+def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``codecs.encode`` restricted to the latin-1 round trip protocol-2 pickles use."""
+    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1", "iso-8859-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing to decode a data file with the codec {encoding!r}")
+    return text.encode("latin-1", errors="strict")
+
+
 def _load_py_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
-        batch = _SafeUnpickler(io.BytesIO(path.read_bytes()), encoding="latin1").load()
+        batch = _SafeUnpickler(io.BytesIO(_read_bytes(path)), encoding="latin1").load()
+    except UsageError:
+        raise
     except Exception as err:  # noqa: BLE001 - any failure means a bad file
         raise UsageError(f"{path}: not a CIFAR-10 python batch ({err})") from None
     if not isinstance(batch, dict):
@@ -211,7 +236,7 @@ def _load_py_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _load_bin_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.frombuffer(path.read_bytes(), dtype=np.uint8)
+    raw = np.frombuffer(_read_bytes(path), dtype=np.uint8)
     if raw.size % 3073:
         raise UsageError(f"{path}: not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
     rows = raw.reshape(-1, 3073)
@@ -249,11 +274,23 @@ def _cifar(data_dir: str | None, download: bool) -> ImageData:
 def _finish(name: str, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor, augment: Augment,
             mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> ImageData:
     if mean is None or std is None:
-        scaled = tx.float() / 255.0
-        mean = tuple(float(m) for m in scaled.mean(dim=(0, 2, 3)))
-        std = tuple(float(s) for s in scaled.std(dim=(0, 2, 3)))
+        mean, std = channel_stats(tx)
     classes = int(max(int(ty.max()), int(vy.max())) + 1) if len(ty) else 0
     return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, mean, std, augment, classes)
+
+
+def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and (sample) standard deviation of uint8 NCHW images scaled to
+    [0, 1], computed from exact integer sums: the same values whatever the thread count
+    (a float reduction differs in its last bits with the number of threads, and a
+    resumed run must normalise exactly as the run it continues)."""
+    x = images.to(torch.int64).transpose(0, 1).reshape(images.shape[1], -1)
+    n = x.shape[1]
+    sums = [int(v) for v in x.sum(dim=1)]
+    squares = [int(v) for v in (x * x).sum(dim=1)]
+    mean = tuple(s / n / 255.0 for s in sums)
+    std = tuple(math.sqrt(max(q - s * s / n, 0.0) / max(n - 1, 1)) / 255.0 for s, q in zip(sums, squares))
+    return mean, std
 
 
 IMAGE_SETS: dict[str, Callable[[str | None, bool], ImageData]] = {
@@ -270,4 +307,6 @@ def load_images(name: str, data_dir: str | None = None, download: bool = False) 
                          f"known: {', '.join(IMAGE_SETS)}")
     if data_dir is not None and not Path(data_dir).exists():
         raise UsageError(f"--data-dir {data_dir}: no such folder")
+    if data_dir is not None and not Path(data_dir).is_dir():
+        raise UsageError(f"--data-dir {data_dir}: not a folder; give the folder that holds the data set")
     return IMAGE_SETS[name](data_dir, download)

