@@ -1,0 +1,206 @@
+"""``genolang train`` and ``genolang eval``: retrain a genotype from scratch with the
+DARTS recipe and evaluate saved models. Progress goes to stderr (a bar per epoch when
+stderr is a terminal), results to stdout."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from genolang.errors import UsageError
+
+from genolang.cli.compile import load_specs
+
+# option name -> recipe field, for the options that change the recipe
+RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
+                  "augment", "drop_path", "aux_weight", "grad_clip", "label_smoothing", "seed", "limit_train",
+                  "limit_test", "eval_batch_size", "bptt", "alpha", "beta", "nonmono")
+
+
+class ProgressPrinter:
+    """Turns training events into a tqdm bar per epoch and one line per epoch."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, event: Any) -> None:
+        if self.quiet:
+            return
+        if event.kind == "start":
+            click.echo(f"{event.message} ({event.epochs} epochs)", err=True)
+        elif event.kind == "epoch_start":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=event.steps, desc=f"epoch {event.epoch}/{event.epochs}", file=sys.stderr,
+                            leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
+        elif event.kind == "step" and self.bar is not None:
+            self.bar.update(event.step - self.bar.n)
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in event.metrics.items()}, refresh=False)
+        elif event.kind == "epoch_end":
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            click.echo(epoch_line(event.metrics, event.epochs), err=True)
+        elif event.kind == "note":
+            click.echo(event.message, err=True)
+
+
+def set_threads(threads: int | None) -> None:
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def epoch_line(m: dict[str, Any], epochs: int) -> str:
+    """``epoch 3/30  train loss 0.531 acc 83.1%  test loss 0.412 acc 88.0%  lr 0.0237  12.3s``."""
+    head = f"epoch {m['epoch']}/{epochs}"
+    if "valid_ppl" in m:
+        return (f"{head}  train ppl {m['train_ppl']:.2f}  valid ppl {m['valid_ppl']:.2f}  "
+                f"{m['optimizer']}  {m['seconds']:.1f}s")
+    return (f"{head}  train loss {m['train_loss']:.4f} acc {100 * m['train_acc']:.2f}%  "
+            f"test loss {m['test_loss']:.4f} acc {100 * m['test_acc']:.2f}%  lr {m['lr']:.4g}  "
+            f"drop path {m['drop_path']:.3f}  {m['seconds']:.1f}s")
+
+
+@click.command("train")
+@click.argument("genotype")
+@click.option("-n", "--network", required=True, help="Network skeleton: a name (cifar, small, imagenet, ptb ...) or a .geno file.")
+@click.option("-d", "--dataset", required=True, help="digits, fashion-mnist, cifar10 or ptb.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding the data set (CIFAR-10, Fashion-MNIST, PTB files).")
+@click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir (needs internet).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Epochs [cifar10 600, digits 30, fashion-mnist 50, imagenet-stem 250, ptb 8000].")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [cifar10 96, digits 64, fashion-mnist 96, imagenet-stem 128, ptb 64].")
+@click.option("--lr", type=float, help="Initial learning rate [0.025; 0.1 for an imagenet stem; 20 for ptb].")
+@click.option("--momentum", type=float, help="SGD momentum [0.9].")
+@click.option("--weight-decay", type=float, help="Weight decay [3e-4; 3e-5 for an imagenet stem; 8e-7 for ptb].")
+@click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]),
+              help="Learning-rate schedule [cosine to --lr-min; step (x --decay per epoch) for an imagenet stem].")
+@click.option("--lr-min", type=float, help="Final learning rate of the cosine schedule [0].")
+@click.option("--decay", type=float, help="Per-epoch factor of the step schedule [0.97].")
+@click.option("--cutout", type=click.IntRange(min=0), help="Cutout square side, 0 for none [cifar10 16, else 0].")
+@click.option("--augment/--no-augment", default=None, help="Random crop / flip of the training images [on].")
+@click.option("--drop-path", type=float, help="Final drop-path probability [the skeleton's drop_path].")
+@click.option("--aux-weight", type=float, help="Weight of the auxiliary loss [the skeleton's, 0 without a head].")
+@click.option("--grad-clip", type=float, help="Gradient-norm clip, 0 for none [5; 0.25 for ptb].")
+@click.option("--label-smoothing", type=float, help="Label smoothing [the skeleton's: 0.1 for imagenet].")
+@click.option("--eval-batch-size", type=click.IntRange(min=1), help="Evaluation batch size [images: --batch-size; ptb 10].")
+@click.option("--bptt", type=click.IntRange(min=2), help="ptb: mean sequence length [35].")
+@click.option("--alpha", type=float, help="ptb: activation regularisation weight [0].")
+@click.option("--beta", type=float, help="ptb: temporal activation regularisation weight [1e-3].")
+@click.option("--nonmono", type=click.IntRange(min=1), help="ptb: evaluations without improvement before ASGD [5].")
+@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--limit-train", type=click.IntRange(min=1), help="Use only this many training images (tokens for ptb).")
+@click.option("--limit-test", type=click.IntRange(min=1), help="Use only this many test images (valid/test tokens for ptb).")
+@click.option("--channels", type=click.IntRange(min=1), help="Override the skeleton's initial channels.")
+@click.option("--layers", type=click.IntRange(min=1), help="Override the skeleton's number of cells.")
+@click.option("--embedding", type=click.IntRange(min=1), help="Override a recurrent skeleton's embedding size.")
+@click.option("--hidden", type=click.IntRange(min=1), help="Override a recurrent skeleton's hidden size.")
+@click.option("--run-dir", type=click.Path(file_okay=False),
+              help="Folder for metrics, checkpoints and results [runs/GENOTYPE-NETWORK-DATASET-TIME].")
+@click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data-loading processes.")
+@click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: PyTorch's choice).")
+@click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
+              help="Write TensorBoard logs to RUN_DIR/tb when tensorboard is installed.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar or per-epoch lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def train(genotype: str, network: str, dataset: str, data_dir: str | None, download: bool, run_dir: str | None,
+          resume: bool, device: str, workers: int, threads: int | None, tensorboard: bool, quiet: bool, as_json: bool,
+          channels: int | None, layers: int | None, embedding: int | None, hidden: int | None,
+          **options: Any) -> None:
+    """Retrain GENOTYPE on --network with the DARTS recipe for --dataset, writing
+    metrics.jsonl, checkpoint.pt (every epoch), model.pt and result.json into the run
+    folder. Every default in [brackets] can be overridden. Example:
+
+        genolang train darts_v2 --network small --dataset digits --epochs 2
+    """
+    from genolang.build.compile import apply_overrides, check_pair
+    from genolang.data.registry import dataset_kind
+    from genolang.runio import RunDir
+    from genolang.train import default_recipe
+    from genolang.train import train as run_training
+    from genolang.train.events import TensorBoardLog
+    from genolang.train.state import read_training, stored_recipe
+
+    dataset_kind(dataset)
+    set_threads(threads)
+    geno, net = load_specs(genotype, network)
+    check_pair(geno, net)
+    net = apply_overrides(net, channels=channels, layers=layers, embedding=embedding, hidden=hidden)
+    explicit = {k: v for k, v in options.items() if k in RECIPE_OPTIONS and v is not None}
+    if resume and run_dir is None:
+        raise UsageError("--resume needs --run-dir (the folder of the run to continue)")
+    folder = run_dir or str(Path("runs") / f"{geno.name}-{net.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    run = RunDir(folder)
+    state = read_training(run) if resume else None
+    if state is not None:
+        recipe = stored_recipe(state).replace(**explicit)
+    else:
+        if resume and not quiet:
+            click.echo(f"no checkpoint in {folder}; starting a new run", err=True)
+        recipe = default_recipe(dataset, net).replace(**explicit)
+    if recipe.dataset != dataset:
+        recipe = recipe.replace(dataset=dataset)  # check_resumable reports the mismatch
+    callbacks: list[Any] = [ProgressPrinter(quiet)]
+    tb = TensorBoardLog.create(run.path / "tb", purge_step=None) if tensorboard else None
+    if tb is not None:
+        callbacks.append(tb)
+    if not quiet:
+        click.echo(f"training {geno.name} on {net.name} with {dataset} in {folder}", err=True)
+    try:
+        result = run_training(geno, net, recipe, folder, data_dir=data_dir, download=download, device=device,
+                              workers=workers, resume=resume, callbacks=callbacks)
+    finally:
+        if tb is not None:
+            tb.close()
+    out = result.to_dict()
+    if as_json:
+        click.echo(json.dumps(out, sort_keys=True))
+        return
+    if "test_ppl" in out:
+        click.echo(f"test perplexity {out['test_ppl']:.2f} (best valid {out['best_valid_ppl']:.2f}) "
+                   f"after {out['epochs']} epochs; model: {out['model']}")
+    else:
+        click.echo(f"test accuracy {100 * out['test_acc']:.2f}% (loss {out['test_loss']:.4f}) on "
+                   f"{out['test_images']} images after {out['epochs']} epochs; model: {out['model']}")
+    click.echo(f"run folder: {out['run_dir']} (metrics.jsonl, checkpoint.pt, model.pt, result.json)")
+
+
+@click.command("eval")
+@click.argument("checkpoint", type=click.Path())
+@click.option("-d", "--dataset", required=True, help="digits, fashion-mnist, cifar10 or ptb.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding the data set.")
+@click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir (needs internet).")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size [images 256, ptb 10].")
+@click.option("--limit", type=click.IntRange(min=1), help="Evaluate only this many test images (tokens).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: PyTorch's choice).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def eval_cmd(checkpoint: str, dataset: str, data_dir: str | None, download: bool, batch_size: int | None,
+             limit: int | None, device: str, threads: int | None, as_json: bool) -> None:
+    """Evaluate the model in CHECKPOINT (model.pt or checkpoint.pt of a run, a run
+    folder, or a file from 'genolang compile -o') on the test split of --dataset."""
+    from genolang.train.evaluate import evaluate_checkpoint
+
+    set_threads(threads)
+    path = Path(checkpoint)
+    if path.is_dir():
+        path = path / "model.pt" if (path / "model.pt").is_file() else path / "checkpoint.pt"
+    result = evaluate_checkpoint(path, dataset, data_dir=data_dir, download=download, batch_size=batch_size,
+                                 device=device, limit=limit)
+    if as_json:
+        click.echo(json.dumps(result, sort_keys=True))
+    elif "test_ppl" in result:
+        click.echo(f"{result['genotype']} on {result['network']}: test perplexity {result['test_ppl']:.2f} "
+                   f"(loss {result['test_loss']:.4f}) on {result['test_tokens']} {dataset} tokens")
+    else:
+        click.echo(f"{result['genotype']} on {result['network']}: test accuracy {100 * result['test_acc']:.2f}% "
+                   f"(loss {result['test_loss']:.4f}) on {result['test_images']} {dataset} images")

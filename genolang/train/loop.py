@@ -1,0 +1,192 @@
+"""Retraining a compiled CNN genotype on an image data set (the DARTS recipe).
+
+Reproducible and resumable bit for bit on the CPU: the weights are seeded, each
+epoch's data order is a permutation derived from (seed, epoch), augmentation and drop
+path draw from the global generators whose states every checkpoint stores, and the
+learning rate is a closed form of the epoch. A run of N epochs interrupted after k
+and resumed gives the same weights and metrics as an uninterrupted one."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from genolang.build.checkpoint import save_model
+from genolang.build.compile import DataShape, build, check_pair
+from genolang.build.fixed import FixedCNN
+from genolang.build.count import count_params
+from genolang.data.images import ImageData, load_images
+from genolang.errors import UsageError
+from genolang.model import GenotypeSpec, NetworkSpec
+from genolang.runio import RunDir
+from genolang.runtime import pick_device, seed_everything, set_rng_state
+from genolang.train.events import Callback, Progress, emit
+from genolang.train.recipe import ImageRecipe
+from genolang.train.state import MODEL, RESULT, TrainingDiverged, save_training, start_run
+
+SUBSET_SEED = 0  # --limit-train/--limit-test take the same images whatever the run's seed
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a finished run reports (also written to ``result.json``)."""
+
+    run_dir: str
+    model_path: str
+    epochs: int
+    metrics: dict[str, Any]
+    params: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": self.run_dir, "model": self.model_path, "epochs": self.epochs, "params": self.params,
+                **self.metrics}
+
+
+def subset(n: int, limit: int | None) -> torch.Tensor | None:
+    """A fixed random subset of ``limit`` of ``n`` indices (None: all of them)."""
+    if limit is None or limit >= n:
+        return None
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))[:limit]
+
+
+def epoch_order(n: int, batch_size: int, seed: int, epoch: int) -> list[int]:
+    """The training order of epoch ``epoch``: a permutation from (seed, epoch), without
+    a trailing batch of one sample (BatchNorm cannot train on it)."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(n, generator=gen).tolist()
+    if n > 1 and n % batch_size == 1:
+        order = order[:-1]
+    return order
+
+
+def shape_of(data: ImageData) -> DataShape:
+    return DataShape("cnn", in_channels=data.in_channels, input_size=data.input_size, classes=data.classes)
+
+
+def loader(dataset: Dataset, batch_size: int, order: Sequence[int] | None, workers: int,
+           device: torch.device) -> DataLoader:  # type: ignore[type-arg]
+    return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, num_workers=workers,
+                      pin_memory=device.type == "cuda", persistent_workers=False)
+
+
+def evaluate(model: nn.Module, data: DataLoader, device: torch.device) -> dict[str, float]:  # type: ignore[type-arg]
+    """Mean cross-entropy and accuracy of ``model`` (eval mode) over ``data``."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    with torch.no_grad():
+        for x, y in data:
+            x, y = x.to(device), y.to(device)
+            logits = model(x)
+            total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+            count += int(y.numel())
+    return {"loss": total_loss / max(count, 1), "acc": correct / max(count, 1), "n": count}
+
+
+def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, run_dir: str | Path, *,
+                 data: ImageData | None = None, data_dir: str | None = None, download: bool = False,
+                 device: str = "cpu", workers: int = 0, resume: bool = False,
+                 callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train ``geno`` on ``network`` with ``recipe`` in ``run_dir``; ``data`` (already
+    loaded) or the data set ``recipe.dataset`` from ``data_dir``."""
+    check_pair(geno, network)
+    run = RunDir(run_dir)
+    dev = pick_device(device)
+    if data is None:
+        data = load_images(recipe.dataset, data_dir, download)
+    shape = shape_of(data)
+    state = start_run(run, geno, network, recipe, resume)
+
+    seed_everything(recipe.seed)
+    use_aux = recipe.aux_weight > 0 and network.auxiliary is not None
+    model = build(geno, network, shape, auxiliary=use_aux).to(dev)
+    assert isinstance(model, FixedCNN)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                weight_decay=recipe.weight_decay)
+    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    train_idx = subset(len(data.train_y), recipe.limit_train)
+    test_idx = subset(len(data.test_y), recipe.limit_test)
+    train_set = data.dataset("train", augment=recipe.augment, cutout=recipe.cutout, indices=train_idx)
+    test_set = data.dataset("test", indices=test_idx)
+    if len(train_set) < 2:
+        raise UsageError(f"{recipe.dataset}: {len(train_set)} training images are too few to train on")
+    test_loader = loader(test_set, recipe.eval_batch_size or recipe.batch_size, None, workers, dev)
+
+    start = 0
+    if state is not None:
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["train"]["optimizer"])
+        if state.get("data_shape") and DataShape.from_dict(state["data_shape"]) != shape:
+            raise UsageError(f"{run.checkpoint} was trained on {DataShape.from_dict(state['data_shape']).describe()}, "
+                             f"but {recipe.dataset} here has {shape.describe()}")
+        start = int(state["train"]["epoch"])
+        set_rng_state(state["train"]["rng"])
+        run.truncate_jsonl("metrics.jsonl", start)
+    emit(callbacks, Progress("start", start, recipe.epochs,
+                             message=f"resuming after epoch {start}" if state is not None else "fresh run"))
+
+    extra = {"dataset": recipe.dataset}
+    for epoch in range(start, recipe.epochs):
+        began = time.perf_counter()
+        lr = recipe.lr_at(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.drop_path_prob = recipe.drop_path_at(epoch)
+        order = epoch_order(len(train_set), recipe.batch_size, recipe.seed, epoch)
+        batches = loader(train_set, recipe.batch_size, order, workers, dev)
+        steps = len(batches)
+        emit(callbacks, Progress("epoch_start", epoch + 1, recipe.epochs, 0, steps))
+        model.train()
+        total_loss, correct, count = 0.0, 0, 0
+        for step, (x, y) in enumerate(batches, 1):
+            x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            logits, aux = model(x, return_aux=True)
+            loss_main = criterion(logits, y)
+            loss = loss_main + recipe.aux_weight * criterion(aux, y) if aux is not None else loss_main
+            value = float(loss_main.detach())
+            objective = float(loss.detach())
+            if not math.isfinite(objective):
+                raise TrainingDiverged(
+                    f"the training loss became {objective} at epoch {epoch + 1}, step {step}; stopped. "
+                    + (f"The last good checkpoint ({run.checkpoint}, after epoch {epoch}) is kept. "
+                       if epoch > 0 else "No epoch had finished, so there is no checkpoint. ")
+                    + "Lower --lr or --grad-clip and start again.")
+            loss.backward()
+            if recipe.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            n = int(y.numel())
+            total_loss += value * n
+            correct += int((logits.detach().argmax(1) == y).sum())
+            count += n
+            emit(callbacks, Progress("step", epoch + 1, recipe.epochs, step, steps,
+                                     {"loss": value, "acc": correct / count}))
+        test = evaluate(model, test_loader, dev)
+        record = {
+            "epoch": epoch + 1, "train_loss": total_loss / count, "train_acc": correct / count,
+            "test_loss": test["loss"], "test_acc": test["acc"], "lr": lr, "drop_path": model.drop_path_prob,
+            "seconds": time.perf_counter() - began,
+        }
+        run.log_metrics(record)
+        save_training(run, model, geno, network, shape, recipe, epoch + 1, optimizer, {}, extra)
+        emit(callbacks, Progress("epoch_end", epoch + 1, recipe.epochs, steps, steps, record))
+
+    model_path = run.path / MODEL
+    save_model(model_path, model, geno, network, shape, extra={**extra, "recipe": recipe.to_dict()})
+    last = run.metrics()[-1] if run.metrics() else {}
+    metrics = {"test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
+               "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
+               "test_images": len(test_set), "dataset": recipe.dataset, "genotype": geno.name,
+               "network": network.name}
+    result = TrainResult(str(run.path), str(model_path), recipe.epochs, metrics, count_params(model))
+    run.write_json(RESULT, result.to_dict())
+    emit(callbacks, Progress("done", recipe.epochs, recipe.epochs, metrics=result.to_dict()))
+    return result

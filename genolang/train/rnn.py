@@ -1,0 +1,211 @@
+"""Retraining a recurrent genotype on a corpus: the DARTS recipe for Penn Treebank
+(after AWD-LSTM).
+
+Each training batch has a random length (bptt with probability 0.95, else bptt/2,
+then N(that, 5), at least 5, at most bptt + 20) and scales the step size by
+seq_len / bptt; the hidden state is carried between batches and detached; the loss
+adds temporal activation regularisation beta * mean((h[t+1] - h[t])^2) on the raw
+cell outputs. After every epoch the validation loss is computed (with the averaged
+weights once on ASGD); SGD switches to ASGD (t0 = 0, lambd = 0) when it is worse than
+the best of all but the last ``nonmono`` evaluations. ``model.pt`` keeps the weights
+with the best validation loss; the test perplexity is that model's.
+
+Random lengths draw from Python's ``random``, dropout masks from torch's generator;
+both states are in every checkpoint, so a resumed run continues exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from genolang.build.checkpoint import load_model, save_model
+from genolang.build.compile import DataShape, build, check_pair
+from genolang.build.count import count_params
+from genolang.build.rnn import RNNModel
+from genolang.data.text import Corpus, batchify, get_batch, load_corpus
+from genolang.errors import UsageError
+from genolang.model import GenotypeSpec, NetworkSpec
+from genolang.runio import RunDir
+from genolang.runtime import pick_device, seed_everything, set_rng_state
+from genolang.train.events import Callback, Progress, emit
+from genolang.train.loop import TrainResult
+from genolang.train.recipe import TextRecipe
+from genolang.train.state import MODEL, RESULT, TrainingDiverged, save_training, start_run
+
+
+def vocab_digest(corpus: Corpus) -> str:
+    """A fingerprint of the vocabulary (word ids must mean the same words)."""
+    return hashlib.sha256("\n".join(corpus.vocab).encode("utf-8")).hexdigest()[:16]
+
+
+def perplexity(loss: float) -> float:
+    return math.exp(loss) if loss < 700 else float("inf")
+
+
+def evaluate_text(model: RNNModel, data: torch.Tensor, bptt: int) -> float:
+    """Mean negative log-likelihood per token of ``data`` (T, B), in eval mode."""
+    model.eval()
+    hidden = model.init_hidden(data.size(1))
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, data.size(0) - 1, bptt):
+            x, y = get_batch(data, i, bptt)
+            log_prob, hidden = model(x, hidden)
+            total += float(nn.functional.nll_loss(log_prob.view(-1, model.ntokens), y, reduction="sum"))
+            count += int(y.numel())
+    return total / max(count, 1)
+
+
+def _seq_len(recipe: TextRecipe) -> int:
+    bptt = recipe.bptt if random.random() < 0.95 else recipe.bptt / 2.0
+    return min(max(5, int(random.gauss(bptt, 5))), recipe.bptt + recipe.max_seq_len_delta)
+
+
+def _splits(corpus: Corpus, recipe: TextRecipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    train = corpus.train[: recipe.limit_train] if recipe.limit_train else corpus.train
+    valid = corpus.valid[: recipe.limit_test] if recipe.limit_test else corpus.valid
+    test = corpus.test[: recipe.limit_test] if recipe.limit_test else corpus.test
+    return (batchify(train, recipe.batch_size), batchify(valid, recipe.eval_batch_size),
+            batchify(test, recipe.eval_batch_size))
+
+
+def _asgd(model: nn.Module, recipe: TextRecipe) -> torch.optim.Optimizer:
+    return torch.optim.ASGD(model.parameters(), lr=recipe.lr, t0=0, lambd=0.0, weight_decay=recipe.weight_decay)
+
+
+def _averaged(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[nn.Parameter, torch.Tensor]:
+    """Swap ASGD's averaged weights into ``model``; returns the current ones."""
+    saved = {}
+    for p in model.parameters():
+        saved[p] = p.data.clone()
+        if "ax" in optimizer.state.get(p, {}):
+            p.data.copy_(optimizer.state[p]["ax"])
+    return saved
+
+
+def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run_dir: str | Path, *,
+               corpus: Corpus | None = None, data_dir: str | None = None, device: str = "cpu",
+               resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
+    """Train a recurrent ``geno`` on ``network`` with ``recipe`` in ``run_dir``."""
+    check_pair(geno, network)
+    run = RunDir(run_dir)
+    dev = pick_device(device)
+    if corpus is None:
+        corpus = load_corpus(recipe.dataset, data_dir)
+    train_data, val_data, test_data = (t.to(dev) for t in _splits(corpus, recipe))
+    shape = DataShape("rnn", ntokens=corpus.ntokens)
+    state = start_run(run, geno, network, recipe, resume)
+
+    seed_everything(recipe.seed)
+    model = build(geno, network, shape).to(dev)
+    assert isinstance(model, RNNModel)
+    optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr,
+                                                       weight_decay=recipe.weight_decay)
+    extra = {"dataset": recipe.dataset, "vocab": vocab_digest(corpus), "recipe": recipe.to_dict()}
+    loop: dict[str, Any] = {"asgd": False, "best_val": float("inf"), "history": []}
+    start = 0
+    if state is not None:
+        if DataShape.from_dict(state["data_shape"]) != shape or state.get("extra", {}).get("vocab") != extra["vocab"]:
+            raise UsageError(f"{run.checkpoint} was trained on another vocabulary than {recipe.dataset} here")
+        model.load_state_dict(state["state_dict"])
+        loop = dict(state["train"]["loop"])
+        loop["history"] = list(loop["history"])
+        if loop["asgd"]:
+            optimizer = _asgd(model, recipe)
+        optimizer.load_state_dict(state["train"]["optimizer"])
+        start = int(state["train"]["epoch"])
+        set_rng_state(state["train"]["rng"])
+        run.truncate_jsonl("metrics.jsonl", start)
+    emit(callbacks, Progress("start", start, recipe.epochs,
+                             message=f"resuming after epoch {start}" if state is not None else "fresh run"))
+
+    best_path = run.path / MODEL
+    for epoch in range(start, recipe.epochs):
+        began = time.perf_counter()
+        used = "asgd" if loop["asgd"] else "sgd"
+        steps = max(1, (train_data.size(0) - 2) // recipe.bptt)
+        emit(callbacks, Progress("epoch_start", epoch + 1, recipe.epochs, 0, steps))
+        model.train()
+        hidden = model.init_hidden(recipe.batch_size)
+        total, count, step, i = 0.0, 0, 0, 0
+        while i < train_data.size(0) - 1 - 1:
+            seq_len = _seq_len(recipe)
+            lr = optimizer.param_groups[0]["lr"]
+            optimizer.param_groups[0]["lr"] = lr * seq_len / recipe.bptt
+            x, y = get_batch(train_data, i, seq_len)
+            hidden = hidden.detach()
+            optimizer.zero_grad(set_to_none=True)
+            log_prob, hidden, raw, dropped = model(x, hidden, return_h=True)
+            raw_loss = nn.functional.nll_loss(log_prob.view(-1, model.ntokens), y)
+            loss = raw_loss
+            if recipe.alpha > 0:
+                loss = loss + recipe.alpha * dropped.pow(2).mean()
+            if recipe.beta > 0 and raw.size(0) > 1:
+                loss = loss + recipe.beta * (raw[1:] - raw[:-1]).pow(2).mean()
+            value = float(raw_loss.detach())
+            objective = float(loss.detach())
+            if not math.isfinite(objective):
+                raise TrainingDiverged(
+                    f"the training loss became {objective} at epoch {epoch + 1}, batch {step + 1}; stopped. "
+                    + (f"The last good checkpoint ({run.checkpoint}, after epoch {epoch}) is kept. "
+                       if epoch > 0 else "No epoch had finished, so there is no checkpoint. ")
+                    + "Lower --lr or --grad-clip and start again.")
+            loss.backward()
+            if recipe.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            optimizer.step()
+            optimizer.param_groups[0]["lr"] = lr
+            total += value * y.numel()
+            count += int(y.numel())
+            step += 1
+            i += seq_len
+            emit(callbacks, Progress("step", epoch + 1, recipe.epochs, min(step, steps), steps,
+                                     {"loss": value, "ppl": perplexity(value)}))
+        if loop["asgd"]:
+            current = _averaged(model, optimizer)
+            val_loss = evaluate_text(model, val_data, recipe.bptt)
+            if val_loss < loop["best_val"]:
+                save_model(best_path, model, geno, network, shape, extra={**extra, "epoch": epoch + 1})
+                loop["best_val"] = val_loss
+            for p, data in current.items():
+                p.data.copy_(data)
+        else:
+            val_loss = evaluate_text(model, val_data, recipe.bptt)
+            if val_loss < loop["best_val"]:
+                save_model(best_path, model, geno, network, shape, extra={**extra, "epoch": epoch + 1})
+                loop["best_val"] = val_loss
+            history = loop["history"]
+            if len(history) > recipe.nonmono and val_loss > min(history[:-recipe.nonmono]):
+                optimizer = _asgd(model, recipe)
+                loop["asgd"] = True
+                emit(callbacks, Progress("note", epoch + 1, recipe.epochs,
+                                         message=f"switching to ASGD after epoch {epoch + 1}"))
+            history.append(val_loss)
+        train_loss = total / max(count, 1)
+        record = {
+            "epoch": epoch + 1, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
+            "valid_loss": val_loss, "valid_ppl": perplexity(val_loss), "lr": recipe.lr,
+            "optimizer": used, "seconds": time.perf_counter() - began,
+        }
+        run.log_metrics(record)
+        save_training(run, model, geno, network, shape, recipe, epoch + 1, optimizer, loop, extra)
+        emit(callbacks, Progress("epoch_end", epoch + 1, recipe.epochs, steps, steps, record))
+
+    best, _, _, _ = load_model(best_path, map_location=dev)
+    assert isinstance(best, RNNModel)
+    best.to(dev)
+    test_loss = evaluate_text(best, test_data, recipe.bptt)
+    metrics = {"test_loss": test_loss, "test_ppl": perplexity(test_loss), "best_valid_loss": loop["best_val"],
+               "best_valid_ppl": perplexity(loop["best_val"]), "test_tokens": int(test_data.numel()),
+               "dataset": recipe.dataset, "genotype": geno.name, "network": network.name}
+    result = TrainResult(str(run.path), str(best_path), recipe.epochs, metrics, count_params(best, exclude=()))
+    run.write_json(RESULT, result.to_dict())
+    emit(callbacks, Progress("done", recipe.epochs, recipe.epochs, metrics=result.to_dict()))
+    return result
