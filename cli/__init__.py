@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "compile": ("genolang.cli.compile", "compile_cmd", "Compile a genotype on a network skeleton; size, save, export."),
     "train": ("genolang.cli.train", "train", "Retrain a compiled genotype from scratch (the DARTS recipe)."),
     "eval": ("genolang.cli.train", "eval_cmd", "Evaluate a saved model on a data set's test split."),
+    "bench": ("genolang.cli.bench", "bench", "Time training and inference steps of a network."),
     "diff": ("genolang.cli.vcs", "diff", "Compare two genotypes (or spaces) as architectures; exit 1 if they differ."),
     "hash": ("genolang.cli.vcs", "hash_cmd", "Print canonical hashes of genotypes, their cells and spaces."),
     "git-setup": ("genolang.cli.vcs", "git_setup", "Make git diff show .geno files through the canonical printer."),

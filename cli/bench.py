@@ -1,0 +1,94 @@
+"""``genolang bench``: time one step of a network (train-step, eval-step, ...).
+
+Adding a benchmark: register a step factory with ``genolang.bench.register_step``,
+write a click command decorated with ``bench_options`` that calls ``report(NAME, ...)``,
+and add a row to ``BENCH_COMMANDS`` (commands are imported only when used)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any, Callable
+
+import click
+
+# command name -> (module, attribute, one-line help)
+BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "train-step": ("genolang.cli.bench", "train_step", "Time forward + backward + optimizer step."),
+    "eval-step": ("genolang.cli.bench", "eval_step", "Time an inference forward pass (no_grad, eval mode)."),
+}
+
+
+class BenchGroup(click.Group):
+    """A group whose commands come from ``BENCH_COMMANDS``, imported on use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(BENCH_COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in BENCH_COMMANDS:
+            return None
+        module, attr, _ = BENCH_COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(n, BENCH_COMMANDS[n][2]) for n in self.list_commands(ctx)])
+
+
+@click.group("bench", cls=BenchGroup)
+def bench() -> None:
+    """Time one step of a compiled network on random data and print one JSON object
+    (median_s, min_s, peak_rss_mb, config). Default: DARTS_V2 on the cifar skeleton,
+    C=36, 20 cells, batch 32, 32x32, 10 classes, 2 threads, CPU."""
+
+
+def bench_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every benchmark takes."""
+    options = [
+        click.option("--genotype", default="darts_v2", show_default=True, help="Genotype name or .geno file."),
+        click.option("--network", default="cifar", show_default=True, help="Skeleton name or .geno file."),
+        click.option("--channels", type=click.IntRange(min=1), default=36, show_default=True,
+                     help="Initial channels C (CNN skeletons)."),
+        click.option("--layers", type=click.IntRange(min=1), default=20, show_default=True,
+                     help="Number of cells (CNN skeletons)."),
+        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size."),
+        click.option("--input-size", type=click.IntRange(min=1), default=32, show_default=True, help="Image side."),
+        click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True, help="Classes."),
+        click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps."),
+        click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first."),
+        click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="torch.set_num_threads for the run."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N] or auto."),
+        click.option("--json", "as_json", is_flag=True, help="Print only the JSON object (also the default output)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def report(step: str, as_json: bool, **options: Any) -> None:
+    """Run benchmark ``step`` with the command-line options and print the result."""
+    from genolang.bench import BenchConfig, run_bench
+
+    result = run_bench(step, BenchConfig(**options))
+    d = result.to_dict()
+    if not as_json:
+        click.echo(f"{step}: median {d['median_s'] * 1000:.1f} ms, min {d['min_s'] * 1000:.1f} ms over "
+                   f"{len(d['times_s'])} steps on {d['device']} ({d['threads']} threads); "
+                   f"peak RSS {d['peak_rss_mb']:.0f} MiB", err=True)
+    click.echo(json.dumps(d, sort_keys=True))
+
+
+@click.command("train-step")
+@bench_options
+def train_step(as_json: bool, **options: Any) -> None:
+    """Time forward + backward + SGD step (auxiliary head and grad clip included)."""
+    report("train-step", as_json, **options)
+
+
+@click.command("eval-step")
+@bench_options
+def eval_step(as_json: bool, **options: Any) -> None:
+    """Time a forward pass in eval mode under no_grad."""
+    report("eval-step", as_json, **options)

@@ -1,0 +1,231 @@
+"""Timing one step of a compiled network on random data.
+
+Steps are registered by name (``train-step``, ``eval-step``; others, such as a search
+step, register themselves with ``register_step``). A step factory receives the
+``BenchConfig`` and returns a ``Step``: a zero-argument callable doing exactly the
+work to time, plus facts about what it built. ``run_bench`` calls it ``warmup`` times
+untimed, then ``iters`` times timed (synchronising CUDA around each call), and
+reports median and minimum seconds and the process's peak resident memory."""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from genolang.errors import UsageError, did_you_mean
+from genolang.runtime import pick_device
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to time: a genotype on a skeleton (names or .geno paths), its size, and
+    how. ``channels``/``layers`` None keep the skeleton's."""
+
+    genotype: str = "darts_v2"
+    network: str = "cifar"
+    channels: int | None = 36
+    layers: int | None = 20
+    batch_size: int = 32
+    input_size: int = 32
+    in_channels: int = 3
+    classes: int = 10
+    seq_len: int = 35
+    iters: int = 10
+    warmup: int = 2
+    threads: int = 2
+    device: str = "cpu"
+    seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Step:
+    """The callable to time and what to report about it."""
+
+    run: Callable[[], None]
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+StepFactory = Callable[[BenchConfig, torch.device], Step]
+STEPS: dict[str, StepFactory] = {}
+
+
+def register_step(name: str) -> Callable[[StepFactory], StepFactory]:
+    """Register a step factory under ``name`` (``genolang bench NAME``)."""
+    def deco(fn: StepFactory) -> StepFactory:
+        if name in STEPS:
+            raise ValueError(f"bench step {name!r} is registered twice")
+        STEPS[name] = fn
+        return fn
+
+    return deco
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Timings of one benchmark."""
+
+    step: str
+    times_s: tuple[float, ...]
+    median_s: float
+    min_s: float
+    mean_s: float
+    peak_rss_mb: float
+    device: str
+    threads: int
+    config: dict[str, Any]
+    info: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["times_s"] = list(self.times_s)
+        return d
+
+
+def peak_rss_mb() -> float:
+    """The process's peak resident set size in MiB (ru_maxrss: KiB on Linux, bytes on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: bool) -> tuple[nn.Module, Any]:
+    """The network of ``config`` on ``device`` and its ``DataShape``."""
+    from genolang.build.compile import apply_overrides, build, check_pair, data_shape
+    from genolang.lookup import load_named
+    from genolang.model import GenotypeSpec, NetworkSpec
+
+    geno = load_named("genotype", config.genotype)
+    network = load_named("network", config.network)
+    assert isinstance(geno, GenotypeSpec) and isinstance(network, NetworkSpec)
+    check_pair(geno, network)
+    if network.kind == "cnn":
+        network = apply_overrides(network, channels=config.channels, layers=config.layers)
+        shape = data_shape(network, in_channels=config.in_channels, input_size=config.input_size,
+                           classes=config.classes)
+    else:
+        shape = data_shape(network)
+    torch.manual_seed(config.seed)
+    return build(geno, network, shape, auxiliary=auxiliary).to(device), shape
+
+
+def _batch(config: BenchConfig, shape: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(config.seed)
+    if shape.kind == "rnn":
+        words = torch.randint(0, shape.ntokens, (config.seq_len + 1, config.batch_size), generator=gen)
+        return words[:-1].to(device), words[1:].reshape(-1).to(device)
+    x = torch.randn(config.batch_size, shape.in_channels, shape.input_size, shape.input_size, generator=gen)
+    y = torch.randint(0, shape.classes, (config.batch_size,), generator=gen)
+    return x.to(device), y.to(device)
+
+
+@register_step("train-step")
+def train_step(config: BenchConfig, device: torch.device) -> Step:
+    """Forward (with the auxiliary head, weight 0.4), backward, gradient clip at 5 and
+    an SGD step (momentum 0.9, weight decay 3e-4) on one random batch; for a recurrent
+    model one (seq_len, batch) chunk with the DARTS PTB settings."""
+    from genolang.build.rnn import RNNModel
+
+    model, shape = compile_for_bench(config, device, auxiliary=True)
+    model.train()
+    x, y = _batch(config, shape, device)
+    criterion = nn.CrossEntropyLoss()
+    if isinstance(model, RNNModel):
+        opt = torch.optim.SGD(model.parameters(), lr=20.0, weight_decay=8e-7)
+        hidden = model.init_hidden(config.batch_size)
+
+        def rnn_step() -> None:
+            opt.zero_grad(set_to_none=True)
+            log_prob, _, raw, _ = model(x, hidden, return_h=True)
+            loss = nn.functional.nll_loss(log_prob.view(-1, model.ntokens), y)
+            loss = loss + 1e-3 * (raw[1:] - raw[:-1]).pow(2).mean()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 0.25)
+            opt.step()
+
+        return Step(rnn_step, _info(model, shape))
+    opt = torch.optim.SGD(model.parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
+
+    def cnn_step() -> None:
+        opt.zero_grad(set_to_none=True)
+        logits, aux = model(x, return_aux=True)
+        loss = criterion(logits, y)
+        if aux is not None:
+            loss = loss + 0.4 * criterion(aux, y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        opt.step()
+
+    return Step(cnn_step, _info(model, shape))
+
+
+@register_step("eval-step")
+def eval_step(config: BenchConfig, device: torch.device) -> Step:
+    """A forward pass in eval mode under ``torch.no_grad`` on one random batch."""
+    from genolang.build.rnn import RNNModel
+
+    model, shape = compile_for_bench(config, device, auxiliary=False)
+    model.eval()
+    x, _ = _batch(config, shape, device)
+    if isinstance(model, RNNModel):
+        hidden = model.init_hidden(config.batch_size)
+
+        def rnn_forward() -> None:
+            with torch.no_grad():
+                model(x, hidden)
+
+        return Step(rnn_forward, _info(model, shape))
+
+    def forward() -> None:
+        with torch.no_grad():
+            model(x)
+
+    return Step(forward, _info(model, shape))
+
+
+def _info(model: nn.Module, shape: Any) -> dict[str, Any]:
+    from genolang.build.count import count_params
+
+    return {"params": count_params(model), "params_with_aux": count_params(model, exclude=()),
+            "data_shape": shape.to_dict()}
+
+
+def run_bench(name: str, config: BenchConfig) -> BenchResult:
+    """Build the step ``name`` for ``config`` and time it. Sets torch's intra-op
+    thread count to ``config.threads`` for the duration."""
+    if name not in STEPS:
+        raise UsageError(f"no benchmark step '{name}'{did_you_mean(name, STEPS)}; known: {', '.join(STEPS)}")
+    if config.iters < 1 or config.warmup < 0 or config.threads < 1 or config.batch_size < 1:
+        raise UsageError("--iters, --threads and --batch-size must be at least 1, --warmup at least 0")
+    device = pick_device(config.device)
+    before = torch.get_num_threads()
+    torch.set_num_threads(config.threads)
+    try:
+        step = STEPS[name](config, device)
+        sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        for _ in range(config.warmup):
+            step.run()
+        sync()
+        times = []
+        for _ in range(config.iters):
+            began = time.perf_counter()
+            step.run()
+            sync()
+            times.append(time.perf_counter() - began)
+    finally:
+        torch.set_num_threads(before)
+    info = dict(step.info)
+    if device.type == "cuda":
+        info["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return BenchResult(name, tuple(times), statistics.median(times), min(times), statistics.fmean(times),
+                       peak_rss_mb(), str(device), config.threads, config.to_dict(), info)

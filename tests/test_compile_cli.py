@@ -1,0 +1,145 @@
+"""``genolang compile`` and ``genolang bench`` through click's CliRunner: summaries,
+JSON, checkpoints, exports and clean failures (exit 1, no traceback)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from genolang.build.checkpoint import load_model
+from genolang.cli import main
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(*args: str):  # type: ignore[no-untyped-def]
+    result = CliRunner().invoke(main, list(args), catch_exceptions=True)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+def fails_cleanly(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+
+
+def test_compile_darts_v2_on_cifar_prints_the_counts() -> None:
+    result = run("compile", "darts_v2", "--network", "cifar")
+    assert result.exit_code == 0, result.output
+    assert "3,349,342" in result.output and "3,825,768" in result.output
+    assert "528,359,040" in result.output
+    table = [line for line in result.output.splitlines() if line.strip().startswith(("0 ", "19 "))]
+    assert len(table) == 2
+
+
+def test_compile_json_is_one_object() -> None:
+    result = run("compile", str(SPECS / "genotypes" / "darts_v2.geno"), "--network", "small", "--channels", "8",
+                 "--in-channels", "1", "--classes", "5", "--json")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    assert {"params", "params_with_aux", "macs", "input_size", "cells", "network", "genotype"} <= set(d)
+    assert d["input_size"] == 8 and d["data_shape"]["in_channels"] == 1 and d["data_shape"]["classes"] == 5
+    assert len(d["cells"]) == 8 and d["overrides"] == {"channels": 8, "in_channels": 1, "classes": 5}
+
+
+def test_compile_recurrent_summary() -> None:
+    result = run("compile", "darts_rnn_v2", "--network", "ptb", "--json")
+    d = json.loads(result.output)
+    assert d["params"] == 22_960_000 and d["embedding"] == 850 and d["input_size"] is None
+
+
+def test_compile_saves_a_checkpoint_that_reloads_alone(tmp_path: Path) -> None:
+    out = tmp_path / "sub" / "m.pt"
+    result = run("compile", "darts_v1", "--network", "small_search", "--channels", "4", "--in-channels", "1",
+                 "-o", str(out), "--seed", "3")
+    assert result.exit_code == 0, result.output
+    raw = torch.load(out, weights_only=True)
+    assert "genotype darts_v1" in raw["spec"] and "network small_search" in raw["spec"]
+    assert raw["extra"]["overrides"] == {"channels": 4, "in_channels": 1}
+    model, geno, net, meta = load_model(out)
+    assert (geno.name, net.channels, meta["data_shape"].in_channels) == ("darts_v1", 4, 1)
+    again = tmp_path / "again.pt"
+    run("compile", "darts_v1", "--network", "small_search", "--channels", "4", "--in-channels", "1",
+        "-o", str(again), "--seed", "3")
+    second = torch.load(again, weights_only=True)["state_dict"]
+    assert all(torch.equal(v, second[k]) for k, v in raw["state_dict"].items())
+
+
+def test_compile_exports_torchscript(tmp_path: Path) -> None:
+    result = run("compile", "darts_v2", "--network", "small_search", "--channels", "4", "--export", "torchscript",
+                 "--export-path", str(tmp_path / "m.ts"))
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "m.ts").is_file()
+
+
+def test_compile_exports_onnx(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (pip install genolang[onnx])")
+    pytest.importorskip("onnx", reason="onnx is an optional extra (pip install genolang[onnx])")
+    result = run("compile", "darts_v2", "--network", "small_search", "--channels", "4", "-o", str(tmp_path / "m.pt"),
+                 "--export", "onnx", "--json")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.output)
+    assert d["export"]["path"] == str(tmp_path / "darts_v2_small_search.onnx")
+    assert d["export"]["max_abs_diff"] <= 1e-4
+
+
+def test_onnx_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import fails as if not installed
+    result = run("compile", "darts_v2", "--network", "small_search", "--export", "onnx", "-o", str(tmp_path / "m.pt"))
+    fails_cleanly(result, "pip install genolang[onnx]", "pip install onnx onnxruntime")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args,fragment", [
+    (["darts_rnn_v2", "--network", "cifar"], "CNN skeleton"),
+    (["darts_v2", "--network", "ptb"], "recurrent skeleton"),
+    (["darts_v2", "--network", "cifar", "--input-size", "7"], "even size"),
+    (["darts_v2", "--network", "small", "--input-size", "4"], "auxiliary head"),
+    (["darts_v9", "--network", "cifar"], "did you mean 'darts_v2'"),
+    (["darts_v2", "--network", "cifra"], "did you mean 'cifar'"),
+    (["darts_v2", "--network", "cifar", "--vocab", "100"], "--vocab"),
+    (["darts_rnn_v2", "--network", "ptb", "--layers", "3"], "--layers"),
+    (["missing.geno", "--network", "cifar"], "missing.geno"),
+])
+def test_compile_errors_exit_1_without_traceback(args: list[str], fragment: str) -> None:
+    fails_cleanly(run("compile", *args), fragment)
+
+
+def test_genotype_with_an_op_the_registry_lacks(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.geno"
+    spec.write_text((SPECS / "genotypes" / "darts_v2.geno").read_text().replace("dil_conv_3x3(n2)", "dil_conv_9x9(n2)"))
+    result = run("compile", str(spec), "--network", "small", "-o", str(tmp_path / "m.pt"))
+    fails_cleanly(result, "unknown op 'dil_conv_9x9'")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_bench_train_and_eval_step_print_json() -> None:
+    for step in ("train-step", "eval-step"):
+        result = run("bench", step, "--channels", "4", "--layers", "3", "--batch-size", "2", "--input-size", "8",
+                     "--iters", "2", "--warmup", "0", "--threads", "1", "--json")
+        assert result.exit_code == 0, result.output
+        d = json.loads(result.output)
+        assert {"median_s", "min_s", "peak_rss_mb", "config"} <= set(d)
+        assert d["step"] == step and len(d["times_s"]) == 2 and d["config"]["layers"] == 3
+        assert d["min_s"] <= d["median_s"] and d["peak_rss_mb"] > 0
+
+
+def test_bench_is_a_group_listing_its_steps() -> None:
+    result = run("bench", "--help")
+    assert result.exit_code == 0 and "train-step" in result.output and "eval-step" in result.output
