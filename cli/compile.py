@@ -51,7 +51,8 @@ def format_summary(summary: Any) -> str:
         lines.append(f"               {human(s.params_with_aux)} with it (after cell {s.aux_cell})")
     lines.append(f"multiply-adds  {human(s.macs)} at {s.input_size}x{s.input_size} "
                  "(convolutions and linear layers, inference)")
-    header = f"{'cell':>4}  {'type':<8} {'red':<3} {'C_pp':>5} {'C_p':>5} {'C':>5} {'out':>5}  {'size':<9} {'params':>10}"
+    header = (f"{'cell':>4}  {'type':<8} {'red':<3} {'C_pp':>5} {'C_p':>5} {'C':>5} {'out':>5}  {'size':<9} "
+              f"{'params':>10}")
     lines += ["", header, "-" * len(header)]
     for r in s.cells:
         size = f"{r.in_size}->{r.out_size}" if r.reduction else f"{r.out_size}x{r.out_size}"

@@ -51,6 +51,10 @@ class ProgressPrinter:
             click.echo(event.message, err=True)
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def set_threads(threads: int | None) -> None:
     if threads is not None:
         import torch
@@ -71,12 +75,15 @@ def epoch_line(m: dict[str, Any], epochs: int) -> str:
 
 @click.command("train")
 @click.argument("genotype")
-@click.option("-n", "--network", required=True, help="Network skeleton: a name (cifar, small, imagenet, ptb ...) or a .geno file.")
+@click.option("-n", "--network", required=True,
+              help="Network skeleton: a name (cifar, small, imagenet, ptb ...) or a .geno file.")
 @click.option("-d", "--dataset", required=True, help="digits, fashion-mnist, cifar10 or ptb.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding the data set (CIFAR-10, Fashion-MNIST, PTB files).")
 @click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir (needs internet).")
-@click.option("--epochs", type=click.IntRange(min=1), help="Epochs [cifar10 600, digits 30, fashion-mnist 50, imagenet-stem 250, ptb 8000].")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [cifar10 96, digits 64, fashion-mnist 96, imagenet-stem 128, ptb 64].")
+@click.option("--epochs", type=click.IntRange(min=1),
+              help="Epochs [cifar10 600, digits 30, fashion-mnist 50, imagenet-stem 250, ptb 8000].")
+@click.option("--batch-size", type=click.IntRange(min=1),
+              help="Batch size [cifar10 96, digits 64, fashion-mnist 96, imagenet-stem 128, ptb 64].")
 @click.option("--lr", type=float, help="Initial learning rate [0.025; 0.1 for an imagenet stem; 20 for ptb].")
 @click.option("--momentum", type=float, help="SGD momentum [0.9].")
 @click.option("--weight-decay", type=float, help="Weight decay [3e-4; 3e-5 for an imagenet stem; 8e-7 for ptb].")
@@ -90,14 +97,16 @@ def epoch_line(m: dict[str, Any], epochs: int) -> str:
 @click.option("--aux-weight", type=float, help="Weight of the auxiliary loss [the skeleton's, 0 without a head].")
 @click.option("--grad-clip", type=float, help="Gradient-norm clip, 0 for none [5; 0.25 for ptb].")
 @click.option("--label-smoothing", type=float, help="Label smoothing [the skeleton's: 0.1 for imagenet].")
-@click.option("--eval-batch-size", type=click.IntRange(min=1), help="Evaluation batch size [images: --batch-size; ptb 10].")
+@click.option("--eval-batch-size", type=click.IntRange(min=1),
+              help="Evaluation batch size [images: --batch-size; ptb 10].")
 @click.option("--bptt", type=click.IntRange(min=2), help="ptb: mean sequence length [35].")
 @click.option("--alpha", type=float, help="ptb: activation regularisation weight [0].")
 @click.option("--beta", type=float, help="ptb: temporal activation regularisation weight [1e-3].")
 @click.option("--nonmono", type=click.IntRange(min=1), help="ptb: evaluations without improvement before ASGD [5].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--limit-train", type=click.IntRange(min=1), help="Use only this many training images (tokens for ptb).")
-@click.option("--limit-test", type=click.IntRange(min=1), help="Use only this many test images (valid/test tokens for ptb).")
+@click.option("--limit-test", type=click.IntRange(min=1),
+              help="Use only this many test images (valid/test tokens for ptb).")
 @click.option("--channels", type=click.IntRange(min=1), help="Override the skeleton's initial channels.")
 @click.option("--layers", type=click.IntRange(min=1), help="Override the skeleton's number of cells.")
 @click.option("--embedding", type=click.IntRange(min=1), help="Override a recurrent skeleton's embedding size.")
@@ -167,10 +176,10 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
         return
     if "test_ppl" in out:
         click.echo(f"test perplexity {out['test_ppl']:.2f} (best valid {out['best_valid_ppl']:.2f}) "
-                   f"after {out['epochs']} epochs; model: {out['model']}")
+                   f"after {plural(out['epochs'], 'epoch')}; model: {out['model']}")
     else:
         click.echo(f"test accuracy {100 * out['test_acc']:.2f}% (loss {out['test_loss']:.4f}) on "
-                   f"{out['test_images']} images after {out['epochs']} epochs; model: {out['model']}")
+                   f"{out['test_images']} images after {plural(out['epochs'], 'epoch')}; model: {out['model']}")
     click.echo(f"run folder: {out['run_dir']} (metrics.jsonl, checkpoint.pt, model.pt, result.json)")
 
 

@@ -108,7 +108,8 @@ def test_summary_of_darts_v2_on_cifar() -> None:
     assert [c.index for c in s.cells] == list(range(20))
     assert [c.index for c in s.cells if c.reduction] == [6, 13]
     first, last = s.cells[0], s.cells[-1]
-    assert (first.c_prev_prev, first.c_prev, first.channels, first.out_channels, first.out_size) == (108, 108, 36, 144, 32)
+    assert (first.c_prev_prev, first.c_prev, first.channels, first.out_channels, first.out_size) == \
+        (108, 108, 36, 144, 32)
     assert (last.c_prev_prev, last.c_prev, last.channels, last.out_channels, last.out_size) == (576, 576, 144, 576, 8)
     assert s.aux_cell == 13
     d = s.to_dict()
@@ -208,6 +209,7 @@ def test_checkpoint_reloads_with_weights_only_and_no_other_file(tmp_path: Path) 
     save_model(path, model, g, n, shape, extra={"note": "test"})
     raw = torch.load(path, weights_only=True)
     assert raw["format"] == "genolang-model" and "genotype darts_v2" in raw["spec"]
+    assert "genotype darts_v2 : darts_cnn {" in raw["genotype_spec"] and "channels = 4" in raw["network_spec"]
     loaded, g2, n2, meta = load_model(path)
     assert (g2.name, n2.name, n2.channels) == ("darts_v2", "small", 4)
     assert meta["data_shape"] == shape and meta["extra"] == {"note": "test"}
@@ -258,6 +260,7 @@ def _tiny_cnn():
     return build(g, n, shape), shape
 
 
+@pytest.mark.filterwarnings("ignore:`torch.jit")
 def test_torchscript_export_matches_eager(tmp_path: Path) -> None:
     from genolang.build.export import export_model
 

@@ -144,7 +144,8 @@ def test_training_on_real_digits_lowers_the_loss(tmp_path: Path, skeletons: tupl
     out = json.loads(result.output)
     metrics = RunDir(run_dir).metrics()
     assert [m["epoch"] for m in metrics] == [1, 2, 3, 4]
-    assert {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "drop_path"} <= set(metrics[0])
+    keys = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "drop_path"}
+    assert keys <= set(metrics[0])
     assert metrics[-1]["train_loss"] < metrics[0]["train_loss"]
     assert metrics[-1]["test_loss"] < metrics[0]["test_loss"]
     assert [m["drop_path"] for m in metrics] == [0.2 * e / 4 for e in range(4)]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from genolang.build.compile import DataShape, build, check_pair
-from genolang.build.spectext import read_bundle, spec_bundle
+from genolang.build.spectext import genotype_text, network_text, read_bundle, spec_bundle
 from genolang.errors import GenolangError, UsageError
 from genolang.model import GenotypeSpec, NetworkSpec
 from genolang.runio import load_checkpoint, save_checkpoint
@@ -39,7 +39,9 @@ def model_record(model: nn.Module, geno: GenotypeSpec, network: NetworkSpec, sha
         "version": VERSION,
         "genotype": geno.name,
         "network": network.name,
-        "spec": spec_bundle(geno, network),
+        "spec": spec_bundle(geno, network),  # what load_model reads: space + genotype + skeleton
+        "genotype_spec": genotype_text(geno),  # the same, one declaration each, for people and tools
+        "network_spec": network_text(network),
         "data_shape": shape.to_dict(),
         "auxiliary": auxiliary,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

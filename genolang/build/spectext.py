@@ -80,6 +80,11 @@ def same_specs(a: tuple[GenotypeSpec, NetworkSpec], b: tuple[GenotypeSpec, Netwo
     return body(a) == body(b)
 
 
+def genotype_text(geno: GenotypeSpec) -> str:
+    """The canonical text of one genotype (its space by name)."""
+    return format_spec(A.SpecFile((A.genotype_tree(geno),)))
+
+
 def network_text(network: NetworkSpec) -> str:
     """The canonical text of one skeleton."""
     return format_spec(A.SpecFile((network_tree(network),)))

@@ -102,12 +102,11 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     if data is None:
         data = load_images(recipe.dataset, data_dir, download)
     shape = shape_of(data)
-    state = start_run(run, geno, network, recipe, resume)
-
     seed_everything(recipe.seed)
     use_aux = recipe.aux_weight > 0 and network.auxiliary is not None
-    model = build(geno, network, shape, auxiliary=use_aux).to(dev)
+    model = build(geno, network, shape, auxiliary=use_aux).to(dev)  # a skeleton that misfits the data fails here
     assert isinstance(model, FixedCNN)
+    state = start_run(run, geno, network, recipe, resume)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -121,11 +120,12 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
 
     start = 0
     if state is not None:
+        if DataShape.from_dict(dict(state.get("data_shape") or {})) != shape or \
+                bool(state.get("auxiliary")) != use_aux:
+            raise UsageError(f"{run.checkpoint} was trained on {DataShape.from_dict(state['data_shape']).describe()}, "
+                             f"but {recipe.dataset} here has {shape.describe()}; choose another --run-dir")
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["train"]["optimizer"])
-        if state.get("data_shape") and DataShape.from_dict(state["data_shape"]) != shape:
-            raise UsageError(f"{run.checkpoint} was trained on {DataShape.from_dict(state['data_shape']).describe()}, "
-                             f"but {recipe.dataset} here has {shape.describe()}")
         start = int(state["train"]["epoch"])
         set_rng_state(state["train"]["rng"])
         run.truncate_jsonl("metrics.jsonl", start)

@@ -101,11 +101,10 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
         corpus = load_corpus(recipe.dataset, data_dir)
     train_data, val_data, test_data = (t.to(dev) for t in _splits(corpus, recipe))
     shape = DataShape("rnn", ntokens=corpus.ntokens)
-    state = start_run(run, geno, network, recipe, resume)
-
     seed_everything(recipe.seed)
     model = build(geno, network, shape).to(dev)
     assert isinstance(model, RNNModel)
+    state = start_run(run, geno, network, recipe, resume)
     optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr,
                                                        weight_decay=recipe.weight_decay)
     extra = {"dataset": recipe.dataset, "vocab": vocab_digest(corpus), "recipe": recipe.to_dict()}
