@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "ops": ("genolang.cli.spec", "ops", "List the known operations."),
     "import": ("genolang.cli.convert", "import_", "Convert a genotype from another format to a spec."),
     "export": ("genolang.cli.convert", "export", "Convert a genotype spec to another format."),
+    "search": ("genolang.cli.search", "search", "Search a space with DARTS; write the found genotype as a spec."),
     "compile": ("genolang.cli.compile", "compile_cmd", "Compile a genotype on a network skeleton; size, save, export."),
     "train": ("genolang.cli.train", "train", "Retrain a compiled genotype from scratch (the DARTS recipe)."),
     "eval": ("genolang.cli.train", "eval_cmd", "Evaluate a saved model on a data set's test split."),

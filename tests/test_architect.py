@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _search_util import darts_cnn, tiny_network
+from _search_util import darts_cnn, tiny_network, one_thread  # noqa: F401 (fixture)
 from genolang.build.supernet import build_supernet
 from genolang.search.architect import Architect, ArchitectConfig
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def setup(order: int = 1, mode: str = "fd", dtype: torch.dtype = torch.float32, seed: int = 0,  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from _search_util import darts_cnn, tiny_network
+from _search_util import darts_cnn, tiny_network, one_thread  # noqa: F401 (fixture)
 from genolang.build.fixed import build_fixed_cnn
 from genolang.build.rnn import build_fixed_rnn
 from genolang.build.supernet import PoolBN, alpha_table, build_supernet, mixed_edges
@@ -18,6 +18,8 @@ from genolang.ir.network import PlanError
 from genolang.lookup import load_named
 from genolang.model import GenotypeSpec, NetworkSpec, SpaceSpec
 from genolang.ops import registry
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_supernet(seed: int = 0):  # type: ignore[no-untyped-def]

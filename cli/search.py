@@ -1,0 +1,127 @@
+"""``genolang search``: compile a space into a supernet, run DARTS and write the found
+genotype as a spec file."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from genolang.errors import UsageError
+
+
+def _bar_postfix(metrics: dict[str, float], changes: dict[str, int]) -> str:
+    parts = [f"loss {metrics['loss']:.3f}"]
+    if "acc" in metrics:
+        parts.append(f"acc {100 * metrics['acc']:.1f}%")
+    if "ppl" in metrics:
+        parts.append(f"ppl {metrics['ppl']:.1f}")
+    parts += [f"{cell}: {n} edge{'s' if n != 1 else ''} changed" for cell, n in changes.items()]
+    return ", ".join(parts)
+
+
+class _Reporter:
+    """Turns the library's progress reports into a tqdm bar (stderr) and epoch lines."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.show_bar = not quiet and sys.stderr.isatty()
+        self.bar: Any = None
+
+    def __call__(self, p: Any) -> None:
+        if p.kind == "start":
+            if not self.quiet:
+                done = f", resuming after epoch {p.epoch}" if p.epoch else ""
+                click.echo(f"searching: {p.epochs} epochs of {p.steps} steps ({p.message}{done})", err=True)
+        elif p.kind == "step":
+            if self.show_bar:
+                if self.bar is None:
+                    from tqdm import tqdm
+
+                    self.bar = tqdm(total=p.steps, desc=f"epoch {p.epoch}/{p.epochs}", file=sys.stderr,
+                                    leave=False, dynamic_ncols=True)
+                self.bar.update(1)
+                self.bar.set_postfix_str(_bar_postfix(dict(p.metrics), dict(p.changes)), refresh=False)
+        elif p.kind == "epoch":
+            if self.bar is not None:
+                self.bar.close()
+                self.bar = None
+            if not self.quiet:
+                m = p.metrics
+                if "valid_acc" in m:
+                    scores = (f"train acc {100 * m['train_acc']:.1f}%, valid loss {m['valid_loss']:.4f}, "
+                              f"valid acc {100 * m['valid_acc']:.2f}%")
+                else:
+                    scores = f"train ppl {m['train_ppl']:.1f}, valid ppl {m['valid_ppl']:.2f}"
+                changed = ", ".join(f"{cell} {n} changed" for cell, n in p.changes.items())
+                click.echo(f"epoch {p.epoch}/{p.epochs}: train loss {m['train_loss']:.4f}, {scores}, "
+                           f"lr {m['lr']:.4g}, {m['seconds']:.1f}s; genotype: {changed}", err=True)
+
+
+@click.command("search")
+@click.argument("space", type=str)
+@click.option("--network", "network", default=None,
+              help="Skeleton name or .geno file (default: small_search for digits and fashion-mnist, "
+                   "cifar_search for cifar10, ptb_search for ptb).")
+@click.option("--dataset", default=None,
+              help="digits, fashion-mnist, cifar10 (CNN spaces; default digits) or ptb (recurrent; default).")
+@click.option("--data-dir", default=None, type=click.Path(), help="Folder holding the data set's files.")
+@click.option("--epochs", type=int, default=None,
+              help="Epochs (default: 15 for digits, 10 fashion-mnist, 50 cifar10 and ptb).")
+@click.option("--batch-size", type=int, default=None, help="Batch size (default 64; 256 for ptb).")
+@click.option("--order", type=click.Choice(["1", "2"]), default=None,
+              help="1: first-order DARTS (default); 2: second order (unrolled weight step).")
+@click.option("--seed", type=int, default=None, help="Random seed (default 0).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Where to write the found genotype (default found.geno; with --run-dir only "
+                   "RUN_DIR/genotype.geno).")
+@click.option("--run-dir", type=click.Path(file_okay=False), default=None,
+              help="Run folder: checkpoint, per-epoch genotypes, metrics (default runs/search-<time>).")
+@click.option("--resume", is_flag=True, help="Continue the search in --run-dir from its last checkpoint.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="auto takes CUDA when present.")
+@click.option("--lr", type=float, default=None, help="Weight learning rate (default 0.025 cosine to 0.001; 20 ptb).")
+@click.option("--arch-lr", type=float, default=None, help="Alpha learning rate for Adam (default 3e-4; 3e-3 ptb).")
+@click.option("--limit", type=int, default=None,
+              help="At most N steps per epoch and N evaluation batches (quick trials and tests).")
+@click.option("--threads", type=int, default=None,
+              help="CPU threads for torch's operators (default: torch's own choice, one per core).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
+def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
+           batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
+           resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
+           threads: int | None, quiet: bool) -> None:
+    """Search SPACE (a space .geno file or a space name) with DARTS and write the found
+    genotype as a spec file that 'genolang compile' and 'genolang train' accept.
+
+    With no options, a CNN space is searched on the offline 'digits' data set with the
+    small_search skeleton (first order, a few minutes on two CPU cores); a recurrent
+    space on Penn Treebank with the DARTS recipe."""
+    from genolang.search.loop import SearchConfig, run_search
+
+    if threads is not None:
+        if threads < 1:
+            raise UsageError(f"--threads must be at least 1, not {threads}")
+        import torch
+
+        torch.set_num_threads(threads)
+
+    if out is None and run_dir is None:
+        out = "found.geno"
+    config = SearchConfig(space=space, network=network, dataset=dataset, data_dir=data_dir, epochs=epochs,
+                          batch_size=batch_size, order=int(order) if order else None, seed=seed, lr=lr,
+                          arch_lr=arch_lr, limit=limit, device=device)
+    if resume and run_dir is None:
+        raise UsageError("--resume needs --run-dir: the folder of the search to continue")
+    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=_Reporter(quiet))
+    m = result.metrics
+    score = (f"valid accuracy {100 * m['valid_acc']:.2f}%" if "valid_acc" in m
+             else f"valid perplexity {m.get('valid_ppl', float('nan')):.2f}")
+    where = result.out if result.out is not None else result.run_dir / "genotype.geno"
+    click.echo(f"wrote {where} ({score}; run folder {result.run_dir})")
+    if not quiet:
+        from genolang.parse.ast import SpecFile
+        from genolang.parse.printer import format_spec
+
+        click.echo(format_spec(SpecFile((result.genotype,))).split("\n", 1)[1].strip())

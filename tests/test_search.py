@@ -1,0 +1,204 @@
+"""The search loop and ``genolang search``: tiny end-to-end searches on digits and on a
+tiny text corpus, reproducibility, bit-for-bit resume and clean errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn, one_thread  # noqa: F401 (fixture)
+from genolang.build.fixed import build_fixed_cnn
+from genolang.check import load
+from genolang.cli import main
+from genolang.lookup import load_named
+from genolang.model import GenotypeSpec
+from genolang.ops import registry
+from genolang.search.loop import SearchConfig, run_search
+
+SPACE = "darts_cnn"
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def search(tmp: Path, *args: str, out: str = "found.geno", run: str = "run") -> tuple[int, str, Path, Path]:
+    """``genolang search darts_cnn`` on the tiny skeleton; returns (code, output, out, run)."""
+    net = write_tiny_cnn(tmp)
+    argv = ["search", SPACE, "--network", str(net), "--epochs", "2", "--batch-size", "8", "--limit", "2",
+            "--out", str(tmp / out), "--run-dir", str(tmp / run), "--quiet", *args]
+    result = CliRunner().invoke(main, argv)
+    return result.exit_code, result.output, tmp / out, tmp / run
+
+
+def assert_clean_failure(code: int, output: str, *fragments: str) -> None:
+    assert code == 1, output
+    assert "Traceback" not in output
+    for fragment in fragments:
+        assert fragment in output, output
+
+
+def test_a_tiny_search_writes_a_spec_that_checks_and_compiles(tmp_path: Path) -> None:
+    code, output, out, run = search(tmp_path)
+    assert code == 0, output
+    text = out.read_text(encoding="utf-8")
+    assert text.startswith("# Found by 'genolang search' (DARTS, first order).")
+    assert "(space darts_cnn, sha256 " in text and "genotype hash: " in text
+    assert "dataset: digits; order 1; seed 0; epochs 2; batch 8" in text
+    assert "final validation accuracy: " in text
+    assert "#   n3 <- c1: none 0." in text  # the alpha table
+    geno = load(str(out)).single("genotype")
+    assert isinstance(geno, GenotypeSpec) and geno.name == "found"
+    assert [c.name for c in geno.cells] == ["normal", "reduce"]
+    assert all(len(n.edges) == 2 and all(op != "none" for op, _ in n.edges) for c in geno.cells for n in c.nodes)
+    small = load_named("network", "small")
+    model = build_fixed_cnn(geno, small, in_channels=1, input_size=8, classes=10)  # type: ignore[arg-type]
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+    # the run folder
+    for name in ("checkpoint.pt", "epoch-001.geno", "epoch-002.geno", "genotype.geno", "run.json"):
+        assert (run / name).is_file(), name
+    metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert set(metrics[0]) == {"epoch", "train_loss", "train_acc", "valid_loss", "valid_acc", "lr", "seconds"}
+    alphas = [json.loads(line) for line in (run / "alphas.jsonl").read_text().splitlines()]
+    assert alphas[1]["epoch"] == 2 and alphas[1]["cells"]["normal"]["edges"][0] == "n2<-c0"
+    assert len(alphas[1]["cells"]["reduce"]["softmax"]) == 14
+    run_json = json.loads((run / "run.json").read_text())
+    assert run_json["status"] == "done" and run_json["space_name"] == SPACE and run_json["order"] == 1
+    assert load(str(run / "epoch-001.geno")).single("genotype").name == "epoch_001"
+    assert (run / "genotype.geno").read_text() == text
+
+
+def test_the_compile_command_accepts_the_found_genotype(tmp_path: Path) -> None:
+    code, output, out, _ = search(tmp_path, "--epochs", "1")
+    assert code == 0, output
+    result = CliRunner().invoke(main, ["compile", str(out), "--network", "small"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_same_seed_gives_the_same_genotype(tmp_path: Path) -> None:
+    a = search(tmp_path, "--seed", "3", out="a.geno", run="ra")
+    b = search(tmp_path, "--seed", "3", out="b.geno", run="rb")
+    assert a[0] == b[0] == 0
+    # identical files but for the genotype's name (taken from the file name)
+    assert a[2].read_text().replace("genotype a :", "genotype b :") == b[2].read_text()
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None:
+    net = write_tiny_cnn(tmp_path)
+    config = SearchConfig(space=SPACE, network=str(net), epochs=3, batch_size=8, limit=2, seed=1, order=2)
+    run_search(config, run_dir=tmp_path / "whole", out=tmp_path / "whole.geno")
+
+    def stop_after_first_epoch(p) -> None:  # type: ignore[no-untyped-def]
+        if p.kind == "epoch" and p.epoch == 1:
+            raise Interrupt()
+
+    with pytest.raises(Interrupt):
+        run_search(config, run_dir=tmp_path / "parts", out=tmp_path / "parts.geno", progress=stop_after_first_epoch)
+    assert not (tmp_path / "parts.geno").exists()
+    # resume with the options left out: they come from the checkpoint
+    run_search(SearchConfig(space=SPACE), run_dir=tmp_path / "parts", out=tmp_path / "parts.geno", resume=True)
+    whole = torch.load(tmp_path / "whole" / "checkpoint.pt", weights_only=True)
+    parts = torch.load(tmp_path / "parts" / "checkpoint.pt", weights_only=True)
+    assert whole["epoch"] == parts["epoch"] == 3
+    for key, value in whole["model"].items():
+        assert torch.equal(value, parts["model"][key]), key
+    for opt in ("weight_optimizer", "arch_optimizer"):
+        for pid, state in whole[opt]["state"].items():
+            for k, v in state.items():
+                assert torch.equal(torch.as_tensor(v), torch.as_tensor(parts[opt]["state"][pid][k])), (opt, k)
+    assert torch.equal(whole["rng"]["torch"], parts["rng"]["torch"])
+    for n in (1, 2, 3):
+        assert (tmp_path / "whole" / f"epoch-{n:03d}.geno").read_text() == \
+            (tmp_path / "parts" / f"epoch-{n:03d}.geno").read_text()
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    read = lambda p: [json.loads(x) for x in p.read_text().splitlines()]  # noqa: E731
+    assert strip(read(tmp_path / "whole" / "metrics.jsonl")) == strip(read(tmp_path / "parts" / "metrics.jsonl"))
+    assert read(tmp_path / "whole" / "alphas.jsonl") == read(tmp_path / "parts" / "alphas.jsonl")
+
+
+def test_a_recurrent_search_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
+    corpus = write_tiny_corpus(tmp_path / "ptb")
+    net = write_tiny_rnn(tmp_path)
+    for order in ("1", "2"):
+        argv = ["search", "darts_rnn", "--network", str(net), "--dataset", "ptb", "--data-dir", str(corpus),
+                "--epochs", "1", "--batch-size", "4", "--limit", "2", "--order", order,
+                "--out", str(tmp_path / f"rnn{order}.geno"), "--run-dir", str(tmp_path / f"r{order}"), "--quiet"]
+        result = CliRunner().invoke(main, argv)
+        assert result.exit_code == 0, result.output
+        geno = load(str(tmp_path / f"rnn{order}.geno")).single("genotype")
+        assert isinstance(geno, GenotypeSpec) and geno.kind == "rnn"
+        (cell,) = geno.cells
+        assert len(cell.nodes) == 8 and all(len(n.edges) == 1 for n in cell.nodes)
+        assert cell.output == tuple(f"n{i}" for i in range(1, 9))
+        metrics = json.loads((tmp_path / f"r{order}" / "metrics.jsonl").read_text().splitlines()[0])
+        assert {"train_ppl", "valid_ppl", "train_loss", "valid_loss", "lr", "seconds"} <= set(metrics)
+        assert "final validation perplexity" in (tmp_path / f"rnn{order}.geno").read_text()
+
+
+# ---- errors: exit 1, a message that says what to do, nothing half-written -------------
+
+def test_a_space_op_without_a_module_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(registry.CNN_OPS, "sep_conv_5x5")
+    code, output, out, run = search(tmp_path)
+    assert_clean_failure(code, output, "sep_conv_5x5", "register")
+    assert not out.exists() and not run.exists()
+
+
+def test_a_skeleton_that_does_not_fit_the_data_fails_cleanly(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.geno"
+    deep.write_text("genolang 1\nnetwork deep {\n    stem = cifar\n    channels = 4\n    layers = 4\n"
+                    "    reduce_at = 0, 1, 2, 3\n}\n", encoding="utf-8")
+    code, output, out, run = search(tmp_path, "--network", str(deep))
+    assert_clean_failure(code, output, "reduction cell 3", "even size")
+    assert not out.exists() and not run.exists()
+
+
+def test_resume_problems_fail_cleanly(tmp_path: Path) -> None:
+    code, output, _, run = search(tmp_path, "--resume", run="nothing-here")
+    assert_clean_failure(code, output, "holds no checkpoint")
+    code, output, _, run = search(tmp_path, "--epochs", "1")
+    assert code == 0, output
+    code, output, _, _ = search(tmp_path, "--epochs", "1")
+    assert_clean_failure(code, output, "already holds a search checkpoint", "--resume")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--seed", "5")
+    assert_clean_failure(code, output, "seed=0", "now 5")
+    good = (run / "checkpoint.pt").read_bytes()
+    (run / "checkpoint.pt").write_bytes(good[: len(good) // 2])
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
+    assert_clean_failure(code, output, "not a readable genolang checkpoint")
+    (run / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
+    assert_clean_failure(code, output, "checkpoint")
+
+
+def test_a_nan_loss_stops_with_the_last_good_checkpoint_kept(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    real = torch.nn.functional.cross_entropy
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["n"] += 1
+        loss = real(*args, **kwargs)
+        return loss * float("nan") if calls["n"] > 6 else loss  # epoch 1: 2 x (arch + weight) + 2 eval batches
+
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", poisoned)
+    code, output, out, run = search(tmp_path)
+    assert_clean_failure(code, output, "became nan", "epoch 2", "checkpoint")
+    assert not out.exists()
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+    assert json.loads((run / "run.json").read_text())["status"] == "diverged"
+
+
+def test_a_data_set_of_the_wrong_kind_fails_cleanly(tmp_path: Path) -> None:
+    code, output, out, _ = search(tmp_path, "--dataset", "ptb")
+    assert_clean_failure(code, output, "text data", "image data set")
+    result = CliRunner().invoke(main, ["search", "no_such_space", "--quiet"])
+    assert_clean_failure(result.exit_code, result.output, "no space named 'no_such_space'")
