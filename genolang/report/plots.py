@@ -1,0 +1,263 @@
+"""Plots of a search run as PNGs (matplotlib, Agg; no torch, no pyplot state):
+
+* ``alphas.png``: a heatmap of the final softmax alphas per cell type (rows: edges such
+  as ``n3<-c1``, columns: ops, every square annotated); the ops the found genotype kept
+  are boxed;
+* ``trajectory-CELL.png``: each edge's op weights over the epochs, a small panel per
+  edge, a line per op, one legend;
+* ``curves.png``: loss, accuracy (perplexity for recurrent runs) and learning rate
+  per epoch, training and validation."""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from genolang.errors import UsageError
+from genolang.fsio import write_bytes
+from genolang.model import GenotypeSpec
+from genolang.report.run import SearchRun
+
+INSTALL_HINT = "pip install matplotlib (or pip install 'genolang[plot]')"
+DPI = 100
+KEPT_COLOR = "#d62728"
+
+
+@dataclass(frozen=True)
+class Plot:
+    """One rendered picture: a file name, a caption and the PNG bytes."""
+
+    name: str
+    title: str
+    png: bytes
+
+
+class MatplotlibMissing(UsageError):
+    """matplotlib is not installed."""
+
+
+def _matplotlib() -> Any:
+    """The Figure class of matplotlib (no pyplot, so no backend or global state)."""
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise MatplotlibMissing(f"plots need matplotlib, which is not installed: {INSTALL_HINT}") from None
+    return Figure
+
+
+def kept_ops(genotype: GenotypeSpec | None) -> dict[str, dict[str, set[str]]]:
+    """cell -> edge name (``n3<-c1``) -> the ops the genotype keeps on it."""
+    out: dict[str, dict[str, set[str]]] = {}
+    if genotype is None:
+        return out
+    for cell in genotype.cells:
+        table = out.setdefault(cell.name, {})
+        for node in cell.nodes:
+            for op, src in node.edges:
+                table.setdefault(f"{node.name}<-{src}", set()).add(op)
+    return out
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    return buf.getvalue()
+
+
+def _file_part(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", name) or "cell"
+
+
+def _op_colors(ops: Sequence[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if len(ops) <= 10 else "tab20"]
+    colors: dict[str, Any] = {}
+    i = 0
+    for op in ops:
+        if op == "none":
+            colors[op] = "0.55"
+        else:
+            colors[op] = cmap(i % cmap.N)
+            i += 1
+    return colors
+
+
+def _digits(spread: float) -> int:
+    """Decimals that tell the weights of a table apart: 3, or up to 5 for a narrow spread
+    (early in a search every weight is near 1/ops)."""
+    if spread <= 0:
+        return 3
+    return max(3, min(5, math.ceil(-math.log10(spread)) + 1))
+
+
+def alpha_heatmap(run: SearchRun, genotype: GenotypeSpec | None = None) -> Plot:
+    """The final softmax alphas of every cell type, one annotated heatmap each."""
+    epoch = run.alphas[-1].epoch
+    return Plot("alphas.png", f"Softmax alphas after epoch {epoch}", _png(heatmap_figure(run, genotype)))
+
+
+def heatmap_figure(run: SearchRun, genotype: GenotypeSpec | None = None) -> Any:
+    """The figure of ``alpha_heatmap``."""
+    Figure = _matplotlib()
+    from matplotlib.patches import Rectangle
+
+    tables = list(run.final_alphas.values())
+    kept = kept_ops(genotype)
+    n_ops = max(len(t.ops) for t in tables)
+    n_edges = max(len(t.edges) for t in tables)
+    width = len(tables) * (1.6 + 0.62 * n_ops) + 0.8
+    height = 2.2 + 0.3 * n_edges
+    fig = Figure(figsize=(width, height), layout="constrained")
+    axes = fig.subplots(1, len(tables), squeeze=False)[0]
+    epoch = run.alphas[-1].epoch
+    for ax, table in zip(axes, tables):
+        data = [list(row) for row in table.weights]
+        flat = [x for row in data for x in row]
+        lo, hi = min(flat), max(flat)
+        if hi - lo < 1e-12:
+            lo, hi = lo - 1e-3, hi + 1e-3
+        image = ax.imshow(data, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
+        ax.set_xticks(range(len(table.ops)), labels=list(table.ops), rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(table.edges)), labels=list(table.edge_names), fontsize=8)
+        ax.set_title(f"cell {table.cell}", fontsize=10)
+        mid = (lo + hi) / 2
+        digits = _digits(max(flat) - min(flat))
+        for r, row in enumerate(data):
+            for c, w in enumerate(row):
+                ax.text(c, r, f"{w:.{digits}f}", ha="center", va="center", fontsize=6.5,
+                        color="black" if w > mid else "white")
+        cell_kept = kept.get(table.cell, {})
+        for r, edge in enumerate(table.edge_names):
+            for op in cell_kept.get(edge, ()):
+                if op in table.ops:
+                    c = table.ops.index(op)
+                    ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor=KEPT_COLOR, lw=2))
+        fig.colorbar(image, ax=ax, shrink=0.8, label="softmax weight")
+    note = "; boxed: kept in the found genotype" if kept else ""
+    fig.suptitle(f"{run.title}: softmax alphas after epoch {epoch}{note}", fontsize=10)
+    return fig
+
+
+def alpha_trajectory(run: SearchRun, cell: str, genotype: GenotypeSpec | None = None) -> Plot:
+    """Every edge's op weights of ``cell`` over the epochs: a panel per edge."""
+    return Plot(f"trajectory-{_file_part(cell)}.png", f"Cell {cell}: op weights per edge over the epochs",
+                _png(trajectory_figure(run, cell, genotype)))
+
+
+def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None = None) -> Any:
+    """The figure of ``alpha_trajectory``."""
+    Figure = _matplotlib()
+    from matplotlib.ticker import MaxNLocator
+
+    traj = run.trajectory(cell)
+    kept = kept_ops(genotype).get(cell, {})
+    n = len(traj.edges)
+    cols = min(n, 6 if n > 20 else 5 if n > 8 else 4)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(2.6 * cols, 1.9 * rows + 1.0), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False, sharex=True, sharey=True)
+    colors = _op_colors(traj.ops)
+    marker = "o" if len(traj.epochs) <= 25 else None
+    handles: dict[str, Any] = {}
+    for i, edge in enumerate(traj.edges):
+        ax = axes[i // cols][i % cols]
+        for j, op in enumerate(traj.ops):
+            (line,) = ax.plot(traj.epochs, traj.series(i, j), color=colors[op], lw=1.2, marker=marker,
+                              markersize=2.5, linestyle="--" if op == "none" else "-", label=op)
+            handles.setdefault(op, line)
+        chosen = sorted(kept.get(edge, ()))
+        ax.set_title(edge + (f"  [{', '.join(chosen)}]" if chosen else ""), fontsize=8,
+                     color=KEPT_COLOR if chosen else "black")
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for k in range(n, rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    axes[0][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch", fontsize=8)
+    for row in axes:
+        row[0].set_ylabel("softmax weight", fontsize=8)
+    fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 8),
+               fontsize=8, frameon=False)
+    note = " (in red: edges the found genotype keeps, with their ops)" if kept else ""
+    fig.suptitle(f"{run.title}: cell {cell}, op weights per edge over the epochs{note}", fontsize=10)
+    return fig
+
+
+def _series(metrics: Sequence[Mapping[str, float]], key: str, scale: float = 1.0) -> tuple[list[int], list[float]]:
+    xs, ys = [], []
+    for m in metrics:
+        if key in m:
+            xs.append(int(m["epoch"]))
+            ys.append(float(m[key]) * scale)
+    return xs, ys
+
+
+def curves(run: SearchRun) -> Plot:
+    """Loss, accuracy (or perplexity) and learning rate per epoch."""
+    score = "perplexity" if run.kind == "rnn" else "accuracy"
+    return Plot("curves.png", f"Loss, {score} and learning rate per epoch", _png(curves_figure(run)))
+
+
+def curves_figure(run: SearchRun) -> Any:
+    """The figure of ``curves``."""
+    Figure = _matplotlib()
+    from matplotlib.ticker import MaxNLocator
+
+    recurrent = run.kind == "rnn"
+    score, label = ("ppl", "perplexity") if recurrent else ("acc", "accuracy (%)")
+    panels = [("loss", [("train_loss", "train"), ("valid_loss", "valid")], 1.0),
+              (label, [(f"train_{score}", "train"), (f"valid_{score}", "valid")], 1.0 if recurrent else 100.0),
+              ("learning rate", [("lr", "lr")], 1.0)]
+    names = set(run.metric_names())
+    panels = [p for p in panels if any(key in names for key, _ in p[1])]
+    if not panels:
+        raise UsageError(f"{run.path / 'metrics.jsonl'}: no train_loss, valid_loss, accuracy, perplexity or lr "
+                         "to plot")
+    fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    marker = "o" if len(run.metrics) <= 40 else None
+    for ax, (ylabel, series, scale) in zip(axes, panels):
+        for key, name in series:
+            xs, ys = _series(run.metrics, key, scale)
+            if xs:
+                ax.plot(xs, ys, marker=marker, markersize=3, label=name,
+                        linestyle="--" if name == "valid" else "-")
+        if ylabel == "perplexity" and all(y > 0 for key, _ in series for y in _series(run.metrics, key)[1]):
+            ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        if len(series) > 1:
+            ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(f"{run.title}: training and validation per epoch", fontsize=10)
+    return fig
+
+
+def render_plots(run: SearchRun, genotype: GenotypeSpec | None = None) -> list[Plot]:
+    """Every plot of a run: the alpha heatmap, a trajectory per cell type, the curves."""
+    _matplotlib()
+    plots = [alpha_heatmap(run, genotype)]
+    plots += [alpha_trajectory(run, cell, genotype) for cell in run.final_alphas]
+    plots.append(curves(run))
+    return plots
+
+
+def write_plots(run: SearchRun, outdir: str | os.PathLike[str], genotype: GenotypeSpec | None = None) -> list[Path]:
+    """Write every plot of ``run`` into ``outdir`` (atomically); returns the paths."""
+    folder = Path(outdir)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{folder}: a file, not a folder; -o names the folder the PNGs go to")
+    written = []
+    for plot in render_plots(run, genotype):
+        path = folder / plot.name
+        write_bytes(path, plot.png)
+        written.append(path)
+    return written

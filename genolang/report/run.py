@@ -1,0 +1,260 @@
+"""A search run folder, read without torch: what ``genolang search --run-dir`` writes.
+
+    run.json         provenance: space, skeleton, data set, recipe, status
+    metrics.jsonl    one JSON object per finished epoch: epoch, train_loss, train_acc,
+                     valid_loss, valid_acc (recurrent: train_ppl, valid_ppl), lr, seconds
+    alphas.jsonl     per epoch {"epoch": e, "cells": {cell: {"edges": ["n2<-c0", ...],
+                     "ops": [...], "softmax": [[...], ...]}}}
+    epoch-NNN.geno   the genotype derived after each epoch
+    genotype.geno    the found genotype (when the search finished)
+
+Every problem with these files is a ``UsageError`` that names the file (and line) and
+says what was expected."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from genolang.errors import UsageError
+from genolang.ir.alphas import CellAlphas
+from genolang.model import GenotypeSpec
+
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+ALPHAS = "alphas.jsonl"
+GENOTYPE = "genotype.geno"
+EPOCH_FILE = re.compile(r"^epoch-(\d+)\.geno$")
+LAYOUT = (f"a search run folder ('genolang search --run-dir DIR') holds {RUN_JSON}, {METRICS}, {ALPHAS} "
+          "and epoch-NNN.geno files")
+METRIC_ORDER = ("epoch", "train_loss", "train_acc", "train_ppl", "valid_loss", "valid_acc", "valid_ppl", "lr",
+                "seconds")
+
+
+@dataclass(frozen=True)
+class EpochAlphas:
+    """The softmax alphas of every cell type after one epoch."""
+
+    epoch: int
+    cells: Mapping[str, CellAlphas]
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """One cell type's alphas over the epochs: ``weights[t][edge][op]`` after ``epochs[t]``."""
+
+    cell: str
+    epochs: tuple[int, ...]
+    edges: tuple[str, ...]
+    ops: tuple[str, ...]
+    weights: tuple[tuple[tuple[float, ...], ...], ...]
+
+    def series(self, edge: int, op: int) -> list[float]:
+        """The weight of ``ops[op]`` on ``edges[edge]`` at every recorded epoch."""
+        return [w[edge][op] for w in self.weights]
+
+
+@dataclass(frozen=True)
+class SearchRun:
+    """The files of one search run, checked."""
+
+    path: Path
+    provenance: Mapping[str, Any]
+    metrics: tuple[Mapping[str, float], ...]
+    alphas: tuple[EpochAlphas, ...]
+    epoch_files: tuple[tuple[int, Path], ...]
+    genotype_file: Path | None
+
+    @property
+    def kind(self) -> str:
+        """'rnn' for a recurrent search (perplexities), else 'cnn'."""
+        recipe = self.provenance.get("recipe")
+        if isinstance(recipe, Mapping) and recipe.get("kind") in ("cnn", "rnn"):
+            return str(recipe["kind"])
+        return "rnn" if any("valid_ppl" in m or "train_ppl" in m for m in self.metrics) else "cnn"
+
+    @property
+    def final_alphas(self) -> Mapping[str, CellAlphas]:
+        return self.alphas[-1].cells
+
+    @property
+    def finished(self) -> bool:
+        return self.provenance.get("status") == "done"
+
+    @property
+    def title(self) -> str:
+        """``darts_cnn on digits`` or the folder name."""
+        space = self.provenance.get("space_name") or self.provenance.get("space")
+        dataset = self.provenance.get("dataset")
+        if space and dataset:
+            return f"{space} on {dataset}"
+        return self.path.name
+
+    def metric_names(self) -> list[str]:
+        """The metrics recorded, known ones first in a fixed order."""
+        seen: list[str] = []
+        for m in self.metrics:
+            seen += [k for k in m if k not in seen]
+        return [k for k in METRIC_ORDER if k in seen] + sorted(k for k in seen if k not in METRIC_ORDER)
+
+    def trajectory(self, cell: str) -> Trajectory:
+        """The alphas of ``cell`` over the epochs that recorded it."""
+        records = [(r.epoch, r.cells[cell]) for r in self.alphas if cell in r.cells]
+        if not records:
+            raise UsageError(f"{self.path / ALPHAS}: no alphas of cell '{cell}'; cells: "
+                             f"{', '.join(self.final_alphas)}")
+        _, last = records[-1]  # read_alphas checked that every epoch has the same edges and ops
+        return Trajectory(cell, tuple(e for e, _ in records), last.edge_names, last.ops,
+                          tuple(t.weights for _, t in records))
+
+
+# ---- reading ----------------------------------------------------------------------------
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _read_text(path: Path, what: str) -> str:
+    if not path.is_file():
+        raise UsageError(f"{path}: missing; expected {what} ({LAYOUT})")
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: cannot be read as UTF-8 text ({err}); expected {what}") from None
+
+
+def _jsonl(path: Path, what: str) -> list[tuple[int, Any]]:
+    """(line number, value) of every non-blank line."""
+    out = []
+    for number, line in enumerate(_read_text(path, what).splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            out.append((number, json.loads(line)))
+        except json.JSONDecodeError as err:
+            raise UsageError(f"{path}:{number}: not JSON ({err.msg} at column {err.colno}); expected {what}") from None
+    if not out:
+        raise UsageError(f"{path}: empty; expected {what} (has an epoch of the search finished?)")
+    return out
+
+
+def _epoch(value: Any, where: str, what: str) -> int:
+    if not isinstance(value, dict):
+        raise UsageError(f"{where}: expected a JSON object ({what}), not {type(value).__name__}")
+    epoch = value.get("epoch")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        raise UsageError(f"{where}: expected an 'epoch' that is a whole number >= 0, not {epoch!r}")
+    return epoch
+
+
+def _last_per_epoch(records: list[tuple[int, Any]]) -> list[Any]:
+    """Records sorted by epoch; where a resumed run wrote an epoch twice, the last one."""
+    by_epoch: dict[int, Any] = {}
+    for epoch, value in records:
+        by_epoch[epoch] = value
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def read_provenance(path: Path) -> dict[str, Any]:
+    """run.json as a dict."""
+    what = "the run's provenance as one JSON object"
+    text = _read_text(path, what)
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{path}:{err.lineno}: not JSON ({err.msg}); expected {what}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected {what}, not a JSON {type(data).__name__}")
+    return data
+
+
+def read_metrics(path: Path) -> tuple[dict[str, float], ...]:
+    """metrics.jsonl: one object of numbers per epoch, sorted by epoch."""
+    what = "one JSON object of numbers per epoch (epoch, train_loss, valid_loss, ...)"
+    records = []
+    for number, value in _jsonl(path, what):
+        where = f"{path}:{number}"
+        epoch = _epoch(value, where, what)
+        for key, v in value.items():
+            if v is not None and not _number(v):
+                raise UsageError(f"{where}: '{key}' should be a number, not {v!r}")
+        records.append((epoch, {k: (math.nan if v is None else float(v)) if k != "epoch" else epoch
+                                for k, v in value.items()}))
+    return tuple(_last_per_epoch(records))
+
+
+def _cell_alphas(cell: Any, table: Any, where: str) -> CellAlphas:
+    shape = 'expected {"edges": ["n2<-c0", ...], "ops": [...], "softmax": [[...], ...]}'
+    if not isinstance(cell, str) or not isinstance(table, dict):
+        raise UsageError(f"{where}: cell '{cell}': {shape}")
+    edges, ops, rows = table.get("edges"), table.get("ops"), table.get("softmax")
+    if not (isinstance(edges, list) and all(isinstance(e, str) and "<-" in e for e in edges)):
+        raise UsageError(f"{where}: cell '{cell}': 'edges' should be a list of names such as \"n2<-c0\"; {shape}")
+    if not (isinstance(ops, list) and ops and all(isinstance(o, str) for o in ops)):
+        raise UsageError(f"{where}: cell '{cell}': 'ops' should be a list of op names; {shape}")
+    if not (isinstance(rows, list) and all(isinstance(r, list) and all(_number(x) for x in r) for r in rows)):
+        raise UsageError(f"{where}: cell '{cell}': 'softmax' should be a list of rows of numbers; {shape}")
+    try:
+        return CellAlphas.from_json(cell, table)
+    except ValueError as err:
+        raise UsageError(f"{where}: {err} (one row per edge, one column per op)") from None
+
+
+def read_alphas(path: Path) -> tuple[EpochAlphas, ...]:
+    """alphas.jsonl: every cell's softmax alphas per epoch, sorted by epoch."""
+    what = 'one JSON object per epoch: {"epoch": E, "cells": {CELL: {"edges": [...], "ops": [...], "softmax": [...]}}}'
+    records = []
+    first: EpochAlphas | None = None
+    for number, value in _jsonl(path, what):
+        where = f"{path}:{number}"
+        epoch = _epoch(value, where, what)
+        cells = value.get("cells")
+        if not isinstance(cells, dict) or not cells:
+            raise UsageError(f"{where}: expected 'cells', an object with the alphas of each cell type")
+        record = EpochAlphas(epoch, {c: _cell_alphas(c, t, where) for c, t in cells.items()})
+        if first is None:
+            first = record
+        elif list(record.cells) != list(first.cells):
+            raise UsageError(f"{where}: cells {', '.join(record.cells)} at epoch {epoch}, but "
+                             f"{', '.join(first.cells)} at epoch {first.epoch}; expected one space for the whole run")
+        else:
+            for name, table in record.cells.items():
+                then = first.cells[name]
+                if table.edge_names != then.edge_names or table.ops != then.ops:
+                    raise UsageError(f"{where}: cell '{name}' has other edges or ops at epoch {epoch} than at epoch "
+                                     f"{first.epoch}; expected one space for the whole run")
+        records.append((epoch, record))
+    return tuple(_last_per_epoch(records))
+
+
+def load_run(path: str | os.PathLike[str]) -> SearchRun:
+    """Read and check a search run folder."""
+    root = Path(path)
+    if not root.exists():
+        raise UsageError(f"{root}: no such folder; expected {LAYOUT}")
+    if not root.is_dir():
+        raise UsageError(f"{root}: a file, not a folder; expected {LAYOUT}")
+    provenance = read_provenance(root / RUN_JSON)
+    metrics = read_metrics(root / METRICS)
+    alphas = read_alphas(root / ALPHAS)
+    epochs = sorted((int(m.group(1)), p) for p in root.iterdir()
+                    if (m := EPOCH_FILE.match(p.name)) and p.is_file())
+    final: Path | None = root / GENOTYPE
+    if not final.is_file():
+        out = provenance.get("out")
+        final = Path(out) if isinstance(out, str) and Path(out).is_file() else None
+    return SearchRun(root, provenance, metrics, alphas, tuple(epochs), final)
+
+
+def load_genotype(path: str | os.PathLike[str]) -> GenotypeSpec:
+    """The one genotype of a spec file (a run's epoch-NNN.geno or genotype.geno)."""
+    from genolang.check import load
+
+    found = load(str(path)).single("genotype")
+    assert isinstance(found, GenotypeSpec)
+    return found
