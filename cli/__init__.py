@@ -35,6 +35,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "hash": ("genolang.cli.vcs", "hash_cmd", "Print canonical hashes of genotypes, their cells and spaces."),
     "git-setup": ("genolang.cli.vcs", "git_setup", "Make git diff show .geno files through the canonical printer."),
     "draw": ("genolang.cli.draw", "draw", "Draw cells as SVG, PNG or PDF (Graphviz) or DOT text."),
+    "plot": ("genolang.cli.report", "plot", "Plot a search run's alphas and curves as PNGs (matplotlib)."),
+    "report": ("genolang.cli.report", "report", "Write a search run as one self-contained HTML page."),
 }
 
 
