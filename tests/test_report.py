@@ -263,9 +263,6 @@ def test_plot_a_real_search_run(real_run: Path, tmp_path: Path) -> None:
     for name in PLOTS:
         assert_png(out / name)
         assert f"wrote {out / name}" in err
-    code, _, err = run("plot", str(real_run))  # default: RUN_DIR/plots
-    assert code == 0, err
-    assert sorted(p.name for p in (real_run / "plots").iterdir()) == sorted(PLOTS)
 
 
 @needs_matplotlib
@@ -306,10 +303,10 @@ def test_plot_a_recurrent_run_shows_perplexity(tmp_path: Path) -> None:
     assert sorted(line.get_label() for line in axes[1].lines) == ["train", "valid"]
     traj = trajectory_figure(r, "recurrent")
     assert len([ax for ax in traj.axes if ax.get_visible()]) == 36  # 1 + 2 + ... + 8 edges
-    out = tmp_path / "plots"
-    code, _, err = run("plot", str(folder), "-o", str(out))
+    code, _, err = run("plot", str(folder))  # default: RUN_DIR/plots
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["alphas.png", "curves.png", "trajectory-recurrent.png"]
+    written = sorted(p.name for p in (folder / "plots").iterdir())
+    assert written == ["alphas.png", "curves.png", "trajectory-recurrent.png"]
 
 
 def test_plot_without_matplotlib_is_a_clear_error(fake_run: Path, tmp_path: Path,
@@ -332,11 +329,21 @@ def _report(run_dir: Path, tmp_path: Path) -> tuple[str, str]:
     return out.read_text(encoding="utf-8"), err
 
 
+@pytest.fixture(scope="module")
+def real_report(real_run: Path) -> tuple[Path, str, str]:
+    """The report of the real run (default place: RUN_DIR/report.html), its text and stderr."""
+    code, _, err = run("report", str(real_run))
+    assert code == 0, err
+    path = real_run / "report.html"
+    assert f"wrote {path}" in err
+    return path, path.read_text(encoding="utf-8"), err
+
+
 @needs_matplotlib
 @needs_graphviz
 @pytest.mark.slow
-def test_report_of_a_real_search_run(real_run: Path, tmp_path: Path) -> None:
-    page, err = _report(real_run, tmp_path)
+def test_report_of_a_real_search_run(real_run: Path, real_report: tuple[Path, str, str]) -> None:
+    _, page, err = real_report
     assert "note:" not in err
     parsed = check_page(page)
     kinds = [str(i["src"]).split(";")[0] for i in parsed.images]
@@ -351,8 +358,6 @@ def test_report_of_a_real_search_run(real_run: Path, tmp_path: Path) -> None:
     provenance = json.loads((real_run / "run.json").read_text(encoding="utf-8"))
     assert provenance["space_sha256"] in page
     assert "valid accuracy" in page
-    code, _, err = run("report", str(real_run))  # default: RUN_DIR/report.html
-    assert code == 0 and (real_run / "report.html").is_file(), err
 
 
 @needs_matplotlib
@@ -609,9 +614,8 @@ def _console(stderr: str) -> list[str]:
 @needs_matplotlib
 @needs_graphviz
 @pytest.mark.slow
-def test_report_renders_in_chromium(real_run: Path, tmp_path: Path) -> None:
-    page, _ = _report(real_run, tmp_path)
-    report = tmp_path / "report.html"
+def test_report_renders_in_chromium(real_report: tuple[Path, str, str], tmp_path: Path) -> None:
+    report, page, _ = real_report
     # 1. the page as written: a screenshot that is not blank, and a quiet console
     shot = tmp_path / "shot.png"
     done = _chromium(["--hide-scrollbars", "--window-size=1280,2400", f"--screenshot={shot}", report.as_uri()],
