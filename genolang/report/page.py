@@ -288,7 +288,9 @@ def _epochs_section(run: SearchRun, epochs: list[tuple[int, _Geno]]) -> str:
         else:
             diff = diff_genotypes(previous[1].spec, geno.spec)
             if diff.equivalent:
-                parts.append(f'<p class="same">No change since epoch {previous[0]}.</p>')
+                how = "; ".join(f"cell {c.name}: {c.how_equivalent()}" for c in diff.cells if c.status == "equivalent")
+                parts.append(f'<p class="same">No change since epoch {previous[0]}'
+                             + (f" (the same architecture written differently: {_e(how)})" if how else "") + ".</p>")
             else:
                 changed = sum(1 for c in diff.cells if not c.same)
                 parts.append(f"<p>Changed since epoch {previous[0]}: {changed} cell{'s' if changed != 1 else ''}.</p>")
