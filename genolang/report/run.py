@@ -30,8 +30,8 @@ METRICS = "metrics.jsonl"
 ALPHAS = "alphas.jsonl"
 GENOTYPE = "genotype.geno"
 EPOCH_FILE = re.compile(r"^epoch-(\d+)\.geno$")
-LAYOUT = (f"a search run folder ('genolang search --run-dir DIR') holds {RUN_JSON}, {METRICS}, {ALPHAS} "
-          "and epoch-NNN.geno files")
+LAYOUT = (f"a search run folder, as 'genolang search --run-dir DIR' writes it ({RUN_JSON}, {METRICS}, {ALPHAS}, "
+          "epoch-NNN.geno)")
 METRIC_ORDER = ("epoch", "train_loss", "train_acc", "train_ppl", "valid_loss", "valid_acc", "valid_ppl", "lr",
                 "seconds")
 
@@ -121,7 +121,7 @@ def _number(value: Any) -> bool:
 
 def _read_text(path: Path, what: str) -> str:
     if not path.is_file():
-        raise UsageError(f"{path}: missing; expected {what} ({LAYOUT})")
+        raise UsageError(f"{path}: missing; expected {what} (is {path.parent} {LAYOUT}?)")
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
