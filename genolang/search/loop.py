@@ -57,15 +57,22 @@ ALPHAS_LOG = "alphas.jsonl"
 RUN_JSON = "run.json"
 GENOTYPE = "genotype.geno"
 
-# Per data set: the skeleton, epochs, batch size and first/second order used when the
-# command line does not say. 'digits' is sized for a real search in minutes on 2 cores.
+# Per data set: what the command line does not say. 'digits' is sized for a real search
+# in a few minutes on 2 CPU cores: 8 epochs of 12 steps (DARTS on CIFAR-10 takes ~20,000
+# alpha steps, this ~100), so its alpha learning rate is 10x the paper's 3e-4 for the
+# alphas to move visibly; and one intra-op thread (its tensors are tiny: a second thread
+# gains little, and costs 10x when another process holds a core).
 DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
-    "digits": {"network": "small_search", "epochs": 15, "batch_size": 64, "order": 1},
-    "fashion-mnist": {"network": "small_search", "epochs": 10, "batch_size": 64, "order": 1},
+    "digits": {"network": "small_search", "epochs": 8, "batch_size": 64, "order": 1, "arch_lr": 3e-3,
+               "threads": 1},
+    "fashion-mnist": {"network": "small_search", "epochs": 10, "batch_size": 64, "order": 1, "threads": 1},
     "cifar10": {"network": "cifar_search", "epochs": 50, "batch_size": 64, "order": 1},
     "ptb": {"network": "ptb_search", "epochs": 50, "batch_size": 256, "order": 1},
 }
 DEFAULT_DATASET = {"cnn": "digits", "rnn": "ptb"}
+
+
+EVAL_BATCH = 256  # images per evaluation batch (eval mode: the batch size does not change the numbers)
 
 
 class SearchDiverged(GenolangError):
@@ -98,6 +105,14 @@ class SearchConfig:
     bptt: int | None = None
     limit: int | None = None
     device: str = "auto"
+    threads: int | None = None  # torch intra-op threads; None: the data set's default
+
+
+def default_threads(config: SearchConfig, dataset: str) -> int | None:
+    """The intra-op thread count a search uses (None: leave torch's setting)."""
+    if config.threads is not None:
+        return config.threads
+    return DATASET_DEFAULTS.get(dataset, {}).get("threads")
 
 
 @dataclass(frozen=True)
@@ -146,6 +161,10 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
     if saved is not None:
         given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
                  if f.name in {r.name for r in dataclasses.fields(Recipe)} and getattr(config, f.name) is not None}
+        if "network" in given:
+            given["network"] = _absolute_if_path(given["network"])
+        if "data_dir" in given:
+            given["data_dir"] = _absolute(given["data_dir"])
         return dataclasses.replace(saved, **given)
     dataset = config.dataset or DEFAULT_DATASET[kind]
     from genolang.data.registry import dataset_kind
@@ -169,17 +188,31 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         base = dict(lr=20.0, lr_min=0.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
                     arch_lr=3e-3, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3)
     recipe = Recipe(
-        kind=kind, dataset=dataset, data_dir=config.data_dir, network=pick("network", defaults["network"]),
+        kind=kind, dataset=dataset, data_dir=_absolute(config.data_dir),
+        network=_absolute_if_path(pick("network", defaults["network"])),
         epochs=pick("epochs", defaults["epochs"]), batch_size=pick("batch_size", defaults["batch_size"]),
         order=pick("order", defaults["order"]), seed=pick("seed", 0),
         lr=pick("lr", base["lr"]), lr_min=pick("lr_min", base["lr_min"]),
         momentum=pick("momentum", base["momentum"]), weight_decay=pick("weight_decay", base["weight_decay"]),
-        grad_clip=pick("grad_clip", base["grad_clip"]), arch_lr=pick("arch_lr", base["arch_lr"]),
+        grad_clip=pick("grad_clip", base["grad_clip"]),
+        arch_lr=pick("arch_lr", defaults.get("arch_lr", base["arch_lr"])),
         arch_betas=base["arch_betas"], arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),
         train_portion=pick("train_portion", 0.5), limit=config.limit, bptt=pick("bptt", 35),
     )
     validate_recipe(recipe)
     return recipe
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
+
+
+def _absolute_if_path(name_or_path: str) -> str:
+    """A skeleton given as a file is recorded by its absolute path (so a resumed run
+    finds it from any folder); a name stays a name."""
+    if name_or_path.endswith(".geno") or "/" in name_or_path or Path(name_or_path).is_file():
+        return str(Path(name_or_path).resolve())
+    return name_or_path
 
 
 def validate_recipe(r: Recipe) -> None:
@@ -596,7 +629,7 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
                                 {"loss": total_loss / total_seen, "acc": total_correct / total_seen},
                                 s.changes(model.cell_alphas())))
         scheduler.step()
-        valid_loss, valid_acc = _evaluate_cnn(model, valid_set, r.batch_size, s.device, r.limit)
+        valid_loss, valid_acc = _evaluate_cnn(model, valid_set, EVAL_BATCH, s.device, r.limit)
         metrics = {"epoch": epoch, "train_loss": total_loss / total_seen, "train_acc": total_correct / total_seen,
                    "valid_loss": valid_loss, "valid_acc": valid_acc, "lr": lr,
                    "seconds": round(time.perf_counter() - t0, 3)}
@@ -760,6 +793,12 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
     path = Path(run_dir) if run_dir is not None else default_run_dir()
     search = _Search(config, path, resume, progress)  # the folder is made by the first file written to it
     target = Path(out) if out is not None else None
+    threads = default_threads(config, search.recipe.dataset)
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be at least 1, not {threads}")
+    before = torch.get_num_threads()
+    if threads is not None and search.device.type == "cpu":
+        torch.set_num_threads(threads)
     try:
         if search.kind == "rnn":
             return _search_rnn(search, target)
@@ -767,3 +806,5 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
     except SearchDiverged as err:
         search.write_run_json(status="diverged", error=str(err), finished=_now())
         raise
+    finally:
+        torch.set_num_threads(before)
