@@ -40,7 +40,10 @@ class BenchGroup(click.Group):
 def bench() -> None:
     """Time one step of a compiled network on random data and print one JSON object
     (median_s, min_s, peak_rss_mb, config). Default: DARTS_V2 on the cifar skeleton,
-    C=36, 20 cells, batch 32, 32x32, 10 classes, 2 threads, CPU."""
+    C=36, 20 cells, batch 32, 32x32, 10 classes, 2 threads, CPU.
+
+    On a machine busy with other work, OpenMP's spinning threads can make a multi-thread
+    step many times slower; set OMP_WAIT_POLICY=PASSIVE in the environment to compare."""
 
 
 def bench_options(fn: Callable[..., Any]) -> Callable[..., Any]:
