@@ -806,5 +806,9 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
     except SearchDiverged as err:
         search.write_run_json(status="diverged", error=str(err), finished=_now())
         raise
+    except KeyboardInterrupt:
+        if (search.run.path / RUN_JSON).is_file():
+            search.write_run_json(status="interrupted", finished=_now())
+        raise
     finally:
         torch.set_num_threads(before)
