@@ -7,6 +7,7 @@ message on stderr and exit status 1; click reports usage errors with status 2.""
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from typing import Any
 
@@ -66,6 +67,27 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except Exception as err:  # noqa: BLE001 - only failures of a torchrun job's collectives are caught
+            message = distributed_failure(err)
+            if message is None:
+                raise
+            click.echo(message, err=True)
+            ctx.exit(1)
+
+
+def distributed_failure(err: BaseException) -> str | None:
+    """A clear message when, under torchrun, a collective failed because a peer died,
+    timed out or the network broke (those surface as raw torch errors); else None."""
+    if "RANK" not in os.environ:
+        return None
+    text = str(err).strip()
+    markers = ("gloo", "nccl", "connection closed", "connection reset", "timed out", "broken pipe")
+    if type(err).__name__ not in {"DistBackendError", "DistNetworkError", "DistStoreError"} and \
+            not any(m in text.lower() for m in markers):
+        return None
+    first = text.splitlines()[0][:300] if text else type(err).__name__
+    return (f"error: rank {os.environ['RANK']}: a collective operation failed; another rank probably died, "
+            f"timed out or lost the network ({first})")
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -90,11 +90,13 @@ class _Reporter:
 @click.option("--threads", type=int, default=None,
               help="CPU threads for torch's operators (default: 1 for digits and fashion-mnist, whose tiny "
                    "tensors gain little from more; torch's choice, one per core, otherwise).")
+@click.option("--augment/--no-augment", default=None,
+              help="Random crop / flip of the images of both halves (default on, as the original).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
            resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
-           threads: int | None, quiet: bool) -> None:
+           threads: int | None, augment: bool | None, quiet: bool) -> None:
     """Search SPACE (a space .geno file or a space name) with DARTS and write the found
     genotype as a spec file that 'genolang compile' and 'genolang train' accept.
 
@@ -108,10 +110,15 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
         out = "found.geno"
     config = SearchConfig(space=space, network=network, dataset=dataset, data_dir=data_dir, epochs=epochs,
                           batch_size=batch_size, order=int(order) if order else None, seed=seed, lr=lr,
-                          arch_lr=arch_lr, limit=limit, device=device, threads=threads)
+                          arch_lr=arch_lr, limit=limit, augment=augment, device=device, threads=threads)
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
-    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=_Reporter(quiet))
+    from genolang.dist import is_main_process
+
+    main_rank = is_main_process()
+    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=_Reporter(quiet or not main_rank))
+    if not main_rank:
+        return
     m = result.metrics
     score = (f"valid accuracy {100 * m['valid_acc']:.2f}%" if "valid_acc" in m
              else f"valid perplexity {m.get('valid_ppl', float('nan')):.2f}")

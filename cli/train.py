@@ -139,15 +139,21 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
     from genolang.train.events import TensorBoardLog
     from genolang.train.state import read_training, stored_recipe
 
+    from genolang import dist
+    from genolang.runtime import pick_device
+
     dataset_kind(dataset)
     set_threads(threads)
+    world = dist.init(pick_device(device))  # under torchrun: join the job; else a world of one
+    quiet = quiet or not world.is_main
     geno, net = load_specs(genotype, network)
     check_pair(geno, net)
     net = apply_overrides(net, channels=channels, layers=layers, embedding=embedding, hidden=hidden)
     explicit = {k: v for k, v in options.items() if k in RECIPE_OPTIONS and v is not None}
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir (the folder of the run to continue)")
-    folder = run_dir or str(Path("runs") / f"{geno.name}-{net.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = run_dir or str(dist.broadcast_object(  # rank 0's clock names the folder for every rank
+        str(Path("runs") / f"{geno.name}-{net.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"), world))
     run = RunDir(folder)
     state = read_training(run) if resume else None
     if state is not None:
@@ -159,7 +165,7 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
     if recipe.dataset != dataset:
         recipe = recipe.replace(dataset=dataset)  # check_resumable reports the mismatch
     callbacks: list[Any] = [ProgressPrinter(quiet)]
-    tb = TensorBoardLog.create(run.path / "tb", purge_step=None) if tensorboard else None
+    tb = TensorBoardLog.create(run.path / "tb", purge_step=None) if tensorboard and world.is_main else None
     if tb is not None:
         callbacks.append(tb)
     if not quiet:
@@ -170,6 +176,9 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
     finally:
         if tb is not None:
             tb.close()
+        dist.shutdown()
+    if not world.is_main:
+        return
     out = result.to_dict()
     if as_json:
         click.echo(json.dumps(out, sort_keys=True))

@@ -79,6 +79,35 @@ def device_for(world: World, device: torch.device) -> torch.device:
     return device
 
 
+def is_main_process() -> bool:
+    """Rank 0, or not launched by torchrun (readable before the group is joined)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel (batch norm over the global batch)
+    when there are several ranks; the model itself otherwise."""
+    if not world.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    globalize_batchnorm(model)
+    ids = [device.index] if device.type == "cuda" else None
+    # GlobalBatchNorm keeps the running statistics equal on every rank: no buffer broadcast
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+
+
+def shard(order: Sequence[int], world: World) -> list[int]:
+    """This rank's share of a sample order: positions r, r+W, ... (padded by repeating
+    the first samples to a multiple of W)."""
+    items = list(order)
+    if not world.distributed or not items:
+        return items
+    total = -(-len(items) // world.size) * world.size
+    items += items[: total - len(items)]
+    return items[world.rank::world.size]
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -157,6 +186,18 @@ def gather_objects(obj: object, world: World) -> list[object]:
     except Exception as err:  # noqa: BLE001
         raise _fail(world, "gather", err) from None
     return out
+
+
+def broadcast_object(obj: object, world: World, src: int = 0) -> object:
+    """Rank ``src``'s ``obj`` on every rank (e.g. a run folder named after the time)."""
+    if not world.distributed:
+        return obj
+    box = [obj]
+    try:
+        dist.broadcast_object_list(box, src)
+    except Exception as err:  # noqa: BLE001
+        raise _fail(world, "broadcast", err) from None
+    return box[0]
 
 
 def shard_order(n: int, seed: int, epoch: int, world: World, shuffle: bool = True) -> torch.Tensor:

@@ -34,7 +34,13 @@ forward and the two finite-difference forwards here also leave the real model's
 running statistics alone, so those track the weight steps' training batches only.
 Where the model draws random numbers in its forward (the recurrent model's dropout
 masks), the two finite-difference forwards draw the same ones, so the difference
-measures the change of weights and not of masks."""
+measures the change of weights and not of masks.
+
+Data-parallel runs pass ``reduce``, which averages a list of gradients across ranks in
+place: every gradient the step uses (the train gradient of the unrolled step, the
+validation gradients at w', the two finite-difference gradients, the first-order
+gradient) is averaged before it is used, so each rank computes the step of one process
+holding the global batch, and the alphas stay identical on every rank."""
 
 from __future__ import annotations
 
@@ -50,6 +56,8 @@ from torch.func import functional_call
 # returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``.
 Call = Callable[..., object]
 Objective = Callable[[Call], torch.Tensor]
+# Averages gradients across data-parallel ranks, in place (``genolang.dist``).
+Reduce = Callable[[list[torch.Tensor]], None]
 
 FD_RADIUS = 0.01  # eps = FD_RADIUS / ||v||, the original's r = 1e-2
 
@@ -83,8 +91,10 @@ class Architect:
     """Updates a supernet's alphas; ``weight_optimizer`` is the SGD of its weights, whose
     learning rate, momentum buffers and weight decay the unrolled step uses."""
 
-    def __init__(self, model: nn.Module, weight_optimizer: torch.optim.Optimizer, config: ArchitectConfig) -> None:
+    def __init__(self, model: nn.Module, weight_optimizer: torch.optim.Optimizer, config: ArchitectConfig,
+                 reduce: Reduce | None = None) -> None:
         self.model = model
+        self.reduce: Reduce = reduce or (lambda grads: None)
         self.config = config
         self.weight_optimizer = weight_optimizer
         self.alphas: list[nn.Parameter] = model.arch_parameters()  # type: ignore[operator]
@@ -111,7 +121,9 @@ class Architect:
         """The architecture gradient, one tensor per alpha: first order from ``valid``
         alone; second order needs the ``train`` objective and the weight lr ``eta``."""
         if self.config.order == 1:
-            return list(torch.autograd.grad(self._loss(valid), self.alphas))
+            grads = list(torch.autograd.grad(self._loss(valid), self.alphas))
+            self.reduce(grads)
+            return grads
         if train is None or eta is None:
             raise ValueError("a second-order step needs the train objective and the weight learning rate")
         if self.config.mode == "exact":
@@ -143,10 +155,12 @@ class Architect:
         momentum, wd = self._hyper()
         names = [n for n, _ in self.named_weights]
         weights = [p for _, p in self.named_weights]
-        grads = torch.autograd.grad(self._loss(train), weights, create_graph=create_graph, allow_unused=True)
+        grads = [_zero_if_none(g, w) for g, w in zip(
+            torch.autograd.grad(self._loss(train), weights, create_graph=create_graph, allow_unused=True), weights)]
+        if not create_graph:
+            self.reduce(grads)
         out = {}
         for name, w, g in zip(names, weights, grads):
-            g = torch.zeros_like(w) if g is None else g
             step = self._moment(w, momentum).detach() + g + wd * w.detach()
             new = w.detach() - eta * step
             out[name] = new if create_graph else new.detach().requires_grad_(True)
@@ -158,7 +172,9 @@ class Architect:
         grads = torch.autograd.grad(self._loss(valid, w_prime), [*self.alphas, *w_prime.values()],
                                     allow_unused=True)
         d_alpha = [_zero_if_none(g, a) for g, a in zip(grads[: len(self.alphas)], self.alphas)]
-        v = {n: _zero_if_none(g, w_prime[n]) for n, g in zip(names, grads[len(self.alphas):])}
+        v_list = [_zero_if_none(g, w_prime[n]) for n, g in zip(names, grads[len(self.alphas):])]
+        self.reduce([*d_alpha, *v_list])
+        v = dict(zip(names, v_list))
         hv = self.hessian_vector_product(train, v)
         return [g - eta * h for g, h in zip(d_alpha, hv)]
 
@@ -177,8 +193,10 @@ class Architect:
             g_plus = torch.autograd.grad(self._loss(train, plus), self.alphas, allow_unused=True)
             replay()
             g_minus = torch.autograd.grad(self._loss(train, minus), self.alphas, allow_unused=True)
-        return [(_zero_if_none(p, a) - _zero_if_none(m, a)) / (2 * eps)
+        diff = [(_zero_if_none(p, a) - _zero_if_none(m, a)) / (2 * eps)
                 for p, m, a in zip(g_plus, g_minus, self.alphas)]
+        self.reduce(diff)
+        return diff
 
     def exact_hessian_vector_product(self, train: Objective, v: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         """grad^2_{alpha,w} L_train(w) v by double backward (for tests)."""

@@ -18,6 +18,14 @@ temporal activation regularisation 1e-3; alphas by Adam lr 3e-3, betas (0.9, 0.9
 weight decay 1e-3; the epoch's validation perplexity is measured on the validation
 stream in batches of 10.
 
+Under torchrun (``genolang.dist``) every rank runs this loop on its shard of each
+batch: rank r takes positions r, r+W, ... of the epoch's permutation, so the ranks'
+batches together are the batch of one process with W times the batch size; batch norm
+uses the statistics of that global batch, and the weight and alpha gradients are
+averaged across ranks before they are used, so every rank holds the same weights and
+alphas and derives the same genotype. Recurrent searches give each rank its own
+columns of the token streams. Only rank 0 writes files and reports progress.
+
 The library never prints: it reports through ``progress`` callbacks."""
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from typing import Any, Callable, Iterator, Mapping
 import torch
 import torch.nn.functional as F
 
-from genolang import __version__
+from genolang import __version__, dist
 from genolang.check import load_text
 from genolang.errors import GenolangError, SpecError, UsageError
 from genolang.fsio import write_text
@@ -104,6 +112,7 @@ class SearchConfig:
     train_portion: float | None = None
     bptt: int | None = None
     limit: int | None = None
+    augment: bool | None = None
     device: str = "auto"
     threads: int | None = None  # torch intra-op threads; None: the data set's default
 
@@ -139,6 +148,7 @@ class Recipe:
     train_portion: float
     limit: int | None
     bptt: int = 35
+    augment: bool = True  # random crop / flip of both halves' images, as the original
     eval_batch_size: int = 10
     tar: float = 1e-3  # temporal activation regularisation (recurrent search)
 
@@ -198,6 +208,7 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         arch_lr=pick("arch_lr", defaults.get("arch_lr", base["arch_lr"])),
         arch_betas=base["arch_betas"], arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),
         train_portion=pick("train_portion", 0.5), limit=config.limit, bptt=pick("bptt", 35),
+        augment=pick("augment", True),
     )
     validate_recipe(recipe)
     return recipe
@@ -372,7 +383,13 @@ class _Search:
             self.recipe = resolve_recipe(config, self.kind)
         self.network = self._load_network(self.recipe.network)
         self.network_text = read_text(self.network.path)
-        self.device = pick_device(config.device)
+        self.world = dist.init(pick_device(config.device))
+        self.device = dist.device_for(self.world, pick_device(config.device))
+        if not self.world.is_main:
+            self.progress = lambda p: None
+        if self.saved is not None and int(self.saved.get("world_size", 1)) != self.world.size:
+            raise UsageError(f"--resume: {self.run.checkpoint} was written by {self.saved.get('world_size', 1)} "
+                             f"process(es); resume it with the same number of processes (now {self.world.size})")
         self.previous: A.Genotype | None = None
 
     # -- specs -------------------------------------------------------------------
@@ -428,9 +445,12 @@ class _Search:
             "dataset": self.recipe.dataset, "order": self.recipe.order, "seed": self.recipe.seed,
             "epochs": self.recipe.epochs, "recipe": self.recipe.to_json(),
             "device": str(self.device), "torch": torch.__version__, "genolang": __version__,
+            "world_size": self.world.size,
         }
 
     def write_run_json(self, **extra: Any) -> None:
+        if not self.world.is_main:
+            return
         data: dict[str, Any] = {}
         if (self.run.path / RUN_JSON).is_file():
             try:
@@ -471,8 +491,14 @@ class _Search:
             "arch_optimizer": architect.optimizer.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "rng": rng_state(), "sampler": sampler.get_state() if sampler is not None else None,
+            "world_size": self.world.size,
         }
-        save_checkpoint(self.run.checkpoint, state)
+        ranks_rng = dist.gather_objects(state["rng"], self.world)  # a collective: every rank takes part
+        if self.world.distributed:
+            state["rng_ranks"] = ranks_rng
+        if self.world.is_main:
+            save_checkpoint(self.run.checkpoint, state)
+        dist.barrier(self.world)
 
     def restore(self, model: torch.nn.Module, weight_opt: torch.optim.Optimizer, architect: Architect,
                 scheduler: Any, sampler: torch.Generator | None) -> int:
@@ -488,7 +514,7 @@ class _Search:
                 scheduler.load_state_dict(s["scheduler"])
             if sampler is not None:
                 sampler.set_state(s["sampler"])
-            set_rng_state(s["rng"])
+            set_rng_state(s["rng_ranks"][self.world.rank] if self.world.distributed else s["rng"])
             epoch = int(s["epoch"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -496,13 +522,17 @@ class _Search:
                              "skeleton and data it was made with, or start a new --run-dir") from None
         if not 0 <= epoch <= self.recipe.epochs:
             raise UsageError(f"{where}: records epoch {epoch} of a {self.recipe.epochs}-epoch search")
-        for name in ("metrics.jsonl", ALPHAS_LOG):
-            self.run.truncate_jsonl(name, epoch)
+        if self.world.is_main:
+            for name in ("metrics.jsonl", ALPHAS_LOG):
+                self.run.truncate_jsonl(name, epoch)
+        dist.barrier(self.world)
         return epoch
 
     def end_epoch(self, epoch: int, metrics: dict[str, Any], alphas: Mapping[str, CellAlphas]) -> A.Genotype:
         """Write epoch-NNN.geno, metrics and alphas of a finished epoch."""
         tree = derive_genotype(self.space, alphas, f"epoch_{epoch:03d}")
+        if not self.world.is_main:
+            return tree
         path = self.run.path / f"epoch-{epoch:03d}.geno"
         header = self.header(f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}",
                              metrics, alphas)
@@ -519,10 +549,12 @@ class _Search:
         order = "first" if self.recipe.order == 1 else "second"
         header = self.header(f"Found by 'genolang search' (DARTS, {order} order).", metrics, alphas)
         text = genotype_file_text(tree, self.space, self.run.path / GENOTYPE, header)
-        self.run.write_text(GENOTYPE, text)
+        if self.world.is_main:
+            self.run.write_text(GENOTYPE, text)
         if out is not None:
             out_text = genotype_file_text(tree, self.space, out, header)
-            write_text(out, out_text)
+            if self.world.is_main:
+                write_text(out, out_text)
             text = out_text
         self.write_run_json(status="done", finished=_now(), final=dict(metrics),
                             out=str(out) if out is not None else None)
@@ -546,11 +578,13 @@ def _check_finite(value: torch.Tensor, what: str, epoch: int, step: int, run: Ru
 
 
 def _weight_step(model: torch.nn.Module, loss: torch.Tensor, weights: list[torch.nn.Parameter],
-                 optimizer: torch.optim.Optimizer, clip: float) -> None:
-    """Gradients for the weights only (alphas get none), clip, SGD step."""
+                 optimizer: torch.optim.Optimizer, clip: float, world: dist.World = dist.SINGLE) -> None:
+    """Gradients for the weights only (alphas get none), averaged across ranks, clip,
+    SGD step."""
     grads = torch.autograd.grad(loss, weights, allow_unused=True)
     for p, g in zip(weights, grads):
         p.grad = g
+    dist.all_reduce_grads_(weights, world)
     torch.nn.utils.clip_grad_norm_(weights, clip)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
@@ -558,11 +592,17 @@ def _weight_step(model: torch.nn.Module, loss: torch.Tensor, weights: list[torch
 
 # ---- CNN ---------------------------------------------------------------------------
 
-def _batches(n: int, batch: int, generator: torch.Generator) -> list[torch.Tensor]:
+def _batches(n: int, batch: int, generator: torch.Generator,
+             world: dist.World = dist.SINGLE) -> list[torch.Tensor]:
     """A random order of ``range(n)`` cut into batches; a last batch of one sample is
-    dropped (batch norm cannot train on it)."""
+    dropped (batch norm cannot train on it). With several ranks, this rank's share:
+    positions r, r+W, ... of the permutation (padded to a multiple of W), so the
+    ranks' i-th batches together are the i-th batch of W times the size."""
     perm = torch.randperm(n, generator=generator)
-    out = [perm[i:i + batch] for i in range(0, n, batch)]
+    if world.distributed:
+        total = -(-n // world.size) * world.size
+        perm = torch.cat([perm, perm[: total - n]])[world.rank::world.size]
+    out = [perm[i:i + batch] for i in range(0, len(perm), batch)]
     return [b for b in out if len(b) > 1]
 
 
@@ -581,18 +621,20 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
     split = int(math.floor(n * r.train_portion))
     if split < 2 or n - split < 2:
         raise UsageError(f"{r.dataset} has {n} training images: too few to split for search")
-    train_set = data.dataset("train", augment=True, cutout=0, indices=torch.arange(0, split))
-    search_set = data.dataset("train", augment=True, cutout=0, indices=torch.arange(split, n))
+    train_set = data.dataset("train", augment=r.augment, cutout=0, indices=torch.arange(0, split))
+    search_set = data.dataset("train", augment=r.augment, cutout=0, indices=torch.arange(split, n))
     valid_set = data.dataset("train", augment=False, indices=torch.arange(split, n))
 
     seed_everything(r.seed)
     model = build_supernet(s.space, s.network, in_channels=data.in_channels, input_size=data.input_size,
                            classes=data.classes).to(s.device)
+    world = _distribute(model, s)
     s.check_network_unchanged()
     weights = model.weight_parameters()
     weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_opt, T_max=r.epochs, eta_min=r.lr_min)
-    architect = Architect(model, weight_opt, ArchitectConfig(r.order, r.arch_lr, r.arch_betas, r.arch_weight_decay))
+    architect = Architect(model, weight_opt, ArchitectConfig(r.order, r.arch_lr, r.arch_betas, r.arch_weight_decay),
+                          reduce=lambda grads: dist.all_reduce_mean_(grads, world))
     sampler = torch.Generator().manual_seed(r.seed)
     start = s.restore(model, weight_opt, architect, scheduler, sampler) if s.saved is not None else 0
     if start == 0:
@@ -600,15 +642,15 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
     s.previous = _previous_genotype(s, model)
 
     metrics: dict[str, Any] = dict(s.run.metrics()[-1]) if start else {}
-    steps_hint = len(_batches(split, r.batch_size, torch.Generator().manual_seed(0)))
+    steps_hint = len(_batches(split, r.batch_size, torch.Generator().manual_seed(0), world))
     steps = min(steps_hint, r.limit) if r.limit else steps_hint
     s.progress(Progress("start", start, r.epochs, 0, steps, message=f"{sum(p.numel() for p in weights):,} weights"))
     for epoch in range(start + 1, r.epochs + 1):
         t0 = time.perf_counter()
         lr = float(scheduler.get_last_lr()[0])
         model.train()
-        train_batches = _batches(split, r.batch_size, sampler)
-        search_batches = _batches(n - split, r.batch_size, sampler)
+        train_batches = _batches(split, r.batch_size, sampler, world)
+        search_batches = _batches(n - split, r.batch_size, sampler, world)
         if r.limit:
             train_batches = train_batches[: r.limit]
         total_loss = total_correct = total_seen = 0.0
@@ -621,7 +663,7 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
             logits = model(x)
             loss = F.cross_entropy(logits, y)
             _check_finite(loss, "training loss", epoch, step, s.run)
-            _weight_step(model, loss, weights, weight_opt, r.grad_clip)
+            _weight_step(model, loss, weights, weight_opt, r.grad_clip, world)
             total_loss += float(loss.detach()) * len(y)
             total_correct += float((logits.argmax(1) == y).sum())
             total_seen += len(y)
@@ -629,7 +671,9 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
                                 {"loss": total_loss / total_seen, "acc": total_correct / total_seen},
                                 s.changes(model.cell_alphas())))
         scheduler.step()
-        valid_loss, valid_acc = _evaluate_cnn(model, valid_set, EVAL_BATCH, s.device, r.limit)
+        valid_loss, valid_acc = _evaluate_cnn(model, valid_set, EVAL_BATCH, s.device, r.limit, world)
+        total_loss, total_correct, total_seen = dist.reduce_sums([total_loss, total_correct, total_seen], world,
+                                                                 s.device)
         metrics = {"epoch": epoch, "train_loss": total_loss / total_seen, "train_acc": total_correct / total_seen,
                    "valid_loss": valid_loss, "valid_acc": valid_acc, "lr": lr,
                    "seconds": round(time.perf_counter() - t0, 3)}
@@ -645,20 +689,38 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
 
 @torch.no_grad()
 def _evaluate_cnn(model: torch.nn.Module, dataset: Any, batch: int, device: torch.device,
-                  limit: int | None) -> tuple[float, float]:
+                  limit: int | None, world: dist.World = dist.SINGLE) -> tuple[float, float]:
+    """Loss and accuracy in eval mode; with several ranks each evaluates every W-th
+    batch and the sums are reduced."""
     model.eval()
     loss = correct = seen = 0.0
     n = len(dataset)
     for b, i in enumerate(range(0, n, batch)):
         if limit and b >= limit:
             break
+        if b % world.size != world.rank:
+            continue
         x, y = _stack(dataset, torch.arange(i, min(i + batch, n)), device)
         logits = model(x)
         loss += float(F.cross_entropy(logits, y, reduction="sum"))
         correct += float((logits.argmax(1) == y).sum())
         seen += len(y)
     model.train()
+    loss, correct, seen = dist.reduce_sums([loss, correct, seen], world, device)
     return loss / seen, correct / seen
+
+
+def _distribute(model: torch.nn.Module, s: "_Search") -> dist.World:
+    """Prepare a supernet for data parallelism: batch norm over the global batch, the
+    same starting weights on every rank, and per-rank random streams (augmentation,
+    dropout) from here on. A no-op in a single process."""
+    world = s.world
+    if world.distributed:
+        dist.globalize_batchnorm(model)
+        dist.broadcast_([*model.parameters(), *model.buffers()], world)
+        torch.manual_seed(s.recipe.seed + 7919 * world.rank)
+        random.seed(s.recipe.seed)  # python's generator picks sequence lengths: the same on every rank
+    return world
 
 
 def _previous_genotype(s: _Search, model: Any) -> A.Genotype:
@@ -677,13 +739,17 @@ def _search_rnn(s: _Search, out: Path | None) -> SearchResult:
     corpus = load_corpus(r.dataset, r.data_dir)
     seed_everything(r.seed)
     model = build_rnn_supernet(s.space, s.network, corpus.ntokens).to(s.device)
+    world = _distribute(model, s)
     s.check_network_unchanged()
-    train_data = batchify(corpus.train, r.batch_size).to(s.device)
-    search_data = batchify(corpus.valid, r.batch_size).to(s.device)
+    # with W ranks, the streams are cut into W x batch columns and rank r takes its own
+    cols = slice(world.rank * r.batch_size, (world.rank + 1) * r.batch_size)
+    train_data = batchify(corpus.train, r.batch_size * world.size)[:, cols].contiguous().to(s.device)
+    search_data = batchify(corpus.valid, r.batch_size * world.size)[:, cols].contiguous().to(s.device)
     val_data = batchify(corpus.valid, r.eval_batch_size).to(s.device)
     weights = model.weight_parameters()
     weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
-    architect = Architect(model, weight_opt, ArchitectConfig(r.order, r.arch_lr, r.arch_betas, r.arch_weight_decay))
+    architect = Architect(model, weight_opt, ArchitectConfig(r.order, r.arch_lr, r.arch_betas, r.arch_weight_decay),
+                          reduce=lambda grads: dist.all_reduce_mean_(grads, world))
     start = s.restore(model, weight_opt, architect, None, None) if s.saved is not None else 0
     if start == 0:
         s.write_run_json(started=_now(), status="running")
@@ -730,7 +796,7 @@ def _search_rnn(s: _Search, out: Path | None) -> SearchResult:
             raw_loss = F.nll_loss(log_prob.view(-1, ntok), y)
             _check_finite(raw_loss, "training loss", epoch, step, s.run)
             loss = raw_loss + r.tar * (raw[1:] - raw[:-1]).pow(2).mean()
-            _weight_step(model, loss, weights, weight_opt, r.grad_clip)
+            _weight_step(model, loss, weights, weight_opt, r.grad_clip, world)
             weight_opt.param_groups[0]["lr"] = base_lr
             total_loss += float(raw_loss.detach()) * len(y)
             total_tokens += len(y)
@@ -739,6 +805,7 @@ def _search_rnn(s: _Search, out: Path | None) -> SearchResult:
             s.progress(Progress("step", epoch, r.epochs, step, steps, {"loss": avg, "ppl": _ppl(avg)},
                                 s.changes(model.cell_alphas())))
         valid_loss = _evaluate_rnn(model, val_data, r.eval_batch_size, r.bptt, ntok, r.limit)
+        total_loss, total_tokens = dist.reduce_sums([total_loss, total_tokens], world, s.device)
         train_loss = total_loss / max(total_tokens, 1)
         metrics = {"epoch": epoch, "train_loss": train_loss, "train_ppl": _ppl(train_loss),
                    "valid_loss": valid_loss, "valid_ppl": _ppl(valid_loss),
@@ -790,7 +857,12 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
     last checkpoint; the result is bit-identical to an uninterrupted run on the CPU."""
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
-    path = Path(run_dir) if run_dir is not None else default_run_dir()
+    if run_dir is None:
+        # every rank must use rank 0's folder: the time in its name may differ across ranks
+        world = dist.init(pick_device(config.device))
+        path = Path(str(dist.broadcast_object(str(default_run_dir()), world)))
+    else:
+        path = Path(run_dir)
     search = _Search(config, path, resume, progress)  # the folder is made by the first file written to it
     target = Path(out) if out is not None else None
     threads = default_threads(config, search.recipe.dataset)
@@ -812,3 +884,4 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
         raise
     finally:
         torch.set_num_threads(before)
+        dist.shutdown()

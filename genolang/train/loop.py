@@ -4,7 +4,12 @@ Reproducible and resumable bit for bit on the CPU: the weights are seeded, each
 epoch's data order is a permutation derived from (seed, epoch), augmentation and drop
 path draw from the global generators whose states every checkpoint stores, and the
 learning rate is a closed form of the epoch. A run of N epochs interrupted after k
-and resumed gives the same weights and metrics as an uninterrupted one."""
+and resumed gives the same weights and metrics as an uninterrupted one.
+
+Under torchrun the model is wrapped in DistributedDataParallel with batch norm over the
+global batch; rank r trains on positions r, r+W, ... of each epoch's order, so with
+``--batch-size B`` per process the step is that of one process with batch W x B.
+Metrics are summed across ranks; only rank 0 writes files and reports progress."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from genolang import dist
 from genolang.build.checkpoint import save_model
 from genolang.build.compile import DataShape, build, check_pair
 from genolang.build.fixed import FixedCNN
@@ -26,10 +32,10 @@ from genolang.data.images import ImageData, load_images
 from genolang.errors import UsageError
 from genolang.model import GenotypeSpec, NetworkSpec
 from genolang.runio import RunDir
-from genolang.runtime import pick_device, seed_everything, set_rng_state
+from genolang.runtime import pick_device, seed_everything
 from genolang.train.events import Callback, Progress, emit
 from genolang.train.recipe import ImageRecipe
-from genolang.train.state import MODEL, RESULT, TrainingDiverged, save_training, start_run
+from genolang.train.state import MODEL, RESULT, TrainingDiverged, restore_rng, save_training, start_run
 
 SUBSET_SEED = 0  # --limit-train/--limit-test take the same images whatever the run's seed
 
@@ -76,8 +82,10 @@ def loader(dataset: Dataset, batch_size: int, order: Sequence[int] | None, worke
                       pin_memory=device.type == "cuda", persistent_workers=False)
 
 
-def evaluate(model: nn.Module, data: DataLoader, device: torch.device) -> dict[str, float]:  # type: ignore[type-arg]
-    """Mean cross-entropy and accuracy of ``model`` (eval mode) over ``data``."""
+def evaluate(model: nn.Module, data: DataLoader, device: torch.device,  # type: ignore[type-arg]
+             world: dist.World = dist.SINGLE) -> dict[str, float]:
+    """Mean cross-entropy and accuracy of ``model`` (eval mode) over ``data`` (this
+    rank's share of it; the sums are reduced across ranks)."""
     model.eval()
     total_loss, correct, count = 0.0, 0, 0
     with torch.no_grad():
@@ -87,7 +95,8 @@ def evaluate(model: nn.Module, data: DataLoader, device: torch.device) -> dict[s
             total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
             correct += int((logits.argmax(1) == y).sum())
             count += int(y.numel())
-    return {"loss": total_loss / max(count, 1), "acc": correct / max(count, 1), "n": count}
+    total_loss, correct, count = dist.reduce_sums([total_loss, correct, count], world, device)
+    return {"loss": total_loss / max(count, 1), "acc": correct / max(count, 1), "n": int(count)}
 
 
 def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, run_dir: str | Path, *,
@@ -98,7 +107,9 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     loaded) or the data set ``recipe.dataset`` from ``data_dir``."""
     check_pair(geno, network)
     run = RunDir(run_dir)
-    dev = pick_device(device)
+    world = dist.init(pick_device(device))
+    dev = dist.device_for(world, pick_device(device))
+    callbacks = callbacks if world.is_main else ()
     if data is None:
         data = load_images(recipe.dataset, data_dir, download)
     shape = shape_of(data)
@@ -106,7 +117,8 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     use_aux = recipe.aux_weight > 0 and network.auxiliary is not None
     model = build(geno, network, shape, auxiliary=use_aux).to(dev)  # a skeleton that misfits the data fails here
     assert isinstance(model, FixedCNN)
-    state = start_run(run, geno, network, recipe, resume)
+    state = start_run(run, geno, network, recipe, resume, world)
+    net = dist.data_parallel(model, world, dev)  # the model itself in a single process
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -116,7 +128,8 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     test_set = data.dataset("test", indices=test_idx)
     if len(train_set) < 2:
         raise UsageError(f"{recipe.dataset}: {len(train_set)} training images are too few to train on")
-    test_loader = loader(test_set, recipe.eval_batch_size or recipe.batch_size, None, workers, dev)
+    test_loader = loader(test_set, recipe.eval_batch_size or recipe.batch_size,
+                         dist.shard(range(len(test_set)), world) if world.distributed else None, workers, dev)
 
     start = 0
     if state is not None:
@@ -127,8 +140,11 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["train"]["optimizer"])
         start = int(state["train"]["epoch"])
-        set_rng_state(state["train"]["rng"])
-        run.truncate_jsonl("metrics.jsonl", start)
+        restore_rng(state, str(run.checkpoint), world)
+        if world.is_main:
+            run.truncate_jsonl("metrics.jsonl", start)
+    if world.distributed and state is None:
+        torch.manual_seed(recipe.seed + 7919 * world.rank)  # each rank its own augmentation, drop-path draws
     emit(callbacks, Progress("start", start, recipe.epochs,
                              message=f"resuming after epoch {start}" if state is not None else "fresh run"))
 
@@ -139,7 +155,7 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.drop_path_prob = recipe.drop_path_at(epoch)
-        order = epoch_order(len(train_set), recipe.batch_size, recipe.seed, epoch)
+        order = dist.shard(epoch_order(len(train_set), recipe.batch_size * world.size, recipe.seed, epoch), world)
         batches = loader(train_set, recipe.batch_size, order, workers, dev)
         steps = len(batches)
         emit(callbacks, Progress("epoch_start", epoch + 1, recipe.epochs, 0, steps))
@@ -148,7 +164,7 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
         for step, (x, y) in enumerate(batches, 1):
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            logits, aux = model(x, return_aux=True)
+            logits, aux = net(x, return_aux=True)
             loss_main = criterion(logits, y)
             loss = loss_main + recipe.aux_weight * criterion(aux, y) if aux is not None else loss_main
             value = float(loss_main.detach())
@@ -169,24 +185,29 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
             count += n
             emit(callbacks, Progress("step", epoch + 1, recipe.epochs, step, steps,
                                      {"loss": value, "acc": correct / count}))
-        test = evaluate(model, test_loader, dev)
+        test = evaluate(model, test_loader, dev, world)
+        total_loss, correct, count = dist.reduce_sums([total_loss, correct, count], world, dev)
         record = {
             "epoch": epoch + 1, "train_loss": total_loss / count, "train_acc": correct / count,
             "test_loss": test["loss"], "test_acc": test["acc"], "lr": lr, "drop_path": model.drop_path_prob,
             "seconds": time.perf_counter() - began,
         }
-        run.log_metrics(record)
-        save_training(run, model, geno, network, shape, recipe, epoch + 1, optimizer, {}, extra)
+        if world.is_main:
+            run.log_metrics(record)
+        save_training(run, model, geno, network, shape, recipe, epoch + 1, optimizer, {}, extra, world)
         emit(callbacks, Progress("epoch_end", epoch + 1, recipe.epochs, steps, steps, record))
 
     model_path = run.path / MODEL
-    save_model(model_path, model, geno, network, shape, extra={**extra, "recipe": recipe.to_dict()})
+    if world.is_main:
+        save_model(model_path, model, geno, network, shape, extra={**extra, "recipe": recipe.to_dict()})
+    dist.barrier(world)
     last = run.metrics()[-1] if run.metrics() else {}
     metrics = {"test_acc": last.get("test_acc"), "test_loss": last.get("test_loss"),
                "train_loss": last.get("train_loss"), "train_acc": last.get("train_acc"),
                "test_images": len(test_set), "dataset": recipe.dataset, "genotype": geno.name,
                "network": network.name}
     result = TrainResult(str(run.path), str(model_path), recipe.epochs, metrics, count_params(model))
-    run.write_json(RESULT, result.to_dict())
+    if world.is_main:
+        run.write_json(RESULT, result.to_dict())
     emit(callbacks, Progress("done", recipe.epochs, recipe.epochs, metrics=result.to_dict()))
     return result

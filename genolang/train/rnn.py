@@ -11,7 +11,13 @@ the best of all but the last ``nonmono`` evaluations. ``model.pt`` keeps the wei
 with the best validation loss; the test perplexity is that model's.
 
 Random lengths draw from Python's ``random``, dropout masks from torch's generator;
-both states are in every checkpoint, so a resumed run continues exactly."""
+both states are in every checkpoint, so a resumed run continues exactly.
+
+Under torchrun the training stream is cut into W x batch columns and rank r trains on
+its own ``batch`` columns with DistributedDataParallel, which averages the gradients:
+the step of one process with batch W x B. Python's generator (the sequence lengths)
+runs identically on every rank; the validation and test perplexities are computed on
+every rank alike; only rank 0 writes files."""
 
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
+from genolang import dist
 from genolang.build.checkpoint import load_model, save_model
 from genolang.build.compile import DataShape, build, check_pair
 from genolang.build.count import count_params
@@ -33,11 +40,11 @@ from genolang.data.text import Corpus, batchify, get_batch, load_corpus
 from genolang.errors import UsageError
 from genolang.model import GenotypeSpec, NetworkSpec
 from genolang.runio import RunDir
-from genolang.runtime import pick_device, seed_everything, set_rng_state
+from genolang.runtime import pick_device, seed_everything
 from genolang.train.events import Callback, Progress, emit
 from genolang.train.loop import TrainResult
 from genolang.train.recipe import TextRecipe
-from genolang.train.state import MODEL, RESULT, TrainingDiverged, save_training, start_run
+from genolang.train.state import MODEL, RESULT, TrainingDiverged, restore_rng, save_training, start_run
 
 
 def vocab_digest(corpus: Corpus) -> str:
@@ -68,12 +75,14 @@ def _seq_len(recipe: TextRecipe) -> int:
     return min(max(5, int(random.gauss(bptt, 5))), recipe.bptt + recipe.max_seq_len_delta)
 
 
-def _splits(corpus: Corpus, recipe: TextRecipe) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _splits(corpus: Corpus, recipe: TextRecipe,
+            world: dist.World = dist.SINGLE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     train = corpus.train[: recipe.limit_train] if recipe.limit_train else corpus.train
     valid = corpus.valid[: recipe.limit_test] if recipe.limit_test else corpus.valid
     test = corpus.test[: recipe.limit_test] if recipe.limit_test else corpus.test
-    return (batchify(train, recipe.batch_size), batchify(valid, recipe.eval_batch_size),
-            batchify(test, recipe.eval_batch_size))
+    cols = slice(world.rank * recipe.batch_size, (world.rank + 1) * recipe.batch_size)
+    return (batchify(train, recipe.batch_size * world.size)[:, cols].contiguous(),
+            batchify(valid, recipe.eval_batch_size), batchify(test, recipe.eval_batch_size))
 
 
 def _asgd(model: nn.Module, recipe: TextRecipe) -> torch.optim.Optimizer:
@@ -96,15 +105,18 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
     """Train a recurrent ``geno`` on ``network`` with ``recipe`` in ``run_dir``."""
     check_pair(geno, network)
     run = RunDir(run_dir)
-    dev = pick_device(device)
+    world = dist.init(pick_device(device))
+    dev = dist.device_for(world, pick_device(device))
+    callbacks = callbacks if world.is_main else ()
     if corpus is None:
         corpus = load_corpus(recipe.dataset, data_dir)
-    train_data, val_data, test_data = (t.to(dev) for t in _splits(corpus, recipe))
+    train_data, val_data, test_data = (t.to(dev) for t in _splits(corpus, recipe, world))
     shape = DataShape("rnn", ntokens=corpus.ntokens)
     seed_everything(recipe.seed)
     model = build(geno, network, shape).to(dev)
     assert isinstance(model, RNNModel)
-    state = start_run(run, geno, network, recipe, resume)
+    state = start_run(run, geno, network, recipe, resume, world)
+    net = dist.data_parallel(model, world, dev)  # the model itself in a single process
     optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr,
                                                        weight_decay=recipe.weight_decay)
     extra = {"dataset": recipe.dataset, "vocab": vocab_digest(corpus), "recipe": recipe.to_dict()}
@@ -120,8 +132,11 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
             optimizer = _asgd(model, recipe)
         optimizer.load_state_dict(state["train"]["optimizer"])
         start = int(state["train"]["epoch"])
-        set_rng_state(state["train"]["rng"])
-        run.truncate_jsonl("metrics.jsonl", start)
+        restore_rng(state, str(run.checkpoint), world)
+        if world.is_main:
+            run.truncate_jsonl("metrics.jsonl", start)
+    elif world.distributed:
+        torch.manual_seed(recipe.seed + 7919 * world.rank)  # each rank its own dropout masks
     emit(callbacks, Progress("start", start, recipe.epochs,
                              message=f"resuming after epoch {start}" if state is not None else "fresh run"))
 
@@ -141,7 +156,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
             x, y = get_batch(train_data, i, seq_len)
             hidden = hidden.detach()
             optimizer.zero_grad(set_to_none=True)
-            log_prob, hidden, raw, dropped = model(x, hidden, return_h=True)
+            log_prob, hidden, raw, dropped = net(x, hidden, return_h=True)
             raw_loss = nn.functional.nll_loss(log_prob.view(-1, model.ntokens), y)
             loss = raw_loss
             if recipe.alpha > 0:
@@ -171,14 +186,16 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
             current = _averaged(model, optimizer)
             val_loss = evaluate_text(model, val_data, recipe.bptt)
             if val_loss < loop["best_val"]:
-                save_model(best_path, model, geno, network, shape, extra={**extra, "epoch": epoch + 1})
+                if world.is_main:
+                    save_model(best_path, model, geno, network, shape, extra={**extra, "epoch": epoch + 1})
                 loop["best_val"] = val_loss
             for p, data in current.items():
                 p.data.copy_(data)
         else:
             val_loss = evaluate_text(model, val_data, recipe.bptt)
             if val_loss < loop["best_val"]:
-                save_model(best_path, model, geno, network, shape, extra={**extra, "epoch": epoch + 1})
+                if world.is_main:
+                    save_model(best_path, model, geno, network, shape, extra={**extra, "epoch": epoch + 1})
                 loop["best_val"] = val_loss
             history = loop["history"]
             if len(history) > recipe.nonmono and val_loss > min(history[:-recipe.nonmono]):
@@ -187,16 +204,19 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
                 emit(callbacks, Progress("note", epoch + 1, recipe.epochs,
                                          message=f"switching to ASGD after epoch {epoch + 1}"))
             history.append(val_loss)
+        total, count = dist.reduce_sums([total, count], world, dev)
         train_loss = total / max(count, 1)
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
             "valid_loss": val_loss, "valid_ppl": perplexity(val_loss), "lr": recipe.lr,
             "optimizer": used, "seconds": time.perf_counter() - began,
         }
-        run.log_metrics(record)
-        save_training(run, model, geno, network, shape, recipe, epoch + 1, optimizer, loop, extra)
+        if world.is_main:
+            run.log_metrics(record)
+        save_training(run, model, geno, network, shape, recipe, epoch + 1, optimizer, loop, extra, world)
         emit(callbacks, Progress("epoch_end", epoch + 1, recipe.epochs, steps, steps, record))
 
+    dist.barrier(world)  # rank 0 has written the best model
     best, _, _, _ = load_model(best_path, map_location=dev)
     assert isinstance(best, RNNModel)
     best.to(dev)
@@ -205,6 +225,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
                "best_valid_ppl": perplexity(loop["best_val"]), "test_tokens": int(test_data.numel()),
                "dataset": recipe.dataset, "genotype": geno.name, "network": network.name}
     result = TrainResult(str(run.path), str(best_path), recipe.epochs, metrics, count_params(best, exclude=()))
-    run.write_json(RESULT, result.to_dict())
+    if world.is_main:
+        run.write_json(RESULT, result.to_dict())
     emit(callbacks, Progress("done", recipe.epochs, recipe.epochs, metrics=result.to_dict()))
     return result

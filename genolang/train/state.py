@@ -16,7 +16,8 @@ from genolang.build.compile import DataShape
 from genolang.errors import GenolangError, UsageError
 from genolang.model import GenotypeSpec, NetworkSpec
 from genolang.runio import RunDir, load_checkpoint, save_checkpoint
-from genolang.runtime import rng_state
+from genolang import dist
+from genolang.runtime import rng_state, set_rng_state
 from genolang.train.recipe import Recipe, recipe_diff, recipe_from_dict
 
 MODEL = "model.pt"
@@ -30,17 +31,33 @@ class TrainingDiverged(GenolangError):
 
 def save_training(run: RunDir, model: nn.Module, geno: GenotypeSpec, network: NetworkSpec, shape: DataShape,
                   recipe: Recipe, epoch: int, optimizer: torch.optim.Optimizer, loop: dict[str, Any],
-                  extra: dict[str, Any] | None = None) -> None:
-    """Write ``run/checkpoint.pt`` atomically after ``epoch`` completed epochs."""
-    record = model_record(model, geno, network, shape, extra={"dataset": recipe.dataset, **(extra or {})})
-    record["train"] = {
-        "epoch": epoch,
-        "recipe": recipe.to_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng": rng_state(),
-        "loop": loop,
-    }
-    save_checkpoint(run.checkpoint, record)
+                  extra: dict[str, Any] | None = None, world: dist.World = dist.SINGLE) -> None:
+    """Write ``run/checkpoint.pt`` atomically after ``epoch`` completed epochs. Under
+    torchrun every rank calls this (its random state is gathered) and rank 0 writes."""
+    ranks_rng = dist.gather_objects(rng_state(), world)
+    if world.is_main:
+        record = model_record(model, geno, network, shape, extra={"dataset": recipe.dataset, **(extra or {})})
+        record["train"] = {
+            "epoch": epoch,
+            "recipe": recipe.to_dict(),
+            "optimizer": optimizer.state_dict(),
+            "rng": ranks_rng[0],
+            "loop": loop,
+            "world_size": world.size,
+        }
+        if world.distributed:
+            record["train"]["rng_ranks"] = ranks_rng
+        save_checkpoint(run.checkpoint, record)
+    dist.barrier(world)
+
+
+def restore_rng(state: dict[str, Any], where: str, world: dist.World = dist.SINGLE) -> None:
+    """Set this rank's random state from a training checkpoint written by as many ranks."""
+    train = state["train"]
+    if int(train.get("world_size", 1)) != world.size:
+        raise UsageError(f"{where} was written by {train.get('world_size', 1)} process(es); resume it with the same "
+                         f"number of processes (now {world.size})")
+    set_rng_state(train["rng_ranks"][world.rank] if world.distributed else train["rng"])
 
 
 def read_training(run: RunDir) -> dict[str, Any] | None:
@@ -83,19 +100,22 @@ def check_resumable(state: dict[str, Any], where: str, geno: GenotypeSpec, netwo
 
 
 def start_run(run: RunDir, geno: GenotypeSpec, network: NetworkSpec, recipe: Recipe,
-              resume: bool) -> dict[str, Any] | None:
+              resume: bool, world: dist.World = dist.SINGLE) -> dict[str, Any] | None:
     """Prepare the run folder: refuse to overwrite a run unless resuming, check a
-    resumed checkpoint against what is asked for, and record the spec and recipe.
-    Returns the checkpoint to resume from (None for a fresh run)."""
-    run.ensure()
+    resumed checkpoint against what is asked for, and record the spec and recipe
+    (rank 0 only). Returns the checkpoint to resume from (None for a fresh run)."""
+    if world.is_main:
+        run.ensure()
     state = read_training(run)
     if state is not None and not resume:
         raise UsageError(f"{run.path} already holds a run ({run.checkpoint.name}); pass --resume to continue it "
                          "or choose another --run-dir")
     if state is not None:
         check_resumable(state, str(run.checkpoint), geno, network, recipe)
-    else:
-        run.write_jsonl("metrics.jsonl", [])
-    run.write_text(SPEC, spec_bundle(geno, network))
-    run.write_json("recipe.json", recipe.to_dict())
+    dist.barrier(world)  # every rank has looked for a checkpoint before rank 0 writes anything
+    if world.is_main:
+        if state is None:
+            run.write_jsonl("metrics.jsonl", [])
+        run.write_text(SPEC, spec_bundle(geno, network))
+        run.write_json("recipe.json", recipe.to_dict())
     return state
