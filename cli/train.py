@@ -19,7 +19,8 @@ from genolang.cli.compile import load_specs
 # option name -> recipe field, for the options that change the recipe
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
                   "augment", "drop_path", "aux_weight", "grad_clip", "label_smoothing", "seed", "limit_train",
-                  "limit_test", "eval_batch_size", "bptt", "alpha", "beta", "nonmono")
+                  "limit_test", "eval_batch_size", "bptt", "alpha", "beta", "nonmono", "amp", "channels_last",
+                  "log_every")
 
 
 class ProgressPrinter:
@@ -103,6 +104,11 @@ def epoch_line(m: dict[str, Any], epochs: int) -> str:
 @click.option("--alpha", type=float, help="ptb: activation regularisation weight [0].")
 @click.option("--beta", type=float, help="ptb: temporal activation regularisation weight [1e-3].")
 @click.option("--nonmono", type=click.IntRange(min=1), help="ptb: evaluations without improvement before ASGD [5].")
+@click.option("--amp/--no-amp", default=None,
+              help="Mixed precision: bfloat16 autocast where supported, else float16 with loss scaling [off].")
+@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout (often faster on GPUs) [off].")
+@click.option("--log-every", type=click.IntRange(min=1),
+              help="On CUDA, steps between progress reports (each waits for the GPU) [20].")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--limit-train", type=click.IntRange(min=1), help="Use only this many training images (tokens for ptb).")
 @click.option("--limit-test", type=click.IntRange(min=1),

@@ -251,30 +251,44 @@ class GlobalBatchNorm(nn.Module):
             self.running_mean = self.running_var = self.num_batches_tracked = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        synced = self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-        if not synced:
-            return nn.functional.batch_norm(
-                x, self.running_mean, self.running_var, self.weight, self.bias,
-                self.training or self.running_mean is None, self.momentum or 0.0, self.eps)
-        ad_all_reduce = _AllReduceSum.apply
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1, *([1] * (x.dim() - 2))]
-        count = torch.tensor([x.numel() / x.size(1)], dtype=x.dtype, device=x.device)
-        summed = ad_all_reduce(torch.cat([x.sum(dims), count]))
-        n = summed[-1]
-        mean = summed[:-1] / n
-        centred = x - mean.view(shape)
-        var = ad_all_reduce(centred.pow(2).sum(dims)) / n
-        y = centred * torch.rsqrt(var + self.eps).view(shape)
-        if self.weight is not None:
-            y = y * self.weight.view(shape) + self.bias.view(shape)  # type: ignore[union-attr]
-        if self.track_running_stats and self.running_mean is not None:
-            with torch.no_grad():
-                m = self.momentum if self.momentum is not None else 0.1
-                self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
-                self.running_var.mul_(1 - m).add_(var.detach() * n / max(float(n) - 1, 1.0), alpha=m)
-                self.num_batches_tracked.add_(1)  # type: ignore[union-attr]
+        y = batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                       self.training or self.running_mean is None, self.momentum, self.eps)
+        if self.training and self.num_batches_tracked is not None:
+            self.num_batches_tracked.add_(1)
         return y
+
+
+def batch_norm(x: torch.Tensor, running_mean: torch.Tensor | None, running_var: torch.Tensor | None,
+               weight: torch.Tensor | None, bias: torch.Tensor | None, training: bool, momentum: float | None,
+               eps: float) -> torch.Tensor:
+    """``F.batch_norm`` whose training statistics are those of the global batch when
+    several ranks run (differentiably all-reduced); exactly ``F.batch_norm`` otherwise.
+    Modules that normalise with the functional form (fused or grouped ops) call this so
+    data-parallel runs stay equal to one process with the global batch."""
+    synced = training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    if not synced:
+        return nn.functional.batch_norm(x, running_mean, running_var, weight, bias, training,
+                                        0.0 if momentum is None else momentum, eps)
+    ad_all_reduce = _AllReduceSum.apply
+    dims = [0, *range(2, x.dim())]
+    shape = [1, -1, *([1] * (x.dim() - 2))]
+    count = torch.tensor([x.numel() / x.size(1)], dtype=x.dtype, device=x.device)
+    summed = ad_all_reduce(torch.cat([x.sum(dims), count]))
+    n = summed[-1]
+    mean = summed[:-1] / n
+    centred = x - mean.view(shape)
+    var = ad_all_reduce(centred.pow(2).sum(dims)) / n
+    y = centred * torch.rsqrt(var + eps).view(shape)
+    if weight is not None:
+        y = y * weight.view(shape)
+    if bias is not None:
+        y = y + bias.view(shape)
+    if running_mean is not None and running_var is not None:
+        with torch.no_grad():
+            m = momentum if momentum is not None else 0.1
+            running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            running_var.mul_(1 - m).add_(var.detach() * n / max(float(n) - 1, 1.0), alpha=m)
+    return y
 
 
 def globalize_batchnorm(module: nn.Module) -> nn.Module:

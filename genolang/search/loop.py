@@ -387,6 +387,8 @@ class _Search:
         self.device = dist.device_for(self.world, pick_device(config.device))
         if not self.world.is_main:
             self.progress = lambda p: None
+        # steps between progress reports and NaN checks: each waits for a GPU to finish
+        self.sync_every = 1 if self.device.type == "cpu" else 20
         if self.saved is not None and int(self.saved.get("world_size", 1)) != self.world.size:
             raise UsageError(f"--resume: {self.run.checkpoint} was written by {self.saved.get('world_size', 1)} "
                              f"process(es); resume it with the same number of processes (now {self.world.size})")
@@ -653,23 +655,28 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
         search_batches = _batches(n - split, r.batch_size, sampler, world)
         if r.limit:
             train_batches = train_batches[: r.limit]
-        total_loss = total_correct = total_seen = 0.0
+        sums = torch.zeros(3, dtype=torch.float64, device=s.device)  # loss x n, correct, n
         for step, idx in enumerate(train_batches, 1):
             x, y = _stack(train_set, idx, s.device)
             xv, yv = _stack(search_set, search_batches[(step - 1) % len(search_batches)], s.device)
             norm = architect.step(lambda call: F.cross_entropy(call(xv), yv),
                                   (lambda call: F.cross_entropy(call(x), y)) if r.order == 2 else None, lr)
-            _check_finite(norm, "architecture gradient", epoch, step, s.run)
             logits = model(x)
             loss = F.cross_entropy(logits, y)
-            _check_finite(loss, "training loss", epoch, step, s.run)
+            synced = step % s.sync_every == 0 or step == len(train_batches)
+            if synced:  # on CUDA, only every few steps: each check waits for the device
+                _check_finite(norm, "architecture gradient", epoch, step, s.run)
+                _check_finite(loss, "training loss", epoch, step, s.run)
             _weight_step(model, loss, weights, weight_opt, r.grad_clip, world)
-            total_loss += float(loss.detach()) * len(y)
-            total_correct += float((logits.argmax(1) == y).sum())
-            total_seen += len(y)
-            s.progress(Progress("step", epoch, r.epochs, step, len(train_batches),
-                                {"loss": total_loss / total_seen, "acc": total_correct / total_seen},
-                                s.changes(model.cell_alphas())))
+            with torch.no_grad():
+                sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
+                                     sums.new_tensor(len(y))])
+            if synced and s.world.is_main:
+                total_loss, total_correct, total_seen = (float(v) for v in sums)
+                s.progress(Progress("step", epoch, r.epochs, step, len(train_batches),
+                                    {"loss": total_loss / total_seen, "acc": total_correct / total_seen},
+                                    s.changes(model.cell_alphas())))
+        total_loss, total_correct, total_seen = (float(v) for v in sums)
         scheduler.step()
         valid_loss, valid_acc = _evaluate_cnn(model, valid_set, EVAL_BATCH, s.device, r.limit, world)
         total_loss, total_correct, total_seen = dist.reduce_sums([total_loss, total_correct, total_seen], world,
@@ -765,7 +772,8 @@ def _search_rnn(s: _Search, out: Path | None) -> SearchResult:
         model.train()
         hidden = model.init_hidden(r.batch_size)
         hidden_valid = [model.init_hidden(r.batch_size)]
-        total_loss = total_tokens = 0.0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
+        total_tokens = 0.0
         i = step = 0
         while i < train_data.size(0) - 1 - 1 and not (r.limit and step >= r.limit):
             step += 1
@@ -790,20 +798,25 @@ def _search_rnn(s: _Search, out: Path | None) -> SearchResult:
 
             norm = architect.step(valid_obj, train_obj if r.order == 2 else None,
                                   weight_opt.param_groups[0]["lr"])
-            _check_finite(norm, "architecture gradient", epoch, step, s.run)
             hidden_valid[0] = hidden_valid[0].detach()
             log_prob, hidden, raw, _ = model(x, hidden, return_h=True)
             raw_loss = F.nll_loss(log_prob.view(-1, ntok), y)
-            _check_finite(raw_loss, "training loss", epoch, step, s.run)
+            synced = step % s.sync_every == 0
+            if synced:  # on CUDA, only every few steps: each check waits for the device
+                _check_finite(norm, "architecture gradient", epoch, step, s.run)
+                _check_finite(raw_loss, "training loss", epoch, step, s.run)
             loss = raw_loss + r.tar * (raw[1:] - raw[:-1]).pow(2).mean()
             _weight_step(model, loss, weights, weight_opt, r.grad_clip, world)
             weight_opt.param_groups[0]["lr"] = base_lr
-            total_loss += float(raw_loss.detach()) * len(y)
+            loss_sum += raw_loss.detach().double() * len(y)
             total_tokens += len(y)
             i += seq_len
-            avg = total_loss / total_tokens
-            s.progress(Progress("step", epoch, r.epochs, step, steps, {"loss": avg, "ppl": _ppl(avg)},
-                                s.changes(model.cell_alphas())))
+            if synced and s.world.is_main:
+                avg = float(loss_sum) / total_tokens
+                s.progress(Progress("step", epoch, r.epochs, step, steps, {"loss": avg, "ppl": _ppl(avg)},
+                                    s.changes(model.cell_alphas())))
+        total_loss = float(loss_sum)
+        _check_finite(loss_sum, "training loss", epoch, step, s.run)
         valid_loss = _evaluate_rnn(model, val_data, r.eval_batch_size, r.bptt, ntok, r.limit)
         total_loss, total_tokens = dist.reduce_sums([total_loss, total_tokens], world, s.device)
         train_loss = total_loss / max(total_tokens, 1)

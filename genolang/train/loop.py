@@ -9,7 +9,12 @@ and resumed gives the same weights and metrics as an uninterrupted one.
 Under torchrun the model is wrapped in DistributedDataParallel with batch norm over the
 global batch; rank r trains on positions r, r+W, ... of each epoch's order, so with
 ``--batch-size B`` per process the step is that of one process with batch W x B.
-Metrics are summed across ranks; only rank 0 writes files and reports progress."""
+Metrics are summed across ranks; only rank 0 writes files and reports progress.
+
+On CUDA the step never waits for the device: losses and accuracies accumulate as
+device tensors and are read (and checked for NaN) every ``recipe.log_every`` steps.
+``recipe.amp`` runs forward passes under autocast (bfloat16 where supported, else
+float16 with a gradient scaler); ``recipe.channels_last`` keeps activations NHWC."""
 
 from __future__ import annotations
 
@@ -82,6 +87,13 @@ def loader(dataset: Dataset, batch_size: int, order: Sequence[int] | None, worke
                       pin_memory=device.type == "cuda", persistent_workers=False)
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """bfloat16 where the device computes it natively (recent GPUs, CPUs), else float16."""
+    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        return torch.float16
+    return torch.bfloat16
+
+
 def evaluate(model: nn.Module, data: DataLoader, device: torch.device,  # type: ignore[type-arg]
              world: dist.World = dist.SINGLE) -> dict[str, float]:
     """Mean cross-entropy and accuracy of ``model`` (eval mode) over ``data`` (this
@@ -118,7 +130,12 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     model = build(geno, network, shape, auxiliary=use_aux).to(dev)  # a skeleton that misfits the data fails here
     assert isinstance(model, FixedCNN)
     state = start_run(run, geno, network, recipe, resume, world)
+    if recipe.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     net = dist.data_parallel(model, world, dev)  # the model itself in a single process
+    amp_dtype = autocast_dtype(dev)
+    scaler = torch.amp.GradScaler(dev.type, enabled=recipe.amp and amp_dtype == torch.float16)
+    sync_every = 1 if dev.type == "cpu" else max(1, recipe.log_every)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -160,31 +177,32 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
         steps = len(batches)
         emit(callbacks, Progress("epoch_start", epoch + 1, recipe.epochs, 0, steps))
         model.train()
-        total_loss, correct, count = 0.0, 0, 0
+        sums = torch.zeros(3, dtype=torch.float64, device=dev)  # loss x n, correct, n: read every sync_every steps
         for step, (x, y) in enumerate(batches, 1):
             x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+            if recipe.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
             optimizer.zero_grad(set_to_none=True)
-            logits, aux = net(x, return_aux=True)
-            loss_main = criterion(logits, y)
-            loss = loss_main + recipe.aux_weight * criterion(aux, y) if aux is not None else loss_main
-            value = float(loss_main.detach())
-            objective = float(loss.detach())
-            if not math.isfinite(objective):
-                raise TrainingDiverged(
-                    f"the training loss became {objective} at epoch {epoch + 1}, step {step}; stopped. "
-                    + (f"The last good checkpoint ({run.checkpoint}, after epoch {epoch}) is kept. "
-                       if epoch > 0 else "No epoch had finished, so there is no checkpoint. ")
-                    + "Lower --lr or --grad-clip and start again.")
-            loss.backward()
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=recipe.amp):
+                logits, aux = net(x, return_aux=True)
+                loss_main = criterion(logits.float(), y)
+                loss = loss_main + recipe.aux_weight * criterion(aux.float(), y) if aux is not None else loss_main
+            scaler.scale(loss).backward()
             if recipe.grad_clip > 0:
+                scaler.unscale_(optimizer)
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-            optimizer.step()
-            n = int(y.numel())
-            total_loss += value * n
-            correct += int((logits.detach().argmax(1) == y).sum())
-            count += n
-            emit(callbacks, Progress("step", epoch + 1, recipe.epochs, step, steps,
-                                     {"loss": value, "acc": correct / count}))
+            scaler.step(optimizer)
+            scaler.update()
+            with torch.no_grad():
+                sums += torch.stack([loss_main.detach().double() * y.numel(),
+                                     (logits.argmax(1) == y).sum().double(), sums.new_tensor(y.numel())])
+            if step % sync_every == 0 or step == steps:
+                total_loss, correct, count = (float(v) for v in sums)
+                if not math.isfinite(float(loss.detach())) or not math.isfinite(total_loss):
+                    raise TrainingDiverged.at(float(loss.detach()), f"by epoch {epoch + 1}, step {step}", epoch, run)
+                emit(callbacks, Progress("step", epoch + 1, recipe.epochs, step, steps,
+                                         {"loss": float(loss_main.detach()), "acc": correct / count}))
+        total_loss, correct, count = (float(v) for v in sums)
         test = evaluate(model, test_loader, dev, world)
         total_loss, correct, count = dist.reduce_sums([total_loss, correct, count], world, dev)
         record = {

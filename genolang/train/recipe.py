@@ -50,6 +50,9 @@ class ImageRecipe:
     limit_train: int | None = None
     limit_test: int | None = None
     eval_batch_size: int | None = None
+    amp: bool = False  # autocast: bfloat16 where the device supports it, else float16 with loss scaling
+    channels_last: bool = False  # NHWC memory layout for the network and its inputs
+    log_every: int = 20  # steps between progress reports on CUDA (each costs a host-device sync)
 
     kind = "image"
 

@@ -117,6 +117,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
     assert isinstance(model, RNNModel)
     state = start_run(run, geno, network, recipe, resume, world)
     net = dist.data_parallel(model, world, dev)  # the model itself in a single process
+    sync_every = 1 if dev.type == "cpu" else 20
     optimizer: torch.optim.Optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr,
                                                        weight_decay=recipe.weight_decay)
     extra = {"dataset": recipe.dataset, "vocab": vocab_digest(corpus), "recipe": recipe.to_dict()}
@@ -148,7 +149,8 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
         emit(callbacks, Progress("epoch_start", epoch + 1, recipe.epochs, 0, steps))
         model.train()
         hidden = model.init_hidden(recipe.batch_size)
-        total, count, step, i = 0.0, 0, 0, 0
+        loss_sum = torch.zeros((), dtype=torch.float64, device=dev)  # read every sync_every steps
+        count, step, i = 0, 0, 0
         while i < train_data.size(0) - 1 - 1:
             seq_len = _seq_len(recipe)
             lr = optimizer.param_groups[0]["lr"]
@@ -163,25 +165,27 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
                 loss = loss + recipe.alpha * dropped.pow(2).mean()
             if recipe.beta > 0 and raw.size(0) > 1:
                 loss = loss + recipe.beta * (raw[1:] - raw[:-1]).pow(2).mean()
-            value = float(raw_loss.detach())
-            objective = float(loss.detach())
-            if not math.isfinite(objective):
-                raise TrainingDiverged(
-                    f"the training loss became {objective} at epoch {epoch + 1}, batch {step + 1}; stopped. "
-                    + (f"The last good checkpoint ({run.checkpoint}, after epoch {epoch}) is kept. "
-                       if epoch > 0 else "No epoch had finished, so there is no checkpoint. ")
-                    + "Lower --lr or --grad-clip and start again.")
+            synced = (step + 1) % sync_every == 0
+            if synced:  # on CUDA only every few batches: reading a value waits for the device
+                objective = float(loss.detach())
+                if not math.isfinite(objective):
+                    raise TrainingDiverged.at(objective, f"by epoch {epoch + 1}, batch {step + 1}", epoch, run)
             loss.backward()
             if recipe.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
             optimizer.step()
             optimizer.param_groups[0]["lr"] = lr
-            total += value * y.numel()
+            loss_sum += raw_loss.detach().double() * y.numel()
             count += int(y.numel())
             step += 1
             i += seq_len
-            emit(callbacks, Progress("step", epoch + 1, recipe.epochs, min(step, steps), steps,
-                                     {"loss": value, "ppl": perplexity(value)}))
+            if synced:
+                value = float(raw_loss.detach())
+                emit(callbacks, Progress("step", epoch + 1, recipe.epochs, min(step, steps), steps,
+                                         {"loss": value, "ppl": perplexity(value)}))
+        total = float(loss_sum)
+        if not math.isfinite(total):
+            raise TrainingDiverged.at(total, f"in epoch {epoch + 1}", epoch, run)
         if loop["asgd"]:
             current = _averaged(model, optimizer)
             val_loss = evaluate_text(model, val_data, recipe.bptt)

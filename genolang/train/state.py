@@ -28,6 +28,15 @@ SPEC = "spec.geno"
 class TrainingDiverged(GenolangError):
     """The loss became NaN or infinite; the last good checkpoint is kept."""
 
+    @classmethod
+    def at(cls, value: float, where: str, epoch: int, run: RunDir) -> "TrainingDiverged":
+        """The error for a loss of ``value`` seen ``where`` (e.g. 'by epoch 3, step 40')
+        during 0-based ``epoch``: what was kept and what to try."""
+        kept = (f"The last good checkpoint ({run.checkpoint}, after epoch {epoch}) is kept. " if epoch > 0
+                else "No epoch had finished, so there is no checkpoint. ")
+        return cls(f"the training loss became {value} {where}; stopped. {kept}Lower --lr or --grad-clip and "
+                   "start again.")
+
 
 def save_training(run: RunDir, model: nn.Module, geno: GenotypeSpec, network: NetworkSpec, shape: DataShape,
                   recipe: Recipe, epoch: int, optimizer: torch.optim.Optimizer, loop: dict[str, Any],
