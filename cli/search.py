@@ -92,11 +92,14 @@ class _Reporter:
                    "tensors gain little from more; torch's choice, one per core, otherwise).")
 @click.option("--augment/--no-augment", default=None,
               help="Random crop / flip of the images of both halves (default on, as the original).")
+@click.option("--sync-bn/--no-sync-bn", default=None,
+              help="Under torchrun: batch norm over the global batch, so N processes search as one with N x the "
+                   "batch (default on); off, each process normalises its own batch and skips that communication.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
            resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
-           threads: int | None, augment: bool | None, quiet: bool) -> None:
+           threads: int | None, augment: bool | None, sync_bn: bool | None, quiet: bool) -> None:
     """Search SPACE (a space .geno file or a space name) with DARTS and write the found
     genotype as a spec file that 'genolang compile' and 'genolang train' accept.
 
@@ -110,7 +113,8 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
         out = "found.geno"
     config = SearchConfig(space=space, network=network, dataset=dataset, data_dir=data_dir, epochs=epochs,
                           batch_size=batch_size, order=int(order) if order else None, seed=seed, lr=lr,
-                          arch_lr=arch_lr, limit=limit, augment=augment, device=device, threads=threads)
+                          arch_lr=arch_lr, limit=limit, augment=augment, sync_bn=sync_bn, device=device,
+                          threads=threads)
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
     from genolang.dist import is_main_process

@@ -20,7 +20,7 @@ from genolang.cli.compile import load_specs
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
                   "augment", "drop_path", "aux_weight", "grad_clip", "label_smoothing", "seed", "limit_train",
                   "limit_test", "eval_batch_size", "bptt", "alpha", "beta", "nonmono", "amp", "channels_last",
-                  "log_every")
+                  "log_every", "sync_bn")
 
 
 class ProgressPrinter:
@@ -109,6 +109,9 @@ def epoch_line(m: dict[str, Any], epochs: int) -> str:
 @click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout (often faster on GPUs) [off].")
 @click.option("--log-every", type=click.IntRange(min=1),
               help="On CUDA, steps between progress reports (each waits for the GPU) [20].")
+@click.option("--sync-bn/--no-sync-bn", default=None,
+              help="Under torchrun: batch norm over the global batch, so N processes train as one with N x the "
+                   "batch [on]; off, each process normalises its own batch and skips that communication.")
 @click.option("--seed", type=int, help="Random seed [0].")
 @click.option("--limit-train", type=click.IntRange(min=1), help="Use only this many training images (tokens for ptb).")
 @click.option("--limit-test", type=click.IntRange(min=1),

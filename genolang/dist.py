@@ -84,17 +84,20 @@ def is_main_process() -> bool:
     return int(os.environ.get("RANK", "0")) == 0
 
 
-def data_parallel(model: nn.Module, world: World, device: torch.device) -> nn.Module:
-    """``model`` wrapped in DistributedDataParallel (batch norm over the global batch)
-    when there are several ranks; the model itself otherwise."""
+def data_parallel(model: nn.Module, world: World, device: torch.device, global_bn: bool = True) -> nn.Module:
+    """``model`` wrapped in DistributedDataParallel when there are several ranks (the
+    model itself otherwise). ``global_bn`` normalises over the global batch (exactly one
+    process's step with the whole batch); without it each rank uses its own batch's
+    statistics, which costs no communication but changes the numbers."""
     if not world.distributed:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
-    globalize_batchnorm(model)
+    if global_bn:
+        globalize_batchnorm(model)
     ids = [device.index] if device.type == "cuda" else None
     # GlobalBatchNorm keeps the running statistics equal on every rank: no buffer broadcast
-    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+    return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=not global_bn)
 
 
 def shard(order: Sequence[int], world: World) -> list[int]:

@@ -113,6 +113,7 @@ class SearchConfig:
     bptt: int | None = None
     limit: int | None = None
     augment: bool | None = None
+    sync_bn: bool | None = None
     device: str = "auto"
     threads: int | None = None  # torch intra-op threads; None: the data set's default
 
@@ -149,6 +150,7 @@ class Recipe:
     limit: int | None
     bptt: int = 35
     augment: bool = True  # random crop / flip of both halves' images, as the original
+    sync_bn: bool = True  # under torchrun: batch norm over the global batch (else per process)
     eval_batch_size: int = 10
     tar: float = 1e-3  # temporal activation regularisation (recurrent search)
 
@@ -208,7 +210,7 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         arch_lr=pick("arch_lr", defaults.get("arch_lr", base["arch_lr"])),
         arch_betas=base["arch_betas"], arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),
         train_portion=pick("train_portion", 0.5), limit=config.limit, bptt=pick("bptt", 35),
-        augment=pick("augment", True),
+        augment=pick("augment", True), sync_bn=pick("sync_bn", True),
     )
     validate_recipe(recipe)
     return recipe
@@ -723,10 +725,12 @@ def _distribute(model: torch.nn.Module, s: "_Search") -> dist.World:
     dropout) from here on. A no-op in a single process."""
     world = s.world
     if world.distributed:
-        dist.globalize_batchnorm(model)
+        if s.recipe.sync_bn:
+            dist.globalize_batchnorm(model)
         dist.broadcast_([*model.parameters(), *model.buffers()], world)
+        # torch's generator (augmentation, dropout) differs per rank from here on; python's,
+        # which picks the recurrent sequence lengths, stays seeded alike on every rank
         torch.manual_seed(s.recipe.seed + 7919 * world.rank)
-        random.seed(s.recipe.seed)  # python's generator picks sequence lengths: the same on every rank
     return world
 
 

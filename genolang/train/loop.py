@@ -132,7 +132,7 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     state = start_run(run, geno, network, recipe, resume, world)
     if recipe.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net = dist.data_parallel(model, world, dev)  # the model itself in a single process
+    net = dist.data_parallel(model, world, dev, recipe.sync_bn)  # the model itself in a single process
     amp_dtype = autocast_dtype(dev)
     scaler = torch.amp.GradScaler(dev.type, enabled=recipe.amp and amp_dtype == torch.float16)
     sync_every = 1 if dev.type == "cpu" else max(1, recipe.log_every)

@@ -53,6 +53,7 @@ class ImageRecipe:
     amp: bool = False  # autocast: bfloat16 where the device supports it, else float16 with loss scaling
     channels_last: bool = False  # NHWC memory layout for the network and its inputs
     log_every: int = 20  # steps between progress reports on CUDA (each costs a host-device sync)
+    sync_bn: bool = True  # under torchrun: batch norm over the global batch (else per process)
 
     kind = "image"
 
