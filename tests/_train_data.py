@@ -48,7 +48,7 @@ def write_skeletons(folder: Path) -> tuple[Path, Path]:
     return folder / "tiny.geno", folder / "rnn_tiny.geno"
 
 
-def _images(n: int, seed: int) -> tuple[np.ndarray, list[int]]:
+def cifar_like_images(n: int, seed: int) -> tuple[np.ndarray, list[int]]:
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=(n, 3072), dtype=np.uint8), [int(i % 10) for i in range(n)]
 
@@ -60,12 +60,12 @@ def write_cifar_py(root: Path, per_batch: int = 6, test: int = 10) -> Path:
     folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(1, 6):
-        data, labels = _images(per_batch, i)
+        data, labels = cifar_like_images(per_batch, i)
         with open(folder / f"data_batch_{i}", "wb") as f:
             pickle.dump({"batch_label": f"training batch {i} of 5", "data": data, "labels": labels,
                          "filenames": [f"img{i}_{j}.png" for j in range(per_batch)]}, f,
                         protocol=2 if i % 2 else pickle.DEFAULT_PROTOCOL)  # both layouts numpy writes
-    data, labels = _images(test, 99)
+    data, labels = cifar_like_images(test, 99)
     with open(folder / "test_batch", "wb") as f:
         pickle.dump({"data": data, "labels": labels}, f, protocol=2)
     return folder
@@ -77,7 +77,7 @@ def write_cifar_bin(root: Path, per_batch: int = 4, test: int = 5) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
 
     def rows(n: int, seed: int) -> bytes:
-        data, labels = _images(n, seed)
+        data, labels = cifar_like_images(n, seed)
         return b"".join(bytes([lab]) + data[j].tobytes() for j, lab in enumerate(labels))
 
     for i in range(1, 6):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _train_data import write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
+from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
 from genolang.cli import main
 from genolang.data import load_corpus, load_images
 from genolang.data.images import channel_stats
@@ -53,12 +53,11 @@ def test_fake_cifar_python_batches_load(tmp_path: Path) -> None:
         assert data.train_x.dtype == torch.uint8 and data.classes == 10
         assert (data.in_channels, data.input_size) == (3, 32)
         assert data.mean == (0.4914, 0.4822, 0.4465)
-    with open(folder / "data_batch_1", "rb") as f:
-        first = pickle.load(f)
-    assert torch.equal(data.train_x[0], torch.from_numpy(first["data"][0].reshape(3, 32, 32)))
-    assert data.train_y[:6].tolist() == first["labels"]
+    pixels, labels = cifar_like_images(6, 1)  # what write_cifar_py put in data_batch_1
+    assert torch.equal(data.train_x[0], torch.from_numpy(pixels[0].reshape(3, 32, 32)))
+    assert data.train_y[:6].tolist() == labels
     img, label = data.dataset("train", augment=True)[0]
-    assert img.shape == (3, 32, 32) and img.dtype == torch.float32 and int(label) == first["labels"][0]
+    assert img.shape == (3, 32, 32) and img.dtype == torch.float32 and int(label) == labels[0]
 
 
 def test_fake_cifar_binary_batches_load(tmp_path: Path) -> None:
