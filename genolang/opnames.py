@@ -55,3 +55,19 @@ def op_names(domain: Domain | None = None) -> list[str]:
     if domain is None:
         return list(OPS)
     return [n for n, op in OPS.items() if op.domain in (domain, "any")]
+
+
+def starts_with_relu(name: str, stride: int = 1) -> bool:
+    """Whether op ``name`` at ``stride`` begins with a ReLU of its input (ReLU-Conv-BN ops,
+    and ``skip_connect`` at stride 2, a factorized reduce): such ops may read a ReLU
+    computed once for several of them (``relu(relu(x)) == relu(x)``)."""
+    op = OPS[name]
+    return op.family in ("sep_conv", "dil_conv", "conv") or (op.family == "identity" and stride != 1)
+
+
+def ends_with_bn(name: str, stride: int = 1, search: bool = True) -> bool:
+    """Whether op ``name`` ends with a batch norm (ReLU-Conv-BN ops, a factorized reduce,
+    and in a supernet the pools' BN): its alpha weight can scale that BN."""
+    op = OPS[name]
+    return (op.family in ("sep_conv", "dil_conv", "conv") or (op.family == "identity" and stride != 1)
+            or (search and op.family == "pool"))

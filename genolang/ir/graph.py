@@ -4,17 +4,36 @@ Nodes have a ``role``: ``input`` (c0, c1 or s0), ``node`` (an intermediate node,
 of its incoming edges) or ``output`` (``out``, which reduces the listed nodes). Every
 non-output edge carries either one ``op`` (a fixed cell) or a tuple of ``candidates``
 (a supernet's mixed edge), its ``stride`` and its ``slot`` (its position among the
-node's inputs). Passes may add roles of their own (registered in ``ROLES``) and return
-a new ``CellIR``; ``lint`` checks the invariants every stage relies on."""
+node's inputs); a mixed edge also carries its ``row`` in the cell's alpha table.
+
+Passes (``genolang.passes``) may add roles of their own with ``register_role`` (a
+ReLU computed once per node, an op applied once for several edges) and return a new
+``CellIR``; ``lint`` checks the invariants every stage relies on, including those of
+the registered roles."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Callable
+
 import networkx as nx
 
-from genolang.opnames import OPS
+from genolang.opnames import OPS, ends_with_bn
 
 ROLES = {"input", "node", "output"}
+# role -> the lint check of a node with that role (roles added by passes)
+ROLE_CHECKS: dict[str, Callable[["CellIR", str], None]] = {}
+FEEDING_ROLES = {"input", "node"}  # roles whose nodes op and mixed edges may read
+
+
+def register_role(role: str, check: Callable[["CellIR", str], None], feeds_ops: bool = False) -> None:
+    """Make ``role`` a known node role; ``check(ir, node)`` raises ``IRError`` when a
+    node of that role breaks its invariants (called by ``CellIR.lint``). With
+    ``feeds_ops`` op and mixed edges may read such nodes (the check vouches for them)."""
+    ROLES.add(role)
+    ROLE_CHECKS[role] = check
+    if feeds_ops:
+        FEEDING_ROLES.add(role)
 
 
 class IRError(Exception):
@@ -23,7 +42,8 @@ class IRError(Exception):
 
 @dataclass(frozen=True)
 class Edge:
-    """A read-only view of one IR edge."""
+    """A read-only view of one IR edge. ``kind`` is ``op`` for an op or mixed edge and
+    ``term`` for one output ``part`` of a node that applies an op for several edges."""
 
     src: str
     dst: str
@@ -32,10 +52,17 @@ class Edge:
     candidates: tuple[str, ...] | None
     stride: int
     slot: int
+    row: int | None = None
+    part: int | None = None
+    kind: str = "op"
+    scaled: tuple[str, ...] = ()  # ops whose alpha weight scales their final BN (genolang.passes)
 
     @property
     def name(self) -> str:
-        """``n3<-c1:sep_conv_3x3`` for a fixed edge, ``n3<-c1`` for a mixed one."""
+        """``n3<-c1:sep_conv_3x3`` for a fixed edge, ``n3<-c1`` for a mixed one,
+        ``n3<-sep_conv_3x3(c1)[1]`` for a term."""
+        if self.kind == "term":
+            return f"{self.dst}<-{self.src}[{self.part}]"
         if self.op is None:
             return f"{self.dst}<-{self.src}"
         return f"{self.dst}<-{self.src}:{self.op}"
@@ -82,6 +109,18 @@ class CellIR:
         """Every node in a deterministic topological order (inputs, nodes, out)."""
         return sorted(self.graph.nodes, key=lambda n: self.graph.nodes[n]["order"])
 
+    def role(self, node: str) -> str:
+        return str(self.graph.nodes[node].get("role"))
+
+    def origin(self, node: str) -> str:
+        """The input or intermediate node a derived node (a pass's) computes from;
+        a node's own name otherwise."""
+        return str(self.graph.nodes[node].get("origin", node))
+
+    def expected_stride(self, node: str) -> int:
+        """The stride of ops reading ``node``: the cell's for its inputs, 1 otherwise."""
+        return self.stride if self.role(self.origin(node)) == "input" else 1
+
     def in_edges(self, node: str) -> list[Edge]:
         """The op edges into ``node``, by slot."""
         edges = [
@@ -98,7 +137,8 @@ class CellIR:
     @staticmethod
     def _edge(u: str, v: str, k: int, d: dict) -> Edge:  # type: ignore[type-arg]
         cands = d.get("candidates")
-        return Edge(u, v, k, d.get("op"), tuple(cands) if cands is not None else None, d.get("stride", 1), d["slot"])
+        return Edge(u, v, k, d.get("op"), tuple(cands) if cands is not None else None, d.get("stride", 1),
+                    d.get("slot", -1), d.get("row"), d.get("part"), d.get("role", "op"), tuple(d.get("scaled", ())))
 
     def with_graph(self, graph: nx.MultiDiGraph, pass_name: str) -> "CellIR":
         """A new IR with ``graph``, recording the pass that produced it."""
@@ -129,17 +169,23 @@ class CellIR:
         for u, v, d in g.edges(data=True):
             if g.nodes[u]["order"] >= g.nodes[v]["order"]:
                 raise IRError(f"cell {self.name}: edge {u}->{v} goes against the node order")
+        for n, d in g.nodes(data=True):
+            if d["role"] in ROLE_CHECKS:
+                ROLE_CHECKS[d["role"]](self, n)
         for n in self.nodes:
             edges = self.in_edges(n)
             if not edges:
                 raise IRError(f"cell {self.name}: node {n} has no input")
-            slots = [e.slot for e in edges]
-            if slots != list(range(len(slots))):
-                raise IRError(f"cell {self.name}: node {n} has slots {slots}, expected 0..{len(slots) - 1}")
+            if not self.mixed:
+                slots = [e.slot for e in edges]
+                if slots != list(range(len(slots))):
+                    raise IRError(f"cell {self.name}: node {n} has slots {slots}, expected 0..{len(slots) - 1}")
             if self.kind == "rnn" and not self.mixed and len(edges) != 1:
                 raise IRError(f"cell {self.name}: recurrent node {n} has {len(edges)} inputs")
             for e in edges:
                 self._lint_edge(e)
+        if self.mixed:
+            self._lint_rows()
         if not self.output_nodes:
             raise IRError(f"cell {self.name}: the output reduces no node")
         for n in self.output_nodes:
@@ -148,6 +194,14 @@ class CellIR:
         return self
 
     def _lint_edge(self, e: Edge) -> None:
+        if e.kind == "term":
+            self._lint_term(e)
+            return
+        if e.kind != "op":
+            raise IRError(f"cell {self.name}: edge {e.name} is a {e.kind} edge into an intermediate node")
+        src_role = self.role(e.src)
+        if src_role not in FEEDING_ROLES:
+            raise IRError(f"cell {self.name}: edge {e.name} reads {e.src}, a node of role {src_role!r}")
         if (e.op is None) == (e.candidates is None):
             raise IRError(f"cell {self.name}: edge {e.name} needs exactly one of op / candidates")
         for op in (e.op,) if e.op is not None else e.candidates or ():
@@ -156,10 +210,63 @@ class CellIR:
         if e.mixed != self.mixed:
             raise IRError(f"cell {self.name}: edge {e.name} is {'mixed' if e.mixed else 'fixed'} in a "
                           f"{'mixed' if self.mixed else 'fixed'} cell")
-        from_input = self.graph.nodes[e.src]["role"] == "input"
-        expected = self.stride if from_input else 1
+        if e.mixed and not e.candidates:
+            raise IRError(f"cell {self.name}: edge {e.name} has no candidate op")
+        expected = self.expected_stride(e.src)
         if e.stride != expected:
             raise IRError(f"cell {self.name}: edge {e.name} has stride {e.stride}, expected {expected}")
+        self._lint_scaled(e, (e.op,) if e.op is not None else e.candidates or ())
+
+    def _lint_scaled(self, e: Edge, ops: tuple[str, ...]) -> None:
+        for op in e.scaled:
+            if op not in ops:
+                raise IRError(f"cell {self.name}: edge {e.name} scales the BN of {op}, which it does not compute")
+            if not ends_with_bn(op, e.stride):
+                raise IRError(f"cell {self.name}: edge {e.name} scales the BN of {op}, which ends with no BN")
+
+    def _lint_term(self, e: Edge) -> None:
+        if not self.mixed:
+            raise IRError(f"cell {self.name}: term edge {e.name} in a fixed cell")
+        if self.role(e.src) != "apply":
+            raise IRError(f"cell {self.name}: term edge {e.name} comes from {e.src}, which applies no op")
+        d = self.graph.nodes[e.src]
+        if e.op != d.get("op"):
+            raise IRError(f"cell {self.name}: term edge {e.name} names op {e.op!r}, but {e.src} applies {d.get('op')!r}")
+        if e.stride != d.get("stride"):
+            raise IRError(f"cell {self.name}: term edge {e.name} has stride {e.stride}, but {e.src} has "
+                          f"{d.get('stride')}")
+        if e.scaled and d.get("shared"):
+            raise IRError(f"cell {self.name}: term edge {e.name} scales a BN that {e.src} computes once for all "
+                          "its terms")
+        self._lint_scaled(e, (e.op,) if e.op is not None else ())
+
+    def _lint_rows(self) -> None:
+        """Every term of a mixed cell names its alpha row; a row reads one input from one
+        node (through derived nodes or not), and computes each of its ops at most once."""
+        rows: dict[int, tuple[str, str]] = {}
+        computed: set[tuple[int, str]] = set()
+        for n in self.nodes:
+            for e in self.in_edges(n):
+                if not isinstance(e.row, int):
+                    raise IRError(f"cell {self.name}: edge {e.name} has no alpha row")
+                key = (self.origin(e.src), n)
+                seen = rows.setdefault(e.row, key)
+                if seen != key:
+                    raise IRError(f"cell {self.name}: alpha row {e.row} is the edge {seen[1]}<-{seen[0]} and also "
+                                  f"{key[1]}<-{key[0]}")
+                for op in (e.op,) if e.op is not None else e.candidates or ():
+                    if (e.row, op) in computed:
+                        raise IRError(f"cell {self.name}: {op} of edge {n}<-{key[0]} (row {e.row}) is computed twice")
+                    computed.add((e.row, op))
+
+    def terms(self) -> set[tuple[int, str]]:
+        """The (alpha row, op) pairs a mixed cell computes."""
+        out = set()
+        for e in self.edges():
+            for op in (e.op,) if e.op is not None else e.candidates or ():
+                if e.row is not None:
+                    out.add((e.row, op))
+        return out
 
     # -- text and pictures -------------------------------------------------------
     def header(self) -> str:
@@ -175,15 +282,35 @@ class CellIR:
         lines = [self.header()]
         for n in self.inputs:
             lines.append(f"  {n} = input")
-        for n in self.nodes:
+        for n in self.order():
+            role = self.role(n)
+            if role in ("input", "output"):
+                continue
+            if role != "node":
+                lines.append(f"  {n} = {self._describe(n)}")
+                continue
             terms = []
             for e in self.in_edges(n):
+                if e.kind == "term":
+                    terms.append(f"{e.src}[{e.part}]")
+                    continue
                 op = e.op if e.op is not None else f"mixed[{len(e.candidates or ())}]"
                 stride = f", stride={e.stride}" if e.stride != 1 else ""
                 terms.append(f"{op}({e.src}{stride})")
             lines.append(f"  {n} = " + " + ".join(terms))
         lines.append(f"  out = {self.reducer}({', '.join(self.output_nodes)})")
         return "\n".join(lines)
+
+    def _describe(self, n: str) -> str:
+        """A derived node's line: ``relu c0`` or ``sep_conv_3x3 x4 of relu(c0), stride=2``."""
+        d = self.graph.nodes[n]
+        feeds = [u for u, _ in self.graph.in_edges(n)]
+        parts = self.graph.out_degree(n)
+        if d["role"] == "apply":
+            stride = f", stride={d.get('stride', 1)}" if d.get("stride", 1) != 1 else ""
+            how = "once" if d.get("shared") else "grouped"
+            return f"{d.get('op')} x{parts} {how} of {', '.join(feeds)}{stride}"
+        return f"{d['role']} of {', '.join(feeds)}"
 
     def dot_body(self, prefix: str = "") -> list[str]:
         """The node and edge statements of this cell, ids prefixed by ``prefix`` so
@@ -197,7 +324,17 @@ class CellIR:
         for n in self.nodes:
             lines.append(f'{nid(n)} [shape=circle, style=filled, fillcolor="#f8f0c8", label="{n}"];')
         lines.append(f'{nid("out")} [shape=box, style=filled, fillcolor="#d8f0d8", label="{self.reducer}"];')
+        derived = [n for n in self.order() if self.role(n) not in ("input", "node", "output")]
+        for n in derived:  # a pass's nodes: a shared ReLU, an op applied once for several edges
+            d = self.graph.nodes[n]
+            label = d.get("op") or d["role"]
+            lines.append(f'{nid(n)} [shape=ellipse, style=dashed, label="{label}"];')
+            for u, _ in self.graph.in_edges(n):
+                lines.append(f"{nid(u)} -> {nid(n)} [style=dotted];")
         for e in self.edges():
+            if e.kind == "term":
+                lines.append(f'{nid(e.src)} -> {nid(e.dst)} [label="[{e.part}]"];')
+                continue
             label = e.op if e.op is not None else f"mixed[{len(e.candidates or ())}]"
             if e.stride != 1:
                 label += f" /{e.stride}"

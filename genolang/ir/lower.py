@@ -38,14 +38,17 @@ def lower_genotype_cell(cell: CellGenotype, kind: Kind) -> CellIR:
 
 def lower_space_cell(shape: CellShape, space: SpaceSpec) -> CellIR:
     """A supernet cell: node j reads every earlier node through one mixed edge; the
-    edges, node by node and source by source, are the rows of the cell's alpha. The
+    edges, node by node and source by source, are the rows of the cell's alpha (each
+    edge's ``row``). The
     output reduces every node, or only the last one for ``output = last``."""
     names = shape.node_names
     g = _skeleton(shape, names)
     earlier = list(shape.input_names)
+    row = 0
     for name in names:
         for slot, src in enumerate(earlier):
-            g.add_edge(src, name, candidates=space.ops, stride=_stride(shape, src), slot=slot)
+            g.add_edge(src, name, candidates=space.ops, stride=_stride(shape, src), slot=slot, row=row)
+            row += 1
         earlier.append(name)
     # ``last`` (NAS-Bench-201): the cell's output is its last node; otherwise all nodes.
     for slot, name in enumerate(names[-1:] if shape.reducer == "last" else names):
