@@ -1,0 +1,39 @@
+"""``share_param_free``: a parameter-free op (max and average pooling, followed in a
+supernet by a BN without parameters) that reads the same node at the same stride on
+several edges is computed once: an ``apply`` node with ``shared``, whose one result
+every edge weights with its own alpha. In training mode the BN's output depends only on
+its input, so it is the same for every edge; each edge's running statistics are still
+updated (and used in eval mode) as before."""
+
+from __future__ import annotations
+
+import networkx as nx
+
+from genolang.ir.graph import CellIR
+from genolang.opnames import OPS
+from genolang.passes import register_pass
+from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
+
+SHARED_FAMILIES = ("pool",)
+
+
+@register_pass("share_param_free", "compute parameter-free ops (pool + BN) once per (node, op, stride)")
+def share_param_free(ir: CellIR) -> nx.MultiDiGraph:
+    g = ir.graph.copy()
+    for src in states(ir):
+        edges = mixed_out_edges(g, src)
+        ops = [op for op in dict.fromkeys(op for e in edges for op in e[3]["candidates"])
+               if OPS[op].family in SHARED_FAMILIES and not OPS[op].parametric]
+        for op in ops:
+            members = [e for e in edges if op in e[3]["candidates"]]
+            if len(members) < 2:
+                continue
+            stride = members[0][3]["stride"]
+            node = f"{op}({src})"
+            g.add_node(node, role="apply", op=op, stride=stride, shared=True, origin=src)
+            place_after(g, node, src)
+            g.add_edge(src, node, role="feed")
+            for part, edge in enumerate(members):
+                g.add_edge(node, edge[1], role="term", op=op, stride=stride, row=edge[3]["row"], part=part)
+                take_op(g, edge, op)
+    return renumber(g)
