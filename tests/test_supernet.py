@@ -10,7 +10,7 @@ from torch import nn
 from _search_util import darts_cnn, tiny_network, one_thread  # noqa: F401 (fixture)
 from genolang.build.fixed import build_fixed_cnn
 from genolang.build.rnn import build_fixed_rnn
-from genolang.build.supernet import PoolBN, alpha_table, build_supernet, mixed_edges
+from genolang.build.supernet import NO_OPT, PoolBN, SupernetOptions, alpha_table, build_supernet, mixed_edges
 from genolang.build.supernet_rnn import build_rnn_supernet
 from genolang.errors import UsageError
 from genolang.ir.lower import lower_genotype, lower_space
@@ -22,9 +22,9 @@ from genolang.ops import registry
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_supernet(seed: int = 0):  # type: ignore[no-untyped-def]
+def tiny_supernet(seed: int = 0, options: SupernetOptions | None = None):  # type: ignore[no-untyped-def]
     torch.manual_seed(seed)
-    return build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10)
+    return build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10, options=options)
 
 
 def test_alphas_are_one_tensor_per_cell_type_rows_edges_columns_ops() -> None:
@@ -70,7 +70,9 @@ def test_modules_follow_the_ir_and_all_bn_is_non_affine() -> None:
     for index, cell in ((0, "normal"), (1, "reduce")):
         for e in mixed_edges(irs[cell]):
             for op in e.candidates or ():
-                assert f"cells.cell{index:02d}.nodes.{e.dst}.{e.src}.ops.{op}" in names
+                # 'none' has a module only without the drop_none pass (it has no state either way)
+                name = f"cells.cell{index:02d}.nodes.{e.dst}.{e.src}.ops.{op}"
+                assert (name in names) == (op != "none"), name
     assert isinstance(names["cells.cell00.nodes.n2.c0.ops.max_pool_3x3"], PoolBN)
     assert isinstance(names["cells.cell00.nodes.n2.c0.ops.avg_pool_3x3"], PoolBN)
     bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
@@ -137,11 +139,12 @@ def copy_into_fixed(supernet, fixed) -> None:  # type: ignore[no-untyped-def]
                                                    strict=False)
 
 
+@pytest.mark.parametrize("optimized", [True, False], ids=["passes", "no-opt"])
 @pytest.mark.parametrize("genotype", ["darts_v2", "darts_v1"])
-def test_one_hot_supernet_computes_the_fixed_network(genotype: str) -> None:
+def test_one_hot_supernet_computes_the_fixed_network(genotype: str, optimized: bool) -> None:
     geno = load_named("genotype", genotype)
     assert isinstance(geno, GenotypeSpec)
-    supernet = tiny_supernet(1)
+    supernet = tiny_supernet(1, None if optimized else NO_OPT)
     # populate every BN's running statistics so copying them is tested too
     supernet.train()
     with torch.no_grad():

@@ -2,23 +2,27 @@
 becomes the softmax(alpha)-weighted sum of its candidate ops.
 
 The module structure is read off the IR (``genolang.ir.lower.lower_space``), never
-recomputed: a cell evaluates its nodes in IR order, each node sums its IR in-edges,
-each mixed edge builds one module per op in the edge's ``candidates``, and the alpha row
-of an edge is its position among the cell's mixed edges. An optimizing pass that
-rewrites the IR (fewer candidates, shared modules) therefore changes the supernet
-without touching this file's forward path.
+recomputed: a cell evaluates its IR in order, each node sums its IR in-edges, and the
+alpha row of an edge is the edge's ``row``. The optimizing passes (``genolang.passes``,
+on by default: ``SupernetOptions``) rewrite the IR (``none`` dropped, one ReLU per node,
+pools computed once per node, convs of the same kind grouped into one call, alpha
+weights applied as BN scales); this file builds whatever the IR says, so an optimized
+and an unoptimized supernet compute the same function with the same parameters.
 
-Modules are named after the IR: ``cells.cell03.nodes.n4.c1.ops.sep_conv_3x3`` is the
-``sep_conv_3x3`` of the mixed edge ``c1 -> n4`` of cell 3; its counterpart in a fixed
-network (``genolang.build.fixed``) is ``cells.cell03.nodes.n4.c1_sep_conv_3x3``. The
-alphas are ``alphas.<cell type>``, one (edges x ops) tensor per cell type.
+Modules are named after the unoptimized IR, whatever the passes: ``cells.cell03.nodes.
+n4.c1.ops.sep_conv_3x3`` is the ``sep_conv_3x3`` of the mixed edge ``c1 -> n4`` of cell
+3 (a grouped call reads its edges' modules where they are), so state dicts and
+checkpoints are the same with and without passes; its counterpart in a fixed network
+(``genolang.build.fixed``) is ``cells.cell03.nodes.n4.c1_sep_conv_3x3``. The alphas are
+``alphas.<cell type>``, one (edges x ops) tensor per cell type.
 
 As in the paper: BatchNorm has no affine parameters anywhere in the supernet (stem,
 preprocessors, ops), every pool is followed by such a BN, and ``none`` is a zero."""
 
 from __future__ import annotations
 
-from typing import Iterator
+from dataclasses import dataclass
+from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,10 +37,25 @@ from genolang.ir.network import CellPlan, NetworkPlan, plan_cnn
 from genolang.model import NetworkSpec, SpaceSpec
 from genolang.opnames import OPS
 from genolang.ops.cnn import PoolBN
+from genolang.ops.grouped import GROUPED_OPS, SHARED_OPS, relu_keep_input
 from genolang.ops.registry import CNN_OPS, build_cnn_op
+from genolang.passes import DEFAULT_PASSES, optimize_cells
 
 ALPHA_INIT_SCALE = 1e-3  # alphas start as 1e-3 * N(0, 1), as in the paper's code
 ALPHAS = "alphas"  # the attribute (and parameter-name prefix) holding the alphas
+
+
+@dataclass(frozen=True)
+class SupernetOptions:
+    """How a CNN supernet is compiled: the passes run over its cell IR, in order, and
+    whether its tensors are channels-last (NHWC in memory; several times faster for the
+    depthwise convs of the DARTS ops on the CPU). Neither changes what it computes."""
+
+    passes: tuple[str, ...] = DEFAULT_PASSES
+    channels_last: bool = True
+
+
+NO_OPT = SupernetOptions(passes=(), channels_last=False)  # the supernet exactly as the paper's code builds it
 
 
 def build_search_op(name: str, channels: int, stride: int) -> nn.Module:
@@ -49,7 +68,8 @@ def build_search_op(name: str, channels: int, stride: int) -> nn.Module:
 
 
 def mixed_edges(ir: CellIR) -> list[Edge]:
-    """The mixed edges of a cell in alpha-row order (node by node, slot by slot)."""
+    """The mixed edges of an unoptimized cell in alpha-row order (node by node, slot by
+    slot)."""
     return [e for e in ir.edges() if e.mixed]
 
 
@@ -72,9 +92,29 @@ class MixedOp(nn.Module):
         return out
 
 
+class _Sum:
+    """A node's running sum of (tensor, weight) terms: the first two make a new tensor,
+    the rest add in place (autograd keeps no sum for the backward)."""
+
+    def __init__(self) -> None:
+        self.total: torch.Tensor | None = None
+        self.fresh = False
+
+    def add(self, t: torch.Tensor, w: torch.Tensor | None) -> None:
+        if self.total is None:
+            self.total, self.fresh = (t, False) if w is None else (t * w, True)
+        elif not self.fresh:
+            self.total = self.total + t if w is None else torch.addcmul(self.total, t, w)
+            self.fresh = True
+        elif w is None:
+            self.total.add_(t)
+        else:
+            self.total.addcmul_(t, w)
+
+
 class SearchCell(nn.Module):
-    """A supernet cell: preprocess both inputs (non-affine), evaluate the IR's nodes in
-    order, each the sum of its mixed in-edges, concatenate the output nodes."""
+    """A supernet cell: preprocess both inputs (non-affine), evaluate the (possibly
+    optimized) IR in order, concatenate the output nodes."""
 
     def __init__(self, ir: CellIR, cp: CellPlan, space_ops: tuple[str, ...]) -> None:
         super().__init__()
@@ -83,32 +123,115 @@ class SearchCell(nn.Module):
                              "its output nodes: use 'output = concat'")
         self.pre0, self.pre1 = preprocessors(cp, affine=False)
         self.inputs = ir.inputs
-        row = {(e.src, e.dst): i for i, e in enumerate(mixed_edges(ir))}
-        self.nodes = nn.ModuleDict()
-        self.plan: list[tuple[str, list[tuple[str, int]]]] = []
-        for node in ir.nodes:
-            edges = nn.ModuleDict()
-            wiring = []
-            for e in ir.in_edges(node):
-                if e.candidates is None:
-                    raise UsageError(f"cell '{ir.name}': edge {e.name} is fixed; a supernet needs mixed edges")
-                edges[e.src] = MixedOp(e.candidates, space_ops, cp.channels, e.stride)
-                wiring.append((e.src, row[(e.src, e.dst)]))
-            self.nodes[node] = edges
-            self.plan.append((node, wiring))
         self.output = ir.output_nodes
+        self.channels = cp.channels
+        # one MixedOp per alpha row, holding every op the IR computes for that row
+        rows: dict[int, tuple[str, str, int]] = {}
+        ops: dict[int, set[str]] = {}
+        for node in ir.nodes:
+            for e in ir.in_edges(node):
+                if e.kind == "op" and e.candidates is None:
+                    raise UsageError(f"cell '{ir.name}': edge {e.name} is fixed; a supernet needs mixed edges")
+                assert e.row is not None
+                rows.setdefault(e.row, (ir.origin(e.src), node, e.stride))
+                ops.setdefault(e.row, set()).update(e.candidates or (e.op,))  # type: ignore[arg-type]
+        self.nodes = nn.ModuleDict()
+        for row in sorted(rows):  # node by node, slot by slot: the unoptimized order
+            src, dst, stride = rows[row]
+            if dst not in self.nodes:
+                self.nodes[dst] = nn.ModuleDict()
+            self.nodes[dst][src] = MixedOp(tuple(op for op in space_ops if op in ops[row]), space_ops,
+                                           cp.channels, stride)
+        self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
+                                             if ir.role(n) not in ("input", "output")]
+
+    def _module(self, rows: dict[int, tuple[str, str, int]], row: int, op: str) -> nn.Module:
+        src, dst, _ = rows[row]
+        return self.nodes[dst][src].ops[op]  # type: ignore[index,no-any-return]
+
+    def _step(self, ir: CellIR, n: str, rows: dict[int, tuple[str, str, int]],
+              space_ops: tuple[str, ...]) -> tuple[Any, ...]:
+        g = ir.graph
+        role = ir.role(n)
+        if role == "relu":
+            (feed,) = [u for u, _ in g.in_edges(n)]
+            return ("relu", n, feed)
+        if role == "apply":
+            d = g.nodes[n]
+            (feed,) = [u for u, _ in g.in_edges(n)]
+            terms = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
+            members = [self._module(rows, t["row"], d["op"]) for t in terms]
+            family = OPS[d["op"]].family
+            table = SHARED_OPS if d.get("shared") else GROUPED_OPS
+            if family not in table:
+                raise UsageError(f"cell '{ir.name}': no {'shared' if d.get('shared') else 'grouped'} version of "
+                                 f"{d['op']} for {n}")
+            scaled = {bool(t.get("scaled")) for t in terms}
+            if len(scaled) > 1:
+                raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
+            index = f"rows_{len(self._buffers)}"
+            self.register_buffer(index, torch.tensor([t["row"] for t in terms]), persistent=False)
+            run = table[family](members) if d.get("shared") else table[family](members, bool(d.get("recompute")))
+            return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu",
+                    space_ops.index(d["op"]), index, scaled.pop(), ir.origin(feed))
+        terms: list[tuple[Any, ...]] = []
+        for e in ir.in_edges(n):
+            assert e.row is not None
+            if e.kind == "term":
+                assert e.op is not None and e.part is not None
+                terms.append(("part", e.src, e.part, e.row, space_ops.index(e.op), bool(e.scaled)))
+                continue
+            mixed = self.nodes[n][ir.origin(e.src)]
+            relu = ir.role(e.src) != "relu"
+            if relu and not e.scaled and set(e.candidates or ()) == set(mixed.ops):
+                terms.append(("mixed", e.src, e.row, mixed))
+            else:
+                terms.append(("ops", e.src, e.row, [(space_ops.index(op), mixed.ops[op], relu, op in e.scaled)
+                                                     for op in e.candidates or ()]))
+        return ("node", n, terms)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: softmax(alpha) of this cell type, (edges x ops)."""
         states = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
-        for node, wiring in self.plan:
-            edges = self.nodes[node]
-            total = None
-            for src, row in wiring:
-                h = edges[src](states[src], weights[row])
-                total = h if total is None else total + h
-            states[node] = total  # type: ignore[assignment]
+        results: dict[str, Any] = {}
+        for step in self.steps:
+            kind, name = step[0], step[1]
+            if kind == "relu":
+                states[name] = relu_keep_input(states[step[2]])
+            elif kind == "apply":
+                _, _, feed, run, shared, relu, col, index, scaled, origin = step
+                if shared:
+                    results[name] = run(states[feed])
+                else:
+                    scale = weights[:, col].index_select(0, getattr(self, index)) if scaled else None
+                    keep = None if relu else states[origin]  # the ReLU's input, to store instead of its output
+                    results[name] = run(states[feed], relu, scale, keep).split(self.channels, dim=1)
+            else:
+                states[name] = self._node(step[2], states, results, weights)
         return torch.cat([states[n] for n in self.output], dim=1)
+
+    @staticmethod
+    def _node(terms: list[tuple[Any, ...]], states: dict[str, torch.Tensor], results: dict[str, Any],
+              weights: torch.Tensor) -> torch.Tensor:
+        total = _Sum()
+        for term in terms:
+            kind = term[0]
+            if kind == "part":
+                _, apply, part, row, col, scaled = term
+                total.add(results[apply][part], None if scaled else weights[row, col])
+            elif kind == "mixed":
+                total.add(term[3](states[term[1]], weights[term[2]]), None)
+            else:
+                x, row = states[term[1]], term[2]
+                for col, op, relu, scaled in term[3]:
+                    if scaled:
+                        total.add(op.forward_fused(x, relu, weights[row, col]), None)
+                    elif relu:
+                        total.add(op(x), weights[row, col])
+                    else:
+                        total.add(op.forward_fused(x, False), weights[row, col])
+        assert total.total is not None
+        return total.total
 
 
 class AlphaMixin:
@@ -165,18 +288,32 @@ def alpha_table(model: AlphaMixin, digits: int = 3) -> str:
 
 
 class Supernet(AlphaMixin, CNNSkeleton):
-    """A CNN search space compiled on a CNN skeleton (no auxiliary head)."""
+    """A CNN search space compiled on a CNN skeleton (no auxiliary head). ``irs`` are
+    the space's cells as lowered (the alpha tables' rows); ``optimized_irs`` what the
+    cells run, after ``options.passes``."""
 
-    def __init__(self, space: SpaceSpec, plan: NetworkPlan, irs: dict[str, CellIR] | None = None) -> None:
+    def __init__(self, space: SpaceSpec, plan: NetworkPlan, irs: dict[str, CellIR] | None = None,
+                 options: SupernetOptions | None = None) -> None:
+        options = options if options is not None else SupernetOptions()
         irs = irs if irs is not None else lower_space(space)
-        CNNSkeleton.__init__(self, plan, lambda cp: SearchCell(irs[cp.cell], cp, space.ops), affine=False,
+        optimized = optimize_cells({name: irs[name] for name in space.cell_names}, options.passes)
+        CNNSkeleton.__init__(self, plan, lambda cp: SearchCell(optimized[cp.cell], cp, space.ops), affine=False,
                              auxiliary=False)
         self.space = space
+        self.options = options
         self.irs = {name: irs[name] for name in space.cell_names}
+        self.optimized_irs = optimized
         self._init_alphas()
+        if options.channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def cell_args(self) -> dict[str, tuple[object, ...]]:
         return {name: (w,) for name, w in self.softmax_weights().items()}
+
+    def forward(self, x: torch.Tensor, return_aux: bool = False):  # type: ignore[no-untyped-def]
+        if self.options.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().forward(x, return_aux)
 
 
 def check_space_ops(space: SpaceSpec) -> None:
@@ -193,12 +330,13 @@ def check_space_ops(space: SpaceSpec) -> None:
 
 
 def build_supernet(space: SpaceSpec, network: NetworkSpec, *, in_channels: int, input_size: int,
-                   classes: int) -> Supernet:
-    """Compile ``space`` on the CNN skeleton ``network`` for data of the given shape.
-    Raises ``UsageError`` for ops without a module and ``PlanError`` when the skeleton
-    does not fit the data (too many reductions for the input size)."""
+                   classes: int, options: SupernetOptions | None = None) -> Supernet:
+    """Compile ``space`` on the CNN skeleton ``network`` for data of the given shape,
+    with ``options`` (default: every pass, channels-last). Raises ``UsageError`` for ops
+    without a module and ``PlanError`` when the skeleton does not fit the data (too
+    many reductions for the input size)."""
     check_space_ops(space)
     irs = lower_space(space)
     multipliers = {name: len(ir.output_nodes) for name, ir in irs.items()}
     plan = plan_cnn(network, multipliers, in_channels=in_channels, input_size=input_size, classes=classes)
-    return Supernet(space, plan, irs)
+    return Supernet(space, plan, irs, options)

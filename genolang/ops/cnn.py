@@ -1,12 +1,41 @@
 """The convolutional building blocks of DARTS (ReLU-Conv-BN order, bias-free convs).
 
 ``affine`` is False in supernets (BatchNorm without learnable scale and shift) and True
-in fixed networks."""
+in fixed networks.
+
+Ops that start with a ReLU or end with a BN also offer ``forward_fused(x, relu, scale)``,
+used by optimized supernets (``genolang.passes``): ``relu=False`` when the input is
+already ReLU'd (one ReLU shared by several ops), ``scale`` a scalar tensor (the op's
+alpha weight) applied as the scale of the final BN, which saves a multiply and keeps
+the product out of autograd's saved tensors. ``forward_fused(x)`` equals ``forward(x)``."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def batch_norm(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``bn(x) * scale`` in one batch norm call: ``nn.BatchNorm``'s forward with its
+    (affine) weight and bias multiplied by ``scale`` (a scalar tensor or None). Over the
+    global batch when data-parallel ranks run (``genolang.dist.batch_norm``)."""
+    from genolang.dist import batch_norm as global_batch_norm
+
+    if scale is None:
+        return bn(x)  # type: ignore[no-any-return]
+    factor = 0.0 if bn.momentum is None else bn.momentum
+    if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
+        bn.num_batches_tracked.add_(1)
+        if bn.momentum is None:
+            factor = 1.0 / float(bn.num_batches_tracked)
+    use_batch = bn.training or (bn.running_mean is None and bn.running_var is None)
+    track = not bn.training or bn.track_running_stats
+    # contiguous: with a stride-0 weight and channels-last input, BN's double backward is wrong (torch 2.14)
+    s = scale.expand(bn.num_features).contiguous()
+    weight = s if bn.weight is None else bn.weight * s
+    bias = None if bn.bias is None else bn.bias * s
+    return global_batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None, weight, bias,
+                             use_batch, factor, bn.eps)
 
 
 class ReLUConvBN(nn.Sequential):
@@ -18,6 +47,9 @@ class ReLUConvBN(nn.Sequential):
             nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
             nn.BatchNorm2d(c_out, affine=affine),
         )
+
+    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
+        return batch_norm(self[2], self[1](self[0](x) if relu else x), scale)
 
 
 class DilConv(nn.Sequential):
@@ -32,6 +64,9 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
+    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
+        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
+
 
 class SepConv(nn.Sequential):
     """Two dilation-1 ``DilConv`` blocks; the stride applies to the first only."""
@@ -41,6 +76,9 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
         )
+
+    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
+        return self[1].forward_fused(self[0].forward_fused(x, relu), True, scale)
 
 
 class Conv7x1_1x7(nn.Sequential):
@@ -53,6 +91,9 @@ class Conv7x1_1x7(nn.Sequential):
             nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
             nn.BatchNorm2d(c, affine=affine),
         )
+
+    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
+        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
 
 
 class Identity(nn.Module):
@@ -92,9 +133,19 @@ class FactorizedReduce(nn.Module):
         x = self.relu(x)
         return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
 
+    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
+        if relu:
+            x = self.relu(x)
+        return batch_norm(self.bn, torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1), scale)
+
 
 class PoolBN(nn.Sequential):
     """A pool followed by a BN without affine parameters (pools in supernets)."""
 
     def __init__(self, pool: nn.Module, c: int) -> None:
         super().__init__(pool, nn.BatchNorm2d(c, affine=False))
+
+    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
+        if not relu:
+            raise ValueError("a pool does not start with a ReLU")
+        return batch_norm(self[1], self[0](x), scale)

@@ -1,0 +1,512 @@
+"""One call for an op applied on several edges: the executors behind the ``apply``
+nodes of an optimized supernet cell (``genolang.passes``).
+
+An executor holds the edges' own op modules (which stay where the unoptimized supernet
+has them, so parameter names, state dicts and checkpoints do not change) and reads
+their parameters and buffers at call time (so ``torch.func.functional_call`` and
+``.to()`` see through it). Grouped convs concatenate the edges' weights per call; the
+weights are small (KiB), the activations they save are not.
+
+* ``GroupedDilConv`` / ``GroupedSepConv``: E edges' ReLU-Conv-BN ops on one input: the
+  first depthwise conv is one conv with channel multiplier E (E*C channels), then
+  block-diagonal 1x1 convs, one BN over E*C channels (each edge's running statistics
+  updated as its own BN would), and the optional alpha scale of each edge on the last.
+* ``SharedPoolBN``: a pool and its non-affine BN computed once for E edges.
+
+With ``recompute``, each [ReLU,] depthwise, 1x1, BN block of a grouped conv stores only
+its BN's output for the backward (``_ConvBlock``) instead of the ReLU's, the depthwise
+conv's and the 1x1's inputs and outputs: the BN's backward runs from its output, and
+only a weight gradient computes the depthwise output again."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from genolang.dist import batch_norm as global_batch_norm
+from genolang.ops.cnn import DilConv, PoolBN, SepConv
+
+DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
+CL = torch.channels_last
+
+
+def _data_parallel() -> bool:
+    """Several ranks run: batch norms must use the global batch (``genolang.dist``),
+    which the recomputing functions below do not; the plain path does."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=CL) and not x.is_contiguous()
+
+
+def _dw_plan(k: int, stride: int, padding: int, dilation: int) -> tuple[int, int, int, int]:
+    """(subsample, stride, padding, dilation) of a depthwise conv: a stride-s,
+    dilation-s conv with 'same' padding reads only every s-th pixel, so it runs as an
+    undilated stride-1 conv on ``x[..., ::s, ::s]`` (oneDNN's dilated strided depthwise
+    kernels are several times slower on the CPU)."""
+    if stride == dilation > 1 and 2 * padding == dilation * (k - 1) and padding % stride == 0:
+        return stride, 1, padding // stride, 1
+    return 1, stride, padding, dilation
+
+
+def _subsample(x: torch.Tensor, s: int) -> torch.Tensor:
+    sub = x[:, :, ::s, ::s]
+    return sub.contiguous(memory_format=CL) if _channels_last(x) else sub.contiguous()
+
+
+def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
+    """A depthwise conv (``groups`` = input channels, any channel multiplier)."""
+    sub, stride, padding, dilation = _dw_plan(weight.shape[-1], stride, padding, dilation)
+    return F.conv2d(_subsample(x, sub) if sub > 1 else x, weight, None, stride, padding, dilation, x.shape[1])
+
+
+def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> tuple[str, torch.Tensor]:
+    """The block-diagonal 1x1 convs ``weights`` (each ``C_out x C_in x 1 x 1``) as one
+    tensor for ``pointwise_apply``: a dense ``E*C_out x E*C_in`` matrix (zeros off the
+    blocks; for the CPU's matmul the wasted multiplies are cheaper than a grouped conv)
+    when the blocks are small, else the grouped conv's weight. With ``interleaved=E``
+    the input channels are ordered (c, e), as a depthwise conv with multiplier E makes
+    them, instead of (e, c)."""
+    E = len(weights)
+    c_out, c_in = weights[0].shape[:2]
+    if E == 1 or E * c_in <= DENSE_POINTWISE_MAX:
+        mat = weights[0].reshape(c_out, c_in) if E == 1 else torch.block_diag(*[w.reshape(c_out, c_in) for w in weights])
+        if interleaved and E > 1:  # columns (e, c) -> (c, e)
+            mat = mat.view(E * c_out, E, c_in).transpose(1, 2).reshape(E * c_out, c_in * E)
+        return "dense", mat
+    return "grouped", torch.cat(list(weights))
+
+
+def pointwise_apply(x: torch.Tensor, mode: str, weight: torch.Tensor, interleaved: int = 0) -> torch.Tensor:
+    """Apply a ``pointwise_weight`` to ``x``."""
+    if mode == "dense":
+        if _channels_last(x):
+            return F.linear(x.permute(0, 2, 3, 1), weight).permute(0, 3, 1, 2)
+        N, _, H, W = x.shape
+        return torch.matmul(weight, x.reshape(N, x.shape[1], H * W)).view(N, weight.shape[0], H, W)
+    E = weight.shape[0] // weight.shape[1]
+    if interleaved:
+        x = interleave_to_blocks(x, interleaved)
+    return F.conv2d(x, weight, groups=E)
+
+
+def pointwise(x: torch.Tensor, weights: Sequence[torch.Tensor], interleaved: int = 0) -> torch.Tensor:
+    """Block-diagonal 1x1 convs: input channel block e (``C_in`` channels) through
+    ``weights[e]`` to output block e (see ``pointwise_weight``)."""
+    mode, weight = pointwise_weight(weights, interleaved)
+    return pointwise_apply(x, mode, weight, interleaved)
+
+
+def interleave_to_blocks(x: torch.Tensor, E: int) -> torch.Tensor:
+    """Channels ordered (c, e) -> (e, c), in the same memory format."""
+    N, CE, H, W = x.shape
+    C = CE // E
+    if _channels_last(x):
+        y = x.permute(0, 2, 3, 1).reshape(N, H, W, C, E).transpose(3, 4).contiguous()
+        return y.view(N, H, W, E * C).permute(0, 3, 1, 2)
+    return x.view(N, C, E, H, W).transpose(1, 2).reshape(N, E * C, H, W)
+
+
+def blocks_to_interleave(x: torch.Tensor, E: int) -> torch.Tensor:
+    """Channels ordered (e, c) -> (c, e), in the same memory format."""
+    N, CE, H, W = x.shape
+    C = CE // E
+    if _channels_last(x):
+        y = x.permute(0, 2, 3, 1).reshape(N, H, W, E, C).transpose(3, 4).contiguous()
+        return y.view(N, H, W, C * E).permute(0, 3, 1, 2)
+    return x.view(N, E, C, H, W).transpose(1, 2).reshape(N, C * E, H, W)
+
+
+def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``cat([bn_e(x_e) * scale_e])`` for channel blocks x_e of ``x`` in one call; each
+    BN's running statistics move as they would on its own."""
+    bn0 = bns[0]
+    C = bn0.num_features
+    weight = None if scale is None else scale.repeat_interleave(C)
+    if bn0.affine:
+        w = torch.cat([bn.weight for bn in bns])
+        b = torch.cat([bn.bias for bn in bns])
+        weight, bias = (w, b) if weight is None else (w * weight, b * weight)
+    else:
+        bias = None
+    if not bn0.track_running_stats:
+        return global_batch_norm(x, None, None, weight, bias, True, 0.0, bn0.eps)
+    if bn0.training:
+        return _train_bn(x, bns, weight, bias)
+    mean = bn0.running_mean if len(bns) == 1 else torch.cat([bn.running_mean for bn in bns])
+    var = bn0.running_var if len(bns) == 1 else torch.cat([bn.running_var for bn in bns])
+    return F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn0.eps)
+
+
+def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor | None,
+              bias: torch.Tensor | None) -> torch.Tensor:
+    bn0 = bns[0]
+    if bn0.momentum is None:
+        raise ValueError("grouped batch norm needs a momentum (cumulative averages are not grouped)")
+    with torch.no_grad():
+        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+    if len(bns) == 1:
+        return global_batch_norm(x, bn0.running_mean, bn0.running_var, weight, bias, True, bn0.momentum, bn0.eps)
+    mean = torch.cat([bn.running_mean for bn in bns])
+    var = torch.cat([bn.running_var for bn in bns])
+    out = global_batch_norm(x, mean, var, weight, bias, True, bn0.momentum, bn0.eps)
+    with torch.no_grad():
+        C = bn0.num_features
+        torch._foreach_copy_([bn.running_mean for bn in bns], list(mean.split(C)))
+        torch._foreach_copy_([bn.running_var for bn in bns], list(var.split(C)))
+    return out
+
+
+def _same(members: Sequence[nn.Module], what: Callable[[nn.Module], object]) -> None:
+    values = {repr(what(m)) for m in members}
+    if len(values) > 1:
+        raise ValueError(f"grouped ops differ in {values}")
+
+
+class _ReLU(torch.autograd.Function):
+    """ReLU that keeps its input for the backward instead of its output (the same mask;
+    the input, a node of the cell, is kept alive by other ops anyway)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return F.relu(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, x, 0)  # type: ignore[no-any-return]
+
+
+def relu_keep_input(x: torch.Tensor) -> torch.Tensor:
+    """``relu(x)``, storing ``x`` rather than the result for the backward."""
+    return _ReLU.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.relu(x)  # type: ignore[no-any-return]
+
+
+def _grad_node(t: torch.Tensor) -> Any:
+    """The autograd node ``t``'s gradient goes to (None when it needs none)."""
+    if not t.requires_grad:
+        return None
+    return t.grad_fn if t.grad_fn is not None else torch.autograd.graph.get_gradient_edge(t).node
+
+
+def _engine_needs(node: Any) -> bool:
+    """Whether the running backward pass uses a gradient for the input whose node is
+    ``node`` (an architecture step asks for no weight gradient; computing them anyway
+    costs as much as the rest)."""
+    if node is None:
+        return False
+    try:
+        return bool(torch._C._will_engine_execute_node(node))
+    except RuntimeError:  # a leaf during autograd.grad: cannot tell
+        return True
+
+
+def _pointwise_backward(gz: torch.Tensor, h: torch.Tensor | None, mode: str, weight: torch.Tensor,
+                        interleaved: int, h_shape: tuple[int, ...], channels_last: bool, need_h: bool,
+                        need_w: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Gradients of ``pointwise_apply`` for its input (``h``, needed only for the
+    weight's gradient) and weight."""
+    gh = gw = None
+    if mode == "dense":
+        if channels_last:
+            gz_p = gz.permute(0, 2, 3, 1).contiguous()
+            if need_h:
+                gh = torch.matmul(gz_p, weight).permute(0, 3, 1, 2)
+            if need_w:
+                assert h is not None
+                h_p = h.permute(0, 2, 3, 1).contiguous()
+                gw = gz_p.reshape(-1, gz_p.shape[-1]).t().mm(h_p.reshape(-1, h_p.shape[-1]))
+        else:
+            N, Eo, H, W = gz.shape
+            gz3 = gz.contiguous().view(N, Eo, H * W)
+            if need_h:
+                gh = torch.matmul(weight.t(), gz3).view(h_shape)
+            if need_w:
+                assert h is not None
+                gw = torch.einsum("nop,nip->oi", gz3, h.contiguous().view(N, h_shape[1], H * W))
+        return gh, gw
+    E = weight.shape[0] // weight.shape[1]
+    if h is not None and interleaved:
+        h = interleave_to_blocks(h, interleaved)
+    if h is None:
+        h = torch.empty(h_shape, dtype=gz.dtype, device=gz.device,
+                        memory_format=CL if channels_last else torch.contiguous_format)
+    gh, gw, _ = torch.ops.aten.convolution_backward(gz, h, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], E,
+                                                    [need_h, need_w, False])
+    if gh is not None and interleaved:
+        gh = blocks_to_interleave(gh, interleaved)
+    return gh, gw
+
+
+class _ConvBlock(torch.autograd.Function):
+    """[ReLU ->] depthwise conv -> 1x1 convs -> batch norm without running parameters
+    (training mode, optionally scaled per channel by ``weight``: the alpha weights).
+    Keeps for the backward only the input, the weights, the BN's output y and its batch
+    statistics: the BN's backward runs from y (y = weight * (z - mean) * invstd), the
+    1x1's input gradient needs only its weight, and only a weight gradient makes it
+    compute the depthwise output again. Twice differentiable: when a graph of the
+    backward is asked for, the block is recomputed with autograd."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor, weight: torch.Tensor | None,
+                running_mean: torch.Tensor, running_var: torch.Tensor, spec: tuple[Any, ...],
+                keep: torch.Tensor | None) -> torch.Tensor:
+        relu_in, stride, padding, dilation, mode, interleaved, momentum, eps = spec
+        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
+        z = pointwise_apply(h, mode, pw, interleaved)
+        out, mean, invstd = torch.native_batch_norm(z, weight, None, running_mean, running_var, True, momentum, eps)
+        # ``keep``: x's pre-ReLU source (x == relu(keep)), kept alive by others: store it
+        # instead of x and apply the ReLU again when x is needed
+        ctx.save_for_backward(x if keep is None else keep, dw, pw, weight, out, mean, invstd)
+        ctx.spec = spec
+        ctx.kept = keep is not None
+        ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
+                     None if weight is None else _grad_node(weight))
+        ctx.shapes = (tuple(h.shape), _channels_last(x))
+        return out  # type: ignore[no-any-return]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, dw, pw, weight, out, mean, invstd = ctx.saved_tensors
+        relu_in, stride, padding, dilation, mode, interleaved, _, eps = ctx.spec
+        if ctx.kept:  # the ReLU'd input again, from its source
+            x = F.relu(x)
+        if torch.is_grad_enabled():  # double backward: recompute the block with autograd
+            return _ConvBlock._backward_with_graph(ctx, grad, x, dw, pw, weight, mean, invstd)
+        need_x, need_dw, need_pw, need_w = (need and _engine_needs(node) for need, node in
+                                            zip(ctx.needs_input_grad[:4], ctx.nodes))
+        h_shape, channels_last = ctx.shapes
+        # The BN's backward from its output y = w x^: given input y, mean 0, invstd 1/w and
+        # weight invstd w^2, native_batch_norm_backward recovers x^ = y / w and computes
+        # invstd w (g - mean(g) - x^ mean(g x^)) for the input, sum(g x^) for w.
+        if weight is None:
+            bn_weight, inv = invstd, torch.ones_like(invstd)
+        else:
+            bn_weight, inv = invstd * weight * weight, weight.reciprocal()
+        gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, out, bn_weight, None, None,
+                                                              torch.zeros_like(invstd), inv, True, eps,
+                                                              [True, bool(need_w), False])
+        sub, s_, p_, d_ = _dw_plan(dw.shape[-1], stride, padding, dilation)
+        block_in: list[torch.Tensor] = []
+
+        def conv_input() -> torch.Tensor:  # what the depthwise conv read: ReLU'd, subsampled
+            if not block_in:
+                r = F.relu(x) if relu_in else x
+                block_in.append(_subsample(r, sub) if sub > 1 else r)
+            return block_in[0]
+
+        h = F.conv2d(conv_input(), dw, None, s_, p_, d_, x.shape[1]) if need_pw else None
+        gh, gpw = _pointwise_backward(gz, h, mode, pw, interleaved, h_shape, channels_last, need_x or need_dw,
+                                      need_pw)
+        gx = gdw = None
+        if need_x or need_dw:
+            if need_dw:
+                inp = conv_input()
+            else:  # the input gradient reads only the input's shape
+                shape = (x.shape[0], x.shape[1], -(-x.shape[2] // sub), -(-x.shape[3] // sub))
+                inp = torch.empty(shape, dtype=x.dtype, device=x.device,
+                                  memory_format=CL if channels_last else torch.contiguous_format)
+            gh = gh.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
+            gr, gdw, _ = torch.ops.aten.convolution_backward(gh, inp, dw, None, [s_, s_], [p_, p_], [d_, d_], False,
+                                                             [0, 0], x.shape[1], [need_x, need_dw, False])
+            if need_x:
+                if sub > 1:
+                    full = torch.zeros_like(x)
+                    full[:, :, ::sub, ::sub] = gr
+                    gr = full
+                gx = torch.ops.aten.threshold_backward(gr, x, 0) if relu_in else gr
+        return gx, gdw, gpw, gw if need_w else None, None, None, None, None
+
+    @staticmethod
+    def _backward_with_graph(ctx: Any, grad: torch.Tensor, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor,
+                             weight: torch.Tensor | None, mean: torch.Tensor,
+                             invstd: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        relu_in, stride, padding, dilation, mode, interleaved, _, eps = ctx.spec
+        z = pointwise_apply(depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation), mode, pw,
+                            interleaved)
+        need_w = ctx.needs_input_grad[3] and weight is not None
+        gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, z, weight, None, None, mean, invstd, True, eps,
+                                                              [True, bool(need_w), False])
+        needs = ctx.needs_input_grad[:3]
+        wanted = [t for t, need in zip((x, dw, pw), needs) if need]
+        got = iter(torch.autograd.grad(z, wanted, gz, create_graph=True) if wanted else ())
+        return (*(next(got) if need else None for need in needs), gw if need_w else None, None, None, None, None)
+
+
+def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
+               scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
+               interleaved: int, recompute: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
+    """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
+    (in training mode, with gradients) through ``_ConvBlock``, which stores only the
+    BN's output for the backward (and ``keep``, with ``x == relu(keep)``, instead of x).
+    A scale with a zero (an alpha at minus infinity) takes the plain path: the BN's
+    output would not give back its input."""
+    bn0 = bns[0]
+    if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
+            or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
+            or (scale is not None and not bool((scale != 0).all()))):
+        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
+        return grouped_batch_norm(pointwise(h, pw_weights, interleaved), bns, scale)
+    mode, pw = pointwise_weight(pw_weights, interleaved)
+    weight = None if scale is None else scale.repeat_interleave(bn0.num_features)
+    with torch.no_grad():
+        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+    one = len(bns) == 1
+    mean = bn0.running_mean if one else torch.cat([bn.running_mean for bn in bns])
+    var = bn0.running_var if one else torch.cat([bn.running_var for bn in bns])
+    out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
+                           (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
+                           None if relu_in else keep)
+    if not one:
+        with torch.no_grad():
+            C = bn0.num_features
+            torch._foreach_copy_([bn.running_mean for bn in bns], list(mean.split(C)))
+            torch._foreach_copy_([bn.running_var for bn in bns], list(var.split(C)))
+    return out  # type: ignore[no-any-return]
+
+
+class GroupedDilConv:
+    """E ``DilConv`` (ReLU, depthwise KxK, 1x1, BN) on one input (not ReLU'd when
+    ``relu``); returns the E outputs along channels, edge by edge."""
+
+    def __init__(self, members: Sequence[DilConv], recompute: bool = False) -> None:
+        _same(members, lambda m: (m[1].kernel_size, m[1].stride, m[1].padding, m[1].dilation, m[2].weight.shape))
+        self.members = list(members)
+        self.recompute = recompute
+        dw = members[0][1]
+        self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
+
+    def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+                 keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.first(x, relu, scale, keep)
+
+    def first(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+              keep: torch.Tensor | None = None) -> torch.Tensor:
+        """The shared-input stage: one depthwise conv with channel multiplier E."""
+        ms = self.members
+        E, C = len(ms), x.shape[1]
+        w0 = ms[0][1].weight
+        dw = w0.view(w0.shape) if E == 1 else torch.stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
+        return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
+                          self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep)
+
+    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
+        ms = self.members
+        dw = torch.cat([m[1].weight for m in ms])
+        return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, True, self.stride,
+                          self.padding, self.dilation, 0, self.recompute)
+
+
+class GroupedSepConv:
+    """E ``SepConv`` (two ``DilConv``) on one input: the first half grouped with a
+    channel multiplier, the second block by block."""
+
+    def __init__(self, members: Sequence[SepConv], recompute: bool = False) -> None:
+        self.first = GroupedDilConv([m[0] for m in members], recompute)
+        self.second = GroupedDilConv([m[1] for m in members], recompute)
+
+    def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+                 keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.second.blocks(self.first.first(x, relu, None, keep), scale)
+
+
+class _PoolBN(torch.autograd.Function):
+    """A pool, then a batch norm without parameters or running statistics (training
+    mode). Keeps only the pool's input (a node of the cell, alive anyway) and the BN's
+    output x^ for the backward: the BN's backward runs from x^, a max pool's indices are
+    found again. Returns x^ and the batch mean and variance (unbiased), for the running
+    statistics. Twice differentiable (recomputed with autograd when a graph of the
+    backward is asked for)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, pool: nn.Module, eps: float) -> tuple[torch.Tensor, ...]:
+        z = pool(x)
+        out, mean, invstd = torch.native_batch_norm(z, None, None, None, None, True, 0.0, eps)
+        n = z.numel() // z.shape[1]
+        var = (invstd.pow(-2) - eps) * (n / max(n - 1, 1))
+        ctx.save_for_backward(x, out, mean, invstd)
+        ctx.pool, ctx.eps, ctx.pooled_shape = pool, eps, tuple(z.shape)
+        ctx.mark_non_differentiable(mean, var)
+        return out, mean, var
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+        x, out, mean, invstd = ctx.saved_tensors
+        pool = ctx.pool
+        if torch.is_grad_enabled():  # double backward: recompute with autograd
+            z = pool(x)
+            gz = torch.ops.aten.native_batch_norm_backward(grad, z, None, None, None, mean, invstd, True, ctx.eps,
+                                                           [True, False, False])[0]
+            return torch.autograd.grad(z, x, gz, create_graph=True)[0], None, None
+        zero, one = torch.zeros_like(invstd), torch.ones_like(invstd)
+        gz = torch.ops.aten.native_batch_norm_backward(grad, out, invstd, None, None, zero, one, True, ctx.eps,
+                                                       [True, False, False])[0]
+        k, s, p = pool.kernel_size, pool.stride, pool.padding
+        if isinstance(pool, nn.MaxPool2d):
+            _, idx = torch.ops.aten.max_pool2d_with_indices(x, [k, k], [s, s], [p, p], [pool.dilation] * 2,
+                                                            pool.ceil_mode)
+            gx = torch.ops.aten.max_pool2d_with_indices_backward(gz, x, [k, k], [s, s], [p, p], [pool.dilation] * 2,
+                                                                 pool.ceil_mode, idx)
+        else:
+            gx = torch.ops.aten.avg_pool2d_backward(gz, x, [k, k], [s, s], [p, p], pool.ceil_mode,
+                                                    pool.count_include_pad, pool.divisor_override)
+        return gx, None, None
+
+
+class SharedPoolBN:
+    """A pool and its BN without parameters (``PoolBN``) computed once for E edges.
+    Training mode: one pool, one BN (batch statistics: the same for every edge), and
+    each edge's running statistics moved as its own BN would move them. Eval mode: one
+    pool, each edge's BN with its own running statistics."""
+
+    def __init__(self, members: Sequence[PoolBN]) -> None:
+        _same(members, lambda m: repr(m[0]))
+        self.members = list(members)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        pool = self.members[0][0]
+        bns = [m[1] for m in self.members]
+        bn0 = bns[0]
+        if (not bn0.training or bn0.affine or not bn0.track_running_stats or bn0.momentum is None
+                or not isinstance(pool, (nn.MaxPool2d, nn.AvgPool2d)) or not isinstance(pool.kernel_size, int)
+                or _data_parallel()):
+            pooled = pool(x)
+            return [bn(pooled) for bn in bns]
+        if torch.is_grad_enabled() and x.requires_grad:
+            out, mean, var = _PoolBN.apply(x, pool, bn0.eps)
+        else:
+            out, mean, var = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
+        with torch.no_grad():
+            m = bn0.momentum
+            torch._foreach_lerp_([bn.running_mean for bn in bns], [mean] * len(bns), m)
+            torch._foreach_lerp_([bn.running_var for bn in bns], [var] * len(bns), m)
+            torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+        return [out] * len(bns)
+
+
+class _NoCtx:
+    """A stand-in for a Function's ctx when no backward is recorded."""
+
+    def save_for_backward(self, *tensors: torch.Tensor) -> None:
+        pass
+
+    def mark_non_differentiable(self, *tensors: torch.Tensor) -> None:
+        pass
+
+
+GroupBuilder = Callable[[Sequence[nn.Module]], Callable[..., object]]
+GROUPED_OPS: dict[str, GroupBuilder] = {
+    "sep_conv": GroupedSepConv,  # type: ignore[dict-item]
+    "dil_conv": GroupedDilConv,  # type: ignore[dict-item]
+}
+SHARED_OPS: dict[str, GroupBuilder] = {
+    "pool": SharedPoolBN,  # type: ignore[dict-item]
+}

@@ -1,0 +1,218 @@
+"""The optimizing passes over a supernet's cell IR (``genolang.passes``): each pass alone
+and all together compute the unoptimized supernet's function (logits, weight and alpha
+gradients, running statistics) within 1e-4 relative in float32; the pass manager names
+the pass that breaks an invariant; the passes keep parameter names (checkpoints load
+across builds)."""
+
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import torch
+import torch.nn.functional as F
+
+from _search_util import darts_cnn, one_thread  # noqa: F401 (fixture)
+from genolang.build.supernet import NO_OPT, SupernetOptions, build_supernet
+from genolang.errors import UsageError
+from genolang.ir.graph import CellIR, IRError
+from genolang.ir.lower import lower_space
+from genolang.model import NetworkSpec
+from genolang.ops import grouped
+from genolang.passes import DEFAULT_PASSES, PASSES, PassError, parse_passes, register_pass, run_passes
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# 4 cells of 4 channels on 16x16 images: normal (16x16), reduce, reduce, normal (4x4):
+# strided and dilated convs, factorized reduces, groups of 1 to 4 edges
+NET = NetworkSpec("passes_net", "cnn", "cifar", channels=4, layers=4, input_size=16)
+RTOL = 1e-4  # of the largest magnitude in the tensor compared
+# a running mean is 0.1 x a batch mean of O(1) values that nearly cancel: its float32
+# rounding depends on the summation order (memory layout), ~1e-7 whatever its size
+BUFFER_ATOL = 1e-6
+
+
+def supernet(options: SupernetOptions, seed: int = 0):  # type: ignore[no-untyped-def]
+    torch.manual_seed(seed)
+    model = build_supernet(darts_cnn(), NET, in_channels=3, input_size=16, classes=10, options=options)
+    with torch.no_grad():  # alphas away from uniform, so every op's weight matters
+        for alpha in model.arch_parameters():
+            alpha.normal_(0.0, 0.7)
+    return model
+
+
+def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(4, 3, 16, 16, generator=g), torch.randint(0, 10, (4,), generator=g)
+
+
+def run_step(model) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    """Logits, the gradients of every parameter (weights and alphas) of the loss, and
+    the running statistics after one training-mode forward; then eval-mode logits."""
+    x, y = batch()
+    model.train()
+    logits = model(x)
+    names = [n for n, _ in model.named_parameters()]
+    grads = torch.autograd.grad(F.cross_entropy(logits, y), [p for _, p in model.named_parameters()])
+    out = {"logits": logits.detach()}
+    out.update({f"grad:{n}": g for n, g in zip(names, grads)})
+    out.update({f"buffer:{n}": b.detach().clone() for n, b in model.state_dict().items() if "running" in n})
+    model.eval()
+    with torch.no_grad():
+        out["eval_logits"] = model(x)
+    return out
+
+
+def assert_close(got: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> None:
+    assert got.keys() == expected.keys()
+    for name, want in expected.items():
+        have = got[name]
+        scale = float(want.abs().max())
+        err = float((have.float() - want.float()).abs().max())
+        floor = BUFFER_ATOL if name.startswith("buffer:") else 0.0
+        assert err <= max(RTOL * scale, floor), f"{name}: max error {err:.3g} against max {scale:.3g}"
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, torch.Tensor]:
+    torch.set_num_threads(1)
+    return run_step(supernet(NO_OPT))
+
+
+CASES = [(name,) for name in DEFAULT_PASSES] + [
+    ("group_convs", "recompute_convs"),
+    ("share_relu", "group_convs", "recompute_convs"),
+    ("share_relu", "group_convs", "scale_bn"),
+    DEFAULT_PASSES,
+]
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("passes", CASES, ids=["+".join(c) for c in CASES])
+def test_a_pass_computes_the_unoptimized_supernet(passes: tuple[str, ...], channels_last: bool,
+                                                  reference: dict[str, torch.Tensor]) -> None:
+    assert_close(run_step(supernet(SupernetOptions(passes, channels_last))), reference)
+
+
+def test_grouped_1x1_convs_as_grouped_convolutions(monkeypatch: pytest.MonkeyPatch,
+                                                   reference: dict[str, torch.Tensor]) -> None:
+    """Blocks too wide for a dense matmul run as grouped convs (with a channel shuffle
+    after a depthwise conv with multiplier E): force that path on the small net."""
+    monkeypatch.setattr(grouped, "DENSE_POINTWISE_MAX", 0)
+    for channels_last in (False, True):
+        assert_close(run_step(supernet(SupernetOptions(DEFAULT_PASSES, channels_last))), reference)
+
+
+def test_the_passes_rewrite_the_ir_as_documented() -> None:
+    cells = lower_space(darts_cnn())
+    ir = run_passes(cells["normal"], DEFAULT_PASSES)
+    assert ir.passes == DEFAULT_PASSES
+    lines = ir.dump().splitlines()
+    assert "passes: drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs" in lines[0]
+    assert "  relu(c0) = relu of c0" in lines
+    assert "  max_pool_3x3(c0) = max_pool_3x3 x4 once of c0" in lines
+    assert "  sep_conv_3x3(relu(c0)) = sep_conv_3x3 x4 grouped of relu(c0)" in lines
+    # n4 feeds only n5: its ops form groups of one; its pools stay on the mixed edge
+    assert "  dil_conv_5x5(relu(n4)) = dil_conv_5x5 x1 grouped of relu(n4)" in lines
+    n5 = next(line for line in lines if line.startswith("  n5 = "))
+    assert "mixed[3](n4)" in n5 and "none" not in n5
+    reduce = run_passes(cells["reduce"], DEFAULT_PASSES).dump().splitlines()
+    assert "  dil_conv_3x3(relu(c1)) = dil_conv_3x3 x4 grouped of relu(c1), stride=2" in reduce
+    # every (row, op) but 'none' is still computed, once
+    terms = ir.terms()
+    assert terms == {(r, op) for r, op in cells["normal"].terms() if op != "none"}
+    assert "digraph" in ir.to_dot() and "sep_conv_3x3(relu(c0))" in ir.to_dot()
+
+
+def test_drop_none_keeps_an_edge_that_has_only_none() -> None:
+    ir = lower_space(darts_cnn())["normal"]
+    g = ir.graph.copy()
+    key = next(iter(g["c0"]["n2"]))
+    g["c0"]["n2"][key]["candidates"] = ("none",)
+    out = run_passes(ir.with_graph(g, "test"), ("drop_none",))
+    assert out.graph["c0"]["n2"][key]["candidates"] == ("none",)
+
+
+# ---- the pass manager ----------------------------------------------------------------
+
+@pytest.fixture
+def broken_pass(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Register passes that break the IR in two ways, for one test."""
+    monkeypatch.setattr("genolang.passes.PASSES", dict(PASSES))
+
+    @register_pass("relu_everything", "a bug: every op reads a shared ReLU, pools too")
+    def relu_everything(ir: CellIR) -> nx.MultiDiGraph:
+        g = ir.graph.copy()
+        g.add_node("relu(c0)", role="relu", origin="c0", order=0.5)
+        g.add_edge("c0", "relu(c0)", role="feed")
+        for _, v, k, d in list(g.out_edges("c0", keys=True, data=True)):
+            if d.get("candidates"):
+                g.remove_edge("c0", v, k)
+                g.add_edge("relu(c0)", v, **d)
+        return g
+
+    @register_pass("lose_a_term", "a bug: forgets max_pool_3x3 on the first edge")
+    def lose_a_term(ir: CellIR) -> nx.MultiDiGraph:
+        g = ir.graph.copy()
+        key = next(iter(g["c0"]["n2"]))
+        d = g["c0"]["n2"][key]
+        d["candidates"] = tuple(op for op in d["candidates"] if op != "max_pool_3x3")
+        return g
+
+
+def test_a_pass_that_breaks_an_invariant_is_named(broken_pass: None) -> None:
+    ir = lower_space(darts_cnn())["normal"]
+    with pytest.raises(PassError) as info:
+        run_passes(ir, ("drop_none", "relu_everything", "share_relu"))
+    message = str(info.value)
+    assert message.startswith("pass 'relu_everything' broke cell normal: ")
+    assert "which does not start with a ReLU" in message
+    assert info.value.pass_name == "relu_everything" and isinstance(info.value, IRError)
+
+
+def test_a_pass_that_loses_a_term_is_named(broken_pass: None) -> None:
+    ir = lower_space(darts_cnn())["normal"]
+    with pytest.raises(PassError, match=r"pass 'lose_a_term' broke cell normal: the cell computes other terms "
+                                        r"than before; lost row 0 max_pool_3x3"):
+        run_passes(ir, ("share_relu", "lose_a_term"))
+
+
+def test_lint_checks_the_roles_the_passes_add() -> None:
+    ir = run_passes(lower_space(darts_cnn())["normal"], DEFAULT_PASSES)
+
+    def broken(change) -> str:  # type: ignore[no-untyped-def]
+        g = ir.graph.copy()
+        change(g)
+        with pytest.raises(IRError) as info:
+            ir.with_graph(g, "test").lint()
+        return str(info.value)
+
+    assert "shares one result of sep_conv_3x3, which has parameters" in broken(
+        lambda g: g.nodes["sep_conv_3x3(relu(c0))"].update(shared=True, recompute=False))
+    assert "has parts [0, 1, 2, 5]" in broken(
+        lambda g: next(d for _, v, d in g.out_edges("sep_conv_3x3(relu(c0))", data=True) if v == "n5").update(part=5))
+    assert "has stride 2, expected 1" in broken(lambda g: g.nodes["max_pool_3x3(c0)"].update(stride=2))
+    assert "sep_conv_3x3 of edge n3<-c0 (row 2) is computed twice" in broken(
+        lambda g: g.add_edge("relu(c0)", "n3", candidates=("sep_conv_3x3",), stride=1, slot=0, row=2))
+    assert "alpha row 2 is the edge n3<-c0 and also n3<-c1" in broken(
+        lambda g: g.add_edge("relu(c1)", "n3", candidates=("sep_conv_7x7",), stride=1, slot=0, row=2))
+
+
+def test_pass_lists_are_checked() -> None:
+    assert parse_passes("drop-none, share_relu") == ("drop_none", "share_relu")
+    assert parse_passes("") == ()
+    with pytest.raises(UsageError, match="no pass named 'share_rel'; did you mean 'share_relu'"):
+        parse_passes("share_rel")
+
+
+# ---- parameters and checkpoints --------------------------------------------------------
+
+def test_parameters_and_state_dicts_are_the_same_with_and_without_passes() -> None:
+    plain, fast = supernet(NO_OPT, seed=3), supernet(SupernetOptions(), seed=3)
+    assert [n for n, _ in plain.named_parameters()] == [n for n, _ in fast.named_parameters()]
+    assert plain.state_dict().keys() == fast.state_dict().keys()
+    for (name, a), b in zip(plain.state_dict().items(), fast.state_dict().values()):
+        assert torch.equal(a, b), name  # same seed, same initial weights, whatever the layout
+    # a checkpoint of one loads into the other, and they then agree
+    other = supernet(SupernetOptions(), seed=4)
+    other.load_state_dict(plain.state_dict())
+    assert_close(run_step(other), run_step(plain))
