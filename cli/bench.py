@@ -16,6 +16,7 @@ import click
 BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-step": ("genolang.cli.bench", "train_step", "Time forward + backward + optimizer step."),
     "eval-step": ("genolang.cli.bench", "eval_step", "Time an inference forward pass (no_grad, eval mode)."),
+    "search-step": ("genolang.cli.bench", "search_step", "Time one DARTS search iteration (architecture + weight step)."),
 }
 
 
@@ -70,6 +71,21 @@ def bench_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """How to time: iterations, warm-up, threads, device, output."""
+    options = [
+        click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps."),
+        click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first."),
+        click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
+                     help="torch.set_num_threads for the run."),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N] or auto."),
+        click.option("--json", "as_json", is_flag=True, help="Print only the JSON object (also the default output)."),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
 def report(step: str, as_json: bool, **options: Any) -> None:
     """Run benchmark ``step`` with the command-line options and print the result."""
     from genolang.bench import BenchConfig, run_bench
@@ -95,3 +111,35 @@ def train_step(as_json: bool, **options: Any) -> None:
 def eval_step(as_json: bool, **options: Any) -> None:
     """Time a forward pass in eval mode under no_grad."""
     report("eval-step", as_json, **options)
+
+
+@click.command("search-step")
+@click.option("--space", default="darts_cnn", show_default=True, help="CNN space name or .geno file.")
+@click.option("--network", default="cifar_search", show_default=True, help="CNN skeleton name or .geno file.")
+@click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
+              help="1: first-order architecture step; 2: second order (unrolled, finite difference).")
+@click.option("--channels", type=click.IntRange(min=1), default=16, show_default=True, help="Initial channels C.")
+@click.option("--layers", type=click.IntRange(min=1), default=8, show_default=True, help="Number of cells.")
+@click.option("--batch-size", type=click.IntRange(min=2), default=16, show_default=True,
+              help="Batch size (of each of the two batches).")
+@click.option("--input-size", type=click.IntRange(min=1), default=32, show_default=True, help="Image side.")
+@click.option("--in-channels", type=click.IntRange(min=1), default=3, show_default=True, help="Image channels.")
+@click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True, help="Classes.")
+@click.option("--passes", default=None, metavar="A,B,...",
+              help="Run only these passes over the cell IR, in this order (default: all; '' for none).")
+@click.option("--no-opt", is_flag=True, help="No passes and NCHW tensors: the supernet as the paper's code builds it.")
+@click.option("--channels-last/--no-channels-last", default=True, show_default=True,
+              help="Keep the supernet's tensors channels-last (NHWC in memory).")
+@common_options
+def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, **options: Any) -> None:
+    """Time one DARTS search iteration on random data: an architecture step (first or
+    second order) on one batch, then a weight step on another; the supernet compiled
+    with the chosen passes. Default: darts_cnn on cifar_search (C=16, 8 cells), batch
+    16, 32x32x3, 10 classes, 2 threads, CPU.
+
+    Peak RSS is the process's: compare configurations in separate runs."""
+    from genolang.passes import parse_passes
+
+    chosen = () if no_opt else (parse_passes(passes) if passes is not None else None)
+    report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt, genotype="",
+           **options)

@@ -1,7 +1,7 @@
 """Timing one step of a compiled network on random data.
 
-Steps are registered by name (``train-step``, ``eval-step``; others, such as a search
-step, register themselves with ``register_step``). A step factory receives the
+Steps are registered by name (``train-step``, ``eval-step``, ``search-step``; others
+register themselves with ``register_step``). A step factory receives the
 ``BenchConfig`` and returns a ``Step``: a zero-argument callable doing exactly the
 work to time, plus facts about what it built. ``run_bench`` calls it ``warmup`` times
 untimed, then ``iters`` times timed (synchronising CUDA around each call), and
@@ -10,6 +10,7 @@ reports median and minimum seconds and the process's peak resident memory."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import resource
 import statistics
 import sys
@@ -43,6 +44,12 @@ class BenchConfig:
     threads: int = 2
     device: str = "cpu"
     seed: int = 0
+    # search-step: the space, the DARTS order, the supernet's passes (None: the default
+    # passes) and memory format
+    space: str = "darts_cnn"
+    order: int = 1
+    passes: tuple[str, ...] | None = None
+    channels_last: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -192,6 +199,59 @@ def eval_step(config: BenchConfig, device: torch.device) -> Step:
     return Step(forward, _info(model, shape))
 
 
+@register_step("search-step")
+def search_step(config: BenchConfig, device: torch.device) -> Step:
+    """One DARTS search iteration on random data, as ``genolang search`` runs it: an
+    architecture step (first or second order) on a validation batch, then a weight step
+    (SGD, momentum 0.9, weight decay 3e-4, gradient norm clipped at 5) on a training
+    batch, on the supernet of ``config.space`` compiled with ``config.passes``."""
+    import torch.nn.functional as F
+
+    from genolang.build.compile import apply_overrides, data_shape
+    from genolang.build.supernet import SupernetOptions, build_supernet
+    from genolang.lookup import load_named
+    from genolang.model import NetworkSpec, SpaceSpec
+    from genolang.passes import DEFAULT_PASSES
+    from genolang.search.architect import Architect, ArchitectConfig
+    from genolang.search.loop import _weight_step
+
+    space = load_named("space", config.space)
+    network = load_named("network", config.network)
+    assert isinstance(space, SpaceSpec) and isinstance(network, NetworkSpec)
+    if space.kind != "cnn" or network.kind != "cnn":
+        raise UsageError(f"search-step times CNN spaces on CNN skeletons; '{config.space}' on '{config.network}' "
+                         "is not one")
+    network = apply_overrides(network, channels=config.channels, layers=config.layers)
+    shape = data_shape(network, in_channels=config.in_channels, input_size=config.input_size, classes=config.classes)
+    passes = DEFAULT_PASSES if config.passes is None else config.passes
+    options = SupernetOptions(passes=passes, channels_last=config.channels_last)
+    torch.manual_seed(config.seed)
+    model = build_supernet(space, network, in_channels=shape.in_channels, input_size=shape.input_size,
+                           classes=shape.classes, options=options).to(device)
+    weights = model.weight_parameters()
+    lr = 0.025
+    opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=3e-4)
+    architect = Architect(model, opt, ArchitectConfig(order=config.order))
+    x, y = _batch(config, shape, device)
+    xv, yv = _batch(dataclasses.replace(config, seed=config.seed + 1), shape, device)
+
+    def valid(call: Callable[..., Any]) -> torch.Tensor:
+        return F.cross_entropy(call(xv), yv)
+
+    def train(call: Callable[..., Any]) -> torch.Tensor:
+        return F.cross_entropy(call(x), y)
+
+    def step() -> None:
+        model.train()
+        architect.step(valid, train if config.order == 2 else None, lr)
+        _weight_step(model, F.cross_entropy(model(x), y), weights, opt, 5.0)
+
+    info = _info(model, shape)
+    info.update(order=config.order, passes=list(passes), channels_last=config.channels_last,
+                torch=torch.__version__)
+    return Step(step, info)
+
+
 def _info(model: nn.Module, shape: Any) -> dict[str, Any]:
     from genolang.build.count import count_params
 
@@ -206,6 +266,8 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
         raise UsageError(f"no benchmark step '{name}'{did_you_mean(name, STEPS)}; known: {', '.join(STEPS)}")
     if config.iters < 1 or config.warmup < 0 or config.threads < 1 or config.batch_size < 1:
         raise UsageError("--iters, --threads and --batch-size must be at least 1, --warmup at least 0")
+    if config.order not in (1, 2):
+        raise UsageError(f"--order must be 1 or 2, not {config.order}")
     device = pick_device(config.device)
     before = torch.get_num_threads()
     torch.set_num_threads(config.threads)
@@ -215,15 +277,23 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
         for _ in range(config.warmup):
             step.run()
         sync()
-        times = []
+        load_before = os.getloadavg()
+        times, cpu = [], []
         for _ in range(config.iters):
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.process_time()
             step.run()
             sync()
             times.append(time.perf_counter() - began)
+            cpu.append(time.process_time() - began_cpu)
+        load_after = os.getloadavg()
     finally:
         torch.set_num_threads(before)
     info = dict(step.info)
+    # process CPU seconds over wall seconds per step: near the thread count when the
+    # run had the cores to itself, much lower when it waited for them
+    info["cpu_over_wall"] = [round(c / t, 2) for c, t in zip(cpu, times)]
+    info["loadavg_before"] = [round(x, 2) for x in load_before]
+    info["loadavg_after"] = [round(x, 2) for x in load_after]
     if device.type == "cuda":
         info["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         info["gpu"] = torch.cuda.get_device_name(device)

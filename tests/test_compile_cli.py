@@ -140,6 +140,27 @@ def test_bench_train_and_eval_step_print_json() -> None:
         assert d["min_s"] <= d["median_s"] and d["peak_rss_mb"] > 0
 
 
+def test_bench_search_step_prints_json_with_and_without_passes() -> None:
+    tiny = ("--channels", "4", "--layers", "3", "--batch-size", "2", "--input-size", "8", "--iters", "1",
+            "--warmup", "0", "--threads", "1", "--json")
+    for order, extra in (("1", ()), ("2", ("--no-opt",)), ("1", ("--passes", "drop_none,share_relu"))):
+        result = run("bench", "search-step", "--order", order, *extra, *tiny)
+        assert result.exit_code == 0, result.output
+        d = json.loads(result.output)
+        assert {"median_s", "min_s", "peak_rss_mb", "config"} <= set(d)
+        assert d["step"] == "search-step" and d["config"]["order"] == int(order)
+        assert d["info"]["order"] == int(order) and d["config"]["network"] == "cifar_search"
+        if "--no-opt" in extra:
+            assert d["info"]["passes"] == [] and d["info"]["channels_last"] is False
+        elif extra:
+            assert d["info"]["passes"] == ["drop_none", "share_relu"]
+        else:
+            assert "group_convs" in d["info"]["passes"] and d["info"]["channels_last"] is True
+    fails_cleanly(run("bench", "search-step", "--passes", "share_rel", *tiny), "no pass named 'share_rel'")
+    fails_cleanly(run("bench", "search-step", "--space", "darts_rnn", *tiny), "search-step times CNN spaces")
+
+
 def test_bench_is_a_group_listing_its_steps() -> None:
     result = run("bench", "--help")
     assert result.exit_code == 0 and "train-step" in result.output and "eval-step" in result.output
+    assert "search-step" in result.output
