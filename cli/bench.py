@@ -59,16 +59,10 @@ def bench_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size."),
         click.option("--input-size", type=click.IntRange(min=1), default=32, show_default=True, help="Image side."),
         click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True, help="Classes."),
-        click.option("--iters", type=click.IntRange(min=1), default=10, show_default=True, help="Timed steps."),
-        click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first."),
-        click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
-                     help="torch.set_num_threads for the run."),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N] or auto."),
-        click.option("--json", "as_json", is_flag=True, help="Print only the JSON object (also the default output)."),
     ]
     for option in reversed(options):
         fn = option(fn)
-    return fn
+    return common_options(fn)
 
 
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -79,6 +73,9 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
                      help="torch.set_num_threads for the run."),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N] or auto."),
+        click.option("--compile", "compile_", is_flag=True,
+                     help="torch.compile the network (search-step: each cell) first; the compile time "
+                          "shows as info.first_step_s."),
         click.option("--json", "as_json", is_flag=True, help="Print only the JSON object (also the default output)."),
     ]
     for option in reversed(options):
@@ -86,11 +83,11 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def report(step: str, as_json: bool, **options: Any) -> None:
+def report(step: str, as_json: bool, compile_: bool = False, **options: Any) -> None:
     """Run benchmark ``step`` with the command-line options and print the result."""
     from genolang.bench import BenchConfig, run_bench
 
-    result = run_bench(step, BenchConfig(**options))
+    result = run_bench(step, BenchConfig(compile=compile_, **options))
     d = result.to_dict()
     if not as_json:
         click.echo(f"{step}: median {d['median_s'] * 1000:.1f} ms, min {d['min_s'] * 1000:.1f} ms over "

@@ -50,6 +50,8 @@ class BenchConfig:
     order: int = 1
     passes: tuple[str, ...] | None = None
     channels_last: bool = True
+    # torch.compile the network's forward (search-step: each cell's) before timing
+    compile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -125,6 +127,13 @@ def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: b
     return build(geno, network, shape, auxiliary=auxiliary).to(device), shape
 
 
+def maybe_compile(module: nn.Module, config: BenchConfig) -> None:
+    """Replace ``module.forward`` by its ``torch.compile``d version when the config asks
+    for it; compilation happens on the first (warm-up) call."""
+    if config.compile:
+        module.forward = torch.compile(module.forward)  # type: ignore[method-assign]
+
+
 def _batch(config: BenchConfig, shape: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     gen = torch.Generator().manual_seed(config.seed)
     if shape.kind == "rnn":
@@ -144,6 +153,7 @@ def train_step(config: BenchConfig, device: torch.device) -> Step:
 
     model, shape = compile_for_bench(config, device, auxiliary=True)
     model.train()
+    maybe_compile(model, config)
     x, y = _batch(config, shape, device)
     criterion = nn.CrossEntropyLoss()
     if isinstance(model, RNNModel):
@@ -182,6 +192,7 @@ def eval_step(config: BenchConfig, device: torch.device) -> Step:
 
     model, shape = compile_for_bench(config, device, auxiliary=False)
     model.eval()
+    maybe_compile(model, config)
     x, _ = _batch(config, shape, device)
     if isinstance(model, RNNModel):
         hidden = model.init_hidden(config.batch_size)
@@ -228,6 +239,8 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     torch.manual_seed(config.seed)
     model = build_supernet(space, network, in_channels=shape.in_channels, input_size=shape.input_size,
                            classes=shape.classes, options=options).to(device)
+    for cell in model.cells.values():
+        maybe_compile(cell, config)
     weights = model.weight_parameters()
     lr = 0.025
     opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=3e-4)
@@ -248,7 +261,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
 
     info = _info(model, shape)
     info.update(order=config.order, passes=list(passes), channels_last=config.channels_last,
-                torch=torch.__version__)
+                compile=config.compile, torch=torch.__version__)
     return Step(step, info)
 
 
@@ -274,9 +287,12 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
     try:
         step = STEPS[name](config, device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+        first_step = None
         for _ in range(config.warmup):
+            began = time.perf_counter()
             step.run()
-        sync()
+            sync()
+            first_step = time.perf_counter() - began if first_step is None else first_step
         load_before = os.getloadavg()
         times, cpu = [], []
         for _ in range(config.iters):
@@ -289,6 +305,8 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
     finally:
         torch.set_num_threads(before)
     info = dict(step.info)
+    if first_step is not None:  # includes any compilation and cuDNN autotuning
+        info["first_step_s"] = round(first_step, 3)
     # process CPU seconds over wall seconds per step: near the thread count when the
     # run had the cores to itself, much lower when it waited for them
     info["cpu_over_wall"] = [round(c / t, 2) for c, t in zip(cpu, times)]

@@ -111,10 +111,12 @@ def test_the_passes_rewrite_the_ir_as_documented() -> None:
     assert "  relu(c0) = relu of c0" in lines
     assert "  max_pool_3x3(c0) = max_pool_3x3 x4 once of c0" in lines
     assert "  sep_conv_3x3(relu(c0)) = sep_conv_3x3 x4 grouped of relu(c0)" in lines
-    # n4 feeds only n5: its ops form groups of one; its pools stay on the mixed edge
+    # n4 feeds only n5: its ops form groups of one, its pools applies of one; only the
+    # identity (skip_connect) stays on the mixed edge
     assert "  dil_conv_5x5(relu(n4)) = dil_conv_5x5 x1 grouped of relu(n4)" in lines
+    assert "  max_pool_3x3(n4) = max_pool_3x3 x1 once of n4" in lines
     n5 = next(line for line in lines if line.startswith("  n5 = "))
-    assert "mixed[3](n4)" in n5 and "none" not in n5
+    assert "max_pool_3x3(n4)[0]" in n5 and "mixed[1](n4)" in n5 and "none" not in n5
     reduce = run_passes(cells["reduce"], DEFAULT_PASSES).dump().splitlines()
     assert "  dil_conv_3x3(relu(c1)) = dil_conv_3x3 x4 grouped of relu(c1), stride=2" in reduce
     # every (row, op) but 'none' is still computed, once

@@ -142,8 +142,15 @@ class SearchCell(nn.Module):
                 self.nodes[dst] = nn.ModuleDict()
             self.nodes[dst][src] = MixedOp(tuple(op for op in space_ops if op in ops[row]), space_ops,
                                            cp.channels, stride)
+        # the alpha weights the terms multiply by, gathered once per forward: (row, col) -> slot
+        self._slots: dict[tuple[int, int], int] = {}
         self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
                                              if ir.role(n) not in ("input", "output")]
+        flat = [row * len(space_ops) + col for row, col in self._slots]
+        self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
+
+    def _slot(self, row: int, col: int) -> int:
+        return self._slots.setdefault((row, col), len(self._slots))
 
     def _module(self, rows: dict[int, tuple[str, str, int]], row: int, op: str) -> nn.Module:
         src, dst, _ = rows[row]
@@ -179,21 +186,23 @@ class SearchCell(nn.Module):
             assert e.row is not None
             if e.kind == "term":
                 assert e.op is not None and e.part is not None
-                terms.append(("part", e.src, e.part, e.row, space_ops.index(e.op), bool(e.scaled)))
+                slot = None if e.scaled else self._slot(e.row, space_ops.index(e.op))
+                terms.append(("part", e.src, e.part, slot))
                 continue
             mixed = self.nodes[n][ir.origin(e.src)]
             relu = ir.role(e.src) != "relu"
             if relu and not e.scaled and set(e.candidates or ()) == set(mixed.ops):
                 terms.append(("mixed", e.src, e.row, mixed))
             else:
-                terms.append(("ops", e.src, e.row, [(space_ops.index(op), mixed.ops[op], relu, op in e.scaled)
-                                                     for op in e.candidates or ()]))
+                terms.append(("ops", e.src, [(self._slot(e.row, space_ops.index(op)), mixed.ops[op], relu,
+                                              op in e.scaled) for op in e.candidates or ()]))
         return ("node", n, terms)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: softmax(alpha) of this cell type, (edges x ops)."""
         states = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
         results: dict[str, Any] = {}
+        scalars: tuple[torch.Tensor, ...] | None = None
         for step in self.steps:
             kind, name = step[0], step[1]
             if kind == "relu":
@@ -207,29 +216,31 @@ class SearchCell(nn.Module):
                     keep = None if relu else states[origin]  # the ReLU's input, to store instead of its output
                     results[name] = run(states[feed], relu, scale, keep).split(self.channels, dim=1)
             else:
-                states[name] = self._node(step[2], states, results, weights)
+                if scalars is None:  # one gather (and one backward) for every weight the terms use
+                    scalars = weights.reshape(-1).index_select(0, self.weight_index).unbind(0)
+                states[name] = self._node(step[2], states, results, weights, scalars)
         return torch.cat([states[n] for n in self.output], dim=1)
 
     @staticmethod
     def _node(terms: list[tuple[Any, ...]], states: dict[str, torch.Tensor], results: dict[str, Any],
-              weights: torch.Tensor) -> torch.Tensor:
+              weights: torch.Tensor, scalars: tuple[torch.Tensor, ...]) -> torch.Tensor:
         total = _Sum()
         for term in terms:
             kind = term[0]
             if kind == "part":
-                _, apply, part, row, col, scaled = term
-                total.add(results[apply][part], None if scaled else weights[row, col])
+                _, apply, part, slot = term
+                total.add(results[apply][part], None if slot is None else scalars[slot])
             elif kind == "mixed":
                 total.add(term[3](states[term[1]], weights[term[2]]), None)
             else:
-                x, row = states[term[1]], term[2]
-                for col, op, relu, scaled in term[3]:
+                x = states[term[1]]
+                for slot, op, relu, scaled in term[2]:
                     if scaled:
-                        total.add(op.forward_fused(x, relu, weights[row, col]), None)
+                        total.add(op.forward_fused(x, relu, scalars[slot]), None)
                     elif relu:
-                        total.add(op(x), weights[row, col])
+                        total.add(op(x), scalars[slot])
                     else:
-                        total.add(op.forward_fused(x, False), weights[row, col])
+                        total.add(op.forward_fused(x, False), scalars[slot])
         assert total.total is not None
         return total.total
 

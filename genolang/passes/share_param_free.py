@@ -3,7 +3,8 @@ supernet by a BN without parameters) that reads the same node at the same stride
 several edges is computed once: an ``apply`` node with ``shared``, whose one result
 every edge weights with its own alpha. In training mode the BN's output depends only on
 its input, so it is the same for every edge; each edge's running statistics are still
-updated (and used in eval mode) as before."""
+updated (and used in eval mode) as before. A pool on a single edge becomes such a node
+too: its implementation keeps less for the backward than the plain modules."""
 
 from __future__ import annotations
 
@@ -26,8 +27,6 @@ def share_param_free(ir: CellIR) -> nx.MultiDiGraph:
                if OPS[op].family in SHARED_FAMILIES and not OPS[op].parametric]
         for op in ops:
             members = [e for e in edges if op in e[3]["candidates"]]
-            if len(members) < 2:
-                continue
             stride = members[0][3]["stride"]
             node = f"{op}({src})"
             g.add_node(node, role="apply", op=op, stride=stride, shared=True, origin=src)
