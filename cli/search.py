@@ -95,11 +95,16 @@ class _Reporter:
 @click.option("--sync-bn/--no-sync-bn", default=None,
               help="Under torchrun: batch norm over the global batch, so N processes search as one with N x the "
                    "batch (default on); off, each process normalises its own batch and skips that communication.")
+@click.option("--passes", default=None, metavar="A,B,...",
+              help="CNN supernet: run only these optimizing passes, in this order ('' for none; default all). "
+                   "They change speed and memory, not results.")
+@click.option("--no-opt", is_flag=True, help="CNN supernet: no passes and NCHW tensors, as the paper's code builds it.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
            resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
-           threads: int | None, augment: bool | None, sync_bn: bool | None, quiet: bool) -> None:
+           threads: int | None, augment: bool | None, sync_bn: bool | None, passes: str | None, no_opt: bool,
+           quiet: bool) -> None:
     """Search SPACE (a space .geno file or a space name) with DARTS and write the found
     genotype as a spec file that 'genolang compile' and 'genolang train' accept.
 
@@ -108,13 +113,21 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     space on Penn Treebank with the DARTS recipe."""
     from genolang.search.loop import SearchConfig, run_search
 
+    supernet = None
+    if no_opt and passes is not None:
+        raise UsageError("--no-opt and --passes contradict each other: --no-opt runs no pass; give one of them")
+    if no_opt or passes is not None:
+        from genolang.build.supernet import NO_OPT, SupernetOptions
+        from genolang.passes import parse_passes
+
+        supernet = NO_OPT if no_opt else SupernetOptions(passes=parse_passes(passes or ""))
 
     if out is None and run_dir is None:
         out = "found.geno"
     config = SearchConfig(space=space, network=network, dataset=dataset, data_dir=data_dir, epochs=epochs,
                           batch_size=batch_size, order=int(order) if order else None, seed=seed, lr=lr,
                           arch_lr=arch_lr, limit=limit, augment=augment, sync_bn=sync_bn, device=device,
-                          threads=threads)
+                          threads=threads, supernet=supernet)
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
     from genolang.dist import is_main_process

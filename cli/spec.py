@@ -112,10 +112,19 @@ def _load(path: str) -> Checked:
 @click.command("show")
 @click.argument("file", type=click.Path())
 @click.option("--ir", is_flag=True, help="Also print each cell's lowered IR (a supernet's for a space).")
-def show(file: str, ir: bool) -> None:
+@click.option("--passes", default=None, metavar="all|A,B,...",
+              help="With --ir, a CNN space's IR after these supernet passes ('all': the default pipeline).")
+def show(file: str, ir: bool, passes: str | None) -> None:
     """Print what FILE declares: ops and cells of a space, nodes of a genotype, the
     settings of a network skeleton."""
+    from genolang.passes import DEFAULT_PASSES, parse_passes, run_passes
+
+    chosen = None if passes is None else DEFAULT_PASSES if passes.strip() == "all" else parse_passes(passes)
+    if chosen is not None and not ir:
+        raise UsageError("--passes shows the optimized IR: add --ir")
     result = _load(file)
+    if chosen is not None and (not result.spaces or any(sp.kind != "cnn" for sp in result.spaces.values())):
+        raise UsageError(f"--passes: the passes optimize CNN supernets; {file} must hold only CNN spaces")
     for space in result.spaces.values():
         click.echo(f"space {space.name} ({space.kind}) from {space.path}")
         click.echo(f"  ops ({len(space.ops)}): {', '.join(space.ops)}")
@@ -130,7 +139,7 @@ def show(file: str, ir: bool) -> None:
                    f"{'distinct' if d.distinct else 'repeatable'} inputs; caps: {caps}")
         if ir:
             for cell_ir in lower_space(space).values():
-                click.echo(_indent(cell_ir.dump()))
+                click.echo(_indent((cell_ir if chosen is None else run_passes(cell_ir, chosen)).dump()))
     for geno in result.genotypes.values():
         click.echo(f"genotype {geno.name} : {geno.space.name} ({geno.space.path})")
         for cell in geno.cells:

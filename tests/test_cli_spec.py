@@ -183,6 +183,23 @@ def test_show_space_and_network() -> None:
     assert "  reduction cells: 6, 13; auxiliary head after cell: 13" in result.stdout
 
 
+def test_show_the_optimized_ir_of_a_space() -> None:
+    space = str(SPECS / "spaces" / "darts_cnn.geno")
+    result = run("show", "--ir", "--passes", "all", space)
+    assert result.exit_code == 0, result.output
+    assert "passes: drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs" in result.stdout
+    assert "    sep_conv_3x3(relu(c0)) = sep_conv_3x3 x4 grouped of relu(c0)" in result.stdout
+    result = run("show", "--ir", "--passes", "drop_none", space)
+    n2 = [line for line in result.stdout.splitlines() if line.startswith("    n2 = ")]
+    assert result.exit_code == 0 and n2 == ["    n2 = mixed[7](c0) + mixed[7](c1)",
+                                            "    n2 = mixed[7](c0, stride=2) + mixed[7](c1, stride=2)"]
+    for argv, message in ((("--passes", "all", space), "add --ir"),
+                          (("--ir", "--passes", "share_rlu", space), "did you mean 'share_relu'?"),
+                          (("--ir", "--passes", "all", str(SPECS / "spaces" / "darts_rnn.geno")), "only CNN spaces")):
+        result = run("show", *argv)
+        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
 def test_show_a_broken_file(tmp_path: Path) -> None:
     path = write_spec(tmp_path, "genolang 1\nnetwork n { stem = cifra }\n", "n.geno")
     result = run("show", str(path))

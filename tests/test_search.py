@@ -86,6 +86,30 @@ def test_the_same_seed_gives_the_same_genotype(tmp_path: Path) -> None:
     assert a[2].read_text().replace("genotype a :", "genotype b :") == b[2].read_text()
 
 
+def test_the_passes_do_not_change_what_a_search_finds(tmp_path: Path) -> None:
+    """--no-opt (the paper's supernet) and --passes '' (no pass, channels-last) search
+    the same alphas as the default passes, within float32 rounding."""
+    runs = {name: search(tmp_path, *flags, out=f"{name}.geno", run=name)
+            for name, flags in {"opt": (), "noopt": ("--no-opt",), "none": ("--passes", "")}.items()}
+    assert all(code == 0 for code, *_ in runs.values()), runs
+    softmax = {name: json.loads((r[3] / "alphas.jsonl").read_text().splitlines()[-1])["cells"]
+               for name, r in runs.items()}
+    for name in ("noopt", "none"):
+        for cell in ("normal", "reduce"):
+            a = torch.tensor(softmax["opt"][cell]["softmax"])
+            assert torch.allclose(a, torch.tensor(softmax[name][cell]["softmax"]), rtol=0, atol=1e-5), (name, cell)
+    assert runs["opt"][2].read_text().split("genotype opt", 1)[1] == runs["noopt"][2].read_text().split(
+        "genotype noopt", 1)[1]
+
+
+def test_contradicting_pass_options_fail_cleanly(tmp_path: Path) -> None:
+    code, output, out, _ = search(tmp_path, "--no-opt", "--passes", "drop_none")
+    assert_clean_failure(code, output, "--no-opt and --passes contradict")
+    code, output, out, _ = search(tmp_path, "--passes", "drop_nnoe")
+    assert_clean_failure(code, output, "no pass named 'drop_nnoe'; did you mean 'drop_none'?")
+    assert not out.exists()
+
+
 class Interrupt(Exception):
     pass
 

@@ -116,6 +116,9 @@ class SearchConfig:
     sync_bn: bool | None = None
     device: str = "auto"
     threads: int | None = None  # torch intra-op threads; None: the data set's default
+    # how the CNN supernet is compiled (passes, memory format); changes speed and memory,
+    # not results, so a resumed run may use other options. None: the default passes.
+    supernet: Any = None
 
 
 def default_threads(config: SearchConfig, dataset: str) -> int | None:
@@ -631,7 +634,7 @@ def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
 
     seed_everything(r.seed)
     model = build_supernet(s.space, s.network, in_channels=data.in_channels, input_size=data.input_size,
-                           classes=data.classes).to(s.device)
+                           classes=data.classes, options=s.config.supernet).to(s.device)
     world = _distribute(model, s)
     s.check_network_unchanged()
     weights = model.weight_parameters()
