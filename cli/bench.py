@@ -12,6 +12,8 @@ from typing import Any, Callable
 
 import click
 
+from genolang.errors import UsageError
+
 # command name -> (module, attribute, one-line help)
 BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-step": ("genolang.cli.bench", "train_step", "Time forward + backward + optimizer step."),
@@ -137,6 +139,8 @@ def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: 
     Peak RSS is the process's: compare configurations in separate runs."""
     from genolang.passes import parse_passes
 
+    if no_opt and passes is not None:
+        raise UsageError("--no-opt and --passes contradict each other: --no-opt runs no pass; give one of them")
     chosen = () if no_opt else (parse_passes(passes) if passes is not None else None)
     report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt, genotype="",
            **options)

@@ -158,6 +158,17 @@ def test_bench_search_step_prints_json_with_and_without_passes() -> None:
             assert "group_convs" in d["info"]["passes"] and d["info"]["channels_last"] is True
     fails_cleanly(run("bench", "search-step", "--passes", "share_rel", *tiny), "no pass named 'share_rel'")
     fails_cleanly(run("bench", "search-step", "--space", "darts_rnn", *tiny), "search-step times CNN spaces")
+    fails_cleanly(run("bench", "search-step", "--no-opt", "--passes", "drop_none", *tiny), "contradict")
+
+
+def test_bench_compile_times_the_compiled_network_after_compiling_it() -> None:
+    result = run("bench", "eval-step", "--channels", "4", "--layers", "3", "--batch-size", "2", "--input-size", "8",
+                 "--iters", "1", "--warmup", "1", "--threads", "1", "--compile", "--json")
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout.strip().splitlines()[-1])  # torch may print compile warnings first
+    assert d["config"]["compile"] is True
+    # the warm-up step compiled the graph: seconds, against milliseconds for a step
+    assert d["info"]["first_step_s"] > 10 * d["median_s"]
 
 
 def test_bench_is_a_group_listing_its_steps() -> None:
