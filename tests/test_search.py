@@ -164,6 +164,10 @@ def test_a_recurrent_search_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
         metrics = json.loads((tmp_path / f"r{order}" / "metrics.jsonl").read_text().splitlines()[0])
         assert {"train_ppl", "valid_ppl", "train_loss", "valid_loss", "lr", "seconds"} <= set(metrics)
         assert "final validation perplexity" in (tmp_path / f"rnn{order}.geno").read_text()
+    result = CliRunner().invoke(main, ["search", "darts_rnn", "--network", str(net), "--dataset", "ptb", "--data-dir",
+                                       str(corpus), "--no-opt", "--out", str(tmp_path / "x.geno"), "--quiet"])
+    assert result.exit_code == 1 and "optimize CNN supernets; space darts_rnn is recurrent" in result.output
+    assert not (tmp_path / "x.geno").exists()
 
 
 # ---- errors: exit 1, a message that says what to do, nothing half-written -------------

@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +59,9 @@ from genolang.runtime import pick_device, rng_state, seed_everything, set_rng_st
 from genolang.search.architect import Architect, ArchitectConfig
 from genolang.search.derive import changed_edges, derive_genotype
 from genolang.vcs import genotype_hash
+
+if TYPE_CHECKING:
+    from genolang.build.supernet import SupernetOptions
 
 FORMAT = "genolang-search/1"
 ALPHAS_LOG = "alphas.jsonl"
@@ -118,7 +121,7 @@ class SearchConfig:
     threads: int | None = None  # torch intra-op threads; None: the data set's default
     # how the CNN supernet is compiled (passes, memory format); changes speed and memory,
     # not results, so a resumed run may use other options. None: the default passes.
-    supernet: Any = None
+    supernet: SupernetOptions | None = None
 
 
 def default_threads(config: SearchConfig, dataset: str) -> int | None:
@@ -884,6 +887,8 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
     else:
         path = Path(run_dir)
     search = _Search(config, path, resume, progress)  # the folder is made by the first file written to it
+    if search.kind == "rnn" and config.supernet is not None:
+        raise UsageError(f"--passes and --no-opt optimize CNN supernets; space {search.space.name} is recurrent")
     target = Path(out) if out is not None else None
     threads = default_threads(config, search.recipe.dataset)
     if threads is not None and threads < 1:
