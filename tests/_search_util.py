@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
-
-import pytest
-import torch
 
 from genolang.lookup import load_named
 from genolang.model import NetworkSpec, SpaceSpec
@@ -71,15 +67,3 @@ def write_tiny_corpus(folder: Path, lines: int = 60) -> Path:
         text = "\n".join(" ".join(WORDS[(i * 3 + j) % len(WORDS)] for j in range(6)) for i in range(n))
         (folder / f"ptb.{split}.txt").write_text(text + "\n", encoding="utf-8")
     return folder
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """One intra-op thread for these tiny models: on a 2-core machine shared with other
-    work, two OpenMP threads make millisecond-scale stalls out of microsecond ops."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

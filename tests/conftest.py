@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import pytest
 
@@ -47,3 +47,18 @@ def _no_genolang_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see only the folders they set up, never the caller's GENOLANG_PATH."""
     if "GENOLANG_PATH" in os.environ:
         monkeypatch.delenv("GENOLANG_PATH")
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for tiny models (``pytestmark = pytest.mark.usefixtures(
+    "one_thread")``): on a 2-core machine shared with other work, two OpenMP threads
+    make millisecond-scale stalls out of microsecond ops."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _search_util import darts_cnn, tiny_network, one_thread  # noqa: F401 (fixture)
+from _search_util import darts_cnn, tiny_network
 from genolang.build.supernet import build_supernet
 from genolang.search.architect import Architect, ArchitectConfig
 

@@ -40,13 +40,7 @@ network rnn_tiny {
 """
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One intra-op thread: fast and steady on a shared two-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def geno(name: str):

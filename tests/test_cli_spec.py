@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
+from _cli import assert_torch_free
 from genolang import __version__
 from genolang.check import load
 from genolang.cli import COMMANDS, main
@@ -305,27 +306,12 @@ def test_python_dash_m_genolang() -> None:
     assert proc.stdout.strip() == f"genolang {__version__} (spec format 1)"
 
 
-TORCH_FREE = """
-import sys
-from genolang.cli import main
-for args in {argv!r}:
-    try:
-        main(args, prog_name="genolang")
-    except SystemExit as exit:
-        assert exit.code in (0, None), (args, exit.code)
-print("TORCH" if "torch" in sys.modules else "NO-TORCH")
-"""
-
-
 def test_spec_commands_do_not_import_torch(tmp_path: Path) -> None:
     argv = [["check", str(V2), str(SPECS)], ["show", "--ir", str(V2)], ["fmt", "--check", str(V2)],
             ["graph", str(V2), "-o", str(tmp_path / "g.dot")], ["export", "--to", "darts", str(V2)],
             ["import", "--from", "darts", "Genotype(recurrent=[('relu', 0), ('relu', 1), ('relu', 2), ('relu', 3), "
              "('relu', 4), ('relu', 5), ('relu', 6), ('relu', 7)], concat=range(1, 9))"], ["ops"], ["list"]]
-    proc = subprocess.run([sys.executable, "-c", TORCH_FREE.format(argv=argv)], capture_output=True, text=True,
-                          timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "NO-TORCH"
+    assert_torch_free(argv, tmp_path)
 
 
 def test_encodings(tmp_path: Path) -> None:

@@ -9,34 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
+from _cli import fails_cleanly, run
 from genolang.build.checkpoint import load_model
-from genolang.cli import main
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(*args: str):  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(main, list(args), catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def fails_cleanly(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_compile_darts_v2_on_cifar_prints_the_counts() -> None:

@@ -12,35 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from click.testing import CliRunner
 
 from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
-from genolang.cli import main
+from _cli import fails_cleanly, run
 from genolang.data import load_corpus, load_images
 from genolang.data.images import channel_stats
 from genolang.errors import UsageError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def run(*args: object):  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def fails_cleanly(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- CIFAR-10 --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from _search_util import darts_cnn, one_thread  # noqa: F401 (fixture)
+from _search_util import darts_cnn
 from genolang.build.supernet import NO_OPT, SupernetOptions, build_supernet
 from genolang.errors import UsageError
 from genolang.ir.graph import CellIR, IRError

@@ -22,12 +22,11 @@ from typing import Any, Callable
 import pytest
 from click.testing import CliRunner
 
+from _cli import assert_torch_free
 from genolang.cli import COMMANDS, main
 from genolang.draw import graphviz
 from genolang.ir.lower import lower_space
 from genolang.lookup import load_named
-
-from conftest import REPO
 
 try:
     import matplotlib  # noqa: F401
@@ -429,26 +428,11 @@ def test_report_is_written_atomically(fake_run: Path, tmp_path: Path, monkeypatc
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "run"]
 
 
-PLOT_AND_REPORT_WITHOUT_TORCH = """
-import sys
-from genolang.cli import main
-for args in {argv!r}:
-    try:
-        main(args, prog_name="genolang")
-    except SystemExit as exit:
-        assert exit.code in (0, None), (args, exit.code)
-print("TORCH" if "torch" in sys.modules else "NO-TORCH")
-"""
-
-
 def test_plot_and_report_do_not_import_torch(fake_run: Path, tmp_path: Path) -> None:
     argv = [["report", str(fake_run), "-o", str(tmp_path / "r.html")]]
     if HAVE_MATPLOTLIB:
         argv.append(["plot", str(fake_run), "-o", str(tmp_path / "plots")])
-    proc = subprocess.run([sys.executable, "-c", PLOT_AND_REPORT_WITHOUT_TORCH.format(argv=argv)],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1] == "NO-TORCH"
+    assert_torch_free(argv, tmp_path)
 
 
 # ---- broken run folders --------------------------------------------------------------------

@@ -10,7 +10,8 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn, one_thread  # noqa: F401 (fixture)
+from _cli import assert_clean_failure
+from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn
 from genolang.build.fixed import build_fixed_cnn
 from genolang.check import load
 from genolang.cli import main
@@ -31,13 +32,6 @@ def search(tmp: Path, *args: str, out: str = "found.geno", run: str = "run") -> 
             "--out", str(tmp / out), "--run-dir", str(tmp / run), "--quiet", *args]
     result = CliRunner().invoke(main, argv)
     return result.exit_code, result.output, tmp / out, tmp / run
-
-
-def assert_clean_failure(code: int, output: str, *fragments: str) -> None:
-    assert code == 1, output
-    assert "Traceback" not in output
-    for fragment in fragments:
-        assert fragment in output, output
 
 
 def test_a_tiny_search_writes_a_spec_that_checks_and_compiles(tmp_path: Path) -> None:

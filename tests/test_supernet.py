@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from _search_util import darts_cnn, tiny_network, one_thread  # noqa: F401 (fixture)
+from _search_util import darts_cnn, tiny_network
 from genolang.build.fixed import build_fixed_cnn
 from genolang.build.rnn import build_fixed_rnn
 from genolang.build.supernet import NO_OPT, PoolBN, SupernetOptions, alpha_table, build_supernet, mixed_edges

@@ -10,22 +10,16 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from _train_data import write_ptb, write_skeletons
-from genolang.cli import main
+from _cli import fails_cleanly, run
 from genolang.lookup import load_named
 from genolang.runio import RunDir
 from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
 from genolang.train.state import TrainingDiverged
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -38,20 +32,6 @@ def digits():
 @pytest.fixture
 def skeletons(tmp_path: Path) -> tuple[Path, Path]:
     return write_skeletons(tmp_path / "specs")
-
-
-def run(*args: str):  # type: ignore[no-untyped-def]
-    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
-
-
-def fails_cleanly(result, *fragments: str) -> None:  # type: ignore[no-untyped-def]
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    for fragment in fragments:
-        assert fragment in result.output, result.output
 
 
 def without_seconds(run_dir: Path) -> list[dict]:
