@@ -103,24 +103,25 @@ def pointwise(x: torch.Tensor, weights: Sequence[torch.Tensor], interleaved: int
     return pointwise_apply(x, mode, weight, interleaved)
 
 
+def _swap_channel_groups(x: torch.Tensor, A: int) -> torch.Tensor:
+    """Channels ordered (a, b) with ``A`` values of a -> ordered (b, a), in the same
+    memory format."""
+    N, AB, H, W = x.shape
+    B = AB // A
+    if _channels_last(x):
+        y = x.permute(0, 2, 3, 1).reshape(N, H, W, A, B).transpose(3, 4).contiguous()
+        return y.view(N, H, W, B * A).permute(0, 3, 1, 2)
+    return x.view(N, A, B, H, W).transpose(1, 2).reshape(N, B * A, H, W)
+
+
 def interleave_to_blocks(x: torch.Tensor, E: int) -> torch.Tensor:
     """Channels ordered (c, e) -> (e, c), in the same memory format."""
-    N, CE, H, W = x.shape
-    C = CE // E
-    if _channels_last(x):
-        y = x.permute(0, 2, 3, 1).reshape(N, H, W, C, E).transpose(3, 4).contiguous()
-        return y.view(N, H, W, E * C).permute(0, 3, 1, 2)
-    return x.view(N, C, E, H, W).transpose(1, 2).reshape(N, E * C, H, W)
+    return _swap_channel_groups(x, x.shape[1] // E)
 
 
 def blocks_to_interleave(x: torch.Tensor, E: int) -> torch.Tensor:
     """Channels ordered (e, c) -> (c, e), in the same memory format."""
-    N, CE, H, W = x.shape
-    C = CE // E
-    if _channels_last(x):
-        y = x.permute(0, 2, 3, 1).reshape(N, H, W, E, C).transpose(3, 4).contiguous()
-        return y.view(N, H, W, C * E).permute(0, 3, 1, 2)
-    return x.view(N, E, C, H, W).transpose(1, 2).reshape(N, C * E, H, W)
+    return _swap_channel_groups(x, E)
 
 
 def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.Tensor | None = None) -> torch.Tensor:
