@@ -17,6 +17,7 @@ import torch.distributed as dist
 from torch import nn
 
 from genolang.errors import GenolangError
+from genolang.runtime import pick_device
 
 DEFAULT_TIMEOUT_S = 120.0
 
@@ -77,6 +78,14 @@ def device_for(world: World, device: torch.device) -> torch.device:
         torch.cuda.set_device(world.local_rank)
         return torch.device("cuda", world.local_rank)
     return device
+
+
+def join(device: str) -> tuple[World, torch.device]:
+    """``init`` and ``device_for`` for a device name (auto, cpu, cuda[:N]): the world
+    this process belongs to and the device it runs on."""
+    chosen = pick_device(device)
+    world = init(chosen)
+    return world, device_for(world, chosen)
 
 
 def is_main_process() -> bool:

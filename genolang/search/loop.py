@@ -39,7 +39,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -391,8 +391,7 @@ class _Search:
             self.recipe = resolve_recipe(config, self.kind)
         self.network = self._load_network(self.recipe.network)
         self.network_text = read_text(self.network.path)
-        self.world = dist.init(pick_device(config.device))
-        self.device = dist.device_for(self.world, pick_device(config.device))
+        self.world, self.device = dist.join(config.device)
         if not self.world.is_main:
             self.progress = lambda p: None
         # steps between progress reports and NaN checks: each waits for a GPU to finish
@@ -427,21 +426,24 @@ class _Search:
         if diffs:
             raise UsageError(f"--resume: {self.run.checkpoint} was made with " + ", ".join(diffs)
                              + "; resume with the same options (or leave them out), or start a new --run-dir")
-        try:
-            then = load_text(str(self.saved["space_text"]), self.space.path).single("space")
-        except (KeyError, SpecError):
-            raise UsageError(f"{self.run.checkpoint}: its copy of the space does not check; start a new run") from None
+        then = self._saved_spec("space", self.space.path, "space")
         if not _same_space(then, self.space):  # type: ignore[arg-type]
             raise UsageError(f"--resume: space '{self.space.name}' ({self.space.path}) changed since the checkpoint "
                              "was written; restore it or start a new --run-dir")
 
+    def _saved_spec(self, kind: str, path: str, what: str) -> Any:
+        """The ``kind`` spec (space or network) whose text the checkpoint keeps, parsed as
+        if at ``path``, the current file's (for its relative names)."""
+        assert self.saved is not None
+        try:
+            return load_text(str(self.saved[f"{kind}_text"]), path).single(kind)
+        except (KeyError, SpecError):
+            raise UsageError(f"{self.run.checkpoint}: its copy of the {what} does not check; start a new run") from None
+
     def check_network_unchanged(self) -> None:
         if self.saved is None:
             return
-        try:
-            then = load_text(str(self.saved["network_text"]), self.network.path).single("network")
-        except (KeyError, SpecError):
-            raise UsageError(f"{self.run.checkpoint}: its copy of the skeleton does not check; start a new run") from None
+        then = self._saved_spec("network", self.network.path, "skeleton")
         if not _same_network(then, self.network):  # type: ignore[arg-type]
             raise UsageError(f"--resume: skeleton '{self.network.name}' ({self.network.path}) changed since the "
                              "checkpoint was written; restore it or start a new --run-dir")

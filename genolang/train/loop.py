@@ -37,7 +37,7 @@ from genolang.data.images import ImageData, load_images
 from genolang.errors import UsageError
 from genolang.model import GenotypeSpec, NetworkSpec
 from genolang.runio import RunDir
-from genolang.runtime import pick_device, seed_everything
+from genolang.runtime import seed_everything
 from genolang.train.events import Callback, Progress, emit
 from genolang.train.recipe import ImageRecipe
 from genolang.train.state import MODEL, RESULT, TrainingDiverged, restore_rng, save_training, start_run
@@ -119,8 +119,7 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     loaded) or the data set ``recipe.dataset`` from ``data_dir``."""
     check_pair(geno, network)
     run = RunDir(run_dir)
-    world = dist.init(pick_device(device))
-    dev = dist.device_for(world, pick_device(device))
+    world, dev = dist.join(device)
     callbacks = callbacks if world.is_main else ()
     if data is None:
         data = load_images(recipe.dataset, data_dir, download)

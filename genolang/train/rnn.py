@@ -40,7 +40,7 @@ from genolang.data.text import Corpus, batchify, get_batch, load_corpus
 from genolang.errors import UsageError
 from genolang.model import GenotypeSpec, NetworkSpec
 from genolang.runio import RunDir
-from genolang.runtime import pick_device, seed_everything
+from genolang.runtime import seed_everything
 from genolang.train.events import Callback, Progress, emit
 from genolang.train.loop import TrainResult
 from genolang.train.recipe import TextRecipe
@@ -105,8 +105,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
     """Train a recurrent ``geno`` on ``network`` with ``recipe`` in ``run_dir``."""
     check_pair(geno, network)
     run = RunDir(run_dir)
-    world = dist.init(pick_device(device))
-    dev = dist.device_for(world, pick_device(device))
+    world, dev = dist.join(device)
     callbacks = callbacks if world.is_main else ()
     if corpus is None:
         corpus = load_corpus(recipe.dataset, data_dir)
