@@ -163,12 +163,15 @@ def test_cnn_resume_is_bit_identical(tmp_path: Path, digits, skeletons: tuple[Pa
 def test_text_resume_is_bit_identical_across_the_asgd_switch(tmp_path: Path, skeletons: tuple[Path, Path]) -> None:
     data = write_ptb(tmp_path / "ptb")
     geno, net = load_named("genotype", "darts_rnn_v2"), load_named("network", str(skeletons[1]))
-    recipe = default_recipe("ptb", net).replace(epochs=5, batch_size=4, bptt=10, nonmono=1, lr=50.0)
+    recipe = default_recipe("ptb", net).replace(epochs=6, batch_size=4, bptt=10, nonmono=1, lr=50.0)
     straight = train(geno, net, recipe, tmp_path / "a", data_dir=str(data))
     optimizers = [m["optimizer"] for m in RunDir(tmp_path / "a").metrics()]
-    assert optimizers[3] == "asgd" and optimizers[0] == "sgd"  # the interruption below falls after the switch
+    assert optimizers[0] == "sgd" and "asgd" in optimizers[:5], optimizers
+    # which epoch the validation loss stalls in depends on the CPU's arithmetic: interrupt
+    # after the first ASGD epoch, wherever it falls, so the resume restarts mid-ASGD
+    first_asgd = optimizers.index("asgd") + 1
     with pytest.raises(Stop):
-        train(geno, net, recipe, tmp_path / "b", data_dir=str(data), callbacks=[stop_after(4)])
+        train(geno, net, recipe, tmp_path / "b", data_dir=str(data), callbacks=[stop_after(first_asgd)])
     resumed = train(geno, net, recipe, tmp_path / "b", data_dir=str(data), resume=True)
     assert without_seconds(tmp_path / "a") == without_seconds(tmp_path / "b")
     same_state(tmp_path / "a" / "checkpoint.pt", tmp_path / "b" / "checkpoint.pt")
