@@ -49,8 +49,8 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
 
 
 def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
-    from genolang.build.supernet import build_supernet
-    from genolang.lookup import load_named
+    from genolang.nets.supernet import build_supernet
+    from genolang.spec.lookup import load_named
     from genolang.search.architect import Architect, ArchitectConfig
 
     space, net = load_named("space", "darts_cnn"), load_named("network", "cifar_search")
@@ -77,8 +77,8 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 
 
 def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, object]:
-    from genolang.build.fixed import build_fixed_cnn
-    from genolang.lookup import load_named
+    from genolang.nets.fixed import build_fixed_cnn
+    from genolang.spec.lookup import load_named
     from genolang.train.loop import autocast_dtype
 
     geno, net = load_named("genotype", "darts_v2"), load_named("network", "cifar")

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from genolang.errors import UsageError
-from genolang.lookup import load_named
-from genolang.model import GenotypeSpec, NetworkSpec
+from genolang.spec.lookup import load_named
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
 
 
 def load_specs(genotype: str, network: str) -> tuple[GenotypeSpec, NetworkSpec]:
@@ -36,7 +36,7 @@ def human(n: int) -> str:
 
 def format_summary(summary: Any) -> str:
     """The human-readable compile report."""
-    from genolang.build.compile import Summary
+    from genolang.nets.compile import Summary
 
     s: Summary = summary
     lines = [f"genotype {s.genotype} on network {s.network}: {s.shape.describe()}"]
@@ -92,10 +92,10 @@ def compile_cmd(genotype: str, network: str, channels: int | None, layers: int |
     """Compile GENOTYPE (a name or a .geno file) on the skeleton --network and report
     parameters (with and without the auxiliary head), multiply-adds and a per-cell
     table. Example: genolang compile darts_v2 --network cifar"""
-    from genolang.build.checkpoint import save_model
-    from genolang.build.compile import apply_overrides, build, check_pair, data_shape, summarize
-    from genolang.build.export import export_model, require_onnx
-    from genolang.runtime import seed_everything
+    from genolang.nets.checkpoint import save_model
+    from genolang.nets.compile import apply_overrides, build, check_pair, data_shape, summarize
+    from genolang.nets.export import export_model, require_onnx
+    from genolang.run.runtime import seed_everything
 
     if export_fmt == "onnx":
         require_onnx()  # fail before anything is built or written

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from genolang.check import load, load_text
+from genolang.spec.check import load, load_text
 from genolang.errors import UsageError
 from genolang.fsio import write_text
 from genolang.interop import FORMATS
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
-from genolang.resolve import Library
+from genolang.spec.resolve import Library
 
 from genolang.cli.spec import read_input
 

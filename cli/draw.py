@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from genolang.check import load
+from genolang.spec.check import load
 from genolang.draw import FORMATS, write_drawing
 
 from genolang.cli.spec import dot_for

@@ -117,7 +117,7 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     if no_opt and passes is not None:
         raise UsageError("--no-opt and --passes contradict each other: --no-opt runs no pass; give one of them")
     if no_opt or passes is not None:
-        from genolang.build.supernet import NO_OPT, SupernetOptions
+        from genolang.nets.supernet import NO_OPT, SupernetOptions
         from genolang.passes import parse_passes
 
         supernet = NO_OPT if no_opt else SupernetOptions(passes=parse_passes(passes or ""))
@@ -130,7 +130,7 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
                           threads=threads, supernet=supernet)
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
-    from genolang.dist import is_main_process
+    from genolang.run.dist import is_main_process
 
     main_rank = is_main_process()
     result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=_Reporter(quiet or not main_rank))

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import click
 
-from genolang.check import Checked, check, load
+from genolang.spec.check import Checked, check, load
 from genolang.errors import GenolangError, SpecError, UsageError
 from genolang.fsio import write_text
-from genolang.ir.graph import dot_document
+from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.opnames import OPS
+from genolang.spec.opnames import OPS
 from genolang.parse.parser import parse, read_text
 from genolang.parse.printer import format_spec, format_value
-from genolang.resolve import SUFFIX, Library
+from genolang.spec.resolve import SUFFIX, Library
 
 
 def expand(paths: tuple[str, ...]) -> list[str]:

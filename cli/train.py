@@ -140,16 +140,16 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
 
         genolang train darts_v2 --network small --dataset digits --epochs 2
     """
-    from genolang.build.compile import apply_overrides, check_pair
+    from genolang.nets.compile import apply_overrides, check_pair
     from genolang.data.registry import dataset_kind
-    from genolang.runio import RunDir
+    from genolang.run.folder import RunDir
     from genolang.train import default_recipe
     from genolang.train import train as run_training
     from genolang.train.events import TensorBoardLog
     from genolang.train.state import read_training, stored_recipe
 
-    from genolang import dist
-    from genolang.runtime import pick_device
+    from genolang.run import dist
+    from genolang.run.runtime import pick_device
 
     dataset_kind(dataset)
     set_threads(threads)

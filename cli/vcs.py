@@ -8,9 +8,9 @@ from typing import Union
 
 import click
 
-from genolang.check import Checked, load
+from genolang.spec.check import Checked, load
 from genolang.errors import GenolangError, UsageError
-from genolang.model import GenotypeSpec, SpaceSpec
+from genolang.spec.checked import GenotypeSpec, SpaceSpec
 from genolang.vcs.canon import cell_hash, genotype_hash, short, space_hash
 from genolang.vcs.diff import diff_genotypes, diff_spaces
 from genolang.vcs.git import setup_repo

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from genolang.errors import UsageError, did_you_mean
-from genolang.runtime import pick_device
+from genolang.run.runtime import pick_device
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,9 @@ def peak_rss_mb() -> float:
 
 def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: bool) -> tuple[nn.Module, Any]:
     """The network of ``config`` on ``device`` and its ``DataShape``."""
-    from genolang.build.compile import apply_overrides, build, check_pair, data_shape
-    from genolang.lookup import load_named
-    from genolang.model import GenotypeSpec, NetworkSpec
+    from genolang.nets.compile import apply_overrides, build, check_pair, data_shape
+    from genolang.spec.lookup import load_named
+    from genolang.spec.checked import GenotypeSpec, NetworkSpec
 
     geno = load_named("genotype", config.genotype)
     network = load_named("network", config.network)
@@ -149,7 +149,7 @@ def train_step(config: BenchConfig, device: torch.device) -> Step:
     """Forward (with the auxiliary head, weight 0.4), backward, gradient clip at 5 and
     an SGD step (momentum 0.9, weight decay 3e-4) on one random batch; for a recurrent
     model one (seq_len, batch) chunk with the DARTS PTB settings."""
-    from genolang.build.rnn import RNNModel
+    from genolang.nets.rnn import RNNModel
 
     model, shape = compile_for_bench(config, device, auxiliary=True)
     model.train()
@@ -188,7 +188,7 @@ def train_step(config: BenchConfig, device: torch.device) -> Step:
 @register_step("eval-step")
 def eval_step(config: BenchConfig, device: torch.device) -> Step:
     """A forward pass in eval mode under ``torch.no_grad`` on one random batch."""
-    from genolang.build.rnn import RNNModel
+    from genolang.nets.rnn import RNNModel
 
     model, shape = compile_for_bench(config, device, auxiliary=False)
     model.eval()
@@ -218,10 +218,10 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     batch, on the supernet of ``config.space`` compiled with ``config.passes``."""
     import torch.nn.functional as F
 
-    from genolang.build.compile import apply_overrides, data_shape
-    from genolang.build.supernet import SupernetOptions, build_supernet
-    from genolang.lookup import load_named
-    from genolang.model import NetworkSpec, SpaceSpec
+    from genolang.nets.compile import apply_overrides, data_shape
+    from genolang.nets.supernet import SupernetOptions, build_supernet
+    from genolang.spec.lookup import load_named
+    from genolang.spec.checked import NetworkSpec, SpaceSpec
     from genolang.passes import DEFAULT_PASSES
     from genolang.search.architect import Architect, ArchitectConfig
     from genolang.search.loop import _weight_step
@@ -266,7 +266,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
 
 
 def _info(model: nn.Module, shape: Any) -> dict[str, Any]:
-    from genolang.build.count import count_params
+    from genolang.nets.count import count_params
 
     return {"params": count_params(model), "params_with_aux": count_params(model, exclude=()),
             "data_shape": shape.to_dict()}

@@ -1,4 +1,4 @@
-"""Cell diagrams: the cells' DOT text (``genolang.ir.graph``) as a file, rendered to
+"""Cell diagrams: the cells' DOT text (``dot_document``, from their IR) as a file, rendered to
 SVG, PNG or PDF by Graphviz's ``dot`` when it is installed. DOT text needs nothing."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from pathlib import Path
 
 from genolang.errors import UsageError
 from genolang.fsio import write_bytes, write_text
+from genolang.ir.graph import CellIR
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = (*IMAGE_FORMATS, "dot")
@@ -59,3 +60,64 @@ def write_drawing(dot_text: str, path: str | os.PathLike[str], fmt: str | None =
     else:
         write_bytes(path, render(dot_text, chosen))
     return chosen
+
+
+# ---- DOT text of cell IRs -----------------------------------------------------------
+
+def dot_body(cell: CellIR, prefix: str = "") -> list[str]:
+    """The node and edge statements of this cell, ids prefixed by ``prefix`` so
+    several cells can share one graph."""
+    def nid(n: str) -> str:
+        return _dot_id(prefix + n)
+
+    lines = []
+    for n in cell.inputs:
+        lines.append(f'{nid(n)} [shape=box, style=filled, fillcolor="#d8e8f8", label="{n}"];')
+    for n in cell.nodes:
+        lines.append(f'{nid(n)} [shape=circle, style=filled, fillcolor="#f8f0c8", label="{n}"];')
+    lines.append(f'{nid("out")} [shape=box, style=filled, fillcolor="#d8f0d8", label="{cell.reducer}"];')
+    derived = [n for n in cell.order() if cell.role(n) not in ("input", "node", "output")]
+    for n in derived:  # a pass's nodes: a shared ReLU, an op applied once for several edges
+        d = cell.graph.nodes[n]
+        label = d.get("op") or d["role"]
+        lines.append(f'{nid(n)} [shape=ellipse, style=dashed, label="{label}"];')
+        for u, _ in cell.graph.in_edges(n):
+            lines.append(f"{nid(u)} -> {nid(n)} [style=dotted];")
+    for e in cell.edges():
+        if e.kind == "term":
+            lines.append(f'{nid(e.src)} -> {nid(e.dst)} [label="[{e.part}]"];')
+            continue
+        label = e.op if e.op is not None else f"mixed[{len(e.candidates or ())}]"
+        if e.stride != 1:
+            label += f" /{e.stride}"
+        lines.append(f'{nid(e.src)} -> {nid(e.dst)} [label="{label}"];')
+    for n in cell.output_nodes:
+        lines.append(f"{nid(n)} -> {nid('out')} [style=dashed];")
+    return lines
+
+
+def dot_document(cells: list[tuple[str, CellIR]]) -> str:
+    """One DOT digraph; with several cells, one labelled cluster per cell."""
+    lines = ["digraph genolang {", "  rankdir=LR;", '  node [fontname="Helvetica"];',
+             '  edge [fontname="Helvetica", fontsize=10];']
+    if len(cells) == 1:
+        label, cell = cells[0]
+        lines.append(f'  label="{label}";')
+        lines += ["  " + line for line in dot_body(cell)]
+    else:
+        for i, (label, cell) in enumerate(cells):
+            lines.append(f"  subgraph cluster_{i} {{")
+            lines.append(f'    label="{label}";')
+            lines += ["    " + line for line in dot_body(cell, f"k{i}_")]
+            lines.append("  }")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _dot_id(text: str) -> str:
+    return text if text.replace("_", "a").isalnum() and not text[0].isdigit() else f'"{text}"'
+
+
+def cell_dot(cell: CellIR, graph_name: str | None = None) -> str:
+    """Graphviz DOT text of one cell: inputs and output as boxes, nodes as circles, ops on edges."""
+    return dot_document([(graph_name or f"cell {cell.name}", cell)])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genolang.lookup import load_named
-from genolang.model import NetworkSpec, SpaceSpec
+from genolang.spec.lookup import load_named
+from genolang.spec.checked import NetworkSpec, SpaceSpec
 
 TINY_CNN = """genolang 1
 

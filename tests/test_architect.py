@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from _search_util import darts_cnn, tiny_network
-from genolang.build.supernet import build_supernet
+from genolang.nets.supernet import build_supernet
 from genolang.search.architect import Architect, ArchitectConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from genolang.build.checkpoint import load_model, save_model
-from genolang.build.compile import (CompileError, DataShape, apply_overrides, build, compile_network, data_shape,
+from genolang.nets.checkpoint import load_model, save_model
+from genolang.nets.compile import (CompileError, DataShape, apply_overrides, build, compile_network, data_shape,
                                     summarize)
-from genolang.build.count import count_macs, count_params
-from genolang.build.fixed import FixedCNN
-from genolang.build.rnn import RNNModel
-from genolang.build.spectext import read_bundle, same_specs, spec_bundle
+from genolang.nets.count import count_macs, count_params
+from genolang.nets.fixed import FixedCNN
+from genolang.nets.rnn import RNNModel
+from genolang.spec.syntax import read_bundle, same_specs, spec_bundle
 from genolang.errors import GenolangError, UsageError
-from genolang.ir.network import PlanError
-from genolang.lookup import load_named
+from genolang.ir.plan import PlanError
+from genolang.spec.lookup import load_named
 
 CNN_GENOTYPES = ("darts_v1", "darts_v2", "nasnet_a", "amoebanet_a")
 RNN_GENOTYPES = ("darts_rnn_v1", "darts_rnn_v2", "enas")
@@ -256,7 +256,7 @@ def _tiny_cnn():
 
 @pytest.mark.filterwarnings("ignore:`torch.jit")
 def test_torchscript_export_matches_eager(tmp_path: Path) -> None:
-    from genolang.build.export import export_model
+    from genolang.nets.export import export_model
 
     model, shape = _tiny_cnn()
     report = export_model(model, shape, "torchscript", tmp_path / "m.ts")
@@ -270,7 +270,7 @@ def test_torchscript_export_matches_eager(tmp_path: Path) -> None:
 def test_onnx_export_matches_pytorch(tmp_path: Path) -> None:
     pytest.importorskip("onnx", reason="onnx is an optional extra (pip install genolang[onnx])")
     ort = pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (pip install genolang[onnx])")
-    from genolang.build.export import export_model
+    from genolang.nets.export import export_model
 
     model, shape = _tiny_cnn()
     report = export_model(model, shape, "onnx", tmp_path / "m.onnx")
@@ -285,7 +285,7 @@ def test_onnx_export_matches_pytorch(tmp_path: Path) -> None:
 def test_onnx_export_of_a_recurrent_model(tmp_path: Path) -> None:
     pytest.importorskip("onnx", reason="onnx is an optional extra (pip install genolang[onnx])")
     pytest.importorskip("onnxruntime", reason="onnxruntime is an optional extra (pip install genolang[onnx])")
-    from genolang.build.export import export_model
+    from genolang.nets.export import export_model
 
     (tmp_path / "rnn.geno").write_text(TINY_RNN)
     model = compile_network(geno("darts_rnn_v2"), net(str(tmp_path / "rnn.geno")), ntokens=20)

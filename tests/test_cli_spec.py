@@ -12,7 +12,7 @@ from click.testing import CliRunner, Result
 
 from _cli import assert_torch_free
 from genolang import __version__
-from genolang.check import load
+from genolang.spec.check import load
 from genolang.cli import COMMANDS, main
 from genolang.interop.darts import tree_to_darts
 

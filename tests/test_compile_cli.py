@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from _cli import fails_cleanly, run
-from genolang.build.checkpoint import load_model
+from genolang.nets.checkpoint import load_model
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genolang.check import load, load_text
+from genolang.spec.check import load, load_text
 from genolang.cli import main
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
 from genolang.vcs import cell_hash, genotype_hash, space_hash

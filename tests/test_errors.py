@@ -8,7 +8,7 @@ from typing import NamedTuple
 
 import pytest
 
-from genolang.check import check, load_text
+from genolang.spec.check import check, load_text
 from genolang.errors import Diagnostic, SpecError, did_you_mean, suggest
 from genolang.parse.parser import parse
 

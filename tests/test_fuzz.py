@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genolang.check import check, load_text
+from genolang.spec.check import check, load_text
 from genolang.cli import main
 from genolang.errors import GenolangError, SpecError
 from genolang.parse.parser import parse

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genolang.check import load, load_text
+from genolang.spec.check import load, load_text
 from genolang.errors import SpecError
 from genolang.interop import FORMATS
 from genolang.interop.darts import darts_to_tree, read_darts, tree_to_darts

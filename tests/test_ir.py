@@ -8,11 +8,12 @@ from typing import Callable
 import networkx as nx
 import pytest
 
-from genolang.check import load
-from genolang.ir.graph import CellIR, IRError, dot_document
+from genolang.spec.check import load
+from genolang.draw import cell_dot, dot_document
+from genolang.ir.graph import CellIR, IRError
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.ir.network import PlanError, plan_cnn
-from genolang.model import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.ir.plan import PlanError, plan_cnn
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
 
 from conftest import SPECS
 
@@ -199,7 +200,7 @@ def test_dump() -> None:
 
 def test_to_dot() -> None:
     cells = lower_genotype(genotype("darts_v2"))
-    dot = cells["normal"].to_dot()
+    dot = cell_dot(cells["normal"])
     lines = [line.strip() for line in dot.splitlines()]
     assert lines[0] == "digraph genolang {" and lines[-1] == "}"
     assert 'label="cell normal";' in lines
@@ -209,7 +210,7 @@ def test_to_dot() -> None:
     assert 'n2 -> n5 [label="dil_conv_3x3"];' in lines
     assert "n5 -> out [style=dashed];" in lines
     assert sum("->" in line for line in lines) == 8 + 4
-    reduce = cells["reduce"].to_dot("my reduce")
+    reduce = cell_dot(cells["reduce"], "my reduce")
     assert 'label="my reduce";' in reduce
     assert 'c1 -> n3 [label="max_pool_3x3 /2"];' in reduce
     assert dot.endswith("}\n")

@@ -12,11 +12,12 @@ import torch
 import torch.nn.functional as F
 
 from _search_util import darts_cnn
-from genolang.build.supernet import NO_OPT, SupernetOptions, build_supernet
+from genolang.nets.supernet import NO_OPT, SupernetOptions, build_supernet
 from genolang.errors import UsageError
+from genolang.draw import cell_dot
 from genolang.ir.graph import CellIR, IRError
 from genolang.ir.lower import lower_space
-from genolang.model import NetworkSpec
+from genolang.spec.checked import NetworkSpec
 from genolang.ops import grouped
 from genolang.passes import DEFAULT_PASSES, PASSES, PassError, parse_passes, register_pass, run_passes
 
@@ -122,7 +123,7 @@ def test_the_passes_rewrite_the_ir_as_documented() -> None:
     # every (row, op) but 'none' is still computed, once
     terms = ir.terms()
     assert terms == {(r, op) for r, op in cells["normal"].terms() if op != "none"}
-    assert "digraph" in ir.to_dot() and "sep_conv_3x3(relu(c0))" in ir.to_dot()
+    assert "digraph" in cell_dot(ir) and "sep_conv_3x3(relu(c0))" in cell_dot(ir)
 
 
 def test_drop_none_keeps_an_edge_that_has_only_none() -> None:
@@ -139,7 +140,7 @@ def test_drop_none_keeps_an_edge_that_has_only_none() -> None:
 @pytest.fixture
 def broken_pass(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
     """Register passes that break the IR in two ways, for one test."""
-    monkeypatch.setattr("genolang.passes.PASSES", dict(PASSES))
+    monkeypatch.setattr("genolang.passes.manager.PASSES", dict(PASSES))
 
     @register_pass("relu_everything", "a bug: every op reads a shared ReLU, pools too")
     def relu_everything(ir: CellIR) -> nx.MultiDiGraph:

@@ -12,7 +12,7 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genolang.check import load_text
+from genolang.spec.check import load_text
 from genolang.parse import ast as A
 from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec, format_value

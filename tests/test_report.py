@@ -26,7 +26,7 @@ from _cli import assert_torch_free
 from genolang.cli import COMMANDS, main
 from genolang.draw import graphviz
 from genolang.ir.lower import lower_space
-from genolang.lookup import load_named
+from genolang.spec.lookup import load_named
 
 try:
     import matplotlib  # noqa: F401

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from genolang.check import load, load_text
+from genolang.spec.check import load, load_text
 from genolang.errors import SpecError
-from genolang.resolve import Library
+from genolang.spec.resolve import Library
 
 from conftest import REPO, SPECS, write_spec
 

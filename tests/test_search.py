@@ -12,11 +12,11 @@ from click.testing import CliRunner
 
 from _cli import assert_clean_failure
 from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn
-from genolang.build.fixed import build_fixed_cnn
-from genolang.check import load
+from genolang.nets.fixed import build_fixed_cnn
+from genolang.spec.check import load
 from genolang.cli import main
-from genolang.lookup import load_named
-from genolang.model import GenotypeSpec
+from genolang.spec.lookup import load_named
+from genolang.spec.checked import GenotypeSpec
 from genolang.ops import registry
 from genolang.search.loop import SearchConfig, run_search
 

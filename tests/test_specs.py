@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from genolang.check import load, load_text
+from genolang.spec.check import load, load_text
 from genolang.interop.darts import read_darts, tree_to_darts
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.parse.parser import parse

@@ -8,15 +8,15 @@ import torch
 from torch import nn
 
 from _search_util import darts_cnn, tiny_network
-from genolang.build.fixed import build_fixed_cnn
-from genolang.build.rnn import build_fixed_rnn
-from genolang.build.supernet import NO_OPT, PoolBN, SupernetOptions, alpha_table, build_supernet, mixed_edges
-from genolang.build.supernet_rnn import build_rnn_supernet
+from genolang.nets.fixed import build_fixed_cnn
+from genolang.nets.rnn import build_fixed_rnn
+from genolang.nets.supernet import NO_OPT, PoolBN, SupernetOptions, alpha_table, build_supernet, mixed_edges
+from genolang.nets.supernet_rnn import build_rnn_supernet
 from genolang.errors import UsageError
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.ir.network import PlanError
-from genolang.lookup import load_named
-from genolang.model import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.ir.plan import PlanError
+from genolang.spec.lookup import load_named
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
 from genolang.ops import registry
 
 pytestmark = pytest.mark.usefixtures("one_thread")

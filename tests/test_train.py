@@ -13,8 +13,8 @@ import torch
 
 from _train_data import write_ptb, write_skeletons
 from _cli import fails_cleanly, run
-from genolang.lookup import load_named
-from genolang.runio import RunDir
+from genolang.spec.lookup import load_named
+from genolang.run.folder import RunDir
 from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
 from genolang.train.state import TrainingDiverged
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from genolang.interop import darts, naslib, nb201
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 
 

@@ -15,7 +15,7 @@ import ast as pyast
 from dataclasses import dataclass
 
 from genolang.errors import Diagnostic, Span, SpecError
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 
 CNN_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")

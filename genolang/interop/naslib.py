@@ -22,7 +22,7 @@ import ast as pyast
 
 from genolang.errors import Diagnostic, SpecError
 from genolang.interop.source import Source
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 
 # NASLib's DARTS op list, in its order (conversions.py, ``OPS``).

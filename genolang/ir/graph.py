@@ -18,7 +18,7 @@ from typing import Callable
 
 import networkx as nx
 
-from genolang.opnames import OPS, ends_with_bn
+from genolang.spec.opnames import OPS, ends_with_bn
 
 ROLES = {"input", "node", "output"}
 # role -> the lint check of a node with that role (roles added by passes)
@@ -311,60 +311,3 @@ class CellIR:
             how = "once" if d.get("shared") else "grouped"
             return f"{d.get('op')} x{parts} {how} of {', '.join(feeds)}{stride}"
         return f"{d['role']} of {', '.join(feeds)}"
-
-    def dot_body(self, prefix: str = "") -> list[str]:
-        """The node and edge statements of this cell, ids prefixed by ``prefix`` so
-        several cells can share one graph."""
-        def nid(n: str) -> str:
-            return _dot_id(prefix + n)
-
-        lines = []
-        for n in self.inputs:
-            lines.append(f'{nid(n)} [shape=box, style=filled, fillcolor="#d8e8f8", label="{n}"];')
-        for n in self.nodes:
-            lines.append(f'{nid(n)} [shape=circle, style=filled, fillcolor="#f8f0c8", label="{n}"];')
-        lines.append(f'{nid("out")} [shape=box, style=filled, fillcolor="#d8f0d8", label="{self.reducer}"];')
-        derived = [n for n in self.order() if self.role(n) not in ("input", "node", "output")]
-        for n in derived:  # a pass's nodes: a shared ReLU, an op applied once for several edges
-            d = self.graph.nodes[n]
-            label = d.get("op") or d["role"]
-            lines.append(f'{nid(n)} [shape=ellipse, style=dashed, label="{label}"];')
-            for u, _ in self.graph.in_edges(n):
-                lines.append(f"{nid(u)} -> {nid(n)} [style=dotted];")
-        for e in self.edges():
-            if e.kind == "term":
-                lines.append(f'{nid(e.src)} -> {nid(e.dst)} [label="[{e.part}]"];')
-                continue
-            label = e.op if e.op is not None else f"mixed[{len(e.candidates or ())}]"
-            if e.stride != 1:
-                label += f" /{e.stride}"
-            lines.append(f'{nid(e.src)} -> {nid(e.dst)} [label="{label}"];')
-        for n in self.output_nodes:
-            lines.append(f"{nid(n)} -> {nid('out')} [style=dashed];")
-        return lines
-
-    def to_dot(self, graph_name: str | None = None) -> str:
-        """Graphviz DOT text: inputs and output as boxes, nodes as circles, ops on edges."""
-        return dot_document([(graph_name or f"cell {self.name}", self)])
-
-
-def dot_document(cells: list[tuple[str, "CellIR"]]) -> str:
-    """One DOT digraph; with several cells, one labelled cluster per cell."""
-    lines = ["digraph genolang {", "  rankdir=LR;", '  node [fontname="Helvetica"];',
-             '  edge [fontname="Helvetica", fontsize=10];']
-    if len(cells) == 1:
-        label, cell = cells[0]
-        lines.append(f'  label="{label}";')
-        lines += ["  " + line for line in cell.dot_body()]
-    else:
-        for i, (label, cell) in enumerate(cells):
-            lines.append(f"  subgraph cluster_{i} {{")
-            lines.append(f'    label="{label}";')
-            lines += ["    " + line for line in cell.dot_body(f"k{i}_")]
-            lines.append("  }")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
-def _dot_id(text: str) -> str:
-    return text if text.replace("_", "a").isalnum() and not text[0].isdigit() else f'"{text}"'

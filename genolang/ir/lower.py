@@ -7,7 +7,7 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.model import CellGenotype, CellShape, GenotypeSpec, Kind, SpaceSpec
+from genolang.spec.checked import CellGenotype, CellShape, GenotypeSpec, Kind, SpaceSpec
 
 
 def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph:

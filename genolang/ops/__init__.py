@@ -1,4 +1,4 @@
-"""Torch modules for every op name of ``genolang.opnames``, found through a registry."""
+"""Torch modules for every op name of ``genolang.spec.opnames``, found through a registry."""
 
 from genolang.ops.registry import CNN_OPS, RNN_ACTIVATIONS, build_cnn_op, register_cnn_op
 

@@ -18,8 +18,8 @@ from torch import nn
 def batch_norm(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """``bn(x) * scale`` in one batch norm call: ``nn.BatchNorm``'s forward with its
     (affine) weight and bias multiplied by ``scale`` (a scalar tensor or None). Over the
-    global batch when data-parallel ranks run (``genolang.dist.batch_norm``)."""
-    from genolang.dist import batch_norm as global_batch_norm
+    global batch when data-parallel ranks run (``genolang.ops.norm.batch_norm``)."""
+    from genolang.ops.norm import batch_norm as global_batch_norm
 
     if scale is None:
         return bn(x)  # type: ignore[no-any-return]

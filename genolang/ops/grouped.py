@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from genolang.dist import batch_norm as global_batch_norm
+from genolang.ops.norm import batch_norm as global_batch_norm
 from genolang.ops.cnn import DilConv, PoolBN, SepConv
 
 DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
@@ -36,7 +36,7 @@ CL = torch.channels_last
 
 
 def _data_parallel() -> bool:
-    """Several ranks run: batch norms must use the global batch (``genolang.dist``),
+    """Several ranks run: batch norms must use the global batch (``genolang.run.dist``),
     which the recomputing functions below do not; the plain path does."""
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 

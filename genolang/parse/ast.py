@@ -197,7 +197,7 @@ def make_genotype(
 
 
 def genotype_tree(geno: "object") -> Genotype:
-    """The syntax tree of a checked genotype (``genolang.model.GenotypeSpec``)."""
+    """The syntax tree of a checked genotype (``genolang.spec.checked.GenotypeSpec``)."""
     cells = [
         (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
         for c in geno.cells  # type: ignore[attr-defined]

@@ -1,11 +1,11 @@
 """Optimizing passes over a supernet's cell IR, and the pass manager that runs them.
 
 Each pass is one module: a function from a ``CellIR`` to a new graph, registered with
-``register_pass``. ``run_passes`` applies passes in order, records each in the IR's
+``register_pass`` (``genolang.passes.manager``). ``run_passes`` applies passes in order, records each in the IR's
 ``passes``, lints after each, and checks that the cell still computes the same (alpha
 row, op) terms (only ``none``, a zero, may go); a broken invariant raises ``PassError``
 naming the pass. The passes are torch-free: they rewrite names and edges, and the
-supernet compiler (``genolang.build.supernet``) builds whatever the IR says.
+supernet compiler (``genolang.nets.supernet``) builds whatever the IR says.
 
 Passes, in their default order:
 
@@ -26,94 +26,16 @@ Passes, in their default order:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
+from genolang.passes import drop_none, group_convs, recompute_convs, scale_bn, share_param_free, share_relu
+from genolang.passes.manager import (PASSES, Pass, PassError, optimize_cells, parse_passes, register_pass,
+                                     run_passes)
 
-import networkx as nx
+# The default order, declared here (not the import order): each pass relies on the ones
+# before it (share_relu before group_convs reads the shared ReLU; scale_bn folds the alpha
+# weights of what group_convs built; recompute_convs marks the grouped calls).
+DEFAULT_PASSES: tuple[str, ...] = (
+    drop_none.NAME, share_relu.NAME, share_param_free.NAME, group_convs.NAME, scale_bn.NAME, recompute_convs.NAME,
+)
 
-from genolang.errors import UsageError, did_you_mean
-from genolang.ir.graph import CellIR, IRError
-from genolang.opnames import OPS
-
-PassFn = Callable[[CellIR], nx.MultiDiGraph]
-
-
-@dataclass(frozen=True)
-class Pass:
-    """A registered pass: its name, what it does, and the function."""
-
-    name: str
-    summary: str
-    run: PassFn
-
-
-PASSES: dict[str, Pass] = {}
-
-
-def register_pass(name: str, summary: str) -> Callable[[PassFn], PassFn]:
-    """Register ``fn(ir) -> new graph`` as pass ``name``."""
-    def deco(fn: PassFn) -> PassFn:
-        if name in PASSES:
-            raise ValueError(f"pass {name!r} is registered twice")
-        PASSES[name] = Pass(name, summary, fn)
-        return fn
-
-    return deco
-
-
-class PassError(IRError):
-    """A pass broke an IR invariant (a bug in the pass)."""
-
-    def __init__(self, pass_name: str, cell: str, message: str) -> None:
-        super().__init__(f"pass '{pass_name}' broke cell {cell}: {message}")
-        self.pass_name = pass_name
-
-
-def _nonzero_terms(ir: CellIR) -> set[tuple[int, str]]:
-    return {(row, op) for row, op in ir.terms() if not OPS[op].is_zero}
-
-
-def run_passes(ir: CellIR, names: Iterable[str] = ()) -> CellIR:
-    """``ir`` after the passes ``names``, in order; raises ``PassError`` naming the pass
-    whose output does not lint or computes other terms than its input."""
-    for name in names:
-        if name not in PASSES:
-            raise UsageError(f"no pass named '{name}'{did_you_mean(name, PASSES)}; known: {', '.join(PASSES)}")
-        before = _nonzero_terms(ir)
-        try:
-            out = ir.with_graph(PASSES[name].run(ir), name).lint()
-        except PassError:
-            raise
-        except IRError as err:
-            raise PassError(name, ir.name, str(err).removeprefix(f"cell {ir.name}: ")) from err
-        after = _nonzero_terms(out)
-        if after != before:
-            lost = ", ".join(f"row {r} {op}" for r, op in sorted(before - after)[:3])
-            extra = ", ".join(f"row {r} {op}" for r, op in sorted(after - before)[:3])
-            raise PassError(name, ir.name, "the cell computes other terms than before"
-                            + (f"; lost {lost}" if lost else "") + (f"; added {extra}" if extra else ""))
-        ir = out
-    return ir
-
-
-def optimize_cells(irs: Mapping[str, CellIR], names: Iterable[str] = ()) -> dict[str, CellIR]:
-    """``run_passes`` on every cell."""
-    names = tuple(names)
-    return {cell: run_passes(ir, names) for cell, ir in irs.items()}
-
-
-def parse_passes(text: str) -> tuple[str, ...]:
-    """``"drop_none,share_relu"`` -> the pass names, checked (``UsageError`` otherwise);
-    an empty text is no pass."""
-    names = tuple(n.strip().replace("-", "_") for n in text.split(",") if n.strip())
-    for name in names:
-        if name not in PASSES:
-            raise UsageError(f"no pass named '{name}'{did_you_mean(name, PASSES)}; known: {', '.join(PASSES)}")
-    return names
-
-
-# the passes register themselves on import, in their default order
-from genolang.passes import (  # noqa: E402,F401
-    drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs)
-
-DEFAULT_PASSES: tuple[str, ...] = tuple(PASSES)
+__all__ = ["DEFAULT_PASSES", "PASSES", "Pass", "PassError", "optimize_cells", "parse_passes", "register_pass",
+           "run_passes"]

@@ -7,11 +7,14 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.opnames import OPS
-from genolang.passes import register_pass
+from genolang.spec.opnames import OPS
+from genolang.passes.manager import register_pass
 
 
-@register_pass("drop_none", "compute no 'none' (its alpha still takes its share of the softmax)")
+NAME = "drop_none"
+
+
+@register_pass(NAME, "compute no 'none' (its alpha still takes its share of the softmax)")
 def drop_none(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     for _, _, d in g.edges(data=True):

@@ -13,14 +13,17 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.opnames import OPS
-from genolang.passes import register_pass
+from genolang.spec.opnames import OPS
+from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, take_op
 
 GROUPED_FAMILIES = ("sep_conv", "dil_conv")
 
 
-@register_pass("group_convs", "one grouped call per (node, conv op, stride) over the edges reading the node")
+NAME = "group_convs"
+
+
+@register_pass(NAME, "one grouped call per (node, conv op, stride) over the edges reading the node")
 def group_convs(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     feeds = [n for n in ir.order() if ir.role(n) in ("input", "node", "relu")]

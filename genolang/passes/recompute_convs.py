@@ -10,10 +10,13 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.passes import register_pass
+from genolang.passes.manager import register_pass
 
 
-@register_pass("recompute_convs", "grouped convs keep only their BNs' outputs for the backward (less memory)")
+NAME = "recompute_convs"
+
+
+@register_pass(NAME, "grouped convs keep only their BNs' outputs for the backward (less memory)")
 def recompute_convs(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     for _, d in g.nodes(data=True):

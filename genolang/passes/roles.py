@@ -15,7 +15,7 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR, IRError, register_role
-from genolang.opnames import OPS, starts_with_relu
+from genolang.spec.opnames import OPS, starts_with_relu
 
 
 def _one_feed(ir: CellIR, n: str) -> str:

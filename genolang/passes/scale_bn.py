@@ -8,11 +8,14 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.opnames import ends_with_bn
-from genolang.passes import register_pass
+from genolang.spec.opnames import ends_with_bn
+from genolang.passes.manager import register_pass
 
 
-@register_pass("scale_bn", "an op's alpha weight scales its final BN instead of multiplying its output")
+NAME = "scale_bn"
+
+
+@register_pass(NAME, "an op's alpha weight scales its final BN instead of multiplying its output")
 def scale_bn(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     for u, v, d in g.edges(data=True):

@@ -11,14 +11,17 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.opnames import OPS
-from genolang.passes import register_pass
+from genolang.spec.opnames import OPS
+from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
 
 SHARED_FAMILIES = ("pool",)
 
 
-@register_pass("share_param_free", "compute parameter-free ops (pool + BN) once per (node, op, stride)")
+NAME = "share_param_free"
+
+
+@register_pass(NAME, "compute parameter-free ops (pool + BN) once per (node, op, stride)")
 def share_param_free(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     for src in states(ir):

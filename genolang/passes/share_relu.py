@@ -8,12 +8,15 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.opnames import starts_with_relu
-from genolang.passes import register_pass
+from genolang.spec.opnames import starts_with_relu
+from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
 
 
-@register_pass("share_relu", "one ReLU per node for the ops that start with one")
+NAME = "share_relu"
+
+
+@register_pass(NAME, "one ReLU per node for the ops that start with one")
 def share_relu(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     for src in states(ir):

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from genolang import __version__
-from genolang.check import Checked, load
+from genolang.spec.check import Checked, load
 from genolang.draw import graphviz, render
 from genolang.errors import UsageError
 from genolang.fsio import write_text
-from genolang.ir.graph import dot_document
+from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
 from genolang.report.run import METRICS, SearchRun, load_run

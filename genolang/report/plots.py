@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 from genolang.errors import UsageError
 from genolang.fsio import write_bytes
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 from genolang.report.run import SearchRun
 
 INSTALL_HINT = "pip install matplotlib (or pip install 'genolang[plot]')"

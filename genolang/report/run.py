@@ -23,7 +23,7 @@ from typing import Any, Mapping
 
 from genolang.errors import UsageError
 from genolang.ir.alphas import CellAlphas
-from genolang.model import GenotypeSpec
+from genolang.spec.checked import GenotypeSpec
 
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
@@ -253,7 +253,7 @@ def load_run(path: str | os.PathLike[str]) -> SearchRun:
 
 def load_genotype(path: str | os.PathLike[str]) -> GenotypeSpec:
     """The one genotype of a spec file (a run's epoch-NNN.geno or genotype.geno)."""
-    from genolang.check import load
+    from genolang.spec.check import load
 
     found = load(str(path)).single("genotype")
     assert isinstance(found, GenotypeSpec)

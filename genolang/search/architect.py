@@ -56,14 +56,14 @@ from torch.func import functional_call
 # returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``.
 Call = Callable[..., object]
 Objective = Callable[[Call], torch.Tensor]
-# Averages gradients across data-parallel ranks, in place (``genolang.dist``).
+# Averages gradients across data-parallel ranks, in place (``genolang.run.dist``).
 Reduce = Callable[[list[torch.Tensor]], None]
 
 FD_RADIUS = 0.01  # eps = FD_RADIUS / ||v||, the original's r = 1e-2
 
 
 class SearchModel(Protocol):
-    """What the architect needs of a supernet (``genolang.build.supernet.AlphaMixin``)."""
+    """What the architect needs of a supernet (``genolang.nets.supernet.AlphaMixin``)."""
 
     def arch_parameters(self) -> list[nn.Parameter]: ...
     def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...

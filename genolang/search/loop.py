@@ -18,7 +18,7 @@ temporal activation regularisation 1e-3; alphas by Adam lr 3e-3, betas (0.9, 0.9
 weight decay 1e-3; the epoch's validation perplexity is measured on the validation
 stream in batches of 10.
 
-Under torchrun (``genolang.dist``) every rank runs this loop on its shard of each
+Under torchrun (``genolang.run.dist``) every rank runs this loop on its shard of each
 batch: rank r takes positions r, r+W, ... of the epoch's permutation, so the ranks'
 batches together are the batch of one process with W times the batch size; batch norm
 uses the statistics of that global batch, and the weight and alpha gradients are
@@ -44,24 +44,26 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 import torch
 import torch.nn.functional as F
 
-from genolang import __version__, dist
-from genolang.check import load_text
+from genolang import __version__
+from genolang.run import dist
+from genolang.ops.norm import globalize_batchnorm
+from genolang.spec.check import load_text
 from genolang.errors import GenolangError, SpecError, UsageError
 from genolang.fsio import write_text
 from genolang.ir.alphas import CellAlphas, format_alpha_table
-from genolang.lookup import load_named
-from genolang.model import NetworkSpec, SpaceSpec
+from genolang.spec.lookup import load_named
+from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
 from genolang.parse.printer import format_spec
-from genolang.runio import RunDir, load_checkpoint, save_checkpoint
-from genolang.runtime import pick_device, rng_state, seed_everything, set_rng_state
+from genolang.run.folder import RunDir, load_checkpoint, save_checkpoint
+from genolang.run.runtime import pick_device, rng_state, seed_everything, set_rng_state
 from genolang.search.architect import Architect, ArchitectConfig
-from genolang.search.derive import changed_edges, derive_genotype
+from genolang.ir.derive import changed_edges, derive_genotype
 from genolang.vcs import genotype_hash
 
 if TYPE_CHECKING:
-    from genolang.build.supernet import SupernetOptions
+    from genolang.nets.supernet import SupernetOptions
 
 FORMAT = "genolang-search/1"
 ALPHAS_LOG = "alphas.jsonl"
@@ -624,7 +626,7 @@ def _stack(dataset: Any, idx: torch.Tensor, device: torch.device) -> tuple[torch
 
 
 def _search_cnn(s: _Search, out: Path | None) -> SearchResult:
-    from genolang.build.supernet import build_supernet
+    from genolang.nets.supernet import build_supernet
     from genolang.data.images import load_images
 
     r = s.recipe
@@ -734,7 +736,7 @@ def _distribute(model: torch.nn.Module, s: "_Search") -> dist.World:
     world = s.world
     if world.distributed:
         if s.recipe.sync_bn:
-            dist.globalize_batchnorm(model)
+            globalize_batchnorm(model)
         dist.broadcast_([*model.parameters(), *model.buffers()], world)
         # torch's generator (augmentation, dropout) differs per rank from here on; python's,
         # which picks the recurrent sequence lengths, stays seeded alike on every rank
@@ -751,7 +753,7 @@ def _previous_genotype(s: _Search, model: Any) -> A.Genotype:
 # ---- recurrent -----------------------------------------------------------------------
 
 def _search_rnn(s: _Search, out: Path | None) -> SearchResult:
-    from genolang.build.supernet_rnn import build_rnn_supernet
+    from genolang.nets.supernet_rnn import build_rnn_supernet
     from genolang.data.text import batchify, get_batch, load_corpus
 
     r = s.recipe

@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from genolang.build.checkpoint import load_model
-from genolang.build.compile import DataShape
-from genolang.build.rnn import RNNModel
+from genolang.nets.checkpoint import load_model
+from genolang.nets.compile import DataShape
+from genolang.nets.rnn import RNNModel
 from genolang.data.images import load_images
 from genolang.data.registry import dataset_kind
 from genolang.data.text import batchify, load_corpus
 from genolang.errors import UsageError
-from genolang.runtime import pick_device
+from genolang.run.runtime import pick_device
 from genolang.train.loop import evaluate, loader, shape_of, subset
 from genolang.train.rnn import evaluate_text, perplexity, vocab_digest
 

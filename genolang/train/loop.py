@@ -28,16 +28,16 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from genolang import dist
-from genolang.build.checkpoint import save_model
-from genolang.build.compile import DataShape, build, check_pair
-from genolang.build.fixed import FixedCNN
-from genolang.build.count import count_params
+from genolang.run import dist
+from genolang.nets.checkpoint import save_model
+from genolang.nets.compile import DataShape, build, check_pair
+from genolang.nets.fixed import FixedCNN
+from genolang.nets.count import count_params
 from genolang.data.images import ImageData, load_images
 from genolang.errors import UsageError
-from genolang.model import GenotypeSpec, NetworkSpec
-from genolang.runio import RunDir
-from genolang.runtime import seed_everything
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.run.folder import RunDir
+from genolang.run.runtime import seed_everything
 from genolang.train.events import Callback, Progress, emit
 from genolang.train.recipe import ImageRecipe
 from genolang.train.state import MODEL, RESULT, TrainingDiverged, restore_rng, save_training, start_run

@@ -21,7 +21,7 @@ from typing import Any, Union
 
 from genolang.data.registry import dataset_kind
 from genolang.errors import UsageError
-from genolang.model import NetworkSpec
+from genolang.spec.checked import NetworkSpec
 
 SCHEDULES = ("cosine", "step", "constant")
 FLOAT32_MAX = 3.4028234663852886e38  # optimizer steps convert the learning rate to float32

@@ -31,16 +31,16 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from genolang import dist
-from genolang.build.checkpoint import load_model, save_model
-from genolang.build.compile import DataShape, build, check_pair
-from genolang.build.count import count_params
-from genolang.build.rnn import RNNModel
+from genolang.run import dist
+from genolang.nets.checkpoint import load_model, save_model
+from genolang.nets.compile import DataShape, build, check_pair
+from genolang.nets.count import count_params
+from genolang.nets.rnn import RNNModel
 from genolang.data.text import Corpus, batchify, get_batch, load_corpus
 from genolang.errors import UsageError
-from genolang.model import GenotypeSpec, NetworkSpec
-from genolang.runio import RunDir
-from genolang.runtime import seed_everything
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.run.folder import RunDir
+from genolang.run.runtime import seed_everything
 from genolang.train.events import Callback, Progress, emit
 from genolang.train.loop import TrainResult
 from genolang.train.recipe import TextRecipe

@@ -9,15 +9,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from genolang.build.checkpoint import model_record
-from genolang.build.spectext import read_bundle, same_specs, spec_bundle
-from genolang.build.compile import DataShape
+from genolang.nets.checkpoint import model_record
+from genolang.spec.syntax import read_bundle, same_specs, spec_bundle
+from genolang.nets.compile import DataShape
 
 from genolang.errors import GenolangError, UsageError
-from genolang.model import GenotypeSpec, NetworkSpec
-from genolang.runio import RunDir, load_checkpoint, save_checkpoint
-from genolang import dist
-from genolang.runtime import rng_state, set_rng_state
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.run.folder import RunDir, load_checkpoint, save_checkpoint
+from genolang.run import dist
+from genolang.run.runtime import rng_state, set_rng_state
 from genolang.train.recipe import Recipe, recipe_diff, recipe_from_dict
 
 MODEL = "model.pt"

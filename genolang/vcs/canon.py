@@ -27,7 +27,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
-from genolang.model import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
+from genolang.spec.checked import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
 

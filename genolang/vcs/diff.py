@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from genolang.model import CellGenotype, GenotypeSpec, SpaceSpec
+from genolang.spec.checked import CellGenotype, GenotypeSpec, SpaceSpec
 from genolang.vcs.canon import canonical_cell, space_text
 
 EXACT_MATCH_NODES = 7  # up to 7! = 5,040 matchings tried per cell

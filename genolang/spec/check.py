@@ -1,4 +1,4 @@
-"""The semantic pass: syntax tree to checked specs (``genolang.model``), reporting every
+"""The semantic pass: syntax tree to checked specs (``genolang.spec.checked``), reporting every
 problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from fractions import Fraction
 from typing import Callable, Iterable, Union
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
-from genolang.model import (KEEP_ALL, CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec,
+from genolang.spec.checked import (KEEP_ALL, CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec,
                             SpaceSpec, resolve_position)
-from genolang.opnames import OPS, op_names
+from genolang.spec.opnames import OPS, op_names
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
-from genolang.resolve import Library
+from genolang.spec.resolve import Library
 
 REDUCERS = ("concat", "mean", "last")
 STEMS = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}

@@ -18,11 +18,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from genolang.build.compile import DataShape, build, check_pair
-from genolang.build.spectext import genotype_text, network_text, read_bundle, spec_bundle
+from genolang.nets.compile import DataShape, build, check_pair
+from genolang.spec.syntax import genotype_text, network_text, read_bundle, spec_bundle
 from genolang.errors import GenolangError, UsageError
-from genolang.model import GenotypeSpec, NetworkSpec
-from genolang.runio import load_checkpoint, save_checkpoint
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.run.folder import load_checkpoint, save_checkpoint
 
 FORMAT = "genolang-model"
 VERSION = 1

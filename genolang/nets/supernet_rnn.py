@@ -14,13 +14,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genolang.build.rnn import RecurrentCellBase, RNNModel
-from genolang.build.supernet import AlphaMixin, mixed_edges
+from genolang.nets.rnn import RecurrentCellBase, RNNModel
+from genolang.nets.supernet import AlphaMixin, mixed_edges
 from genolang.errors import UsageError
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_space
-from genolang.model import NetworkSpec, SpaceSpec
-from genolang.opnames import OPS
+from genolang.spec.checked import NetworkSpec, SpaceSpec
+from genolang.spec.opnames import OPS
 from genolang.ops.registry import RNN_ACTIVATIONS
 
 
@@ -92,7 +92,7 @@ def build_rnn_supernet(space: SpaceSpec, network: NetworkSpec, ntokens: int) -> 
     """Compile a recurrent space on a recurrent skeleton (``stem = embedding``)."""
     if space.kind != "rnn":
         raise UsageError(f"space '{space.name}' ({space.path}) is a CNN space; build it with "
-                         "genolang.build.supernet.build_supernet")
+                         "genolang.nets.supernet.build_supernet")
     if network.kind != "rnn":
         raise UsageError(f"network '{network.name}' ({network.path}) is a CNN skeleton; a recurrent space needs "
                          "'stem = embedding' (e.g. --network ptb_search)")

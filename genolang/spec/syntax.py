@@ -4,12 +4,12 @@ search path. Checkpoints store it; overrides are re-checked through it. Torch-fr
 
 from __future__ import annotations
 
-from genolang.check import load_text
+from genolang.spec.check import load_text
 from genolang.errors import GenolangError, UsageError
-from genolang.model import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
-from genolang.resolve import Library
+from genolang.spec.resolve import Library
 
 
 def _prop(key: str, *values: object) -> A.Prop:

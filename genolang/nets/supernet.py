@@ -13,7 +13,7 @@ Modules are named after the unoptimized IR, whatever the passes: ``cells.cell03.
 n4.c1.ops.sep_conv_3x3`` is the ``sep_conv_3x3`` of the mixed edge ``c1 -> n4`` of cell
 3 (a grouped call reads its edges' modules where they are), so state dicts and
 checkpoints are the same with and without passes; its counterpart in a fixed network
-(``genolang.build.fixed``) is ``cells.cell03.nodes.n4.c1_sep_conv_3x3``. The alphas are
+(``genolang.nets.fixed``) is ``cells.cell03.nodes.n4.c1_sep_conv_3x3``. The alphas are
 ``alphas.<cell type>``, one (edges x ops) tensor per cell type.
 
 As in the paper: BatchNorm has no affine parameters anywhere in the supernet (stem,
@@ -28,14 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genolang.build.skeleton import CNNSkeleton, preprocessors
+from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.errors import UsageError
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.ir.graph import CellIR, Edge
 from genolang.ir.lower import lower_space
-from genolang.ir.network import CellPlan, NetworkPlan, plan_cnn
-from genolang.model import NetworkSpec, SpaceSpec
-from genolang.opnames import OPS
+from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
+from genolang.spec.checked import NetworkSpec, SpaceSpec
+from genolang.spec.opnames import OPS
 from genolang.ops.cnn import PoolBN
 from genolang.ops.grouped import GROUPED_OPS, SHARED_OPS, relu_keep_input
 from genolang.ops.registry import CNN_OPS, build_cnn_op
@@ -331,7 +331,7 @@ def check_space_ops(space: SpaceSpec) -> None:
     """Every op of a CNN space needs a registered module; say which do not."""
     if space.kind != "cnn":
         raise UsageError(f"space '{space.name}' ({space.path}) is recurrent; build it with "
-                         "genolang.build.supernet_rnn.build_rnn_supernet")
+                         "genolang.nets.supernet_rnn.build_rnn_supernet")
     missing = [op for op in space.ops if op not in CNN_OPS]
     if missing:
         raise UsageError(f"space '{space.name}' ({space.path}) uses op{'s' if len(missing) > 1 else ''} "

@@ -15,13 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from genolang.build.count import count_macs, count_params
-from genolang.build.fixed import FixedCNN, plan_for
-from genolang.build.rnn import RNNModel, build_fixed_rnn
-from genolang.build.spectext import network_text, read_network_text
+from genolang.nets.count import count_macs, count_params
+from genolang.nets.fixed import FixedCNN, plan_for
+from genolang.nets.rnn import RNNModel, build_fixed_rnn
+from genolang.spec.syntax import network_text, read_network_text
 from genolang.errors import GenolangError
 from genolang.ir.lower import lower_genotype
-from genolang.model import GenotypeSpec, Kind, NetworkSpec
+from genolang.spec.checked import GenotypeSpec, Kind, NetworkSpec
 
 
 class CompileError(GenolangError):

@@ -1,5 +1,5 @@
 """Derivation: softmax alphas to a discrete genotype (DARTS section 2.4), following the
-space's derive rule (``genolang.model.DeriveRule``: ``exclude``, ``distinct``, caps).
+space's derive rule (``genolang.spec.checked.DeriveRule``: ``exclude``, ``distinct``, caps).
 
 The rule, for one cell. A *choice* is an (edge, op) pair whose op is not excluded; its
 strength is its softmax weight. Choices are taken greedily, strongest first, over the
@@ -27,7 +27,7 @@ from typing import Mapping
 from genolang.errors import GenolangError
 from genolang.ir.alphas import CellAlphas
 from genolang.ir.lower import lower_space_cell
-from genolang.model import CellShape, DeriveRule, SpaceSpec
+from genolang.spec.checked import CellShape, DeriveRule, SpaceSpec
 from genolang.parse import ast as A
 
 Terms = list[tuple[str, str]]  # (op, input) pairs of one node, strongest first

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from genolang.errors import GenolangError
-from genolang.model import NetworkSpec
+from genolang.spec.checked import NetworkSpec
 
 
 class PlanError(GenolangError):

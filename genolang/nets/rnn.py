@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genolang.ir.graph import CellIR
-from genolang.model import NetworkSpec
+from genolang.spec.checked import NetworkSpec
 from genolang.ops.registry import RNN_ACTIVATIONS
 
 INIT_RANGE = 0.04

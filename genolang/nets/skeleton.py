@@ -1,5 +1,5 @@
 """The CNN macro skeleton shared by fixed networks and supernets: stem, a stack of
-cells laid out by ``genolang.ir.network.plan_cnn``, optional auxiliary head, global
+cells laid out by ``genolang.ir.plan.plan_cnn``, optional auxiliary head, global
 pooling and a linear classifier."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from genolang.ir.network import CellPlan, NetworkPlan
+from genolang.ir.plan import CellPlan, NetworkPlan
 
 
 class CifarStem(nn.Sequential):

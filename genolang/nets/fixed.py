@@ -6,11 +6,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genolang.build.skeleton import CNNSkeleton, preprocessors
+from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_genotype
-from genolang.ir.network import CellPlan, NetworkPlan, plan_cnn
-from genolang.model import GenotypeSpec, NetworkSpec
+from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
 from genolang.ops.cnn import Identity
 from genolang.ops.registry import build_cnn_op
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from genolang.build.compile import DataShape, example_input
-from genolang.build.rnn import RNNModel
+from genolang.nets.compile import DataShape, example_input
+from genolang.nets.rnn import RNNModel
 from genolang.errors import GenolangError, UsageError
 from genolang.fsio import atomic_path
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
-from genolang.check import check, load
+from genolang.spec.check import check, load
 from genolang.errors import UsageError, did_you_mean
-from genolang.model import GenotypeSpec, NetworkSpec, SpaceSpec
-from genolang.resolve import Library
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.spec.resolve import Library
 
 Spec = Union[SpaceSpec, GenotypeSpec, NetworkSpec]
 
