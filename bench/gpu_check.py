@@ -79,7 +79,7 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.fixed import build_fixed_cnn
     from genolang.spec.lookup import load_named
-    from genolang.train.loop import autocast_dtype
+    from genolang.train.images import autocast_dtype
 
     geno, net = load_named("genotype", "darts_v2"), load_named("network", "cifar")
     model = build_fixed_cnn(geno, net).to(DEVICE)  # type: ignore[arg-type]

@@ -3,60 +3,9 @@ genotype as a spec file."""
 
 from __future__ import annotations
 
-import sys
-from typing import Any
-
 import click
 
 from genolang.errors import UsageError
-
-
-def _bar_postfix(metrics: dict[str, float], changes: dict[str, int]) -> str:
-    parts = [f"loss {metrics['loss']:.3f}"]
-    if "acc" in metrics:
-        parts.append(f"acc {100 * metrics['acc']:.1f}%")
-    if "ppl" in metrics:
-        parts.append(f"ppl {metrics['ppl']:.1f}")
-    parts += [f"{cell}: {n} edge{'s' if n != 1 else ''} changed" for cell, n in changes.items()]
-    return ", ".join(parts)
-
-
-class _Reporter:
-    """Turns the library's progress reports into a tqdm bar (stderr) and epoch lines."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.show_bar = not quiet and sys.stderr.isatty()
-        self.bar: Any = None
-
-    def __call__(self, p: Any) -> None:
-        if p.kind == "start":
-            if not self.quiet:
-                done = f", resuming after epoch {p.epoch}" if p.epoch else ""
-                click.echo(f"searching: {p.epochs} epochs of {p.steps} steps ({p.message}{done})", err=True)
-        elif p.kind == "step":
-            if self.show_bar:
-                if self.bar is None:
-                    from tqdm import tqdm
-
-                    self.bar = tqdm(total=p.steps, desc=f"epoch {p.epoch}/{p.epochs}", file=sys.stderr,
-                                    leave=False, dynamic_ncols=True)
-                self.bar.update(1)
-                self.bar.set_postfix_str(_bar_postfix(dict(p.metrics), dict(p.changes)), refresh=False)
-        elif p.kind == "epoch":
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-            if not self.quiet:
-                m = p.metrics
-                if "valid_acc" in m:
-                    scores = (f"train acc {100 * m['train_acc']:.1f}%, valid loss {m['valid_loss']:.4f}, "
-                              f"valid acc {100 * m['valid_acc']:.2f}%")
-                else:
-                    scores = f"train ppl {m['train_ppl']:.1f}, valid ppl {m['valid_ppl']:.2f}"
-                changed = ", ".join(f"{cell} {n} changed" for cell, n in p.changes.items())
-                click.echo(f"epoch {p.epoch}/{p.epochs}: train loss {m['train_loss']:.4f}, {scores}, "
-                           f"lr {m['lr']:.4g}, {m['seconds']:.1f}s; genotype: {changed}", err=True)
 
 
 @click.command("search")
@@ -111,7 +60,9 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     With no options, a CNN space is searched on the offline 'digits' data set with the
     small_search skeleton (first order, a few minutes on two CPU cores); a recurrent
     space on Penn Treebank with the DARTS recipe."""
-    from genolang.search.loop import SearchConfig, run_search
+    from genolang.cli.progress import Reporter
+    from genolang.search.entry import run_search
+    from genolang.search.recipe import SearchConfig
 
     supernet = None
     if no_opt and passes is not None:
@@ -133,7 +84,7 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     from genolang.run.dist import is_main_process
 
     main_rank = is_main_process()
-    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=_Reporter(quiet or not main_rank))
+    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=Reporter(quiet or not main_rank, "searching"))
     if not main_rank:
         return
     m = result.metrics
@@ -142,7 +93,4 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     where = result.out if result.out is not None else result.run_dir / "genotype.geno"
     click.echo(f"wrote {where} ({score}; run folder {result.run_dir})")
     if not quiet:
-        from genolang.parse.ast import SpecFile
-        from genolang.parse.printer import format_spec
-
-        click.echo(format_spec(SpecFile((result.genotype,))).split("\n", 1)[1].strip())
+        click.echo(result.declaration)

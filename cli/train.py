@@ -5,73 +5,18 @@ stderr is a terminal), results to stdout."""
 from __future__ import annotations
 
 import json
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from genolang.errors import UsageError
-
-from genolang.cli.compile import load_specs
+from genolang.cli.progress import plural
 
 # option name -> recipe field, for the options that change the recipe
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
                   "augment", "drop_path", "aux_weight", "grad_clip", "label_smoothing", "seed", "limit_train",
                   "limit_test", "eval_batch_size", "bptt", "alpha", "beta", "nonmono", "amp", "channels_last",
                   "log_every", "sync_bn")
-
-
-class ProgressPrinter:
-    """Turns training events into a tqdm bar per epoch and one line per epoch."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, event: Any) -> None:
-        if self.quiet:
-            return
-        if event.kind == "start":
-            click.echo(f"{event.message} ({event.epochs} epochs)", err=True)
-        elif event.kind == "epoch_start":
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=event.steps, desc=f"epoch {event.epoch}/{event.epochs}", file=sys.stderr,
-                            leave=False, dynamic_ncols=True, disable=not sys.stderr.isatty())
-        elif event.kind == "step" and self.bar is not None:
-            self.bar.update(event.step - self.bar.n)
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in event.metrics.items()}, refresh=False)
-        elif event.kind == "epoch_end":
-            if self.bar is not None:
-                self.bar.close()
-                self.bar = None
-            click.echo(epoch_line(event.metrics, event.epochs), err=True)
-        elif event.kind == "note":
-            click.echo(event.message, err=True)
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
-
-
-def set_threads(threads: int | None) -> None:
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def epoch_line(m: dict[str, Any], epochs: int) -> str:
-    """``epoch 3/30  train loss 0.531 acc 83.1%  test loss 0.412 acc 88.0%  lr 0.0237  12.3s``."""
-    head = f"epoch {m['epoch']}/{epochs}"
-    if "valid_ppl" in m:
-        return (f"{head}  train ppl {m['train_ppl']:.2f}  valid ppl {m['valid_ppl']:.2f}  "
-                f"{m['optimizer']}  {m['seconds']:.1f}s")
-    return (f"{head}  train loss {m['train_loss']:.4f} acc {100 * m['train_acc']:.2f}%  "
-            f"test loss {m['test_loss']:.4f} acc {100 * m['test_acc']:.2f}%  lr {m['lr']:.4g}  "
-            f"drop path {m['drop_path']:.3f}  {m['seconds']:.1f}s")
 
 
 @click.command("train")
@@ -140,53 +85,18 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
 
         genolang train darts_v2 --network small --dataset digits --epochs 2
     """
-    from genolang.nets.compile import apply_overrides, check_pair
-    from genolang.data.registry import dataset_kind
-    from genolang.run.folder import RunDir
-    from genolang.train import default_recipe
-    from genolang.train import train as run_training
-    from genolang.train.events import TensorBoardLog
-    from genolang.train.state import read_training, stored_recipe
+    from genolang.cli.progress import Reporter
+    from genolang.run.dist import is_main_process
+    from genolang.train.entry import TrainConfig, run_training
 
-    from genolang.run import dist
-    from genolang.run.runtime import pick_device
-
-    dataset_kind(dataset)
-    set_threads(threads)
-    world = dist.init(pick_device(device))  # under torchrun: join the job; else a world of one
-    quiet = quiet or not world.is_main
-    geno, net = load_specs(genotype, network)
-    check_pair(geno, net)
-    net = apply_overrides(net, channels=channels, layers=layers, embedding=embedding, hidden=hidden)
-    explicit = {k: v for k, v in options.items() if k in RECIPE_OPTIONS and v is not None}
-    if resume and run_dir is None:
-        raise UsageError("--resume needs --run-dir (the folder of the run to continue)")
-    folder = run_dir or str(dist.broadcast_object(  # rank 0's clock names the folder for every rank
-        str(Path("runs") / f"{geno.name}-{net.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"), world))
-    run = RunDir(folder)
-    state = read_training(run) if resume else None
-    if state is not None:
-        recipe = stored_recipe(state).replace(**explicit)
-    else:
-        if resume and not quiet:
-            click.echo(f"no checkpoint in {folder}; starting a new run", err=True)
-        recipe = default_recipe(dataset, net).replace(**explicit)
-    if recipe.dataset != dataset:
-        recipe = recipe.replace(dataset=dataset)  # check_resumable reports the mismatch
-    callbacks: list[Any] = [ProgressPrinter(quiet)]
-    tb = TensorBoardLog.create(run.path / "tb", purge_step=None) if tensorboard and world.is_main else None
-    if tb is not None:
-        callbacks.append(tb)
-    if not quiet:
-        click.echo(f"training {geno.name} on {net.name} with {dataset} in {folder}", err=True)
-    try:
-        result = run_training(geno, net, recipe, folder, data_dir=data_dir, download=download, device=device,
-                              workers=workers, resume=resume, callbacks=callbacks)
-    finally:
-        if tb is not None:
-            tb.close()
-        dist.shutdown()
-    if not world.is_main:
+    main_rank = is_main_process()
+    config = TrainConfig(genotype, network, dataset, data_dir=data_dir, download=download,
+                         options={k: v for k, v in options.items() if k in RECIPE_OPTIONS},
+                         overrides=dict(channels=channels, layers=layers, embedding=embedding, hidden=hidden),
+                         device=device, workers=workers, threads=threads, tensorboard=tensorboard)
+    result = run_training(config, run_dir=run_dir, resume=resume,
+                          progress=Reporter(quiet or not main_rank, "training"))
+    if not main_rank:
         return
     out = result.to_dict()
     if as_json:
@@ -217,7 +127,10 @@ def eval_cmd(checkpoint: str, dataset: str, data_dir: str | None, download: bool
     folder, or a file from 'genolang compile -o') on the test split of --dataset."""
     from genolang.train.evaluate import evaluate_checkpoint
 
-    set_threads(threads)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     path = Path(checkpoint)
     if path.is_dir():
         path = path / "model.pt" if (path / "model.pt").is_file() else path / "checkpoint.pt"

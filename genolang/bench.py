@@ -216,15 +216,13 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     architecture step (first or second order) on a validation batch, then a weight step
     (SGD, momentum 0.9, weight decay 3e-4, gradient norm clipped at 5) on a training
     batch, on the supernet of ``config.space`` compiled with ``config.passes``."""
-    import torch.nn.functional as F
-
     from genolang.nets.compile import apply_overrides, data_shape
     from genolang.nets.supernet import SupernetOptions, build_supernet
-    from genolang.spec.lookup import load_named
-    from genolang.spec.checked import NetworkSpec, SpaceSpec
     from genolang.passes import DEFAULT_PASSES
     from genolang.search.architect import Architect, ArchitectConfig
-    from genolang.search.loop import _weight_step
+    from genolang.search.step import image_iteration
+    from genolang.spec.checked import NetworkSpec, SpaceSpec
+    from genolang.spec.lookup import load_named
 
     space = load_named("space", config.space)
     network = load_named("network", config.network)
@@ -245,19 +243,12 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     lr = 0.025
     opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=3e-4)
     architect = Architect(model, opt, ArchitectConfig(order=config.order))
-    x, y = _batch(config, shape, device)
-    xv, yv = _batch(dataclasses.replace(config, seed=config.seed + 1), shape, device)
-
-    def valid(call: Callable[..., Any]) -> torch.Tensor:
-        return F.cross_entropy(call(xv), yv)
-
-    def train(call: Callable[..., Any]) -> torch.Tensor:
-        return F.cross_entropy(call(x), y)
+    train = _batch(config, shape, device)
+    valid = _batch(dataclasses.replace(config, seed=config.seed + 1), shape, device)
 
     def step() -> None:
         model.train()
-        architect.step(valid, train if config.order == 2 else None, lr)
-        _weight_step(model, F.cross_entropy(model(x), y), weights, opt, 5.0)
+        image_iteration(model, architect, opt, weights, train, valid, lr, 5.0)
 
     info = _info(model, shape)
     info.update(order=config.order, passes=list(passes), channels_last=config.channels_last,

@@ -23,11 +23,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         # mkstemp makes the file private (0600); give it the mode the target has, or
         # the one a plain open() would have given a new file
         os.chmod(tmp, _mode_for(target))
+        _fsync(tmp)  # the data is on disk before the name points at it
         os.replace(tmp, target)
+        _fsync(target.parent)  # and the new name itself
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _fsync(path: str | os.PathLike[str]) -> None:
+    """Flush a file's (or a folder's) data to disk; a file system that cannot is skipped."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _mode_for(target: Path) -> int:

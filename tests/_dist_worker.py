@@ -16,7 +16,8 @@ def main() -> None:
     args = json.loads(sys.argv[3])
     rank = int(os.environ.get("RANK", "0"))
     if job == "search":
-        from genolang.search.loop import SearchConfig, run_search
+        from genolang.search.entry import run_search
+        from genolang.search.recipe import SearchConfig
 
         result = run_search(SearchConfig(**args["config"]), run_dir=args["run_dir"], out=args.get("out"))
         alphas = {c: [list(row) for row in a.weights] for c, a in result.alphas.items()}

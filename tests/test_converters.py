@@ -162,7 +162,7 @@ def test_naslib_round_trip_of_shipped_genotypes(path: Path) -> None:
 
 
 def _tree(g: GenotypeSpec):  # type: ignore[no-untyped-def]
-    from genolang.parse.ast import genotype_tree
+    from genolang.spec.syntax import genotype_tree
 
     return genotype_tree(g)
 

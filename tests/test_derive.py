@@ -10,9 +10,8 @@ from genolang.spec.check import load_text
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.ir.lower import lower_space
 from genolang.spec.lookup import load_named
-from genolang.spec.checked import DeriveRule, SpaceSpec
-from genolang.parse.ast import SpecFile
-from genolang.parse.printer import format_spec
+from genolang.spec.checked import DeriveRule, GenotypeSpec, SpaceSpec
+from genolang.spec.syntax import genotype_text
 from genolang.ir.derive import DeriveError, changed_edges, derive_cell, derive_genotype
 
 
@@ -40,9 +39,8 @@ def table(sp: SpaceSpec, cell: str, weights: dict[tuple[str, str], dict[str, flo
     return CellAlphas(cell, edges, sp.ops, tuple(out))
 
 
-def nodes_of(tree, cell: str) -> dict[str, list[tuple[str, str]]]:
-    c = next(c for c in tree.cells if c.name.text == cell)
-    return {n.name.text: [(t.op.text, t.input.text) for t in n.terms] for n in c.nodes}
+def nodes_of(geno: GenotypeSpec, cell: str) -> dict[str, list[tuple[str, str]]]:
+    return {n.name: list(n.edges) for n in geno.cell(cell).nodes}
 
 
 def test_hand_written_alphas_give_the_expected_cnn_genotype() -> None:
@@ -64,7 +62,7 @@ def test_hand_written_alphas_give_the_expected_cnn_genotype() -> None:
         "n4": [("sep_conv_5x5", "n3"), ("avg_pool_3x3", "c1")],
         "n5": [("skip_connect", "n4"), ("dil_conv_3x3", "n2")],
     }
-    text = format_spec(SpecFile((tree,)))
+    text = genotype_text(tree)  # a derived genotype prints as a file that checks
     checked = load_text(text, "found.geno").single("genotype")
     assert checked.cell("normal").output == ("n2", "n3", "n4", "n5")
 
@@ -127,7 +125,7 @@ def test_recurrent_derivation_keeps_one_input_per_node() -> None:
     tree = derive_genotype(sp, {"recurrent": table(sp, "recurrent", w)}, "rnn_found")
     assert {n: terms[0] for n, terms in nodes_of(tree, "recurrent").items()} == expected
     reference = load_named("genotype", "darts_rnn_v2")
-    checked = load_text(format_spec(SpecFile((tree,))), "found.geno").single("genotype")
+    checked = load_text(genotype_text(tree), "found.geno").single("genotype")
     assert checked.cells[0].nodes == reference.cells[0].nodes  # type: ignore[union-attr]
     assert checked.cells[0].output == tuple(f"n{i}" for i in range(1, 9))
 

@@ -70,7 +70,7 @@ def run(*args: str) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real search: darts_cnn on digits, 2 epochs of 1 step on a 3-cell skeleton."""
-    if "search" not in COMMANDS or importlib.util.find_spec("genolang.search.loop") is None:
+    if "search" not in COMMANDS or importlib.util.find_spec("genolang.search.entry") is None:
         pytest.skip("'genolang search' is not in this tree")
     folder = tmp_path_factory.mktemp("search")
     skeleton = folder / "tiny_search.geno"

@@ -18,7 +18,8 @@ from genolang.cli import main
 from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec
 from genolang.ops import registry
-from genolang.search.loop import SearchConfig, run_search
+from genolang.search.entry import run_search
+from genolang.search.recipe import SearchConfig
 
 SPACE = "darts_cnn"
 
@@ -114,7 +115,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None
     run_search(config, run_dir=tmp_path / "whole", out=tmp_path / "whole.geno")
 
     def stop_after_first_epoch(p) -> None:  # type: ignore[no-untyped-def]
-        if p.kind == "epoch" and p.epoch == 1:
+        if p.kind == "epoch_end" and p.epoch == 1:
             raise Interrupt()
 
     with pytest.raises(Interrupt):
@@ -188,9 +189,9 @@ def test_resume_problems_fail_cleanly(tmp_path: Path) -> None:
     code, output, _, run = search(tmp_path, "--epochs", "1")
     assert code == 0, output
     code, output, _, _ = search(tmp_path, "--epochs", "1")
-    assert_clean_failure(code, output, "already holds a search checkpoint", "--resume")
+    assert_clean_failure(code, output, "already holds a search run", "--resume")
     code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--seed", "5")
-    assert_clean_failure(code, output, "seed=0", "now 5")
+    assert_clean_failure(code, output, "other settings", "seed: 0 -> 5")
     good = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(good[: len(good) // 2])
     code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
@@ -224,3 +225,29 @@ def test_a_data_set_of_the_wrong_kind_fails_cleanly(tmp_path: Path) -> None:
     assert_clean_failure(code, output, "text data", "image data set")
     result = CliRunner().invoke(main, ["search", "no_such_space", "--quiet"])
     assert_clean_failure(result.exit_code, result.output, "no space named 'no_such_space'")
+
+
+def test_parses_do_not_grow_with_the_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Everything a search builds itself (derived genotypes, their files, the header) is a
+    model validated as such and formatted once: only the files it reads are parsed, so a
+    3-epoch search parses exactly as much as a 1-epoch one."""
+    from genolang.parse import parser
+
+    calls: list[str] = []
+    real = parser._lark
+
+    class Counting:
+        def parse(self, text: str):  # type: ignore[no-untyped-def]
+            calls.append(text)
+            return real().parse(text)
+
+    monkeypatch.setattr(parser, "_lark", lambda: Counting())
+    net = write_tiny_cnn(tmp_path)
+    counts = []
+    for epochs in (1, 3):
+        calls.clear()
+        config = SearchConfig(space=SPACE, network=str(net), epochs=epochs, batch_size=8, limit=2)
+        run_search(config, run_dir=tmp_path / f"run{epochs}", out=tmp_path / f"found{epochs}.geno")
+        counts.append(len(calls))
+    assert counts[0] == counts[1], counts
+    assert 0 < counts[0] <= 8, counts  # the space, the skeleton, and the space again where a folder resolves its name

@@ -16,7 +16,7 @@ from _cli import fails_cleanly, run
 from genolang.spec.lookup import load_named
 from genolang.run.folder import RunDir
 from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
-from genolang.train.state import TrainingDiverged
+from genolang.run.diverged import Diverged as TrainingDiverged
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -188,7 +188,7 @@ def test_resume_refuses_a_different_run(tmp_path: Path, skeletons: tuple[Path, P
     base = ["--network", skeletons[0], "--dataset", "digits", "--epochs", "1", "--batch-size", "16",
             "--limit-train", "40", "--limit-test", "10", "--run-dir", tmp_path / "r", "--quiet", "--no-tensorboard"]
     assert run("train", "darts_v2", *base).exit_code == 0
-    fails_cleanly(run("train", "darts_v2", *base), "already holds a run", "--resume")
+    fails_cleanly(run("train", "darts_v2", *base), "already holds a training run", "--resume")
     fails_cleanly(run("train", "darts_v1", *base, "--resume"), "was written for genotype 'darts_v2'")
     fails_cleanly(run("train", "darts_v2", *base, "--resume", "--channels", "6"), "differ in content")
     fails_cleanly(run("train", "darts_v2", *base, "--resume", "--lr", "0.5"), "other settings", "lr")

@@ -17,7 +17,8 @@ edge (the IR's order: inputs first, then earlier nodes), then the earlier op in 
 space's op list. A node's terms are written strongest first (as the paper's code lists
 them). Recurrent cells keep one input per node; their output lists every node.
 
-Torch-free: it reads ``genolang.ir.alphas.CellAlphas`` tables."""
+Torch-free: it reads ``genolang.ir.alphas.CellAlphas`` tables and returns checked
+genotypes (``genolang.spec.syntax.genotype_tree`` turns one into syntax for the printer)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,8 @@ from typing import Mapping
 from genolang.errors import GenolangError
 from genolang.ir.alphas import CellAlphas
 from genolang.ir.lower import lower_space_cell
-from genolang.spec.checked import CellShape, DeriveRule, SpaceSpec
-from genolang.parse import ast as A
+from genolang.spec.checked import CellGenotype, CellShape, DeriveRule, GenotypeSpec, NodeSpec, SpaceSpec
+from genolang.spec.validate import errors, genotype_problems
 
 Terms = list[tuple[str, str]]  # (op, input) pairs of one node, strongest first
 
@@ -80,26 +81,31 @@ def derive_cell(shape: CellShape, alphas: CellAlphas, rule: DeriveRule) -> list[
     return [(n, picked[n]) for n in nodes]
 
 
-def derive_genotype(space: SpaceSpec, alphas: Mapping[str, CellAlphas], name: str = "found") -> A.Genotype:
-    """The genotype tree of ``space`` that ``alphas`` (softmax tables by cell type)
-    select; print it with ``genolang.parse.printer.format_spec``."""
+def derive_genotype(space: SpaceSpec, alphas: Mapping[str, CellAlphas], name: str = "found",
+                    path: str = "<derived>") -> GenotypeSpec:
+    """The checked genotype of ``space`` that ``alphas`` (softmax tables by cell type)
+    select. It is validated as a genotype read from a file would be; a problem means a
+    bug in the derivation, never a user error."""
     cells = []
     for shape in space.cells:
         if shape.name not in alphas:
             raise ValueError(f"no alphas for cell {shape.name!r}")
-        nodes = derive_cell(shape, alphas[shape.name], space.derive)
-        output = lower_space_cell(shape, space).output_nodes
-        cells.append((shape.name, nodes, shape.reducer, list(output)))
-    return A.make_genotype(name, space.name, cells)  # type: ignore[arg-type]
+        nodes = tuple(NodeSpec(node, tuple(terms)) for node, terms in derive_cell(shape, alphas[shape.name], space.derive))
+        output = tuple(lower_space_cell(shape, space).output_nodes)
+        cells.append(CellGenotype(shape, nodes, output))
+    geno = GenotypeSpec(name, space, tuple(cells), path)
+    problems = errors(genotype_problems(geno))
+    if problems:
+        raise AssertionError(f"derived genotype '{name}' is invalid: " + "; ".join(p.message for p in problems))
+    return geno
 
 
-def genotype_terms(geno: A.Genotype) -> dict[str, set[tuple[str, str, str]]]:
+def genotype_terms(geno: GenotypeSpec) -> dict[str, set[tuple[str, str, str]]]:
     """Per cell, the set of (node, op, input) terms."""
-    return {c.name.text: {(n.name.text, t.op.text, t.input.text) for n in c.nodes for t in n.terms}
-            for c in geno.cells}
+    return {c.name: {(n.name, op, src) for n in c.nodes for op, src in n.edges} for c in geno.cells}
 
 
-def changed_edges(old: A.Genotype | None, new: A.Genotype) -> dict[str, int]:
+def changed_edges(old: GenotypeSpec | None, new: GenotypeSpec) -> dict[str, int]:
     """Per cell, how many of ``new``'s (node, op, input) terms ``old`` lacks."""
     after = genotype_terms(new)
     if old is None:

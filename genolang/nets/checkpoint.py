@@ -22,7 +22,7 @@ from genolang.nets.compile import DataShape, build, check_pair
 from genolang.spec.syntax import genotype_text, network_text, read_bundle, spec_bundle
 from genolang.errors import GenolangError, UsageError
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
-from genolang.run.folder import load_checkpoint, save_checkpoint
+from genolang.tensorio import load_state, save_state
 
 FORMAT = "genolang-model"
 VERSION = 1
@@ -52,7 +52,7 @@ def model_record(model: nn.Module, geno: GenotypeSpec, network: NetworkSpec, sha
 def save_model(path: str | os.PathLike[str], model: nn.Module, geno: GenotypeSpec, network: NetworkSpec,
                data_shape: DataShape, extra: dict[str, Any] | None = None) -> None:
     """Write a model checkpoint atomically."""
-    save_checkpoint(path, model_record(model, geno, network, data_shape, extra))
+    save_state(path, model_record(model, geno, network, data_shape, extra))
 
 
 def restore(state: dict[str, Any], where: str) -> tuple[nn.Module, GenotypeSpec, NetworkSpec, DataShape]:
@@ -83,7 +83,7 @@ def load_model(path: str | os.PathLike[str],
     """Reload a model checkpoint: ``(model, genotype, skeleton, meta)`` where ``meta``
     holds ``data_shape`` (a ``DataShape``), ``extra``, ``auxiliary`` and, for a training
     checkpoint, ``epoch``."""
-    state = load_checkpoint(path, map_location=map_location)
+    state = load_state(path, map_location=map_location)
     model, geno, network, shape = restore(state, str(path))
     meta: dict[str, Any] = {
         "data_shape": shape,

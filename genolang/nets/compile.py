@@ -18,8 +18,8 @@ from torch import nn
 from genolang.nets.count import count_macs, count_params
 from genolang.nets.fixed import FixedCNN, plan_for
 from genolang.nets.rnn import RNNModel, build_fixed_rnn
-from genolang.spec.syntax import network_text, read_network_text
-from genolang.errors import GenolangError
+from genolang.spec.validate import errors, network_problems
+from genolang.errors import GenolangError, UsageError
 from genolang.ir.lower import lower_genotype
 from genolang.spec.checked import GenotypeSpec, Kind, NetworkSpec
 
@@ -196,9 +196,9 @@ RNN_OVERRIDES = ("embedding", "hidden", "vocab")
 
 
 def apply_overrides(network: NetworkSpec, **changes: object) -> NetworkSpec:
-    """``network`` with some fields changed (``None`` leaves a field alone), checked
-    again as a spec so an override cannot produce a skeleton the checker would refuse
-    (a reduction beyond the last cell, an untied size mismatch)."""
+    """``network`` with some fields changed (``None`` leaves a field alone), validated
+    as a checked skeleton is, so an override cannot produce a skeleton the checker would
+    refuse (a reduction beyond the last cell, an untied size mismatch)."""
     given = {k: v for k, v in changes.items() if v is not None}
     if not given:
         return network
@@ -215,5 +215,8 @@ def apply_overrides(network: NetworkSpec, **changes: object) -> NetworkSpec:
             changed = changed.replace(hidden=changed.embedding)
         elif "hidden" in given and "embedding" not in given:
             changed = changed.replace(embedding=changed.hidden)
-    label = f"{network.name} with " + ", ".join(f"{k}={v}" for k, v in given.items())
-    return read_network_text(network_text(changed), f"<{label}>", network.path)
+    problems = errors(network_problems(changed))
+    if problems:
+        label = f"<{network.name} with " + ", ".join(f"{k}={v}" for k, v in given.items()) + ">"
+        raise UsageError(f"{label}: " + "; ".join(p.message for p in problems))
+    return changed

@@ -22,7 +22,7 @@ preprocessors, ops), every pool is followed by such a BN, and ``none`` is a zero
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -245,12 +245,23 @@ class SearchCell(nn.Module):
         return total.total
 
 
+def softmax_rows(alpha: torch.Tensor) -> torch.Tensor:
+    """DARTS's relaxation: each edge's row of alphas through a softmax over its ops."""
+    return F.softmax(alpha, dim=-1)
+
+
+Relaxation = Callable[[torch.Tensor], torch.Tensor]  # an alpha table (edges x ops) -> edge weights
+
+
 class AlphaMixin:
     """What every supernet offers on top of ``nn.Module``: alphas named by the IR, the
-    split between architecture and weight parameters, and the softmax tables."""
+    split between architecture and weight parameters, and the edge weights the cells
+    mix their ops with: ``relaxation`` of each alpha table (``softmax_rows`` unless a
+    search method sets another, ``genolang.search.method``)."""
 
     space: SpaceSpec
     irs: dict[str, CellIR]
+    relaxation: Relaxation = staticmethod(softmax_rows)  # type: ignore[assignment]
 
     def _init_alphas(self) -> None:
         tables = {}
@@ -277,15 +288,15 @@ class AlphaMixin:
         """Every parameter that is not an alpha."""
         return [p for _, p in self.named_weight_parameters()]
 
-    def softmax_weights(self) -> dict[str, torch.Tensor]:
-        """softmax(alpha) per cell type, row-wise."""
-        return {name: F.softmax(self.alpha_dict[name], dim=-1) for name in self.irs}
+    def edge_weights(self) -> dict[str, torch.Tensor]:
+        """The relaxed alphas per cell type, (edges x ops): what each edge mixes by."""
+        return {name: self.relaxation(self.alpha_dict[name]) for name in self.irs}
 
     def cell_alphas(self) -> dict[str, CellAlphas]:
-        """The structured softmax tables: rows named by IR edges, columns by ops."""
+        """The structured tables of edge weights: rows named by IR edges, columns by ops."""
         out = {}
         with torch.no_grad():
-            for name, probs in self.softmax_weights().items():
+            for name, probs in self.edge_weights().items():
                 edges = tuple((e.src, e.dst) for e in mixed_edges(self.irs[name]))
                 weights = tuple(tuple(float(x) for x in row) for row in probs.detach().double().cpu().tolist())
                 out[name] = CellAlphas(name, edges, tuple(self.space.ops), weights)
@@ -319,7 +330,7 @@ class Supernet(AlphaMixin, CNNSkeleton):
             self.to(memory_format=torch.channels_last)
 
     def cell_args(self) -> dict[str, tuple[object, ...]]:
-        return {name: (w,) for name, w in self.softmax_weights().items()}
+        return {name: (w,) for name, w in self.edge_weights().items()}
 
     def forward(self, x: torch.Tensor, return_aux: bool = False):  # type: ignore[no-untyped-def]
         if self.options.channels_last and x.dim() == 4:

@@ -85,7 +85,7 @@ class RNNSupernet(AlphaMixin, RNNModel):
         self._init_alphas()
 
     def cell_args(self) -> tuple[object, ...]:
-        return (self.softmax_weights()[self.cell_name],)
+        return (self.edge_weights()[self.cell_name],)
 
 
 def build_rnn_supernet(space: SpaceSpec, network: NetworkSpec, ntokens: int) -> RNNSupernet:

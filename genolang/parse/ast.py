@@ -194,12 +194,3 @@ def make_genotype(
         out = Output(Name(reducer), tuple(Name(n) for n in output))
         geno_cells.append(GenoCell(Name(cell_name), node_defs, out, outputs=(out,)))
     return Genotype(Name(name), Name(space), tuple(geno_cells))
-
-
-def genotype_tree(geno: "object") -> Genotype:
-    """The syntax tree of a checked genotype (``genolang.spec.checked.GenotypeSpec``)."""
-    cells = [
-        (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
-        for c in geno.cells  # type: ignore[attr-defined]
-    ]
-    return make_genotype(geno.name, geno.space.name, cells)  # type: ignore[attr-defined]

@@ -182,12 +182,24 @@ def _emit_network(em: _Emitter, net: A.Network) -> None:
     _emit_props_block(em, f"network {net.name.text}", net.props, 0, net.span)
 
 
+def _emit_decl(em: _Emitter, decl: A.Decl) -> None:
+    if isinstance(decl, A.Space):
+        _emit_space(em, decl)
+    elif isinstance(decl, A.Genotype):
+        _emit_genotype(em, decl)
+    else:
+        _emit_network(em, decl)
+
+
+def _header(header_comments: Iterable[str]) -> list[str]:
+    return [("# " + text).rstrip() if text else "#" for text in header_comments]
+
+
 def format_spec(spec: A.SpecFile, header_comments: Iterable[str] = ()) -> str:
     """The canonical text of a spec file. ``header_comments`` (without '#') are written
     first, as when ``genolang search`` records a run's provenance."""
     em = _Emitter(spec.comments)
-    for text in header_comments:
-        em.lines.append(("# " + text).rstrip() if text else "#")
+    em.lines.extend(_header(header_comments))
     em.leading(spec.version_span, 0)
     em.lines.append(f"genolang {spec.version}")
     if spec.version_span is not None:
@@ -196,13 +208,25 @@ def format_spec(spec: A.SpecFile, header_comments: Iterable[str] = ()) -> str:
     for decl in spec.decls:
         if em.lines and em.lines[-1] != "":
             em.lines.append("")
-        if isinstance(decl, A.Space):
-            _emit_space(em, decl)
-        elif isinstance(decl, A.Genotype):
-            _emit_genotype(em, decl)
-        else:
-            _emit_network(em, decl)
+        _emit_decl(em, decl)
     em.rest()
     while em.lines and em.lines[-1] == "":
         em.lines.pop()
     return "\n".join(em.lines) + "\n"
+
+
+def format_decl(decl: A.Decl) -> str:
+    """The canonical text of one declaration built in code (no comments, no version
+    line, no final newline): what ``format_spec`` writes for it."""
+    em = _Emitter(())
+    _emit_decl(em, decl)
+    return "\n".join(em.lines)
+
+
+def compose_file(declarations: Iterable[str], header_comments: Iterable[str] = ()) -> str:
+    """A spec file of declarations already formatted with ``format_decl``: the same text
+    as ``format_spec`` of their trees, without formatting any of them again."""
+    lines = [*_header(header_comments), f"genolang {A.FORMAT_VERSION}"]
+    for text in declarations:
+        lines += ["", text]
+    return "\n".join(lines) + "\n"

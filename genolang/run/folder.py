@@ -1,8 +1,9 @@
-"""A run directory: metrics as JSON lines, text artefacts and checkpoints, each
-written atomically so an interrupted run never leaves a half-written file.
+"""A run folder, shared by search and training: its layout, metrics as append-only JSON
+lines, text and JSON artefacts written atomically, and the checkpoint's place.
 
-Checkpoints are plain dicts of tensors and numbers saved with ``torch.save`` and read
-back with ``torch.load(weights_only=True)``: loading one never runs code."""
+Every file but the JSON-lines logs is replaced atomically (a reader sees the old file
+or the new one); a log line is appended and flushed to disk before the run goes on, and
+a resumed run cuts the logs back to its checkpoint's epoch once."""
 
 from __future__ import annotations
 
@@ -11,34 +12,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from genolang.errors import UsageError
-from genolang.fsio import atomic_path, write_text
+from genolang.fsio import write_text
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
-
-
-def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
-    """Save ``state`` atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-
-
-def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely; unreadable or foreign files are a clear error."""
-    p = Path(path)
-    if not p.is_file():
-        raise UsageError(f"{p}: no such checkpoint")
-    try:
-        state = torch.load(p, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - corrupt zip, wrong format, disallowed globals
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(f"{p}: not a readable genolang checkpoint ({first[:200]})") from None
-    if not isinstance(state, dict) or "format" not in state:
-        raise UsageError(f"{p}: not a genolang checkpoint (no 'format' entry)")
-    return state
+RUN_JSON = "run.json"
 
 
 class RunDir:
@@ -47,7 +26,7 @@ class RunDir:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
 
-    def ensure(self) -> "RunDir":
+    def ensure(self) -> RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         return self
 
@@ -55,9 +34,20 @@ class RunDir:
     def checkpoint(self) -> Path:
         return self.path / CHECKPOINT
 
+    def has_checkpoint(self) -> bool:
+        return self.checkpoint.is_file()
+
+    # -- JSON lines -------------------------------------------------------------------
+    def append_jsonl(self, name: str, record: dict[str, Any]) -> None:
+        """Append one JSON line to ``name`` and flush it to disk."""
+        self.ensure()
+        with open(self.path / name, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record, sort_keys=True) + "\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+
     def log_metrics(self, record: dict[str, Any]) -> None:
-        """Append one JSON line to ``metrics.jsonl`` (rewritten atomically)."""
-        self.write_jsonl(METRICS, [*self.read_jsonl(METRICS), record])
+        self.append_jsonl(METRICS, record)
 
     def metrics(self) -> list[dict[str, Any]]:
         return self.read_jsonl(METRICS)
@@ -76,13 +66,17 @@ class RunDir:
         return out
 
     def write_jsonl(self, name: str, records: list[dict[str, Any]]) -> None:
+        """Replace ``name`` with ``records`` (atomically)."""
         write_text(self.path / name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
     def truncate_jsonl(self, name: str, upto_epoch: int) -> None:
-        """Drop records after ``upto_epoch`` (a resumed run rewrites what follows)."""
-        records = [r for r in self.read_jsonl(name) if int(r.get("epoch", 0)) <= upto_epoch]
-        self.write_jsonl(name, records)
+        """Drop records after ``upto_epoch`` (a resumed run writes again what follows)."""
+        records = self.read_jsonl(name)
+        kept = [r for r in records if int(r.get("epoch", 0)) <= upto_epoch]
+        if len(kept) != len(records):
+            self.write_jsonl(name, kept)
 
+    # -- files ------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
         path = self.path / name
         write_text(path, text)

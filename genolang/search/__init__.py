@@ -1,2 +1,4 @@
-"""Differentiable architecture search: the architect (alpha updates), derivation of a
-genotype from alphas, and the search loop."""
+"""Differentiable architecture search: the recipe (recipe), a run's state and files
+(state, output), the DARTS iteration (step), where a search method plugs in (method),
+the architect (alpha updates), the image and text drivers (images, text) and the entry
+point (entry: ``run_search``)."""

@@ -3,18 +3,18 @@ problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterable, Union
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
 from genolang.spec.checked import (KEEP_ALL, CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec,
-                            SpaceSpec, resolve_position)
-from genolang.spec.opnames import OPS, op_names
+                            SpaceSpec)
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
+from genolang.spec.opnames import OPS
 from genolang.spec.resolve import Library
+from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
 REDUCERS = ("concat", "mean", "last")
 STEMS = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
@@ -119,7 +119,17 @@ def _show(v: A.Value) -> str:
 # large is a typo, and 'nodes = 30000000' would otherwise spend seconds listing node names.
 MAX_CELL_INPUTS = 64
 MAX_CELL_NODES = 10_000
-MAX_LAYERS = 10_000
+
+
+def _whole(prop: A.Prop, rep: _Report) -> int | None:
+    """A whole number of any size (network values: ``validate`` bounds them)."""
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if isinstance(v.value, bool) or not isinstance(v.value, int):
+        rep.error(v.span, f"'{prop.key.text}' must be a whole number, got '{_show(v)}'")
+        return None
+    return v.value
 
 
 def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Report], object]:
@@ -130,22 +140,15 @@ def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Rep
     return parse_int
 
 
-def _float(lo: float, hi: float, hi_open: bool = True) -> Callable[[A.Prop, _Report], object]:
-    def parse_float(prop: A.Prop, rep: _Report) -> float | None:
-        v = _one(prop, rep)
-        if v is None:
-            return None
-        if isinstance(v.value, str):
-            rep.error(v.span, f"'{prop.key.text}' must be a number, got '{v.value}'")
-            return None
-        x = float(v.value)
-        if x < lo or x > hi or (hi_open and x == hi):
-            bound = f"[{lo}, {hi})" if hi_open else f"[{lo}, {hi}]"
-            rep.error(v.span, f"'{prop.key.text}' must be in {bound}, got {_show(v)}")
-            return None
-        return x
-
-    return parse_float
+def _real(prop: A.Prop, rep: _Report) -> float | None:
+    """A number (network values: ``validate`` bounds them)."""
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if isinstance(v.value, str):
+        rep.error(v.span, f"'{prop.key.text}' must be a number, got '{v.value}'")
+        return None
+    return float(v.value)
 
 
 def _word(choices: Iterable[str]) -> Callable[[A.Prop, _Report], object]:
@@ -171,11 +174,8 @@ def _bool(prop: A.Prop, rep: _Report) -> bool | None:
 
 
 def _position(v: A.Value, key: str, rep: _Report) -> Union[int, Fraction, None]:
+    """A cell index or a fraction of the depth (``validate`` checks the range)."""
     if isinstance(v.value, Fraction):
-        if not 0 < v.value < 1:
-            rep.error(v.span, f"'{key}' fraction must be between 0 and 1, got {_show(v)}",
-                      "use a fraction of the depth such as 1/3, or a cell index")
-            return None
         return v.value
     if isinstance(v.value, str) and "/" in v.value:  # a fraction the parser could not make exact
         if float(v.value.partition("/")[2]) == 0:
@@ -184,7 +184,10 @@ def _position(v: A.Value, key: str, rep: _Report) -> Union[int, Fraction, None]:
             rep.error(v.span, f"'{key}' fraction must be of whole numbers, got '{v.value}'",
                       "use a fraction of the depth such as 1/3, or a cell index")
         return None
-    return _int_value(v, key, rep, 0)
+    if isinstance(v.value, bool) or not isinstance(v.value, int):
+        rep.error(v.span, f"'{key}' must be a whole number, got '{_show(v)}'")
+        return None
+    return v.value
 
 
 def _positions(prop: A.Prop, rep: _Report) -> tuple[Union[int, Fraction], ...] | None:
@@ -208,26 +211,26 @@ _NONE = object()  # "explicitly none" for optional fields
 # key -> (domain, parser); a domain of None means every kind of network.
 _NETWORK_KEYS: dict[str, tuple[str | None, Callable[[A.Prop, _Report], object]]] = {
     "stem": (None, _word(STEMS)),
-    "channels": ("cnn", _int()),
-    "layers": ("cnn", _int(1, MAX_LAYERS)),
-    "stem_multiplier": ("cnn", _int()),
+    "channels": ("cnn", _whole),
+    "layers": ("cnn", _whole),
+    "stem_multiplier": ("cnn", _whole),
     "reduce_at": ("cnn", _positions),
     "auxiliary": ("cnn", _optional_position),
-    "auxiliary_weight": ("cnn", _float(0.0, float("inf"))),
-    "drop_path": ("cnn", _float(0.0, 1.0)),
-    "label_smoothing": ("cnn", _float(0.0, 1.0)),
-    "input_size": ("cnn", _int()),
-    "in_channels": ("cnn", _int()),
-    "classes": ("cnn", _int(2)),
-    "embedding": ("rnn", _int()),
-    "hidden": ("rnn", _int()),
-    "dropout": ("rnn", _float(0.0, 1.0)),
-    "dropout_h": ("rnn", _float(0.0, 1.0)),
-    "dropout_x": ("rnn", _float(0.0, 1.0)),
-    "dropout_i": ("rnn", _float(0.0, 1.0)),
-    "dropout_e": ("rnn", _float(0.0, 1.0)),
+    "auxiliary_weight": ("cnn", _real),
+    "drop_path": ("cnn", _real),
+    "label_smoothing": ("cnn", _real),
+    "input_size": ("cnn", _whole),
+    "in_channels": ("cnn", _whole),
+    "classes": ("cnn", _whole),
+    "embedding": ("rnn", _whole),
+    "hidden": ("rnn", _whole),
+    "dropout": ("rnn", _real),
+    "dropout_h": ("rnn", _real),
+    "dropout_x": ("rnn", _real),
+    "dropout_i": ("rnn", _real),
+    "dropout_e": ("rnn", _real),
     "tied": ("rnn", _bool),
-    "vocab": ("rnn", _int(2)),
+    "vocab": ("rnn", _whole),
 }
 
 def _stride(prop: A.Prop, rep: _Report) -> int | None:
@@ -355,6 +358,11 @@ def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
     return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path)  # type: ignore[arg-type]
 
 
+def checked_space(decl: A.Space, path: str) -> SpaceSpec | None:
+    """The checked space of a declaration from the file at ``path`` (None when it has errors)."""
+    return check_space(decl, _Report(path))
+
+
 def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape | None:
     where = f"cell '{decl.name.text}'"
     props = _props(decl.props, _CELL_KEYS, where, rep)
@@ -434,7 +442,8 @@ def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: 
 # ---- networks ---------------------------------------------------------------------
 
 def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
-    """A checked network skeleton, or None after reporting why not."""
+    """A checked network skeleton, or None after reporting why not. Values are read here
+    (their types); what must hold of them is ``genolang.spec.validate.network_problems``."""
     start = len(rep.items)
     where = f"network '{net.name.text}'"
     props = _props(net.props, _NETWORK_KEYS, where, rep)
@@ -463,27 +472,20 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
     if rep.errors_since(start):
         return None
     spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)  # type: ignore[arg-type]
-    if kind == "rnn" and spec.tied and spec.embedding != spec.hidden:
-        rep.error(props.get("hidden", props["stem"]).span,
-                  f"a tied decoder needs embedding == hidden, got {spec.embedding} and {spec.hidden}",
-                  "make them equal or set 'tied = false'")
+
+    def span(where: Where) -> Span | None:
+        key = str(where[1]) if len(where) > 1 else ""
+        if key not in props:
+            return (props.get("hidden") or props["stem"]).span if key == "hidden" else net.name.span
+        values = props[key].values
+        if key == "hidden" and kind == "rnn" and len(where) == 2 and spec.tied and spec.embedding != spec.hidden:
+            return props[key].span
+        index = int(where[2]) if len(where) > 2 else 0
+        return values[index].span if index < len(values) else props[key].span
+
+    report_problems(network_problems(spec), span, rep)
+    if rep.errors_since(start):
         return None
-    if kind == "cnn":
-        aux = spec.auxiliary_cell()
-        if aux is not None and aux >= spec.layers:
-            rep.error(props["auxiliary"].values[0].span, f"auxiliary head after cell {aux}, but {where} has "
-                      f"{spec.layers} cells", "use a fraction such as 2/3 or a smaller index")
-            return None
-        for pos in spec.reduction_cells():
-            if pos >= spec.layers:
-                at = net.name.span
-                if "reduce_at" in props:  # the value that resolves to ``pos``
-                    at = next((v.span for v in props["reduce_at"].values if not isinstance(v.value, str)
-                               and resolve_position(v.value, spec.layers) == pos), props["reduce_at"].span)
-                rep.error(at,
-                          f"reduction at cell {pos}, but {where} has {spec.layers} cells",
-                          "use fractions such as 1/3, 2/3 or smaller indices")
-                return None
     return spec
 
 
@@ -493,15 +495,19 @@ SpaceLookup = Callable[[A.Name], SpaceSpec | None]
 
 
 def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report) -> GenotypeSpec | None:
-    """A checked genotype, or None after reporting why not."""
+    """A checked genotype, or None after reporting why not. The tree becomes a
+    ``GenotypeSpec`` here (cells matched to the space's, output ranges expanded); what
+    must hold of it is ``genolang.spec.validate.genotype_problems``, whose problems are
+    reported at the spans they point to."""
     start = len(rep.items)
     space = find_space(geno.space)
     if space is None:
         return None
     where = f"genotype '{geno.name.text}'"
     shapes = {c.name: c for c in space.cells}
-    seen: dict[str, A.GenoCell] = {}
-    cells: dict[str, CellGenotype] = {}
+    spans: dict[Where, Span | None] = {("genotype",): geno.name.span}
+    cells: list[CellGenotype] = []
+    seen: set[str] = set()
     for cell in geno.cells:
         cname = cell.name.text
         if cname not in shapes:
@@ -511,123 +517,44 @@ def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report) -> G
         if cname in seen:
             rep.error(cell.name.span, f"cell '{cname}' appears twice in {where}", "keep one of them")
             continue
-        seen[cname] = cell
-        checked = _check_geno_cell(cell, shapes[cname], space, rep)
-        if checked is not None:
-            cells[cname] = checked
-    missing = [name for name in shapes if name not in seen]
-    if missing:
-        rep.error(geno.name.span, f"{where} lacks cell{'s' if len(missing) > 1 else ''} "
-                  f"{', '.join(repr(m) for m in missing)} of space '{space.name}'",
-                  f"add a block for each: {' '.join(m + ' { ... }' for m in missing)}")
+        seen.add(cname)
+        cells.append(_genotype_cell(cell, shapes[cname], spans, rep))
     if rep.errors_since(start):
+        # the cells that did convert are still validated, so every problem of the file shows at once
+        partial = GenotypeSpec(geno.name.text, space, tuple(cells), rep.path)
+        problems = [p for p in genotype_problems(partial) if p.where != ("genotype",)]
+        report_problems(problems, spans.get, rep)
         return None
-    ordered = tuple(cells[c.name] for c in space.cells)
-    return GenotypeSpec(geno.name.text, space, ordered, rep.path)
+    spec = GenotypeSpec(geno.name.text, space, tuple(sorted(cells, key=lambda c: space.cell_names.index(c.name))),
+                        rep.path)
+    report_problems(genotype_problems(spec), spans.get, rep)
+    return None if rep.errors_since(start) else spec
 
 
-def _check_geno_cell(cell: A.GenoCell, shape: CellShape, space: SpaceSpec, rep: _Report) -> CellGenotype | None:
-    start = len(rep.items)
+def _genotype_cell(cell: A.GenoCell, shape: CellShape, spans: dict[Where, Span | None],
+                   rep: _Report) -> CellGenotype:
+    """One cell of a genotype tree as a model (with an empty output when the output
+    cannot be read: its span is then None, and its problems are not reported twice),
+    recording the span of every part under its ``Where`` path."""
     cname = cell.name.text
-    inputs = shape.input_names
-    defined: list[str] = []
-    defined_set: set[str] = set()  # ``defined`` as a set: membership tests stay O(1) in big cells
-    nodes: list[NodeSpec] = []
-    later = {n.name.text for n in cell.nodes}
-    read: set[str] = set()
-    for node in cell.nodes:
-        name = node.name.text
-        if name in inputs:
-            rep.error(node.name.span, f"'{name}' is an input of cell '{cname}' and cannot be redefined",
-                      f"name intermediate nodes differently, e.g. {', '.join(shape.node_names[:2])}")
-            continue
-        if name in defined_set:
-            rep.error(node.name.span, f"node '{name}' is defined twice in cell '{cname}'",
-                      "give every node its own name")
-            continue
-        if not shape.keeps_all and len(node.terms) != shape.keep:
-            if space.kind == "rnn":
-                rep.error(node.terms[min(1, len(node.terms) - 1)].span if len(node.terms) > 1 else node.span,
-                          f"recurrent node '{name}' has {len(node.terms)} inputs; a recurrent node reads "
-                          "exactly one earlier node", f"write '{name} = relu(n1)' with a single input")
-            else:
-                rep.error(node.name.span, f"node '{name}' has {len(node.terms)} input"
-                          f"{'s' if len(node.terms) != 1 else ''}; space '{space.name}' keeps {shape.keep} per node",
-                          f"write {shape.keep} terms joined by '+'")
-        edges: list[tuple[str, str]] = []
-        for term in node.terms:
-            op, src = term.op.text, term.input.text
-            ok = True
-            if op not in space.ops:
-                ok = False
-                if op in OPS:
-                    rep.error(term.op.span, f"op '{op}' is not in space '{space.name}'{did_you_mean(op, space.ops)}",
-                              f"the space's ops are: {', '.join(space.ops)}")
-                else:
-                    rep.error(term.op.span, f"unknown op '{op}'{did_you_mean(op, space.ops or op_names())}",
-                              f"the space's ops are: {', '.join(space.ops)}")
-            if src == name:
-                ok = False
-                rep.error(term.input.span, f"node '{name}' reads itself", "a node may read inputs and earlier nodes only")
-            elif src in later and src not in defined_set:
-                ok = False
-                rep.error(term.input.span, f"node '{name}' reads '{src}', which is defined later",
-                          "a cell is acyclic: a node may read inputs and earlier nodes only; reorder the nodes")
-            elif src not in inputs and src not in defined_set:
-                ok = False
-                known = [*inputs, *defined]
-                rep.error(term.input.span, f"undefined node '{src}'{did_you_mean(src, known)}",
-                          f"node '{name}' can read: {_list_names(known)}")
-            if ok:
-                edges.append((op, src))
-                read.add(src)
-        if shape.keeps_all:
-            _check_keep_all(node, [*inputs, *defined], space, rep)
-        defined.append(name)
-        defined_set.add(name)
-        nodes.append(NodeSpec(name, tuple(edges)))
-    if len(cell.nodes) != shape.nodes:
-        rep.error(cell.name.span, f"cell '{cname}' has {len(cell.nodes)} node{'s' if len(cell.nodes) != 1 else ''}; "
-                  f"space '{space.name}' declares {shape.nodes}",
-                  f"define exactly {shape.nodes} nodes ({_list_names(shape.node_names)})")
-    output = _check_output(cell, shape, defined, inputs, rep)
-    if rep.errors_since(start) or output is None:
-        return None
-    listed = set(output)
-    spans = {n.name.text: n.name.span for n in reversed(cell.nodes)}  # the first definition wins
-    for node in nodes:
-        if node.name not in read and node.name not in listed:
-            span = spans[node.name]
-            rep.warning(span, f"node '{node.name}' is never used: no node reads it and the output leaves it out",
-                        "list it in 'out' or remove it")
+    here: Where = ("cell", cname)
+    spans[here] = cell.name.span
+    nodes = []
+    for i, node in enumerate(cell.nodes):
+        at = (*here, "node", i)
+        spans[at] = node.name.span
+        spans[(*at, "body")] = node.span
+        for j, term in enumerate(node.terms):
+            spans[(*at, "term", j)] = term.span
+            spans[(*at, "term", j, "op")] = term.op.span
+            spans[(*at, "term", j, "input")] = term.input.span
+        nodes.append(NodeSpec(node.name.text, tuple((t.op.text, t.input.text) for t in node.terms)))
+    names = [n.name.text for n in cell.nodes if n.name.text not in shape.input_names]
+    output = _genotype_output(cell, shape, list(dict.fromkeys(names)), spans, rep)
+    if output is None:  # reported; the nodes are still validated (with no output to check)
+        spans[(*here, "output")] = None
+        return CellGenotype(shape, tuple(nodes), ())
     return CellGenotype(shape, tuple(nodes), output)
-
-
-def _check_keep_all(node: A.Node, earlier: list[str], space: SpaceSpec, rep: _Report) -> None:
-    """With ``keep = all`` a node reads every earlier node exactly once."""
-    name = node.name.text
-    seen: set[str] = set()
-    for term in node.terms:
-        src = term.input.text
-        if src in seen:
-            rep.error(term.input.span, f"node '{name}' reads '{src}' twice; space '{space.name}' keeps all edges, "
-                      "one from each earlier node", f"keep one term reading '{src}'")
-        seen.add(src)
-    missing = [n for n in earlier if n not in seen]
-    if missing:
-        if "none" in space.ops:
-            hint = "add '" + " + ".join(f"none({n})" for n in missing) + "' where there is no connection"
-        else:
-            hint = f"add a term reading each of {', '.join(missing)}"
-        rep.error(node.name.span, f"node '{name}' does not read {', '.join(repr(m) for m in missing)}; space "
-                  f"'{space.name}' keeps all edges, one from each earlier node", hint)
-
-
-def _list_names(names: "tuple[str, ...] | list[str]", most: int = 12) -> str:
-    """``a, b, c`` for a few names; the first and last ones around '...' for many."""
-    if len(names) <= most:
-        return ", ".join(names)
-    return ", ".join([*names[:most - 2], "...", names[-1]])
 
 
 def _output_names(names: list[str]) -> str:
@@ -635,8 +562,10 @@ def _output_names(names: list[str]) -> str:
     return ", ".join(names) if len(names) <= 12 else f"{names[0]}..{names[-1]}"
 
 
-def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs: tuple[str, ...],
-                  rep: _Report) -> tuple[str, ...] | None:
+def _genotype_output(cell: A.GenoCell, shape: CellShape, defined: list[str], spans: dict[Where, Span | None],
+                     rep: _Report) -> tuple[str, ...] | None:
+    """The output's node names with ranges expanded (``None`` after reporting what makes
+    the output unreadable: no output, another reducer, a range that cannot be expanded)."""
     cname = cell.name.text
     if cell.output is None:
         rep.error(cell.name.span, f"cell '{cname}' has no output",
@@ -645,6 +574,8 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
     for extra in cell.outputs[1:]:
         rep.error(extra.span, f"cell '{cname}' has more than one output", "keep one 'out = ...' line")
     out = cell.output
+    at: Where = ("cell", cname, "output")
+    spans[at] = out.span
     start = len(rep.items)
     if out.reducer.text != shape.reducer:
         rep.error(out.reducer.span, f"cell '{cname}' combines its nodes with '{shape.reducer}', not '{out.reducer.text}'",
@@ -652,8 +583,8 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
     names: list[str] = []
     position = {n: i for i, n in enumerate(defined)}
 
-    def one(ref: A.Name) -> bool:
-        if ref.text in inputs:
+    def endpoint(ref: A.Name) -> bool:
+        if ref.text in shape.input_names:
             rep.error(ref.span, f"output lists input '{ref.text}'", "the output combines intermediate nodes only")
             return False
         if ref.text not in position:
@@ -664,26 +595,29 @@ def _check_output(cell: A.GenoCell, shape: CellShape, defined: list[str], inputs
 
     for ref in out.refs:
         if isinstance(ref, A.Range):
-            if one(ref.start) and one(ref.end):
+            if endpoint(ref.start) and endpoint(ref.end):
                 i, j = position[ref.start.text], position[ref.end.text]
                 if i > j:
                     rep.error(ref.span, f"range '{ref.start.text}..{ref.end.text}' runs backwards",
                               f"write '{ref.end.text}..{ref.start.text}'")
-                else:
-                    names.extend(defined[i:j + 1])
-        elif one(ref):
+                for name in defined[i:j + 1]:
+                    spans[(*at, len(names))] = ref.span
+                    names.append(name)
+        else:
+            spans[(*at, len(names))] = ref.span
             names.append(ref.text)
-    if not out.refs:
-        rep.error(out.span, f"the output of cell '{cname}' lists no node", f"list nodes: {_list_names(defined)}")
-    dupes = sorted(n for n, count in Counter(names).items() if count > 1)
-    if dupes:
-        rep.error(out.span, f"output lists {', '.join(repr(d) for d in dupes)} more than once", "list each node once")
-    if shape.reducer == "last" and names and defined and names != [defined[-1]]:
-        rep.error(out.span, f"the output of cell '{cname}' is its last node, '{defined[-1]}'",
-                  f"write 'out = last({defined[-1]})'")
     if rep.errors_since(start):
         return None
     return tuple(names)
+
+
+def report_problems(problems: Iterable[Problem], span: Callable[[Where], Span | None], rep: _Report) -> None:
+    """Report model problems at the spans their paths map to; a problem of an output the
+    tree-to-model step already found unreadable (recorded with no span) is left out."""
+    for p in problems:
+        if len(p.where) >= 3 and p.where[2] == "output" and span(p.where[:3]) is None:
+            continue
+        (rep.error if p.is_error else rep.warning)(span(p.where), p.message, p.hint)
 
 
 # ---- files ------------------------------------------------------------------------

@@ -197,3 +197,15 @@ def resolve_position(position: Position, layers: int) -> int:
     if isinstance(position, Fraction):
         return (position.numerator * layers) // position.denominator
     return int(position)
+
+
+def without_paths(spec: "SpaceSpec | GenotypeSpec | NetworkSpec") -> "SpaceSpec | GenotypeSpec | NetworkSpec":
+    """The same spec with the files it came from forgotten (for comparing contents)."""
+    if isinstance(spec, GenotypeSpec):
+        return dataclasses.replace(spec, path="", space=dataclasses.replace(spec.space, path=""))
+    return dataclasses.replace(spec, path="")
+
+
+def same_content(a: "SpaceSpec | GenotypeSpec | NetworkSpec", b: "SpaceSpec | GenotypeSpec | NetworkSpec") -> bool:
+    """Whether two specs say the same thing, wherever each was read from."""
+    return without_paths(a) == without_paths(b)

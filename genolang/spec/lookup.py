@@ -6,24 +6,39 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Union
 
-from genolang.spec.check import check, load
 from genolang.errors import UsageError, did_you_mean
+from genolang.parse.parser import read_text
+from genolang.spec.check import check, load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
 from genolang.spec.resolve import Library
 
 Spec = Union[SpaceSpec, GenotypeSpec, NetworkSpec]
 
 
-def load_named(kind: str, name_or_path: str, relative_to: str | None = None) -> Spec:
-    """A checked space, genotype or network given either a spec file path or a name
-    resolved along the search path (the folder of ``relative_to``, GENOLANG_PATH, the
-    shipped library). A file must hold exactly one declaration of that kind."""
-    if name_or_path.endswith(".geno") or "/" in name_or_path or Path(name_or_path).is_file():
-        return load(name_or_path).single(kind)
+def is_path(name_or_path: str) -> bool:
+    """Whether a command-line argument names a file rather than a spec."""
+    return name_or_path.endswith(".geno") or "/" in name_or_path or Path(name_or_path).is_file()
+
+
+def load_named_source(kind: str, name_or_path: str, relative_to: str | None = None) -> tuple[Spec, str]:
+    """A checked space, genotype or network and the text of the file it is declared in,
+    given either a spec file path or a name resolved along the search path (the folder
+    of ``relative_to``, GENOLANG_PATH, the shipped library). A file must hold exactly
+    one declaration of that kind. The file is read once."""
+    if is_path(name_or_path):
+        text = read_text(name_or_path)
+        return load_text(text, name_or_path).single(kind), text
     library = Library.for_file(relative_to or str(Path.cwd() / "_.geno"))
     found = library.find(kind, name_or_path)
     if found is None:
         raise UsageError(f"no {kind} named '{name_or_path}'{did_you_mean(name_or_path, library.names(kind))}; "
                          f"give a .geno file or a name from 'genolang list {kind}s'")
     checked = check(found.file, found.source, Library.for_file(found.file.path)).raise_errors()
-    return getattr(checked, kind + "s")[name_or_path]  # type: ignore[no-any-return]
+    table: dict[str, Spec] = {"space": checked.spaces, "genotype": checked.genotypes,  # type: ignore[dict-item]
+                              "network": checked.networks}[kind]
+    return table[name_or_path], found.source
+
+
+def load_named(kind: str, name_or_path: str, relative_to: str | None = None) -> Spec:
+    """The checked spec of ``load_named_source``."""
+    return load_named_source(kind, name_or_path, relative_to)[0]

@@ -1,49 +1,62 @@
-"""Checked specs back to text: the syntax trees of a checked space and skeleton, and
-one self-contained spec text (space, genotype, skeleton) that checks on its own with no
-search path. Checkpoints store it; overrides are re-checked through it. Torch-free."""
+"""Checked specs back to syntax: the one place where model objects (``genolang.spec.
+checked``) become syntax trees (``genolang.parse.ast``) for the printer, and the one
+self-contained spec text (space, genotype, skeleton) that model checkpoints store.
+
+Nothing here parses text except ``read_bundle``, which reads a stored bundle back.
+Torch-free."""
 
 from __future__ import annotations
 
-from genolang.spec.check import load_text
-from genolang.errors import GenolangError, UsageError
-from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.errors import UsageError
 from genolang.parse import ast as A
-from genolang.parse.printer import format_spec
+from genolang.parse.printer import compose_file, format_decl
+from genolang.spec.check import load_text
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
 from genolang.spec.resolve import Library
+from genolang.spec.validate import CNN_FIELDS, RNN_FIELDS
 
 
-def _prop(key: str, *values: object) -> A.Prop:
-    return A.Prop(A.Name(key), tuple(A.Value(v) for v in values))  # type: ignore[arg-type]
+def _prop(key: str, *values: object, qualifier: str | None = None) -> A.Prop:
+    return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),  # type: ignore[arg-type]
+                  A.Name(qualifier) if qualifier else None)
 
 
-def space_tree(space: SpaceSpec) -> A.Space:
-    """The syntax tree of a checked space (every cell property written out)."""
+def space_tree(space: SpaceSpec, name: str | None = None, canonical: bool = False) -> A.Space:
+    """The syntax tree of a checked space, every cell property written out; ``name``
+    replaces its name. ``canonical`` (for hashing) also spells out an empty exclude list
+    and sorts the caps by op; otherwise the caps keep their order and ``exclude =
+    nothing`` is written only where it differs from the default."""
     cells = tuple(
         A.CellDecl(A.Name(c.name), (
-            _prop("inputs", c.inputs), _prop("nodes", c.nodes),
-            _prop("keep", "all" if getattr(c, "keeps_all", False) else c.keep),
+            _prop("inputs", c.inputs), _prop("nodes", c.nodes), _prop("keep", "all" if c.keeps_all else c.keep),
             _prop("output", c.reducer), _prop("stride", c.stride),
         ))
         for c in space.cells
     )
     rule = space.derive
-    # an empty exclude list must be spelt out when the space has 'none' (it is excluded by default)
-    dprops = ([_prop("exclude", *rule.exclude)] if rule.exclude else
-              [_prop("exclude", "nothing")] if "none" in space.ops else [])
+    if rule.exclude:
+        dprops = [_prop("exclude", *rule.exclude)]
+    else:  # an empty exclude list must be spelt out when the space has 'none' (excluded by default)
+        dprops = [_prop("exclude", "nothing")] if canonical or "none" in space.ops else []
     dprops.append(_prop("distinct", "true" if rule.distinct else "false"))
-    dprops.extend(A.Prop(A.Name("cap"), (A.Value(limit),), qualifier=A.Name(op)) for op, limit in rule.caps)
-    return A.Space(A.Name(space.name), (_prop("ops", *space.ops),), cells, A.Derive(tuple(dprops)))
+    caps = sorted(rule.caps) if canonical else list(rule.caps)
+    dprops += [_prop("cap", limit, qualifier=op) for op, limit in caps]
+    return A.Space(A.Name(name or space.name), (_prop("ops", *space.ops),), cells, A.Derive(tuple(dprops)))
 
 
-_CNN_FIELDS = ("stem_multiplier", "channels", "layers", "reduce_at", "auxiliary", "auxiliary_weight", "drop_path",
-               "label_smoothing", "input_size", "in_channels", "classes")
-_RNN_FIELDS = ("embedding", "hidden", "dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e", "tied", "vocab")
+def genotype_tree(geno: GenotypeSpec, name: str | None = None) -> A.Genotype:
+    """The syntax tree of a genotype (its space by name); ``name`` replaces its name."""
+    cells = [
+        (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
+        for c in geno.cells
+    ]
+    return A.make_genotype(name or geno.name, geno.space.name, cells)  # type: ignore[arg-type]
 
 
 def network_tree(network: NetworkSpec) -> A.Network:
     """The syntax tree of a checked skeleton, every field of its kind written out."""
     props = [_prop("stem", network.stem)]
-    for key in (_CNN_FIELDS if network.kind == "cnn" else _RNN_FIELDS):
+    for key in (CNN_FIELDS if network.kind == "cnn" else RNN_FIELDS):
         value = getattr(network, key)
         if key == "reduce_at":
             props.append(_prop(key, *value) if value else _prop(key, "none"))
@@ -54,11 +67,16 @@ def network_tree(network: NetworkSpec) -> A.Network:
     return A.Network(A.Name(network.name), tuple(props))
 
 
+def spec_text(*decls: A.Decl, header: list[str] | None = None) -> str:
+    """A spec file holding ``decls`` (built in code), each formatted once."""
+    return compose_file([format_decl(d) for d in decls], header or ())
+
+
 def spec_bundle(geno: GenotypeSpec, network: NetworkSpec) -> str:
     """One canonical spec text holding the space, the genotype and the skeleton."""
-    tree = A.SpecFile((space_tree(geno.space), A.genotype_tree(geno), network_tree(network)))
-    return format_spec(tree, header_comments=[f"genotype {geno.name} ({geno.path}) on network {network.name} "
-                                              f"({network.path}), as compiled by genolang"])
+    return spec_text(space_tree(geno.space), genotype_tree(geno), network_tree(network),
+                     header=[f"genotype {geno.name} ({geno.path}) on network {network.name} ({network.path}), "
+                             "as compiled by genolang"])
 
 
 def read_bundle(text: str, where: str = "<checkpoint>") -> tuple[GenotypeSpec, NetworkSpec]:
@@ -72,33 +90,16 @@ def read_bundle(text: str, where: str = "<checkpoint>") -> tuple[GenotypeSpec, N
 
 
 def same_specs(a: tuple[GenotypeSpec, NetworkSpec], b: tuple[GenotypeSpec, NetworkSpec]) -> bool:
-    """Whether two (genotype, skeleton) pairs compile to the same network (paths and
-    comments aside): their canonical bundles agree after the provenance line."""
-    def body(pair: tuple[GenotypeSpec, NetworkSpec]) -> str:
-        return spec_bundle(*pair).split("\n", 1)[1]
-
-    return body(a) == body(b)
+    """Whether two (genotype, skeleton) pairs compile to the same network: equal models,
+    where each came from aside."""
+    return same_content(a[0], b[0]) and same_content(a[1], b[1])
 
 
 def genotype_text(geno: GenotypeSpec) -> str:
     """The canonical text of one genotype (its space by name)."""
-    return format_spec(A.SpecFile((A.genotype_tree(geno),)))
+    return spec_text(genotype_tree(geno))
 
 
 def network_text(network: NetworkSpec) -> str:
     """The canonical text of one skeleton."""
-    return format_spec(A.SpecFile((network_tree(network),)))
-
-
-def read_network_text(text: str, where: str, path: str | None = None) -> NetworkSpec:
-    """Check a ``network_text``; its errors become one ``UsageError`` naming ``where``.
-    The result keeps ``path`` (the file the skeleton came from) when given."""
-    import dataclasses
-
-    try:
-        checked = load_text(text, where, Library([], []))
-    except GenolangError as err:
-        messages = "; ".join(d.message for d in getattr(err, "diagnostics", ())) or str(err)
-        raise UsageError(f"{where}: {messages}") from None
-    (network,) = checked.networks.values()
-    return dataclasses.replace(network, path=path) if path is not None else network
+    return spec_text(network_tree(network))

@@ -14,8 +14,9 @@ from genolang.data.registry import dataset_kind
 from genolang.data.text import batchify, load_corpus
 from genolang.errors import UsageError
 from genolang.run.runtime import pick_device
-from genolang.train.loop import evaluate, loader, shape_of, subset
-from genolang.train.rnn import evaluate_text, perplexity, vocab_digest
+from genolang.run.evaluate import evaluate_images, evaluate_text, perplexity
+from genolang.train.images import loader, shape_of, subset
+from genolang.train.text import vocab_digest
 
 
 def evaluate_checkpoint(path: str | os.PathLike[str], dataset: str, *, data_dir: str | None = None,
@@ -51,5 +52,5 @@ def evaluate_checkpoint(path: str | os.PathLike[str], dataset: str, *, data_dir:
         raise UsageError(f"{where}, but {dataset} has {have.describe()}; evaluate it on data of that shape "
                          "or compile the genotype for this data set")
     test_set = images.dataset("test", indices=subset(len(images.test_y), limit))
-    result = evaluate(model.to(dev), loader(test_set, batch_size or 256, None, 0, dev), dev)
+    result = evaluate_images(model.to(dev), loader(test_set, batch_size or 256, None, 0, dev), dev)
     return {**base, "test_loss": result["loss"], "test_acc": result["acc"], "test_images": result["n"]}

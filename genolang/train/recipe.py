@@ -21,6 +21,7 @@ from typing import Any, Union
 
 from genolang.data.registry import dataset_kind
 from genolang.errors import UsageError
+from genolang.run.state import differences
 from genolang.spec.checked import NetworkSpec
 
 SCHEDULES = ("cosine", "step", "constant")
@@ -189,5 +190,4 @@ def default_recipe(dataset: str, network: NetworkSpec) -> Recipe:
 
 def recipe_diff(a: Recipe, b: Recipe) -> list[str]:
     """Fields whose values differ, as ``name: a -> b``."""
-    da, db = a.to_dict(), b.to_dict()
-    return [f"{k}: {da.get(k)!r} -> {db.get(k)!r}" for k in sorted(set(da) | set(db)) if da.get(k) != db.get(k)]
+    return differences(a.to_dict(), b.to_dict())

@@ -28,8 +28,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from genolang.spec.checked import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
-from genolang.parse import ast as A
-from genolang.parse.printer import format_spec
+from genolang.spec.syntax import space_tree, spec_text
 
 HASH_VERSION = 1
 SHORT = 16  # hex digits shown by default
@@ -176,30 +175,10 @@ def equivalent(a: GenotypeSpec, b: GenotypeSpec) -> bool:
     return genotype_hash(a) == genotype_hash(b)
 
 
-def space_tree(space: SpaceSpec, name: str | None = None) -> A.Space:
-    """A space's syntax tree with every setting spelt out (defaults included), caps
-    sorted by op; ``name`` replaces the space's name."""
-    def prop(key: str, *values: object, qualifier: str | None = None) -> A.Prop:
-        return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),  # type: ignore[arg-type]
-                      A.Name(qualifier) if qualifier else None)
-
-    cells = tuple(
-        A.CellDecl(A.Name(c.name), (
-            prop("inputs", c.inputs), prop("nodes", c.nodes), prop("keep", "all" if c.keeps_all else c.keep),
-            prop("output", c.reducer), prop("stride", c.stride),
-        ))
-        for c in space.cells
-    )
-    d = space.derive
-    derive_props = [prop("exclude", *(d.exclude or ("nothing",))), prop("distinct", "true" if d.distinct else "false")]
-    derive_props += [prop("cap", limit, qualifier=op) for op, limit in sorted(d.caps)]
-    return A.Space(A.Name(name or space.name), (prop("ops", *space.ops),), cells, A.Derive(tuple(derive_props)))
-
-
 def space_text(space: SpaceSpec) -> str:
     """The canonical text of a space without its name (written ``_``) and comments:
     op order is kept (it is the column order of the supernet's alphas)."""
-    return format_spec(A.SpecFile((space_tree(space, "_"),)))
+    return spec_text(space_tree(space, "_", canonical=True))
 
 
 def space_hash(space: SpaceSpec) -> str:

@@ -18,7 +18,6 @@ float16 with a gradient scaler); ``recipe.channels_last`` keeps activations NHWC
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,19 +27,22 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from genolang.run import dist
-from genolang.nets.checkpoint import save_model
-from genolang.nets.compile import DataShape, build, check_pair
-from genolang.nets.fixed import FixedCNN
-from genolang.nets.count import count_params
 from genolang.data.images import ImageData, load_images
 from genolang.errors import UsageError
-from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.nets.checkpoint import save_model
+from genolang.nets.compile import DataShape, build, check_pair
+from genolang.nets.count import count_params
+from genolang.nets.fixed import FixedCNN
+from genolang.run import dist
+from genolang.run.diverged import check_finite
+from genolang.run.evaluate import evaluate_images
 from genolang.run.folder import RunDir
+from genolang.run.progress import Progress, ProgressFn, emit
 from genolang.run.runtime import seed_everything
-from genolang.train.events import Callback, Progress, emit
+from genolang.run.state import restore_rng
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
 from genolang.train.recipe import ImageRecipe
-from genolang.train.state import MODEL, RESULT, TrainingDiverged, restore_rng, save_training, start_run
+from genolang.train.state import MODEL, RESULT, save_training, start_run
 
 SUBSET_SEED = 0  # --limit-train/--limit-test take the same images whatever the run's seed
 
@@ -94,32 +96,16 @@ def autocast_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16
 
 
-def evaluate(model: nn.Module, data: DataLoader, device: torch.device,  # type: ignore[type-arg]
-             world: dist.World = dist.SINGLE) -> dict[str, float]:
-    """Mean cross-entropy and accuracy of ``model`` (eval mode) over ``data`` (this
-    rank's share of it; the sums are reduced across ranks)."""
-    model.eval()
-    total_loss, correct, count = 0.0, 0, 0
-    with torch.no_grad():
-        for x, y in data:
-            x, y = x.to(device), y.to(device)
-            logits = model(x)
-            total_loss += float(nn.functional.cross_entropy(logits, y, reduction="sum"))
-            correct += int((logits.argmax(1) == y).sum())
-            count += int(y.numel())
-    total_loss, correct, count = dist.reduce_sums([total_loss, correct, count], world, device)
-    return {"loss": total_loss / max(count, 1), "acc": correct / max(count, 1), "n": int(count)}
-
-
 def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, run_dir: str | Path, *,
                  data: ImageData | None = None, data_dir: str | None = None, download: bool = False,
-                 device: str = "cpu", workers: int = 0, resume: bool = False,
-                 callbacks: Sequence[Callback] = ()) -> TrainResult:
+                 device: str | torch.device = "cpu", world: dist.World | None = None, workers: int = 0,
+                 resume: bool = False, callbacks: Sequence[ProgressFn] = ()) -> TrainResult:
     """Train ``geno`` on ``network`` with ``recipe`` in ``run_dir``; ``data`` (already
-    loaded) or the data set ``recipe.dataset`` from ``data_dir``."""
+    loaded) or the data set ``recipe.dataset`` from ``data_dir``. Without ``world`` the
+    process group (under torchrun) is joined here and ``device`` is a name."""
     check_pair(geno, network)
     run = RunDir(run_dir)
-    world, dev = dist.join(device)
+    world, dev = dist.join(str(device)) if world is None else (world, torch.device(device))
     callbacks = callbacks if world.is_main else ()
     if data is None:
         data = load_images(recipe.dataset, data_dir, download)
@@ -156,13 +142,12 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
         model.load_state_dict(state["state_dict"])
         optimizer.load_state_dict(state["train"]["optimizer"])
         start = int(state["train"]["epoch"])
-        restore_rng(state, str(run.checkpoint), world)
+        restore_rng(state["train"], str(run.checkpoint), world)
         if world.is_main:
             run.truncate_jsonl("metrics.jsonl", start)
     if world.distributed and state is None:
         torch.manual_seed(recipe.seed + 7919 * world.rank)  # each rank its own augmentation, drop-path draws
-    emit(callbacks, Progress("start", start, recipe.epochs,
-                             message=f"resuming after epoch {start}" if state is not None else "fresh run"))
+    emit(callbacks, Progress("start", start, recipe.epochs, message="" if state is not None else "fresh run"))
 
     extra = {"dataset": recipe.dataset}
     for epoch in range(start, recipe.epochs):
@@ -197,12 +182,12 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
                                      (logits.argmax(1) == y).sum().double(), sums.new_tensor(y.numel())])
             if step % sync_every == 0 or step == steps:
                 total_loss, correct, count = (float(v) for v in sums)
-                if not math.isfinite(float(loss.detach())) or not math.isfinite(total_loss):
-                    raise TrainingDiverged.at(float(loss.detach()), f"by epoch {epoch + 1}, step {step}", epoch, run)
+                check_finite(loss.detach(), "training loss", epoch + 1, step, run)
+                check_finite(total_loss, "training loss", epoch + 1, step, run)
                 emit(callbacks, Progress("step", epoch + 1, recipe.epochs, step, steps,
                                          {"loss": float(loss_main.detach()), "acc": correct / count}))
         total_loss, correct, count = (float(v) for v in sums)
-        test = evaluate(model, test_loader, dev, world)
+        test = evaluate_images(model, test_loader, dev, world)
         total_loss, correct, count = dist.reduce_sums([total_loss, correct, count], world, dev)
         record = {
             "epoch": epoch + 1, "train_loss": total_loss / count, "train_acc": correct / count,

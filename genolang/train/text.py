@@ -22,7 +22,6 @@ every rank alike; only rank 0 writes files."""
 from __future__ import annotations
 
 import hashlib
-import math
 import random
 import time
 from pathlib import Path
@@ -31,43 +30,28 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from genolang.run import dist
+from genolang.data.text import Corpus, batchify, get_batch, load_corpus
+from genolang.errors import UsageError
 from genolang.nets.checkpoint import load_model, save_model
 from genolang.nets.compile import DataShape, build, check_pair
 from genolang.nets.count import count_params
 from genolang.nets.rnn import RNNModel
-from genolang.data.text import Corpus, batchify, get_batch, load_corpus
-from genolang.errors import UsageError
-from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.run import dist
+from genolang.run.diverged import check_finite
+from genolang.run.evaluate import evaluate_text, perplexity
 from genolang.run.folder import RunDir
+from genolang.run.progress import Progress, ProgressFn, emit
 from genolang.run.runtime import seed_everything
-from genolang.train.events import Callback, Progress, emit
-from genolang.train.loop import TrainResult
+from genolang.run.state import restore_rng
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.train.images import TrainResult
 from genolang.train.recipe import TextRecipe
-from genolang.train.state import MODEL, RESULT, TrainingDiverged, restore_rng, save_training, start_run
+from genolang.train.state import MODEL, RESULT, save_training, start_run
 
 
 def vocab_digest(corpus: Corpus) -> str:
     """A fingerprint of the vocabulary (word ids must mean the same words)."""
     return hashlib.sha256("\n".join(corpus.vocab).encode("utf-8")).hexdigest()[:16]
-
-
-def perplexity(loss: float) -> float:
-    return math.exp(loss) if loss < 700 else float("inf")
-
-
-def evaluate_text(model: RNNModel, data: torch.Tensor, bptt: int) -> float:
-    """Mean negative log-likelihood per token of ``data`` (T, B), in eval mode."""
-    model.eval()
-    hidden = model.init_hidden(data.size(1))
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, data.size(0) - 1, bptt):
-            x, y = get_batch(data, i, bptt)
-            log_prob, hidden = model(x, hidden)
-            total += float(nn.functional.nll_loss(log_prob.view(-1, model.ntokens), y, reduction="sum"))
-            count += int(y.numel())
-    return total / max(count, 1)
 
 
 def _seq_len(recipe: TextRecipe) -> int:
@@ -100,12 +84,14 @@ def _averaged(model: nn.Module, optimizer: torch.optim.Optimizer) -> dict[nn.Par
 
 
 def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run_dir: str | Path, *,
-               corpus: Corpus | None = None, data_dir: str | None = None, device: str = "cpu",
-               resume: bool = False, callbacks: Sequence[Callback] = ()) -> TrainResult:
-    """Train a recurrent ``geno`` on ``network`` with ``recipe`` in ``run_dir``."""
+               corpus: Corpus | None = None, data_dir: str | None = None, device: str | torch.device = "cpu",
+               world: dist.World | None = None, resume: bool = False,
+               callbacks: Sequence[ProgressFn] = ()) -> TrainResult:
+    """Train a recurrent ``geno`` on ``network`` with ``recipe`` in ``run_dir``. Without
+    ``world`` the process group (under torchrun) is joined here and ``device`` is a name."""
     check_pair(geno, network)
     run = RunDir(run_dir)
-    world, dev = dist.join(device)
+    world, dev = dist.join(str(device)) if world is None else (world, torch.device(device))
     callbacks = callbacks if world.is_main else ()
     if corpus is None:
         corpus = load_corpus(recipe.dataset, data_dir)
@@ -132,13 +118,12 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
             optimizer = _asgd(model, recipe)
         optimizer.load_state_dict(state["train"]["optimizer"])
         start = int(state["train"]["epoch"])
-        restore_rng(state, str(run.checkpoint), world)
+        restore_rng(state["train"], str(run.checkpoint), world)
         if world.is_main:
             run.truncate_jsonl("metrics.jsonl", start)
     elif world.distributed:
         torch.manual_seed(recipe.seed + 7919 * world.rank)  # each rank its own dropout masks
-    emit(callbacks, Progress("start", start, recipe.epochs,
-                             message=f"resuming after epoch {start}" if state is not None else "fresh run"))
+    emit(callbacks, Progress("start", start, recipe.epochs, message="" if state is not None else "fresh run"))
 
     best_path = run.path / MODEL
     for epoch in range(start, recipe.epochs):
@@ -166,9 +151,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
                 loss = loss + recipe.beta * (raw[1:] - raw[:-1]).pow(2).mean()
             synced = (step + 1) % sync_every == 0
             if synced:  # on CUDA only every few batches: reading a value waits for the device
-                objective = float(loss.detach())
-                if not math.isfinite(objective):
-                    raise TrainingDiverged.at(objective, f"by epoch {epoch + 1}, batch {step + 1}", epoch, run)
+                check_finite(loss.detach(), "training loss", epoch + 1, step + 1, run)
             loss.backward()
             if recipe.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
@@ -183,8 +166,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
                 emit(callbacks, Progress("step", epoch + 1, recipe.epochs, min(step, steps), steps,
                                          {"loss": value, "ppl": perplexity(value)}))
         total = float(loss_sum)
-        if not math.isfinite(total):
-            raise TrainingDiverged.at(total, f"in epoch {epoch + 1}", epoch, run)
+        check_finite(total, "training loss", epoch + 1, 0, run)
         if loop["asgd"]:
             current = _averaged(model, optimizer)
             val_loss = evaluate_text(model, val_data, recipe.bptt)

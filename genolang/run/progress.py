@@ -1,6 +1,5 @@
-"""How a training run reports progress without printing: a callback receives
-``Progress`` events (the CLI turns them into a progress bar and lines; a TensorBoard
-logger turns epoch ends into scalars)."""
+"""How a run reports without printing: callbacks receive ``Progress`` events; the CLI
+turns them into a progress bar and lines, a TensorBoard logger into scalars."""
 
 from __future__ import annotations
 
@@ -11,10 +10,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 @dataclass(frozen=True)
 class Progress:
-    """One event of a run. ``kind`` is ``start`` (``message`` says fresh or resumed),
-    ``epoch_start``, ``step``, ``epoch_end`` (``metrics`` holds the epoch's record),
-    ``note`` (e.g. the switch to ASGD) or ``done`` (``metrics`` holds the result).
-    Epochs are 1-based."""
+    """One event of a search or training run. ``kind`` is ``start`` (``epoch``: the
+    epochs already done; ``steps``: steps per epoch; ``message`` what runs), then per
+    epoch ``epoch_start``, ``step`` (running ``metrics``), ``epoch_end`` (``metrics``:
+    the epoch's record), ``note`` (e.g. the switch to ASGD) and at last ``done``
+    (``metrics``: the result; ``message``: where it was written). Epochs are 1-based.
+    A search's events carry ``changes``: per cell, how many terms of the genotype its
+    alphas derive changed since the last epoch."""
 
     kind: str
     epoch: int = 0
@@ -22,13 +24,14 @@ class Progress:
     step: int = 0
     steps: int = 0
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    changes: Mapping[str, int] = field(default_factory=dict)
     message: str = ""
 
 
-Callback = Callable[[Progress], None]
+ProgressFn = Callable[[Progress], None]
 
 
-def emit(callbacks: Sequence[Callback], event: Progress) -> None:
+def emit(callbacks: Sequence[ProgressFn], event: Progress) -> None:
     for cb in callbacks:
         cb(event)
 
@@ -41,7 +44,7 @@ class TensorBoardLog:
         self.writer = writer
 
     @classmethod
-    def create(cls, folder: str | Path, purge_step: int | None = None) -> "TensorBoardLog | None":
+    def create(cls, folder: str | Path, purge_step: int | None = None) -> TensorBoardLog | None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except Exception:  # noqa: BLE001 - tensorboard missing or broken: skip quietly

@@ -1,0 +1,200 @@
+"""A search's recipe: what a user asks for (``SearchConfig``, unset fields meaning
+"the default"), every setting that decides the numbers (``Recipe``, all concrete; a
+resumed search must have the same), and the defaults per data set (DESIGN.md section 4:
+the DARTS paper's CNN and recurrent recipes, and a digits recipe sized for minutes on
+two CPU cores)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping
+
+from genolang.errors import UsageError
+
+if TYPE_CHECKING:
+    from genolang.nets.supernet import SupernetOptions
+
+# Per data set: what the command line does not say. 'digits' is sized for a real search
+# in a few minutes on 2 CPU cores: 8 epochs of 12 steps (DARTS on CIFAR-10 takes ~20,000
+# alpha steps, this ~100), so its alpha learning rate is 10x the paper's 3e-4 for the
+# alphas to move visibly; and one intra-op thread (its tensors are tiny: a second thread
+# gains little, and costs 10x when another process holds a core).
+DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "digits": {"network": "small_search", "epochs": 8, "batch_size": 64, "order": 1, "arch_lr": 3e-3,
+               "threads": 1},
+    "fashion-mnist": {"network": "small_search", "epochs": 10, "batch_size": 64, "order": 1, "threads": 1},
+    "cifar10": {"network": "cifar_search", "epochs": 50, "batch_size": 64, "order": 1},
+    "ptb": {"network": "ptb_search", "epochs": 50, "batch_size": 256, "order": 1},
+}
+DEFAULT_DATASET = {"cnn": "digits", "rnn": "ptb"}
+
+
+EVAL_BATCH = 256  # images per evaluation batch (eval mode: the batch size does not change the numbers)
+
+
+# ---- configuration -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """What a user asks for; ``None`` means "the recipe's default" (or, when resuming,
+    "what the checkpoint's run used")."""
+
+    space: str
+    network: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    order: int | None = None
+    seed: int | None = None
+    lr: float | None = None
+    lr_min: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    arch_lr: float | None = None
+    arch_weight_decay: float | None = None
+    train_portion: float | None = None
+    bptt: int | None = None
+    limit: int | None = None
+    augment: bool | None = None
+    sync_bn: bool | None = None
+    device: str = "auto"
+    threads: int | None = None  # torch intra-op threads; None: the data set's default
+    # how the CNN supernet is compiled (passes, memory format); changes speed and memory,
+    # not results, so a resumed run may use other options. None: the default passes.
+    supernet: SupernetOptions | None = None
+
+
+def default_threads(config: SearchConfig, dataset: str) -> int | None:
+    """The intra-op thread count a search uses (None: leave torch's setting)."""
+    if config.threads is not None:
+        return config.threads
+    return DATASET_DEFAULTS.get(dataset, {}).get("threads")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Every setting that decides the numbers of a search (all concrete). Resuming
+    requires the same recipe."""
+
+    kind: str
+    dataset: str
+    data_dir: str | None
+    network: str
+    epochs: int
+    batch_size: int
+    order: int
+    seed: int
+    lr: float
+    lr_min: float
+    momentum: float
+    weight_decay: float
+    grad_clip: float
+    arch_lr: float
+    arch_betas: tuple[float, float]
+    arch_weight_decay: float
+    train_portion: float
+    limit: int | None
+    bptt: int = 35
+    augment: bool = True  # random crop / flip of both halves' images, as the original
+    sync_bn: bool = True  # under torchrun: batch norm over the global batch (else per process)
+    eval_batch_size: int = 10
+    tar: float = 1e-3  # temporal activation regularisation (recurrent search)
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["arch_betas"] = list(self.arch_betas)
+        return d
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> "Recipe":
+        names = {f.name for f in dataclasses.fields(Recipe)}
+        kwargs = {k: v for k, v in d.items() if k in names}
+        kwargs["arch_betas"] = tuple(float(b) for b in kwargs.get("arch_betas", (0.5, 0.999)))
+        return Recipe(**kwargs)
+
+
+def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None) -> Recipe:
+    """Fill the unset fields of ``config``: from ``saved`` when resuming, else from the
+    DARTS recipe for ``kind`` and the data set's defaults."""
+    if saved is not None:
+        given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
+                 if f.name in {r.name for r in dataclasses.fields(Recipe)} and getattr(config, f.name) is not None}
+        if "network" in given:
+            given["network"] = _absolute_if_path(given["network"])
+        if "data_dir" in given:
+            given["data_dir"] = _absolute(given["data_dir"])
+        return dataclasses.replace(saved, **given)
+    dataset = config.dataset or DEFAULT_DATASET[kind]
+    from genolang.data.registry import dataset_kind
+
+    data_kind = dataset_kind(dataset)
+    if (data_kind == "text") != (kind == "rnn"):
+        want = "a text data set (--dataset ptb)" if kind == "rnn" else "an image data set (digits, fashion-mnist, cifar10)"
+        raise UsageError(f"--dataset {dataset} is {data_kind} data, but a {'recurrent' if kind == 'rnn' else 'CNN'} "
+                         f"space needs {want}")
+    defaults = DATASET_DEFAULTS[dataset]
+
+    def pick(name: str, default: Any) -> Any:
+        value = getattr(config, name)
+        return default if value is None else value
+
+    if kind == "cnn":
+        base: dict[str, Any] = dict(lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
+                                    arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3)
+    else:
+        # a constant learning rate (no schedule: lr_min is unused), no momentum
+        base = dict(lr=20.0, lr_min=0.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
+                    arch_lr=3e-3, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3)
+    recipe = Recipe(
+        kind=kind, dataset=dataset, data_dir=_absolute(config.data_dir),
+        network=_absolute_if_path(pick("network", defaults["network"])),
+        epochs=pick("epochs", defaults["epochs"]), batch_size=pick("batch_size", defaults["batch_size"]),
+        order=pick("order", defaults["order"]), seed=pick("seed", 0),
+        lr=pick("lr", base["lr"]), lr_min=pick("lr_min", base["lr_min"]),
+        momentum=pick("momentum", base["momentum"]), weight_decay=pick("weight_decay", base["weight_decay"]),
+        grad_clip=pick("grad_clip", base["grad_clip"]),
+        arch_lr=pick("arch_lr", defaults.get("arch_lr", base["arch_lr"])),
+        arch_betas=base["arch_betas"], arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),
+        train_portion=pick("train_portion", 0.5), limit=config.limit, bptt=pick("bptt", 35),
+        augment=pick("augment", True), sync_bn=pick("sync_bn", True),
+    )
+    validate_recipe(recipe)
+    return recipe
+
+
+def _absolute(path: str | None) -> str | None:
+    return None if path is None else str(Path(path).resolve())
+
+
+def _absolute_if_path(name_or_path: str) -> str:
+    """A skeleton given as a file is recorded by its absolute path (so a resumed run
+    finds it from any folder); a name stays a name."""
+    if name_or_path.endswith(".geno") or "/" in name_or_path or Path(name_or_path).is_file():
+        return str(Path(name_or_path).resolve())
+    return name_or_path
+
+
+def validate_recipe(r: Recipe) -> None:
+    """Clear errors for settings that cannot work."""
+    problems = []
+    if r.epochs < 1:
+        problems.append(f"--epochs must be at least 1, not {r.epochs}")
+    if r.batch_size < 2:
+        problems.append(f"--batch-size must be at least 2 (batch norm needs 2 samples), not {r.batch_size}")
+    if r.order not in (1, 2):
+        problems.append(f"--order must be 1 or 2, not {r.order}")
+    if not 0.0 < r.train_portion < 1.0:
+        problems.append(f"the train portion must be between 0 and 1, not {r.train_portion}")
+    if r.limit is not None and r.limit < 1:
+        problems.append(f"--limit must be at least 1, not {r.limit}")
+    if r.bptt < 2:
+        problems.append(f"--bptt must be at least 2, not {r.bptt}")
+    for name in ("lr", "arch_lr"):
+        if not getattr(r, name) > 0:
+            problems.append(f"--{name.replace('_', '-')} must be positive, not {getattr(r, name)}")
+    if problems:
+        raise UsageError("; ".join(problems))

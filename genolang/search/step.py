@@ -1,0 +1,52 @@
+"""One DARTS iteration, as ``genolang search`` runs it and ``genolang bench
+search-step`` times it: an architecture step on a batch of the alpha half (with a batch
+of the weight half for second order), then a weight step on that training batch."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from genolang.run import dist
+from genolang.search.architect import Architect
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def weight_step(loss: torch.Tensor, weights: list[nn.Parameter], optimizer: torch.optim.Optimizer, clip: float,
+                world: dist.World = dist.SINGLE) -> None:
+    """Gradients for the weights only (alphas get none), averaged across ranks, the
+    gradient norm clipped at ``clip``, one step of ``optimizer``."""
+    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    for p, g in zip(weights, grads):
+        p.grad = g
+    dist.all_reduce_grads_(weights, world)
+    torch.nn.utils.clip_grad_norm_(weights, clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
+def image_iteration(model: nn.Module, architect: Architect, weight_optimizer: torch.optim.Optimizer,
+                    weights: list[nn.Parameter], train: Batch, valid: Batch, lr: float, clip: float,
+                    world: dist.World = dist.SINGLE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One iteration on image batches: the architecture step (first order on ``valid``;
+    second order also unrolls a weight step on ``train`` at learning rate ``lr``), then
+    the weight step on ``train``. Returns the training loss, its logits and the norm of
+    the alpha gradient (device tensors: reading them waits for the device)."""
+    x, y = train
+    xv, yv = valid
+
+    def valid_loss(call: Callable[..., Any]) -> torch.Tensor:
+        return F.cross_entropy(call(xv), yv)
+
+    def train_loss(call: Callable[..., Any]) -> torch.Tensor:
+        return F.cross_entropy(call(x), y)
+
+    norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
+    logits = model(x)
+    loss = F.cross_entropy(logits, y)
+    weight_step(loss, weights, weight_optimizer, clip, world)
+    return loss, logits, norm

@@ -1,0 +1,118 @@
+"""The text driver of a search (DARTS's recurrent recipe on Penn Treebank, the
+original ``rnn/train_search.py``).
+
+The training stream trains the weights and the *validation* stream (in batches of the
+same size) the alphas, as the original's ``search_data``; sequence length 35 (17 with
+probability 0.05, the learning rate scaled by its length), SGD lr 20 without momentum,
+weight decay 5e-7, clip 0.25, temporal activation regularisation 1e-3; alphas by Adam
+lr 3e-3, betas (0.9, 0.999), weight decay 1e-3; an epoch's validation perplexity is
+measured on the validation stream in batches of 10.
+
+Under torchrun each rank takes its own columns of the token streams."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from genolang.data.text import batchify, get_batch, load_corpus
+from genolang.nets.supernet_rnn import build_rnn_supernet
+from genolang.run import dist
+from genolang.run.diverged import check_finite
+from genolang.run.evaluate import evaluate_text, perplexity
+from genolang.run.progress import Progress
+from genolang.run.runtime import seed_everything
+from genolang.search.images import distribute
+from genolang.search.state import SearchResult, SearchRun
+from genolang.search.step import weight_step
+
+
+def search_text(s: SearchRun, out: Path | None) -> SearchResult:
+    r = s.recipe
+    corpus = load_corpus(r.dataset, r.data_dir)
+    seed_everything(r.seed)
+    model = build_rnn_supernet(s.space, s.network, corpus.ntokens).to(s.device)
+    s.method.prepare(model)
+    distribute(model, s)
+    world = s.world
+    # with W ranks, the streams are cut into W x batch columns and rank r takes its own
+    cols = slice(world.rank * r.batch_size, (world.rank + 1) * r.batch_size)
+    train_data = batchify(corpus.train, r.batch_size * world.size)[:, cols].contiguous().to(s.device)
+    search_data = batchify(corpus.valid, r.batch_size * world.size)[:, cols].contiguous().to(s.device)
+    val_data = batchify(corpus.valid, r.eval_batch_size).to(s.device)
+    weights = model.weight_parameters()
+    weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+    architect = s.method.architect(model, weight_opt, r, world)
+    start = s.restore(model, weight_opt, architect, None, None)
+    ntok = corpus.ntokens
+
+    metrics: dict[str, Any] = dict(s.run.metrics()[-1]) if start else {}
+    steps = max(1, (train_data.size(0) - 2) // r.bptt)
+    steps = min(steps, r.limit) if r.limit else steps
+    s.start(model, start, steps)
+    for epoch in range(start + 1, r.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        s.progress(Progress("epoch_start", epoch, r.epochs, 0, steps))
+        hidden = model.init_hidden(r.batch_size)
+        hidden_valid = [model.init_hidden(r.batch_size)]
+        loss_sum = torch.zeros((), dtype=torch.float64, device=s.device)
+        total_tokens = 0.0
+        i = step = 0
+        while i < train_data.size(0) - 1 - 1 and not (r.limit and step >= r.limit):
+            step += 1
+            bptt = r.bptt if random.random() < 0.95 else r.bptt / 2.0
+            seq_len = int(bptt)
+            base_lr = weight_opt.param_groups[0]["lr"]
+            weight_opt.param_groups[0]["lr"] = base_lr * seq_len / r.bptt
+            xv, yv = get_batch(search_data, i % (search_data.size(0) - 1), r.bptt)
+            x, y = get_batch(train_data, i, seq_len)
+            hidden = hidden.detach()
+            hv0 = hidden_valid[0].detach()
+            h0 = hidden
+
+            def valid_obj(call: Callable[..., Any]) -> torch.Tensor:
+                log_prob, h_next = call(xv, hv0)
+                hidden_valid[0] = h_next
+                return F.nll_loss(log_prob.view(-1, ntok), yv)
+
+            def train_obj(call: Callable[..., Any]) -> torch.Tensor:
+                log_prob, _ = call(x, h0)
+                return F.nll_loss(log_prob.view(-1, ntok), y)
+
+            norm = architect.step(valid_obj, train_obj if r.order == 2 else None,
+                                  weight_opt.param_groups[0]["lr"])
+            hidden_valid[0] = hidden_valid[0].detach()
+            log_prob, hidden, raw, _ = model(x, hidden, return_h=True)
+            raw_loss = F.nll_loss(log_prob.view(-1, ntok), y)
+            synced = step % s.sync_every == 0
+            if synced:  # on CUDA, only every few steps: each check waits for the device
+                check_finite(norm, "architecture gradient", epoch, step, s.run, "lower --lr/--arch-lr")
+                check_finite(raw_loss, "training loss", epoch, step, s.run, "lower --lr/--arch-lr")
+            loss = raw_loss + r.tar * (raw[1:] - raw[:-1]).pow(2).mean()
+            weight_step(loss, weights, weight_opt, r.grad_clip, world)
+            weight_opt.param_groups[0]["lr"] = base_lr
+            loss_sum += raw_loss.detach().double() * len(y)
+            total_tokens += len(y)
+            i += seq_len
+            if synced and world.is_main:
+                avg = float(loss_sum) / total_tokens
+                s.progress(Progress("step", epoch, r.epochs, step, steps, {"loss": avg, "ppl": perplexity(avg)},
+                                    s.changes(model)))
+        total_loss = float(loss_sum)
+        check_finite(loss_sum, "training loss", epoch, step, s.run, "lower --lr/--arch-lr")
+        valid_loss = evaluate_text(model, val_data, r.bptt, r.limit)
+        total_loss, total_tokens = dist.reduce_sums([total_loss, total_tokens], world, s.device)
+        train_loss = total_loss / max(total_tokens, 1)
+        metrics = {"epoch": epoch, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
+                   "valid_loss": valid_loss, "valid_ppl": perplexity(valid_loss),
+                   "lr": float(weight_opt.param_groups[0]["lr"]), "seconds": round(time.perf_counter() - t0, 3)}
+        changes = s.log_epoch(epoch, model, metrics)
+        s.save(epoch, model, weight_opt, architect, None, None)
+        s.progress(Progress("epoch_end", epoch, r.epochs, step, steps, metrics, changes))
+    return s.finish(out, model, metrics)
