@@ -99,10 +99,3 @@ def main() -> None:
     Write a space or a genotype as a .geno file, check and format it, search a space
     for a genotype, and compile a genotype into a PyTorch network."""
 
-
-def run() -> None:  # pragma: no cover - console entry for python -m
-    main(prog_name="genolang")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(run())

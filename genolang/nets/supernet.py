@@ -62,7 +62,7 @@ def build_search_op(name: str, channels: int, stride: int) -> nn.Module:
     """The supernet version of op ``name``: non-affine BN, pools followed by a
     non-affine BN (``PoolBN``)."""
     op = build_cnn_op(name, channels, stride, affine=False)
-    if OPS[name].family == "pool":
+    if OPS[name].search_bn:
         return PoolBN(op, channels)
     return op
 

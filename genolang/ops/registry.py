@@ -1,5 +1,6 @@
 """The op registry: op name -> builder of its torch module, filled by a decorator.
-Every CNN name of ``genolang.spec.opnames`` has a builder here (a test keeps them in step);
+Every CNN name of ``genolang.spec.opnames`` has a builder here (tests/test_op_facts.py
+checks the two agree, fact by fact);
 ``build_cnn_op`` turns an unknown name into a clear error, never a KeyError."""
 
 from __future__ import annotations

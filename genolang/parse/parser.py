@@ -324,11 +324,6 @@ def parse(text: str, path: str = "<spec>") -> A.SpecFile:
     return A.SpecFile(decls, version, comments, path, vspan)
 
 
-def parse_file(path: str) -> A.SpecFile:
-    """Read and parse a spec file; unreadable files raise ``UsageError``."""
-    return parse(read_text(path), path)
-
-
 def read_text(path: str) -> str:
     """Read a spec file as UTF-8 text, with a clear error when that is impossible."""
     from genolang.errors import UsageError

@@ -62,7 +62,7 @@ def check_apply(ir: CellIR, n: str) -> None:
         raise IRError(f"cell {ir.name}: apply node {n} has stride {d.get('stride')}, expected {expected}")
     if ir.role(feed) == "relu" and not starts_with_relu(op, expected):
         raise IRError(f"cell {ir.name}: apply node {n} applies {op}, which does not start with a ReLU, to {feed}")
-    if d.get("shared") and OPS[op].parametric:
+    if d.get("shared") and OPS[op].has_weights(d.get("stride", 1)):
         raise IRError(f"cell {ir.name}: apply node {n} shares one result of {op}, which has parameters")
     if d.get("shared") and d.get("recompute"):
         raise IRError(f"cell {ir.name}: apply node {n} recomputes a shared op")

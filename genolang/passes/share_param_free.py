@@ -27,7 +27,7 @@ def share_param_free(ir: CellIR) -> nx.MultiDiGraph:
     for src in states(ir):
         edges = mixed_out_edges(g, src)
         ops = [op for op in dict.fromkeys(op for e in edges for op in e[3]["candidates"])
-               if OPS[op].family in SHARED_FAMILIES and not OPS[op].parametric]
+               if OPS[op].family in SHARED_FAMILIES and not OPS[op].has_weights(ir.expected_stride(src))]
         for op in ops:
             members = [e for e in edges if op in e[3]["candidates"]]
             stride = members[0][3]["stride"]

@@ -1,6 +1,8 @@
-"""The table of operation names: what each op is, without importing torch, so checking
-a spec stays fast. ``genolang.ops`` registers a torch module for every name here; a
-test keeps the two in step."""
+"""The table of operations: every fact about an op is declared here once, without
+importing torch, so checking a spec stays fast. ``genolang.ops`` registers a torch
+module for every CNN name here, and the passes read the facts (does it start with a
+ReLU, end with a BN, have parameters); ``tests/test_op_facts.py`` builds every op and
+checks each fact against the module's structure."""
 
 from __future__ import annotations
 
@@ -20,10 +22,21 @@ class OpName:
     kernel: int | None = None
     parametric: bool = False
     summary: str = ""
+    relu_first: tuple[int, ...] = ()  # the strides at which the op begins with a ReLU of its input
+    bn_last: tuple[int, ...] = ()  # the strides at which it ends with a batch norm
+    search_bn: bool = False  # in a supernet, followed by a BN without affine parameters (pools)
+    weights_at: tuple[int, ...] | None = None  # the strides at which it has weights (None: all if parametric)
+
+    def has_weights(self, stride: int = 1) -> bool:
+        """Whether the op has learnable weights at ``stride`` (a factorized reduce does)."""
+        return stride in self.weights_at if self.weights_at is not None else self.parametric
 
     @property
     def is_zero(self) -> bool:
         return self.family == "zero"
+
+
+_ANY_STRIDE = (1, 2)
 
 
 def _table(*ops: OpName) -> dict[str, OpName]:
@@ -32,17 +45,18 @@ def _table(*ops: OpName) -> dict[str, OpName]:
 
 OPS: dict[str, OpName] = _table(
     OpName("none", "any", "zero", summary="no connection: zeros (of the strided shape)"),
-    OpName("skip_connect", "cnn", "identity", summary="identity; factorized reduce at stride 2"),
-    OpName("max_pool_3x3", "cnn", "pool", 3, summary="3x3 max pool, padding 1"),
-    OpName("avg_pool_3x3", "cnn", "pool", 3, summary="3x3 average pool, padding 1, count excludes padding"),
-    OpName("sep_conv_3x3", "cnn", "sep_conv", 3, True, "2 x [ReLU, depthwise 3x3, 1x1, BN]"),
-    OpName("sep_conv_5x5", "cnn", "sep_conv", 5, True, "2 x [ReLU, depthwise 5x5, 1x1, BN]"),
-    OpName("sep_conv_7x7", "cnn", "sep_conv", 7, True, "2 x [ReLU, depthwise 7x7, 1x1, BN]"),
-    OpName("dil_conv_3x3", "cnn", "dil_conv", 3, True, "ReLU, depthwise 3x3 dilation 2, 1x1, BN"),
-    OpName("dil_conv_5x5", "cnn", "dil_conv", 5, True, "ReLU, depthwise 5x5 dilation 2, 1x1, BN"),
-    OpName("conv_7x1_1x7", "cnn", "conv", 7, True, "ReLU, 1x7 conv, 7x1 conv, BN"),
-    OpName("nor_conv_1x1", "cnn", "conv", 1, True, "ReLU, 1x1 conv, BN (NAS-Bench-201)"),
-    OpName("nor_conv_3x3", "cnn", "conv", 3, True, "ReLU, 3x3 conv, BN (NAS-Bench-201)"),
+    OpName("skip_connect", "cnn", "identity", parametric=True, summary="identity; factorized reduce at stride 2",
+           relu_first=(2,), bn_last=(2,), weights_at=(2,)),
+    OpName("max_pool_3x3", "cnn", "pool", 3, summary="3x3 max pool, padding 1", search_bn=True),
+    OpName("avg_pool_3x3", "cnn", "pool", 3, summary="3x3 average pool, padding 1, count excludes padding",
+           search_bn=True),
+    *(OpName(f"sep_conv_{k}x{k}", "cnn", "sep_conv", k, True, f"2 x [ReLU, depthwise {k}x{k}, 1x1, BN]",
+             _ANY_STRIDE, _ANY_STRIDE) for k in (3, 5, 7)),
+    *(OpName(f"dil_conv_{k}x{k}", "cnn", "dil_conv", k, True, f"ReLU, depthwise {k}x{k} dilation 2, 1x1, BN",
+             _ANY_STRIDE, _ANY_STRIDE) for k in (3, 5)),
+    OpName("conv_7x1_1x7", "cnn", "conv", 7, True, "ReLU, 1x7 conv, 7x1 conv, BN", _ANY_STRIDE, _ANY_STRIDE),
+    *(OpName(f"nor_conv_{k}x{k}", "cnn", "conv", k, True, f"ReLU, {k}x{k} conv, BN (NAS-Bench-201)",
+             _ANY_STRIDE, _ANY_STRIDE) for k in (1, 3)),
     OpName("tanh", "rnn", "activation", summary="recurrent node with tanh"),
     OpName("relu", "rnn", "activation", summary="recurrent node with ReLU"),
     OpName("sigmoid", "rnn", "activation", summary="recurrent node with sigmoid"),
@@ -58,16 +72,13 @@ def op_names(domain: Domain | None = None) -> list[str]:
 
 
 def starts_with_relu(name: str, stride: int = 1) -> bool:
-    """Whether op ``name`` at ``stride`` begins with a ReLU of its input (ReLU-Conv-BN ops,
-    and ``skip_connect`` at stride 2, a factorized reduce): such ops may read a ReLU
-    computed once for several of them (``relu(relu(x)) == relu(x)``)."""
-    op = OPS[name]
-    return op.family in ("sep_conv", "dil_conv", "conv") or (op.family == "identity" and stride != 1)
+    """Whether op ``name`` at ``stride`` begins with a ReLU of its input: such ops may
+    read a ReLU computed once for several of them (``relu(relu(x)) == relu(x)``)."""
+    return stride in OPS[name].relu_first
 
 
 def ends_with_bn(name: str, stride: int = 1, search: bool = True) -> bool:
-    """Whether op ``name`` ends with a batch norm (ReLU-Conv-BN ops, a factorized reduce,
-    and in a supernet the pools' BN): its alpha weight can scale that BN."""
+    """Whether op ``name`` at ``stride`` ends with a batch norm (in a supernet, also the
+    BN that follows a pool): its alpha weight can scale that BN."""
     op = OPS[name]
-    return (op.family in ("sep_conv", "dil_conv", "conv") or (op.family == "identity" and stride != 1)
-            or (search and op.family == "pool"))
+    return stride in op.bn_last or (search and op.search_bn)
