@@ -164,7 +164,7 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     emit(callbacks, Progress("start", start, recipe.epochs,
                              message=f"resuming after epoch {start}" if state is not None else "fresh run"))
 
-    extra = {"dataset": recipe.dataset}
+    extra = {"dataset": recipe.dataset, **data.record()}  # normalisation and class names, for eval
     for epoch in range(start, recipe.epochs):
         began = time.perf_counter()
         lr = recipe.lr_at(epoch)
