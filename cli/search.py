@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from genolang.data.registry import DATA_DIR_HELP, dataset_help
 from genolang.errors import UsageError
 
 
@@ -12,12 +13,14 @@ from genolang.errors import UsageError
 @click.argument("space", type=str)
 @click.option("--network", "network", default=None,
               help="Skeleton name or .geno file (default: small_search for digits and fashion-mnist, "
-                   "cifar_search for cifar10, ptb_search for ptb).")
+                   "cifar_search for cifar10, cifar100 and folder, ptb_search for ptb and text).")
 @click.option("--dataset", default=None,
-              help="digits, fashion-mnist, cifar10 (CNN spaces; default digits) or ptb (recurrent; default).")
-@click.option("--data-dir", default=None, type=click.Path(), help="Folder holding the data set's files.")
+              help=f"CNN spaces: {dataset_help('image')} (default digits); recurrent spaces: {dataset_help('text')} "
+                   "(default ptb).")
+@click.option("--data-dir", default=None, type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--epochs", type=int, default=None,
-              help="Epochs (default: 8 for digits, 10 for fashion-mnist, 50 for cifar10 and ptb).")
+              help="Epochs (default: 8 for digits, 10 for fashion-mnist, 50 for cifar10, cifar100, folder, ptb "
+                   "and text).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default 64; 256 for ptb).")
 @click.option("--order", type=click.Choice(["1", "2"]), default=None,
               help="1: first-order DARTS (default); 2: second order (unrolled weight step).")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from genolang.cli.progress import plural
+from genolang.data.registry import DATA_DIR_HELP, dataset_help
 
 # option name -> recipe field, for the options that change the recipe
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
@@ -23,13 +24,15 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
 @click.argument("genotype")
 @click.option("-n", "--network", required=True,
               help="Network skeleton: a name (cifar, small, imagenet, ptb ...) or a .geno file.")
-@click.option("-d", "--dataset", required=True, help="digits, fashion-mnist, cifar10 or ptb.")
-@click.option("--data-dir", type=click.Path(), help="Folder holding the data set (CIFAR-10, Fashion-MNIST, PTB files).")
-@click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir (needs internet).")
+@click.option("-d", "--dataset", required=True, help=f"{dataset_help()}.")
+@click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
+@click.option("--download", is_flag=True, help="Download CIFAR-10 or CIFAR-100 into --data-dir (needs internet).")
 @click.option("--epochs", type=click.IntRange(min=1),
-              help="Epochs [cifar10 600, digits 30, fashion-mnist 50, imagenet-stem 250, ptb 8000].")
+              help="Epochs [cifar10 and cifar100 600, digits 30, fashion-mnist 50, folder 100, imagenet-stem 250, "
+                   "ptb and text 8000].")
 @click.option("--batch-size", type=click.IntRange(min=1),
-              help="Batch size [cifar10 96, digits 64, fashion-mnist 96, imagenet-stem 128, ptb 64].")
+              help="Batch size [cifar10 and cifar100 96, digits 64, fashion-mnist 96, folder 64, imagenet-stem 128, "
+                   "ptb and text 64].")
 @click.option("--lr", type=float, help="Initial learning rate [0.025; 0.1 for an imagenet stem; 20 for ptb].")
 @click.option("--momentum", type=float, help="SGD momentum [0.9].")
 @click.option("--weight-decay", type=float, help="Weight decay [3e-4; 3e-5 for an imagenet stem; 8e-7 for ptb].")
@@ -37,7 +40,7 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
               help="Learning-rate schedule [cosine to --lr-min; step (x --decay per epoch) for an imagenet stem].")
 @click.option("--lr-min", type=float, help="Final learning rate of the cosine schedule [0].")
 @click.option("--decay", type=float, help="Per-epoch factor of the step schedule [0.97].")
-@click.option("--cutout", type=click.IntRange(min=0), help="Cutout square side, 0 for none [cifar10 16, else 0].")
+@click.option("--cutout", type=click.IntRange(min=0), help="Cutout square side, 0 for none [cifar10 and cifar100 16, else 0].")
 @click.option("--augment/--no-augment", default=None, help="Random crop / flip of the training images [on].")
 @click.option("--drop-path", type=float, help="Final drop-path probability [the skeleton's drop_path].")
 @click.option("--aux-weight", type=float, help="Weight of the auxiliary loss [the skeleton's, 0 without a head].")
@@ -113,9 +116,9 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
 
 @click.command("eval")
 @click.argument("checkpoint", type=click.Path())
-@click.option("-d", "--dataset", required=True, help="digits, fashion-mnist, cifar10 or ptb.")
-@click.option("--data-dir", type=click.Path(), help="Folder holding the data set.")
-@click.option("--download", is_flag=True, help="Download CIFAR-10 into --data-dir (needs internet).")
+@click.option("-d", "--dataset", required=True, help=f"{dataset_help()}.")
+@click.option("--data-dir", type=click.Path(), help=DATA_DIR_HELP)
+@click.option("--download", is_flag=True, help="Download CIFAR-10 or CIFAR-100 into --data-dir (needs internet).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size [images 256, ptb 10].")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only this many test images (tokens).")
 @click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")

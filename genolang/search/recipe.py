@@ -26,7 +26,10 @@ DATASET_DEFAULTS: dict[str, dict[str, Any]] = {
                "threads": 1},
     "fashion-mnist": {"network": "small_search", "epochs": 10, "batch_size": 64, "order": 1, "threads": 1},
     "cifar10": {"network": "cifar_search", "epochs": 50, "batch_size": 64, "order": 1},
+    "cifar100": {"network": "cifar_search", "epochs": 50, "batch_size": 64, "order": 1},
+    "folder": {"network": "cifar_search", "epochs": 50, "batch_size": 64, "order": 1},
     "ptb": {"network": "ptb_search", "epochs": 50, "batch_size": 256, "order": 1},
+    "text": {"network": "ptb_search", "epochs": 50, "batch_size": 256, "order": 1},
 }
 DEFAULT_DATASET = {"cnn": "digits", "rnn": "ptb"}
 
@@ -129,11 +132,12 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
             given["data_dir"] = _absolute(given["data_dir"])
         return dataclasses.replace(saved, **given)
     dataset = config.dataset or DEFAULT_DATASET[kind]
-    from genolang.data.registry import dataset_kind
+    from genolang.data.registry import dataset_help, dataset_kind
 
     data_kind = dataset_kind(dataset)
     if (data_kind == "text") != (kind == "rnn"):
-        want = "a text data set (--dataset ptb)" if kind == "rnn" else "an image data set (digits, fashion-mnist, cifar10)"
+        want = f"a text data set ({dataset_help('text')})" if kind == "rnn" else \
+            f"an image data set ({dataset_help('image')})"
         raise UsageError(f"--dataset {dataset} is {data_kind} data, but a {'recurrent' if kind == 'rnn' else 'CNN'} "
                          f"space needs {want}")
     defaults = DATASET_DEFAULTS[dataset]

@@ -9,7 +9,7 @@ from typing import Any
 from genolang.nets.checkpoint import load_model
 from genolang.nets.compile import DataShape
 from genolang.nets.rnn import RNNModel
-from genolang.data.images import load_images
+from genolang.data.images import ImageRecord, load_images
 from genolang.data.registry import dataset_kind
 from genolang.data.text import batchify, load_corpus
 from genolang.errors import UsageError
@@ -46,7 +46,7 @@ def evaluate_checkpoint(path: str | os.PathLike[str], dataset: str, *, data_dir:
         return {**base, "test_loss": loss, "test_ppl": perplexity(loss), "test_tokens": int(data.numel())}
     if shape.kind != "cnn":
         raise UsageError(f"{where} is a language model; {dataset} is an image data set")
-    images = load_images(dataset, data_dir, download)
+    images = load_images(dataset, data_dir, download, like=ImageRecord.from_model(shape, meta["extra"]))
     have = shape_of(images)
     if have != shape:
         raise UsageError(f"{where}, but {dataset} has {have.describe()}; evaluate it on data of that shape "

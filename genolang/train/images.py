@@ -149,7 +149,7 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
         torch.manual_seed(recipe.seed + 7919 * world.rank)  # each rank its own augmentation, drop-path draws
     emit(callbacks, Progress("start", start, recipe.epochs, message="" if state is not None else "fresh run"))
 
-    extra = {"dataset": recipe.dataset}
+    extra = {"dataset": recipe.dataset, **data.record()}  # normalisation and class names, for eval
     for epoch in range(start, recipe.epochs):
         began = time.perf_counter()
         lr = recipe.lr_at(epoch)

@@ -7,7 +7,8 @@ with the DARTS defaults per data set and skeleton (DESIGN.md section 4).
 * ImageNet-style skeletons (``stem = imagenet``): 250 epochs, batch 128, lr 0.1 decayed
   x0.97 per epoch, weight decay 3e-5, label smoothing from the skeleton (0.1).
 * digits: 30 epochs, batch 64; Fashion-MNIST: 50 epochs, batch 96 (otherwise as CIFAR).
-* Penn Treebank: the DARTS recurrent recipe (``TextRecipe``).
+* CIFAR-100: as CIFAR-10; an image folder: 100 epochs, batch 64, no cutout.
+* Penn Treebank and a text folder: the DARTS recurrent recipe (``TextRecipe``).
 
 The learning-rate schedule is a closed form of the epoch (``lr_at``), so a resumed run
 needs no scheduler state to continue exactly."""
@@ -166,6 +167,9 @@ _IMAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "cifar10": {"epochs": 600, "batch_size": 96, "cutout": 16},
     "digits": {"epochs": 30, "batch_size": 64, "cutout": 0},
     "fashion-mnist": {"epochs": 50, "batch_size": 96, "cutout": 0},
+    "cifar100": {"epochs": 600, "batch_size": 96, "cutout": 16},
+    # an image folder of any size: no cutout (its side depends on the image size), fewer epochs than CIFAR's
+    "folder": {"epochs": 100, "batch_size": 64, "cutout": 0},
 }
 
 
