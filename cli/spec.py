@@ -8,12 +8,15 @@ from pathlib import Path
 
 import click
 
+from genolang.spec.ops import OpDef
+
+from genolang import resources
+
 from genolang.spec.check import Checked, check, load
-from genolang.errors import GenolangError, SpecError, UsageError
+from genolang.errors import GenolangError, SpecError, UsageError, did_you_mean
 from genolang.fsio import write_text
 from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.spec.opnames import OPS
 from genolang.parse.parser import parse, read_text
 from genolang.parse.printer import format_spec, format_value
 from genolang.spec.resolve import SUFFIX, Library
@@ -65,6 +68,8 @@ def _summary(result: Checked) -> str:
     parts = [f"{kind} {name}" for kind, table in
              (("space", result.spaces), ("genotype", result.genotypes), ("network", result.networks))
              for name in table]
+    if result.ops:
+        parts.append(f"op{'s' if len(result.ops) > 1 else ''} {', '.join(result.ops)}")
     return ", ".join(parts) if parts else "no declarations"
 
 
@@ -215,10 +220,52 @@ def list_specs(kind: str | None) -> None:
 
 
 @click.command("ops")
-def ops() -> None:
-    """List every operation genolang knows, with its domain and what it computes."""
-    for op in OPS.values():
-        click.echo(f"{op.name:<14} {op.domain:<4} {op.summary}")
+@click.argument("name", required=False)
+def ops(name: str | None) -> None:
+    """List the ops that names resolve to from the current folder (this folder,
+    GENOLANG_PATH, the shipped library, installed plugins) and where each comes from;
+    with NAME, print that op's declaration and what genolang reads off it."""
+    from genolang.parse.printer import format_op, format_op_expr
+    from genolang.spec.opcheck import library_op
+    from genolang.spec.plugins import plugin_ops
+    from genolang.spec.resolve import Library
+    from genolang.spec.syntax import op_body_tree, op_tree
+
+    lib = Library.for_file(str(Path.cwd() / "x.geno"))
+    shipped = str(resources.specs_dir().resolve())
+    rows: dict[str, tuple[str, str]] = {}
+    for op_name, decl, spec in lib.op_declarations():
+        if op_name not in rows:
+            where = spec.path if not str(Path(spec.path).resolve()).startswith(shipped) else \
+                f"shipped ({Path(spec.path).relative_to(resources.specs_dir())})"
+            checked = library_op(lib, op_name)
+            body = (format_op_expr(op_body_tree(checked.body)) if isinstance(checked, OpDef) and checked.body
+                    else "(has errors: run 'genolang check' on its file)")
+            rows[op_name] = (where, body)
+    for op_name, op in plugin_ops().items():
+        rows.setdefault(op_name, (op.origin, "(Python)"))
+    if name is None:
+        width = max((len(n) for n in rows), default=8)
+        for op_name in sorted(rows):
+            where, body = rows[op_name]
+            click.echo(f"{op_name:<{width}}  {body}  [{where}]")
+        return
+    found = library_op(lib, name)
+    if found is None or name not in rows:
+        raise UsageError(f"no op named '{name}'{did_you_mean(name, rows)}; 'genolang ops' lists them")
+    if not isinstance(found, OpDef):
+        raise UsageError(f"op '{name}' ({rows[name][0]}) has errors; run 'genolang check' on its file")
+    click.echo(f"# {rows[name][0]}")
+    if found.is_plugin:
+        click.echo(f"# a Python plugin: entry point {found.plugin} in the group genolang.ops")
+        return
+    click.echo(format_op(op_tree(found)))
+    for stride in (1, 2):
+        facts = found.facts(stride)
+        traits = [t for t, on in (("starts with a ReLU", facts.starts_with_relu), ("ends with a BN", facts.ends_with_bn),
+                                  ("has weights", facts.has_weights), ("random", facts.random),
+                                  ("groupable", facts.groupable), ("shareable", facts.shareable)) if on]
+        click.echo(f"# stride {stride}: {', '.join(traits) or 'parameter-free'}")
 
 
 def read_input(text_or_path: str) -> tuple[str, str]:

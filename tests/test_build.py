@@ -293,8 +293,10 @@ def test_onnx_export_of_a_recurrent_model(tmp_path: Path) -> None:
     assert report.max_abs_diff <= 1e-4
 
 
-def test_unknown_op_is_a_clear_error() -> None:
-    from genolang.ops.registry import build_cnn_op
+def test_an_op_that_cannot_be_built_is_a_clear_error() -> None:
+    from genolang.ops.build import build_op
+    from genolang.spec.ops import Layer, OpDef, Seq
 
-    with pytest.raises(GenolangError, match="did you mean 'sep_conv_3x3'"):
-        build_cnn_op("sep_conv_3x4", 8, 1, True)
+    grouped = OpDef("g", Seq((Layer("conv", (3, 3), "hw", groups=3), Layer("bn"))))
+    with pytest.raises(GenolangError, match="groups=3 cannot map 8 to 8 channels"):
+        build_op(grouped, 8, 1, True)

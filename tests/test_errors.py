@@ -184,7 +184,7 @@ CASES = [
     Case("space-unknown-op", edit(SPACE, 3, "skip_connect", "skip_conect"),
          "unknown op 'skip_conect'; did you mean 'skip_connect'?", 3, 17),
     Case("space-op-twice", edit(SPACE, 3, "sep_conv_3x3", "skip_connect"), "op 'skip_connect' is listed twice", 3, 31),
-    Case("space-mixed-domains", edit(SPACE, 3, "sep_conv_3x3", "tanh"), "op 'tanh' is a RNN op", 3, 31),
+    Case("space-mixed-domains", edit(SPACE, 3, "sep_conv_3x3", "tanh"), "op 'tanh' cannot run at stride 2", 3, 31),
     Case("space-unknown-cell-property", edit(SPACE, 7, "keep", "kep"),
          "unknown property 'kep' in cell 'normal'; did you mean 'keep'?", 7, 9),
     Case("space-exclude-unknown", edit(SPACE, 18, "none", "nne"), "cannot exclude 'nne'", 18, 19),

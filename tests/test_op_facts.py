@@ -1,6 +1,6 @@
-"""Each op's facts are declared once (``genolang.spec.opnames``); this checks every one of
-them against the torch module the registry builds, at both strides, in fixed networks
-and supernets, and that the passes' executors cover the op families they group."""
+"""What the passes read off an op's declaration (starts with a ReLU, ends with a BN, has
+weights, random, groupable) agrees with the module built from it, for every shipped op
+and for ops a user declares, at both strides, in fixed networks and supernets."""
 
 from __future__ import annotations
 
@@ -9,61 +9,76 @@ import torch
 from torch import nn
 
 from genolang.nets.supernet import build_search_op
-from genolang.ops.grouped import GROUPED_OPS, SHARED_OPS
-from genolang.ops.registry import CNN_OPS, RNN_ACTIVATIONS, build_cnn_op
-from genolang.passes.group_convs import GROUPED_FAMILIES
-from genolang.passes.share_param_free import SHARED_FAMILIES
-from genolang.spec.opnames import OPS, ends_with_bn, op_names, starts_with_relu
+from genolang.ops.build import build_op, flat_layers
+from genolang.ops.cnn import FactorizedReduce, Noise
+from genolang.spec.check import load_text
+from genolang.spec.lookup import load_named
+from genolang.spec.ops import OpDef
 
-CNN = op_names("cnn")
+USER_OPS = """genolang 1
+op conv_bn_relu = conv(3, stride) > bn > relu
+op relu_conv_3x3 = relu > conv(3, stride) > bn
+op wide = relu > conv(1) > conv(3, stride, width=4) > gelu > conv(1) > bn
+op grouped = relu > conv(3, stride, groups=2) > bn
+op mbconv = relu > conv(1, width=3) > bn > silu > dwconv(5, stride) > bn > tanh > conv(1) > bn
+op pool_relu = max_pool(3, stride) > relu
+op noisy = noise(stride, std=0.5)
+op avg_pad = avg_pool(5, stride, count_pad) > bn(search)
+op strided_7 = relu > conv(1x7, stride_w) > conv(7x1, stride_h) > bn
+op either = (relu > conv(3, stride) > bn) if strided else identity
+"""
 
 
-def leaves(module: nn.Module) -> list[nn.Module]:
-    """The modules that compute, in the order a sequential op runs them."""
-    children = list(module.children())
-    if not children:
-        return [module]
-    if isinstance(module, nn.Sequential):
-        return [leaf for child in children for leaf in leaves(child)]
-    return [module]  # a module with its own forward (factorized reduce): judged as a whole
+def all_ops() -> list[OpDef]:
+    out: dict[str, OpDef] = {}
+    for space in ("darts_cnn", "nasnet", "amoebanet", "nb201"):
+        for op in load_named("space", space).op_defs:  # type: ignore[union-attr]
+            out[op.name] = op
+    out.update(load_text(USER_OPS, "user.geno").ops)
+    return list(out.values())
+
+
+OPS = all_ops()
 
 
 def first_is_relu(module: nn.Module) -> bool:
-    first = leaves(module)[0]
-    return isinstance(first, nn.ReLU) or isinstance(getattr(first, "relu", None), nn.ReLU)
+    first = flat_layers(module)[0]
+    return isinstance(first, (nn.ReLU, FactorizedReduce))
 
 
 def last_is_bn(module: nn.Module) -> bool:
-    last = leaves(module)[-1]
-    return isinstance(last, nn.BatchNorm2d) or isinstance(getattr(last, "bn", None), nn.BatchNorm2d)
+    return isinstance(flat_layers(module)[-1], (nn.BatchNorm2d, FactorizedReduce))
 
 
-def test_every_name_has_a_module_and_no_module_lacks_a_name() -> None:
-    assert set(CNN_OPS) == {n for n, op in OPS.items() if op.domain in ("cnn", "any")}
-    assert set(RNN_ACTIVATIONS) == {n for n, op in OPS.items() if op.domain == "rnn"}
-
-
-@pytest.mark.parametrize("name", CNN)
+@pytest.mark.parametrize("op", OPS, ids=[op.name for op in OPS])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_facts_match_the_module(name: str, stride: int) -> None:
-    fixed = build_cnn_op(name, 8, stride, affine=True)
-    search = build_search_op(name, 8, stride)
-    op = OPS[name]
-    assert op.has_weights(stride) == any(p.numel() for p in fixed.parameters()), "has weights"
-    assert op.has_weights(stride) == any(p.numel() for p in search.parameters()), "has weights in a supernet"
-    assert op.parametric == any(OPS[name].has_weights(s) for s in (1, 2))
-    if name != "none":
-        assert starts_with_relu(name, stride) == first_is_relu(fixed), "starts with a ReLU"
-        assert ends_with_bn(name, stride, search=False) == last_is_bn(fixed), "ends with a BN"
-        assert ends_with_bn(name, stride, search=True) == last_is_bn(search), "ends with a BN in a supernet"
+def test_facts_match_the_module(op: OpDef, stride: int) -> None:
+    fixed = build_op(op, 8, stride, affine=True)
+    search = build_search_op(op, 8, stride)
+    facts = op.facts(stride)
+    assert facts.has_weights == any(p.numel() for p in search.parameters()), "has weights in a supernet"
+    assert op.facts(stride, False).has_weights == any(p.numel() for p in fixed.parameters()), "has weights"
+    assert op.parametric == any(op.facts(s, False).has_weights for s in (1, 2))
+    if not op.is_zero:
+        assert op.starts_with_relu(stride) == first_is_relu(fixed), "starts with a ReLU"
+        assert op.ends_with_bn(stride, search=False) == last_is_bn(fixed), "ends with a BN"
+        assert op.ends_with_bn(stride, search=True) == last_is_bn(search), "ends with a BN in a supernet"
+    assert facts.random == any(isinstance(m, Noise) for m in search.modules())
+    assert len(facts.layers) == len(flat_layers(search)) or isinstance(flat_layers(search)[0], nn.Identity) or \
+        facts.layers == ()
     x = torch.randn(2, 8, 8, 8)
     assert fixed(x).shape == (2, 8, 8 // stride, 8 // stride)  # keeps C channels, divides the map by the stride
-    if op.kernel is not None and op.family != "pool":
-        convs = [m for m in fixed.modules() if isinstance(m, nn.Conv2d)]
-        assert max(max(m.kernel_size) for m in convs) == op.kernel, "kernel"
 
 
-def test_the_executors_cover_the_families_the_passes_group() -> None:
-    assert set(GROUPED_FAMILIES) <= set(GROUPED_OPS)
-    assert set(SHARED_FAMILIES) <= set(SHARED_OPS)
-    assert all(not op.has_weights(s) for op in OPS.values() if op.family in SHARED_FAMILIES for s in (1, 2))
+def test_groupable_and_shareable_follow_the_structure() -> None:
+    by_name = {op.name: op for op in OPS}
+    for name in ("sep_conv_3x3", "dil_conv_5x5", "nor_conv_3x3", "conv_7x1_1x7", "relu_conv_3x3", "wide", "mbconv",
+                 "grouped", "strided_7", "conv_bn_relu"):
+        assert by_name[name].facts(1).groupable, name
+    for name in ("skip_connect", "max_pool_3x3", "none", "noisy", "pool_relu"):
+        assert not by_name[name].facts(1).groupable, name
+    assert by_name["either"].facts(2).groupable and not by_name["either"].facts(1).groupable
+    for name in ("max_pool_3x3", "avg_pool_3x3", "pool_relu", "avg_pad"):
+        assert by_name[name].facts(2).shareable, name
+    for name in ("noisy", "sep_conv_3x3", "none", "skip_connect"):
+        assert not by_name[name].facts(2).shareable, name

@@ -94,6 +94,49 @@ def test_a_pass_computes_the_unoptimized_supernet(passes: tuple[str, ...], chann
     assert_close(run_step(supernet(SupernetOptions(passes, channels_last))), reference)
 
 
+USER_SPACE = """genolang 1
+op relu_conv_3x3 = relu > conv(3, stride) > bn
+op conv_bn_relu = conv(3, stride) > bn > relu
+op mbconv = relu > conv(1, width=3) > bn > silu > dwconv(5, stride) > bn > conv(1) > bn
+op grouped = relu > conv(3, stride, groups=2) > bn
+op pool_relu = max_pool(3, stride) > relu
+op strided_7 = relu > conv(1x7, stride_w) > conv(7x1, stride_h) > bn
+op either = (relu > dwconv(3, stride) > conv(1) > bn) if strided else identity
+space user {
+    ops = none, skip_connect, relu_conv_3x3, conv_bn_relu, mbconv, grouped, pool_relu, strided_7, either, sep_conv_3x3
+    cell normal { nodes = 3 }
+    cell reduce { nodes = 3; stride = 2 }
+}
+"""
+
+
+def user_supernet(options: SupernetOptions, seed: int = 0):  # type: ignore[no-untyped-def]
+    from genolang.spec.check import load_text
+
+    space = load_text(USER_SPACE, "user.geno").spaces["user"]
+    torch.manual_seed(seed)
+    model = build_supernet(space, NET, in_channels=3, input_size=16, classes=10, options=options)
+    with torch.no_grad():
+        for alpha in model.arch_parameters():
+            alpha.normal_(0.0, 0.7)
+    return model
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_the_passes_serve_user_declared_ops(channels_last: bool) -> None:
+    """A user's ops get the shared ReLU, the BN-scale fold, grouped convs (the general
+    conv-stack executor) and shared pools from their structure, and the optimized
+    supernet computes what the unoptimized one does."""
+    torch.set_num_threads(1)
+    expected = run_step(user_supernet(NO_OPT))
+    model = user_supernet(SupernetOptions(DEFAULT_PASSES, channels_last))
+    ir = model.optimized_irs["normal"]
+    applied = {ir.graph.nodes[n]["op"] for n in ir.order() if ir.role(n) == "apply"}
+    assert {"relu_conv_3x3", "conv_bn_relu", "mbconv", "grouped", "strided_7", "pool_relu"} <= applied
+    assert any(ir.role(n) == "relu" for n in ir.order())
+    assert_close(run_step(model), expected)
+
+
 def test_grouped_1x1_convs_as_grouped_convolutions(monkeypatch: pytest.MonkeyPatch,
                                                    reference: dict[str, torch.Tensor]) -> None:
     """Blocks too wide for a dense matmul run as grouped convs (with a channel shuffle
@@ -197,7 +240,7 @@ def test_lint_checks_the_roles_the_passes_add() -> None:
     assert "sep_conv_3x3 of edge n3<-c0 (row 2) is computed twice" in broken(
         lambda g: g.add_edge("relu(c0)", "n3", candidates=("sep_conv_3x3",), stride=1, slot=0, row=2))
     assert "alpha row 2 is the edge n3<-c0 and also n3<-c1" in broken(
-        lambda g: g.add_edge("relu(c1)", "n3", candidates=("sep_conv_7x7",), stride=1, slot=0, row=2))
+        lambda g: g.add_edge("relu(c1)", "n3", candidates=("sep_conv_5x5",), stride=1, slot=0, row=2))
 
 
 def test_pass_lists_are_checked() -> None:

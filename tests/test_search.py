@@ -17,7 +17,6 @@ from genolang.spec.check import load
 from genolang.cli import main
 from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec
-from genolang.ops import registry
 from genolang.search.entry import run_search
 from genolang.search.recipe import SearchConfig
 
@@ -167,11 +166,19 @@ def test_a_recurrent_search_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
 
 # ---- errors: exit 1, a message that says what to do, nothing half-written -------------
 
-def test_a_space_op_without_a_module_fails_cleanly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(registry.CNN_OPS, "sep_conv_5x5")
-    code, output, out, run = search(tmp_path)
-    assert_clean_failure(code, output, "sep_conv_5x5", "register")
-    assert not out.exists() and not run.exists()
+def test_a_space_op_that_cannot_be_built_fails_cleanly(tmp_path: Path) -> None:
+    """An op whose grouped conv does not divide the skeleton's channels (4) is found
+    when the supernet is built: a clean error, nothing written."""
+    space = tmp_path / "grouped.geno"
+    space.write_text("genolang 1\nop g3 = relu > conv(3, stride, groups=3) > bn\n"
+                     "space grouped {\n    ops = none, skip_connect, g3\n"
+                     "    cell normal { nodes = 2 }\n    cell reduce { nodes = 2; stride = 2 }\n}\n", encoding="utf-8")
+    net = write_tiny_cnn(tmp_path)
+    result = CliRunner().invoke(main, ["search", str(space), "--network", str(net), "--epochs", "1", "--batch-size",
+                                       "8", "--limit", "1", "--out", str(tmp_path / "f.geno"), "--run-dir",
+                                       str(tmp_path / "run"), "--quiet"])
+    assert_clean_failure(result.exit_code, result.output, "op 'g3'", "groups=3 cannot map")
+    assert not (tmp_path / "f.geno").exists() and not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 def test_a_skeleton_that_does_not_fit_the_data_fails_cleanly(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ import re
 from genolang.errors import Diagnostic, SpecError, did_you_mean
 from genolang.interop.source import Source
 from genolang.spec.checked import GenotypeSpec
-from genolang.spec.opnames import OPS
+from genolang.spec.resolve import Library
 from genolang.parse import ast as A
 
 SPACE = "nb201"
@@ -74,7 +74,7 @@ def read_nb201(text: str, label: str = "<nb201>", space: str | None = None) -> l
             if not _OP.match(op):
                 raise src.error(at, f"'{op}' is not an op name" if op else "missing op name before '~'",
                                 f"the ops are: {', '.join(OPS_201)}", width=max(len(op), 1))
-            known = OPS_201 if standard else tuple(OPS)
+            known = OPS_201 if standard else tuple(Library.for_file(None).op_names())
             if op not in known:
                 where = "NAS-Bench-201" if standard else "genolang"
                 raise src.error(at, f"unknown {where} op '{op}'{did_you_mean(op, known)}",

@@ -18,7 +18,7 @@ from typing import Callable
 
 import networkx as nx
 
-from genolang.spec.opnames import OPS, ends_with_bn
+from genolang.spec.ops import OpDef
 
 ROLES = {"input", "node", "output"}
 # role -> the lint check of a node with that role (roles added by passes)
@@ -85,6 +85,14 @@ class CellIR:
     mixed: bool = False
     ops: tuple[str, ...] = ()
     passes: tuple[str, ...] = ()
+    op_defs: tuple[OpDef, ...] = field(default=(), compare=False, repr=False)
+
+    def op(self, name: str) -> OpDef:
+        """The checked declaration of an op the cell uses (its facts drive the passes)."""
+        for op in self.op_defs:
+            if op.name == name:
+                return op
+        raise IRError(f"cell {self.name}: unknown op {name!r}")
 
     # -- structure ---------------------------------------------------------------
     def _ordered(self, role: str) -> list[str]:
@@ -204,8 +212,9 @@ class CellIR:
             raise IRError(f"cell {self.name}: edge {e.name} reads {e.src}, a node of role {src_role!r}")
         if (e.op is None) == (e.candidates is None):
             raise IRError(f"cell {self.name}: edge {e.name} needs exactly one of op / candidates")
+        known = {d.name for d in self.op_defs}
         for op in (e.op,) if e.op is not None else e.candidates or ():
-            if op not in OPS:
+            if op not in known:
                 raise IRError(f"cell {self.name}: edge {e.name} has unknown op {op!r}")
         if e.mixed != self.mixed:
             raise IRError(f"cell {self.name}: edge {e.name} is {'mixed' if e.mixed else 'fixed'} in a "
@@ -221,7 +230,7 @@ class CellIR:
         for op in e.scaled:
             if op not in ops:
                 raise IRError(f"cell {self.name}: edge {e.name} scales the BN of {op}, which it does not compute")
-            if not ends_with_bn(op, e.stride):
+            if not self.op(op).ends_with_bn(e.stride):
                 raise IRError(f"cell {self.name}: edge {e.name} scales the BN of {op}, which ends with no BN")
 
     def _lint_term(self, e: Edge) -> None:

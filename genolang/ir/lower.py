@@ -8,6 +8,7 @@ import networkx as nx
 
 from genolang.ir.graph import CellIR
 from genolang.spec.checked import CellGenotype, CellShape, GenotypeSpec, Kind, SpaceSpec
+from genolang.spec.ops import OpDef
 
 
 def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph:
@@ -24,7 +25,7 @@ def _stride(shape: CellShape, src: str) -> int:
     return shape.stride if src in shape.input_names else 1
 
 
-def lower_genotype_cell(cell: CellGenotype, kind: Kind) -> CellIR:
+def lower_genotype_cell(cell: CellGenotype, kind: Kind, op_defs: tuple[OpDef, ...]) -> CellIR:
     """A fixed cell: one edge per chosen (op, input), in the genotype's order."""
     shape = cell.shape
     g = _skeleton(shape, cell.node_names)
@@ -33,7 +34,7 @@ def lower_genotype_cell(cell: CellGenotype, kind: Kind) -> CellIR:
             g.add_edge(src, node.name, op=op, stride=_stride(shape, src), slot=slot)
     for slot, name in enumerate(cell.output):
         g.add_edge(name, "out", role="output", slot=slot)
-    return CellIR(shape.name, kind, shape.reducer, shape.stride, g).lint()
+    return CellIR(shape.name, kind, shape.reducer, shape.stride, g, op_defs=op_defs).lint()
 
 
 def lower_space_cell(shape: CellShape, space: SpaceSpec) -> CellIR:
@@ -53,12 +54,13 @@ def lower_space_cell(shape: CellShape, space: SpaceSpec) -> CellIR:
     # ``last`` (NAS-Bench-201): the cell's output is its last node; otherwise all nodes.
     for slot, name in enumerate(names[-1:] if shape.reducer == "last" else names):
         g.add_edge(name, "out", role="output", slot=slot)
-    return CellIR(shape.name, space.kind, shape.reducer, shape.stride, g, mixed=True, ops=space.ops).lint()
+    return CellIR(shape.name, space.kind, shape.reducer, shape.stride, g, mixed=True, ops=space.ops,
+                  op_defs=space.op_defs).lint()
 
 
 def lower_genotype(geno: GenotypeSpec) -> dict[str, CellIR]:
     """Every cell of a genotype, by cell name."""
-    return {cell.name: lower_genotype_cell(cell, geno.kind) for cell in geno.cells}
+    return {cell.name: lower_genotype_cell(cell, geno.kind, geno.space.op_defs) for cell in geno.cells}
 
 
 def lower_space(space: SpaceSpec) -> dict[str, CellIR]:

@@ -12,7 +12,7 @@ from genolang.ir.lower import lower_genotype
 from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
 from genolang.ops.cnn import Identity
-from genolang.ops.registry import build_cnn_op
+from genolang.ops.build import build_op
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -48,7 +48,7 @@ class FixedCell(nn.Module):
             for e in ir.in_edges(node):
                 assert e.op is not None
                 key = edge_key(e.src, e.op, taken)
-                ops[key] = build_cnn_op(e.op, cp.channels, e.stride, affine)
+                ops[key] = build_op(ir.op(e.op), cp.channels, e.stride, affine)
                 wiring.append((key, e.src))
             self.nodes[node] = ops
             self.plan.append((node, wiring))

@@ -15,7 +15,7 @@ from torch import nn
 
 from genolang.ir.graph import CellIR
 from genolang.spec.checked import NetworkSpec
-from genolang.ops.registry import RNN_ACTIVATIONS
+from genolang.ops.build import elementwise
 
 INIT_RANGE = 0.04
 
@@ -93,17 +93,17 @@ class FixedRecurrentCell(RecurrentCellBase):
         for node in ir.nodes:
             (edge,) = ir.in_edges(node)
             assert edge.op is not None
-            self.wiring.append((node, edge.src, edge.op))
+            self.wiring.append((node, edge.src, elementwise(ir.op(edge.op))))
         self.output = ir.output_nodes
 
     def step(self, x: torch.Tensor, h: torch.Tensor, x_mask: torch.Tensor | None,
              h_mask: torch.Tensor | None) -> torch.Tensor:
         states = {self.s0: self.init_state(x, h, x_mask, h_mask)}
-        for node, src, op in self.wiring:
+        for node, src, activation in self.wiring:
             prev = states[src]
             inp = prev * h_mask if h_mask is not None else prev
             c, hh = torch.split(inp.mm(self.ws[node]), self.nhid, dim=-1)
-            states[node] = prev + c.sigmoid() * (RNN_ACTIVATIONS[op](hh) - prev)
+            states[node] = prev + c.sigmoid() * (activation(hh) - prev)
         return torch.stack([states[n] for n in self.output], -1).mean(-1)
 
 

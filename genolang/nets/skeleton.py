@@ -67,14 +67,22 @@ class AuxiliaryHead(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
+class ReLUConvBN(nn.Sequential):
+    """ReLU, a 1x1 conv, BN: the preprocessing of a cell input."""
+
+    def __init__(self, c_in: int, c_out: int, affine: bool = True) -> None:
+        super().__init__(nn.ReLU(inplace=False), nn.Conv2d(c_in, c_out, 1, bias=False),
+                         nn.BatchNorm2d(c_out, affine=affine))
+
+
 def preprocessors(cp: CellPlan, affine: bool) -> tuple[nn.Module, nn.Module]:
     """The 1x1 ReLU-Conv-BN of each cell input (a factorized reduce for c0 after a
     reduction cell), bringing both to the cell's width."""
-    from genolang.ops.cnn import FactorizedReduce, ReLUConvBN
+    from genolang.ops.cnn import FactorizedReduce
 
     pre0 = (FactorizedReduce(cp.c_prev_prev, cp.channels, affine) if cp.reduction_prev
-            else ReLUConvBN(cp.c_prev_prev, cp.channels, 1, 1, 0, affine))
-    pre1 = ReLUConvBN(cp.c_prev, cp.channels, 1, 1, 0, affine)
+            else ReLUConvBN(cp.c_prev_prev, cp.channels, affine))
+    pre1 = ReLUConvBN(cp.c_prev, cp.channels, affine)
     return pre0, pre1
 
 

@@ -35,10 +35,9 @@ from genolang.ir.graph import CellIR, Edge
 from genolang.ir.lower import lower_space
 from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
 from genolang.spec.checked import NetworkSpec, SpaceSpec
-from genolang.spec.opnames import OPS
-from genolang.ops.cnn import PoolBN
-from genolang.ops.grouped import GROUPED_OPS, SHARED_OPS, relu_keep_input
-from genolang.ops.registry import CNN_OPS, build_cnn_op
+from genolang.ops.build import build_op
+from genolang.ops.grouped import grouped_executor, relu_keep_input, shared_executor
+from genolang.spec.ops import OpDef
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 
 ALPHA_INIT_SCALE = 1e-3  # alphas start as 1e-3 * N(0, 1), as in the paper's code
@@ -58,13 +57,10 @@ class SupernetOptions:
 NO_OPT = SupernetOptions(passes=(), channels_last=False)  # the supernet exactly as the paper's code builds it
 
 
-def build_search_op(name: str, channels: int, stride: int) -> nn.Module:
-    """The supernet version of op ``name``: non-affine BN, pools followed by a
-    non-affine BN (``PoolBN``)."""
-    op = build_cnn_op(name, channels, stride, affine=False)
-    if OPS[name].search_bn:
-        return PoolBN(op, channels)
-    return op
+def build_search_op(op: OpDef, channels: int, stride: int) -> nn.Module:
+    """The supernet version of an op: batch norms without parameters, ``bn(search)``
+    (the BN DARTS puts after a pool in a supernet) included."""
+    return build_op(op, channels, stride, affine=False, search=True)
 
 
 def mixed_edges(ir: CellIR) -> list[Edge]:
@@ -77,10 +73,10 @@ class MixedOp(nn.Module):
     """One mixed edge: ``sum_k w[col_k] * op_k(x)`` over the edge's candidate ops, where
     ``col_k`` is the op's column in the alpha table (the space's op order)."""
 
-    def __init__(self, candidates: tuple[str, ...], space_ops: tuple[str, ...], channels: int, stride: int) -> None:
+    def __init__(self, candidates: tuple[OpDef, ...], space_ops: tuple[str, ...], channels: int, stride: int) -> None:
         super().__init__()
-        self.ops = nn.ModuleDict({name: build_search_op(name, channels, stride) for name in candidates})
-        self.columns = [space_ops.index(name) for name in candidates]
+        self.ops = nn.ModuleDict({op.name: build_search_op(op, channels, stride) for op in candidates})
+        self.columns = [space_ops.index(op.name) for op in candidates]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: this edge's row of softmax(alpha), one entry per space op."""
@@ -140,7 +136,7 @@ class SearchCell(nn.Module):
             src, dst, stride = rows[row]
             if dst not in self.nodes:
                 self.nodes[dst] = nn.ModuleDict()
-            self.nodes[dst][src] = MixedOp(tuple(op for op in space_ops if op in ops[row]), space_ops,
+            self.nodes[dst][src] = MixedOp(tuple(ir.op(op) for op in space_ops if op in ops[row]), space_ops,
                                            cp.channels, stride)
         # the alpha weights the terms multiply by, gathered once per forward: (row, col) -> slot
         self._slots: dict[tuple[int, int], int] = {}
@@ -168,17 +164,13 @@ class SearchCell(nn.Module):
             (feed,) = [u for u, _ in g.in_edges(n)]
             terms = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
             members = [self._module(rows, t["row"], d["op"]) for t in terms]
-            family = OPS[d["op"]].family
-            table = SHARED_OPS if d.get("shared") else GROUPED_OPS
-            if family not in table:
-                raise UsageError(f"cell '{ir.name}': no {'shared' if d.get('shared') else 'grouped'} version of "
-                                 f"{d['op']} for {n}")
             scaled = {bool(t.get("scaled")) for t in terms}
             if len(scaled) > 1:
                 raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
             index = f"rows_{len(self._buffers)}"
             self.register_buffer(index, torch.tensor([t["row"] for t in terms]), persistent=False)
-            run = table[family](members) if d.get("shared") else table[family](members, bool(d.get("recompute")))
+            run = (shared_executor(members) if d.get("shared")
+                   else grouped_executor(members, bool(d.get("recompute"))))
             return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu",
                     space_ops.index(d["op"]), index, scaled.pop(), ir.origin(feed))
         terms: list[tuple[Any, ...]] = []
@@ -339,16 +331,14 @@ class Supernet(AlphaMixin, CNNSkeleton):
 
 
 def check_space_ops(space: SpaceSpec) -> None:
-    """Every op of a CNN space needs a registered module; say which do not."""
+    """A CNN supernet is built from a CNN space whose ops are all declared."""
     if space.kind != "cnn":
         raise UsageError(f"space '{space.name}' ({space.path}) is recurrent; build it with "
                          "genolang.nets.supernet_rnn.build_rnn_supernet")
-    missing = [op for op in space.ops if op not in CNN_OPS]
+    missing = [op for op in space.ops if op not in {d.name for d in space.op_defs}]
     if missing:
-        raise UsageError(f"space '{space.name}' ({space.path}) uses op{'s' if len(missing) > 1 else ''} "
-                         f"{', '.join(missing)} with no CNN module registered; remove "
-                         f"{'them' if len(missing) > 1 else 'it'} from 'ops' or register a builder with "
-                         "genolang.ops.register_cnn_op")
+        raise UsageError(f"space '{space.name}' ({space.path}) has no declaration of {', '.join(missing)}; "
+                         "check it with 'genolang check'")
 
 
 def build_supernet(space: SpaceSpec, network: NetworkSpec, *, in_channels: int, input_size: int,

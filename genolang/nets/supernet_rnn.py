@@ -11,6 +11,8 @@ the alpha is ``alphas.<cell>`` of shape (sum_{i=1..n} i, ops)."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -20,8 +22,7 @@ from genolang.errors import UsageError
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_space
 from genolang.spec.checked import NetworkSpec, SpaceSpec
-from genolang.spec.opnames import OPS
-from genolang.ops.registry import RNN_ACTIVATIONS
+from genolang.ops.build import elementwise
 
 
 class SearchRecurrentCell(RecurrentCellBase):
@@ -35,13 +36,13 @@ class SearchRecurrentCell(RecurrentCellBase):
         row = {(e.src, e.dst): i for i, e in enumerate(mixed_edges(ir))}
         # per node: its sources, the alpha rows of those edges (a buffer, so it follows
         # the model's device), and the (column, activation) pairs that contribute
-        self.wiring: list[tuple[str, list[str], list[tuple[int, str]]]] = []
+        self.wiring: list[tuple[str, list[str], list[tuple[int, Callable[[torch.Tensor], torch.Tensor]]]]] = []
         for node in ir.nodes:
             edges = ir.in_edges(node)
             candidates = edges[0].candidates
             if candidates is None or any(e.candidates != candidates for e in edges):
                 raise UsageError(f"cell '{ir.name}': node {node} needs mixed edges with one candidate list")
-            acts = [(space_ops.index(op), op) for op in candidates if not OPS[op].is_zero]
+            acts = [(space_ops.index(op), elementwise(ir.op(op))) for op in candidates if not ir.op(op).is_zero]
             self.register_buffer(f"rows_{node}", torch.tensor([row[(e.src, e.dst)] for e in edges]),
                                  persistent=False)
             self.wiring.append((node, [e.src for e in edges], acts))
@@ -59,9 +60,9 @@ class SearchRecurrentCell(RecurrentCellBase):
             c = c.sigmoid()
             rows = getattr(self, f"rows_{node}")
             total = torch.zeros_like(prev[0])
-            for col, op in acts:
+            for col, activation in acts:
                 w = weights[rows, col].view(-1, 1, 1)  # (J, 1, 1)
-                total = total + (w * (prev + c * (RNN_ACTIVATIONS[op](hh) - prev))).sum(0)
+                total = total + (w * (prev + c * (activation(hh) - prev))).sum(0)
             states[node] = self.bn(total)
         return torch.stack([states[n] for n in self.output], -1).mean(-1)
 
@@ -96,8 +97,9 @@ def build_rnn_supernet(space: SpaceSpec, network: NetworkSpec, ntokens: int) -> 
     if network.kind != "rnn":
         raise UsageError(f"network '{network.name}' ({network.path}) is a CNN skeleton; a recurrent space needs "
                          "'stem = embedding' (e.g. --network ptb_search)")
-    missing = [op for op in space.ops if not OPS[op].is_zero and op not in RNN_ACTIVATIONS]
+    missing = [op.name for op in space.op_defs if not op.is_zero and not op.elementwise]
     if missing:
-        raise UsageError(f"space '{space.name}' ({space.path}) uses {', '.join(missing)}, which no recurrent "
-                         f"activation implements; known: {', '.join(RNN_ACTIVATIONS)}")
+        raise UsageError(f"space '{space.name}' ({space.path}) uses {', '.join(missing)}, which "
+                         f"{'are not elementwise activations' if len(missing) > 1 else 'is not an elementwise activation'}"
+                         "; a recurrent node's op must be one (e.g. 'op swish = silu')")
     return RNNSupernet(space, network, ntokens)

@@ -1,5 +1,7 @@
-"""Torch modules for every op name of ``genolang.spec.opnames``, found through a registry."""
+"""Torch modules of ops: built from their checked declarations (``build``), the
+multi-layer primitives (``cnn``), the grouped and shared executors of optimized
+supernets (``grouped``) and batch norm over a data-parallel run's global batch (``norm``)."""
 
-from genolang.ops.registry import CNN_OPS, RNN_ACTIVATIONS, build_cnn_op, register_cnn_op
+from genolang.ops.build import OpBuildError, build_op, elementwise
 
-__all__ = ["CNN_OPS", "RNN_ACTIVATIONS", "build_cnn_op", "register_cnn_op"]
+__all__ = ["OpBuildError", "build_op", "elementwise"]

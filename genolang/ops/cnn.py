@@ -1,13 +1,12 @@
-"""The convolutional building blocks of DARTS (ReLU-Conv-BN order, bias-free convs).
+"""The modules of primitives that are more than one torch layer (``genolang.ops.build``
+builds ops from them and from torch's own layers): identity, zero of the strided shape,
+Gaussian noise, DARTS's factorized reduce, and a batch norm whose affine scale can be
+multiplied by an op's alpha weight (``batch_norm``).
 
-``affine`` is False in supernets (BatchNorm without learnable scale and shift) and True
-in fixed networks.
-
-Ops that start with a ReLU or end with a BN also offer ``forward_fused(x, relu, scale)``,
-used by optimized supernets (``genolang.passes``): ``relu=False`` when the input is
-already ReLU'd (one ReLU shared by several ops), ``scale`` a scalar tensor (the op's
-alpha weight) applied as the scale of the final BN, which saves a multiply and keeps
-the product out of autograd's saved tensors. ``forward_fused(x)`` equals ``forward(x)``."""
+``forward_fused(x, relu, scale)``, used by optimized supernets (``genolang.passes``):
+``relu=False`` when the input is already ReLU'd (one ReLU shared by several ops),
+``scale`` a scalar tensor (the op's alpha weight) applied as the scale of the final BN,
+which saves a multiply and keeps the product out of autograd's saved tensors."""
 
 from __future__ import annotations
 
@@ -36,64 +35,6 @@ def batch_norm(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None = None
     bias = None if bn.bias is None else bn.bias * s
     return global_batch_norm(x, bn.running_mean if track else None, bn.running_var if track else None, weight, bias,
                              use_batch, factor, bn.eps)
-
-
-class ReLUConvBN(nn.Sequential):
-    """ReLU, a KxK conv, BN: the preprocessing of cell inputs and NAS-Bench-201 convs."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
-        )
-
-    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[2], self[1](self[0](x) if relu else x), scale)
-
-
-class DilConv(nn.Sequential):
-    """ReLU, depthwise KxK conv with dilation, 1x1 conv, BN."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, dilation: int,
-                 affine: bool = True) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c_in, c_in, kernel, stride=stride, padding=padding, dilation=dilation, groups=c_in, bias=False),
-            nn.Conv2d(c_in, c_out, 1, bias=False),
-            nn.BatchNorm2d(c_out, affine=affine),
-        )
-
-    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
-
-
-class SepConv(nn.Sequential):
-    """Two dilation-1 ``DilConv`` blocks; the stride applies to the first only."""
-
-    def __init__(self, c_in: int, c_out: int, kernel: int, stride: int, padding: int, affine: bool = True) -> None:
-        super().__init__(
-            DilConv(c_in, c_in, kernel, stride, padding, 1, affine),
-            DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
-        )
-
-    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return self[1].forward_fused(self[0].forward_fused(x, relu), True, scale)
-
-
-class Conv7x1_1x7(nn.Sequential):
-    """ReLU, a 1x7 conv then a 7x1 conv (each striding along its own axis), BN."""
-
-    def __init__(self, c: int, stride: int, affine: bool = True) -> None:
-        super().__init__(
-            nn.ReLU(inplace=False),
-            nn.Conv2d(c, c, (1, 7), stride=(1, stride), padding=(0, 3), bias=False),
-            nn.Conv2d(c, c, (7, 1), stride=(stride, 1), padding=(3, 0), bias=False),
-            nn.BatchNorm2d(c, affine=affine),
-        )
-
-    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
 
 
 class Identity(nn.Module):
@@ -139,13 +80,14 @@ class FactorizedReduce(nn.Module):
         return batch_norm(self.bn, torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1), scale)
 
 
-class PoolBN(nn.Sequential):
-    """A pool followed by a BN without affine parameters (pools in supernets)."""
+class Noise(nn.Module):
+    """Gaussian noise (``mean``, ``std``) of the (strided) input's shape, in training
+    and evaluation alike (RobustDARTS's ``noise`` op)."""
 
-    def __init__(self, pool: nn.Module, c: int) -> None:
-        super().__init__(pool, nn.BatchNorm2d(c, affine=False))
+    def __init__(self, stride: int, mean: float = 0.0, std: float = 1.0) -> None:
+        super().__init__()
+        self.stride, self.mean, self.std = stride, mean, std
 
-    def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        if not relu:
-            raise ValueError("a pool does not start with a ReLU")
-        return batch_norm(self[1], self[0](x), scale)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shaped = x if self.stride == 1 else x[:, :, :: self.stride, :: self.stride]
+        return torch.empty_like(shaped).normal_(self.mean, self.std)

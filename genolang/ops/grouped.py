@@ -29,7 +29,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from genolang.ops.norm import batch_norm as global_batch_norm
-from genolang.ops.cnn import DilConv, PoolBN, SepConv
+from genolang.ops.build import flat_layers
 
 DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
 CL = torch.channels_last
@@ -374,10 +374,11 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
 
 
 class GroupedDilConv:
-    """E ``DilConv`` (ReLU, depthwise KxK, 1x1, BN) on one input (not ReLU'd when
-    ``relu``); returns the E outputs along channels, edge by edge."""
+    """E blocks of ReLU, depthwise KxK, 1x1 conv and BN (DARTS's ``dil_conv``, half a
+    ``sep_conv``) on one input (not ReLU'd when ``relu``); returns the E outputs along
+    channels, edge by edge."""
 
-    def __init__(self, members: Sequence[DilConv], recompute: bool = False) -> None:
+    def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
         _same(members, lambda m: (m[1].kernel_size, m[1].stride, m[1].padding, m[1].dilation, m[2].weight.shape))
         self.members = list(members)
         self.recompute = recompute
@@ -407,16 +408,107 @@ class GroupedDilConv:
 
 
 class GroupedSepConv:
-    """E ``SepConv`` (two ``DilConv``) on one input: the first half grouped with a
-    channel multiplier, the second block by block."""
+    """E sequences of such blocks (DARTS's ``sep_conv``: two) on one input: the first
+    block grouped with a channel multiplier, the others block by block."""
 
-    def __init__(self, members: Sequence[SepConv], recompute: bool = False) -> None:
-        self.first = GroupedDilConv([m[0] for m in members], recompute)
-        self.second = GroupedDilConv([m[1] for m in members], recompute)
+    def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
+        self.stages = [GroupedDilConv([m[i] for m in members], recompute) for i in range(len(members[0]))]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None) -> torch.Tensor:
-        return self.second.blocks(self.first.first(x, relu, None, keep), scale)
+        x = self.stages[0].first(x, relu, None, keep)
+        for i, stage in enumerate(self.stages[1:], 1):
+            x = stage.blocks(x, scale if i == len(self.stages) - 1 else None)
+        return x
+
+
+class GroupedConvStack:
+    """E copies of any stack of convs (activations, batch norms and pools between them;
+    only activations before the first conv) on one input: the leading activations once,
+    the first conv as one conv producing E blocks of channels (its weights concatenated;
+    a grouped first conv reads E copies of the input), every later conv as one conv with
+    E times its groups, every batch norm as one over all blocks (each edge's running
+    statistics moved as its own). Returns the E outputs along channels, edge by edge."""
+
+    def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
+        self.layers = [flat_layers(m) for m in members]
+        _same(members, lambda m: [repr(layer) for layer in flat_layers(m)])
+
+    def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+                 keep: torch.Tensor | None = None) -> torch.Tensor:
+        E = len(self.layers)
+        first = self.layers[0]
+        i = 0
+        while not isinstance(first[i], nn.Conv2d):  # the leading activations, on the shared input
+            if relu or i > 0 or not isinstance(first[i], nn.ReLU):
+                x = first[i](x)
+            i += 1
+        convs = [layers[i] for layers in self.layers]
+        c0 = convs[0]
+        weight = torch.cat([c.weight for c in convs])
+        if c0.groups == 1:
+            y = F.conv2d(x, weight, None, c0.stride, c0.padding, c0.dilation, 1)
+        else:
+            y = F.conv2d(x.repeat(1, E, 1, 1), weight, None, c0.stride, c0.padding, c0.dilation, c0.groups * E)
+        last = len(first) - 1
+        for j in range(i + 1, len(first)):
+            mods = [layers[j] for layers in self.layers]
+            m0 = mods[0]
+            if isinstance(m0, nn.Conv2d):
+                w = torch.cat([m.weight for m in mods])
+                y = F.conv2d(y, w, None, m0.stride, m0.padding, m0.dilation, m0.groups * E)
+            elif isinstance(m0, _BatchNorm):
+                y = grouped_batch_norm(y, mods, scale if j == last else None)  # type: ignore[arg-type]
+            else:  # an activation or a pool: the same on every channel block
+                y = m0(y)
+        if scale is not None and not isinstance(first[last], _BatchNorm):
+            raise ValueError("a grouped conv stack can scale only a final batch norm")
+        return y
+
+
+def _is_dil_block(m: nn.Module) -> bool:
+    """ReLU, a depthwise conv (channel multiplier 1), a 1x1 conv, BN: what
+    ``GroupedDilConv`` runs."""
+    if not isinstance(m, nn.Sequential) or len(m) != 4:
+        return False
+    relu, dw, pw, bn = m
+    return (isinstance(relu, nn.ReLU) and isinstance(dw, nn.Conv2d) and dw.groups == dw.in_channels == dw.out_channels
+            and dw.stride[0] == dw.stride[1] and dw.padding[0] == dw.padding[1] and dw.kernel_size[0] == dw.kernel_size[1]
+            and isinstance(pw, nn.Conv2d) and pw.kernel_size == (1, 1) and pw.groups == 1 and pw.stride == (1, 1)
+            and isinstance(bn, nn.BatchNorm2d))
+
+
+def grouped_executor(members: Sequence[nn.Module], recompute: bool = False) -> Callable[..., torch.Tensor]:
+    """The fastest executor for E copies of one groupable op (``OpFacts.groupable``):
+    the hand-tuned ones for DARTS's ``dil_conv`` and ``sep_conv`` structures, the general
+    conv stack otherwise."""
+    m = members[0]
+    if _is_dil_block(m):
+        return GroupedDilConv(members, recompute)
+    if isinstance(m, nn.Sequential) and len(m) > 1 and all(_is_dil_block(b) for b in m) and all(
+            b[1].stride == (1, 1) for b in list(m)[1:]):
+        return GroupedSepConv(members, recompute)
+    return GroupedConvStack(members, recompute)
+
+
+class SharedStateless:
+    """An op without weights, batch norms or randomness computed once for E edges."""
+
+    def __init__(self, members: Sequence[nn.Module]) -> None:
+        self.members = list(members)
+
+    def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [self.members[0](x)] * len(self.members)
+
+
+def shared_executor(members: Sequence[nn.Module]) -> Callable[[torch.Tensor], list[torch.Tensor]]:
+    """The executor for E copies of one shareable op (``OpFacts.shareable``): a pool and
+    its BN (``SharedPoolBN``), or a stateless op."""
+    m = members[0]
+    if isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[0], (nn.MaxPool2d, nn.AvgPool2d)) and \
+            isinstance(m[1], nn.BatchNorm2d):
+        return SharedPoolBN(members)
+    return SharedStateless(members)
 
 
 class _PoolBN(torch.autograd.Function):
@@ -463,12 +555,12 @@ class _PoolBN(torch.autograd.Function):
 
 
 class SharedPoolBN:
-    """A pool and its BN without parameters (``PoolBN``) computed once for E edges.
+    """A pool and its BN without parameters computed once for E edges.
     Training mode: one pool, one BN (batch statistics: the same for every edge), and
     each edge's running statistics moved as its own BN would move them. Eval mode: one
     pool, each edge's BN with its own running statistics."""
 
-    def __init__(self, members: Sequence[PoolBN]) -> None:
+    def __init__(self, members: Sequence[nn.Module]) -> None:
         _same(members, lambda m: repr(m[0]))
         self.members = list(members)
 
@@ -501,13 +593,3 @@ class _NoCtx:
 
     def mark_non_differentiable(self, *tensors: torch.Tensor) -> None:
         pass
-
-
-GroupBuilder = Callable[[Sequence[nn.Module]], Callable[..., object]]
-GROUPED_OPS: dict[str, GroupBuilder] = {
-    "sep_conv": GroupedSepConv,  # type: ignore[dict-item]
-    "dil_conv": GroupedDilConv,  # type: ignore[dict-item]
-}
-SHARED_OPS: dict[str, GroupBuilder] = {
-    "pool": SharedPoolBN,  # type: ignore[dict-item]
-}

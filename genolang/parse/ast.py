@@ -28,10 +28,22 @@ class Name:
 
 
 @dataclass(frozen=True)
-class Value:
-    """A property value: an int, a float, a fraction such as ``2/3``, or a word."""
+class Kernel:
+    """A kernel size written ``HxW`` (``1x7``): rows, then columns."""
 
-    value: Union[int, float, Fraction, str]
+    height: int
+    width: int
+
+    def __str__(self) -> str:
+        return f"{self.height}x{self.width}"
+
+
+@dataclass(frozen=True)
+class Value:
+    """A property value: an int, a float, a fraction such as ``2/3``, a word, or (in an
+    op body) a kernel size such as ``1x7``."""
+
+    value: Union[int, float, Fraction, str, Kernel]
     span: Span | None = _span()
 
     @property
@@ -151,7 +163,67 @@ class Network:
     span: Span | None = _span()
 
 
-Decl = Union[Space, Genotype, Network]
+@dataclass(frozen=True)
+class OpArg:
+    """An argument of a primitive: positional (``3``, ``1x7``, ``stride``) or keyword
+    (``dilation = 2``)."""
+
+    value: Value
+    key: Name | None = None
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """A primitive or a declared op in an op body: ``relu``, ``dwconv(3, stride)``."""
+
+    name: Name
+    args: tuple[OpArg, ...] = ()
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class OpSequence:
+    """``a > b > c``: each part applied to the output of the one before."""
+
+    parts: tuple["OpExpr", ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class OpRepeat:
+    """``N * body``: the body N times in sequence, the op's stride on the first only."""
+
+    times: Value
+    body: "OpExpr"
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class OpStrided:
+    """``strided if strided else plain``: the body by the op's stride."""
+
+    strided: "OpExpr"
+    plain: "OpExpr"
+    span: Span | None = _span()
+
+
+OpExpr = Union[OpCall, OpSequence, OpRepeat, OpStrided]
+
+
+@dataclass(frozen=True)
+class OpDecl:
+    """``op NAME = BODY``, or a family ``op NAME for P in v1, v2 = BODY`` (one op per
+    value, ``P`` replaced in the name and the body)."""
+
+    name: Name
+    body: OpExpr
+    param: Name | None = None
+    values: tuple[Value, ...] = ()
+    span: Span | None = _span()
+
+
+Decl = Union[Space, Genotype, Network, OpDecl]
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,43 @@ class _ToAst(Transformer):
     def network(self, meta: Any, children: list[Any]) -> A.Network:
         return A.Network(_name(children[0]), tuple(children[1:]), _meta_span(meta))
 
+    # -- operations --------------------------------------------------------------
+    def kernel(self, meta: Any, children: list[Token]) -> A.Value:
+        tok = children[0]
+        if len(str(tok)) > MAX_NUMBER_CHARS:
+            raise _BadNumber(tok, f"kernel size is too long ({len(str(tok))} characters)")
+        height, width = (int(p) for p in str(tok).split("x"))
+        return A.Value(A.Kernel(height, width), _tok_span(tok))
+
+    def op_positional(self, meta: Any, children: list[Any]) -> A.OpArg:
+        return A.OpArg(children[0], None, _meta_span(meta))
+
+    def op_keyword(self, meta: Any, children: list[Any]) -> A.OpArg:
+        return A.OpArg(children[1], _name(children[0]), _meta_span(meta))
+
+    def op_call(self, meta: Any, children: list[Any]) -> A.OpCall:
+        name, *args = children
+        return A.OpCall(_name(name), tuple(a for a in args if a is not None), _meta_span(meta))
+
+    def op_sequence(self, meta: Any, children: list[Any]) -> A.OpSequence:
+        return A.OpSequence(tuple(children), _meta_span(meta))
+
+    def op_repeat(self, meta: Any, children: list[Any]) -> A.OpRepeat:
+        times, body = children
+        return A.OpRepeat(A.Value(_number(times), _tok_span(times)), body, _meta_span(meta))
+
+    def op_strided(self, meta: Any, children: list[Any]) -> A.OpStrided:
+        return A.OpStrided(children[0], children[1], _meta_span(meta))
+
+    def op_family(self, meta: Any, children: list[Any]) -> tuple[A.Name, tuple[A.Value, ...]]:
+        param, *values = children
+        return _name(param), tuple(values)
+
+    def op_decl(self, meta: Any, children: list[Any]) -> A.OpDecl:
+        name, family, body = children
+        param, values = family if family is not None else (None, ())
+        return A.OpDecl(_name(name), body, param, values, _meta_span(meta))
+
 
 _TERMINAL_WORDS = {"NAME": "a name", "NUMBER": "a number", "$END": "the end of the file"}
 
@@ -249,7 +286,7 @@ def _join(items: list[str]) -> str:
     return "one of " + ", ".join(items)
 
 
-_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG"}
+_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG", "OP"}
 
 
 def _misused_keyword(err: UnexpectedToken) -> Token | None:
@@ -286,7 +323,7 @@ def _hint_for(tok: Token, expected: set[str], prev: Token | None = None) -> str 
     if tok.type == "COMMA" and "PLUS" in expected:
         return "the inputs of a node are summed: join them with '+', not ','"
     if tok.type == "NAME" and {"SPACE", "GENOTYPE", "NETWORK"} & expected:
-        return "a file holds 'space', 'genotype' and 'network' declarations"
+        return "a file holds 'space', 'genotype', 'network' and 'op' declarations"
     if tok.type in {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG"}:
         return f"'{tok}' is a keyword and cannot be used as a name"
     return None

@@ -17,8 +17,10 @@ from genolang.parse import ast as A
 INDENT = "    "
 
 
-def format_value(value: Union[int, float, Fraction, str]) -> str:
+def format_value(value: Union[int, float, Fraction, str, A.Kernel]) -> str:
     """A property value as canonical text."""
+    if isinstance(value, A.Kernel):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, Fraction):
@@ -51,6 +53,32 @@ def format_ref(ref: Union[A.Name, A.Range]) -> str:
 
 def format_output(out: A.Output) -> str:
     return f"out = {out.reducer.text}(" + ", ".join(format_ref(r) for r in out.refs) + ")"
+
+
+def format_op_arg(arg: A.OpArg) -> str:
+    text = format_value(arg.value.value)
+    return text if arg.key is None else f"{arg.key.text}={text}"
+
+
+def format_op_expr(expr: A.OpExpr, inside: str = "") -> str:
+    """An op body as canonical text; ``inside`` says what contains it (``sequence``,
+    ``repeat``, ``strided``) so parentheses are written exactly where they are needed."""
+    if isinstance(expr, A.OpCall):
+        return expr.name.text + (f"({', '.join(format_op_arg(a) for a in expr.args)})" if expr.args else "")
+    if isinstance(expr, A.OpRepeat):
+        text = f"{format_value(expr.times.value)} * {format_op_expr(expr.body, 'repeat')}"
+        return f"({text})" if inside == "repeat" else text
+    if isinstance(expr, A.OpSequence):
+        text = " > ".join(format_op_expr(p, "sequence") for p in expr.parts)
+        return f"({text})" if inside in ("sequence", "repeat") else text
+    text = f"{format_op_expr(expr.strided, 'strided')} if strided else {format_op_expr(expr.plain, 'strided')}"
+    return f"({text})" if inside else text
+
+
+def format_op(decl: A.OpDecl) -> str:
+    family = (f" for {decl.param.text} in " + ", ".join(format_value(v.value) for v in decl.values)
+              if decl.param is not None else "")
+    return f"op {decl.name.text}{family} = {format_op_expr(decl.body)}"
 
 
 class _Emitter:
@@ -183,7 +211,9 @@ def _emit_network(em: _Emitter, net: A.Network) -> None:
 
 
 def _emit_decl(em: _Emitter, decl: A.Decl) -> None:
-    if isinstance(decl, A.Space):
+    if isinstance(decl, A.OpDecl):
+        em.line(format_op(decl), 0, decl.span)
+    elif isinstance(decl, A.Space):
         _emit_space(em, decl)
     elif isinstance(decl, A.Genotype):
         _emit_genotype(em, decl)
@@ -205,10 +235,14 @@ def format_spec(spec: A.SpecFile, header_comments: Iterable[str] = ()) -> str:
     if spec.version_span is not None:
         em.trailing(spec.version_span.line, spec.version_span.line)
         em.last_source_line = spec.version_span.line
+    previous: A.Decl | None = None
     for decl in spec.decls:
-        if em.lines and em.lines[-1] != "":
+        # one blank line between declarations; consecutive one-line op declarations stay together
+        together = isinstance(decl, A.OpDecl) and isinstance(previous, A.OpDecl)
+        if em.lines and em.lines[-1] != "" and not together:
             em.lines.append("")
         _emit_decl(em, decl)
+        previous = decl
     em.rest()
     while em.lines and em.lines[-1] == "":
         em.lines.pop()

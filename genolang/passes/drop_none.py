@@ -7,7 +7,6 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import OPS
 from genolang.passes.manager import register_pass
 
 
@@ -21,7 +20,7 @@ def drop_none(ir: CellIR) -> nx.MultiDiGraph:
         cands = d.get("candidates")
         if cands is None:
             continue
-        kept = tuple(op for op in cands if not OPS[op].is_zero)
+        kept = tuple(op for op in cands if not ir.op(op).is_zero)
         if kept:
             d["candidates"] = kept
     return g

@@ -4,21 +4,17 @@ result, computed with edge k's own parameters (for the 4 ``sep_conv_3x3`` readin
 a DARTS normal cell: one depthwise conv producing 4C channels, one block-diagonal 1x1,
 one BN over 4C channels, and so on). An op on a single edge becomes a group of one: the
 grouped implementation's kernels (1x1 convs as matrix products, strided dilated convs
-on the subsampled input) beat the plain modules' on the CPU. Which op families the
-compiler can group is ``GROUPED_FAMILIES`` (``genolang.ops.grouped`` has a builder for
-each)."""
+on the subsampled input) beat the plain modules' on the CPU. Which ops can be grouped is
+read off their structure (``OpFacts.groupable``: a stack of convs, only activations
+before the first); ``genolang.ops.grouped`` has an executor for every such structure."""
 
 from __future__ import annotations
 
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import OPS
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, take_op
-
-GROUPED_FAMILIES = ("sep_conv", "dil_conv")
-
 
 NAME = "group_convs"
 
@@ -30,7 +26,7 @@ def group_convs(ir: CellIR) -> nx.MultiDiGraph:
     for src in feeds:
         edges = mixed_out_edges(g, src)
         ops = [op for op in dict.fromkeys(op for e in edges for op in e[3]["candidates"])
-               if OPS[op].family in GROUPED_FAMILIES]
+               if ir.op(op).facts(ir.expected_stride(src)).groupable]
         for op in ops:
             members = [e for e in edges if op in e[3]["candidates"]]
             stride = members[0][3]["stride"]

@@ -12,7 +12,6 @@ import networkx as nx
 
 from genolang.errors import UsageError, did_you_mean
 from genolang.ir.graph import CellIR, IRError
-from genolang.spec.opnames import OPS
 
 PassFn = Callable[[CellIR], nx.MultiDiGraph]
 
@@ -49,7 +48,7 @@ class PassError(IRError):
 
 
 def _nonzero_terms(ir: CellIR) -> set[tuple[int, str]]:
-    return {(row, op) for row, op in ir.terms() if not OPS[op].is_zero}
+    return {(row, op) for row, op in ir.terms() if not ir.op(op).is_zero}
 
 
 def run_passes(ir: CellIR, names: Iterable[str] = ()) -> CellIR:

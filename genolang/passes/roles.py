@@ -15,7 +15,6 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR, IRError, register_role
-from genolang.spec.opnames import OPS, starts_with_relu
 
 
 def _one_feed(ir: CellIR, n: str) -> str:
@@ -41,7 +40,7 @@ def check_relu(ir: CellIR, n: str) -> None:
                 raise IRError(f"cell {ir.name}: relu node {n} feeds {v}, a node of role {ir.role(v)!r}")
             continue
         for op in (d["op"],) if d.get("op") is not None else d.get("candidates") or ():
-            if not starts_with_relu(op, d.get("stride", 1)):
+            if not ir.op(op).starts_with_relu(d.get("stride", 1)):
                 raise IRError(f"cell {ir.name}: edge {v}<-{n} feeds {op}, which does not start with a ReLU, "
                               f"from {n}")
 
@@ -50,8 +49,9 @@ def check_apply(ir: CellIR, n: str) -> None:
     g = ir.graph
     d = g.nodes[n]
     op = d.get("op")
-    if op not in OPS:
-        raise IRError(f"cell {ir.name}: apply node {n} has unknown op {op!r}")
+    if not isinstance(op, str):
+        raise IRError(f"cell {ir.name}: apply node {n} has no op")
+    ir.op(op)  # known
     feed = _one_feed(ir, n)
     if ir.role(feed) not in ("input", "node", "relu"):
         raise IRError(f"cell {ir.name}: apply node {n} reads {feed}, a node of role {ir.role(feed)!r}")
@@ -60,10 +60,15 @@ def check_apply(ir: CellIR, n: str) -> None:
     expected = ir.expected_stride(feed)
     if d.get("stride") != expected:
         raise IRError(f"cell {ir.name}: apply node {n} has stride {d.get('stride')}, expected {expected}")
-    if ir.role(feed) == "relu" and not starts_with_relu(op, expected):
+    if ir.role(feed) == "relu" and not ir.op(op).starts_with_relu(expected):
         raise IRError(f"cell {ir.name}: apply node {n} applies {op}, which does not start with a ReLU, to {feed}")
-    if d.get("shared") and OPS[op].has_weights(d.get("stride", 1)):
-        raise IRError(f"cell {ir.name}: apply node {n} shares one result of {op}, which has parameters")
+    if d.get("shared"):
+        facts = ir.op(op).facts(d.get("stride", 1))
+        if facts.has_weights:
+            raise IRError(f"cell {ir.name}: apply node {n} shares one result of {op}, which has parameters")
+        if facts.random:
+            raise IRError(f"cell {ir.name}: apply node {n} shares one result of {op}, which draws random numbers "
+                          "(each edge needs its own draw)")
     if d.get("shared") and d.get("recompute"):
         raise IRError(f"cell {ir.name}: apply node {n} recomputes a shared op")
     outs = list(g.out_edges(n, data=True))

@@ -8,7 +8,6 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import ends_with_bn
 from genolang.passes.manager import register_pass
 
 
@@ -20,9 +19,9 @@ def scale_bn(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
     for u, v, d in g.edges(data=True):
         if d.get("candidates") is not None:
-            scaled = tuple(op for op in d["candidates"] if ends_with_bn(op, d["stride"]))
+            scaled = tuple(op for op in d["candidates"] if ir.op(op).ends_with_bn(d["stride"]))
             if scaled:
                 d["scaled"] = scaled
-        elif d.get("role") == "term" and not g.nodes[u].get("shared") and ends_with_bn(d["op"], d["stride"]):
+        elif d.get("role") == "term" and not g.nodes[u].get("shared") and ir.op(d["op"]).ends_with_bn(d["stride"]):
             d["scaled"] = (d["op"],)
     return g

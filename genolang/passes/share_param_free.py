@@ -11,12 +11,8 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import OPS
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
-
-SHARED_FAMILIES = ("pool",)
-
 
 NAME = "share_param_free"
 
@@ -27,7 +23,7 @@ def share_param_free(ir: CellIR) -> nx.MultiDiGraph:
     for src in states(ir):
         edges = mixed_out_edges(g, src)
         ops = [op for op in dict.fromkeys(op for e in edges for op in e[3]["candidates"])
-               if OPS[op].family in SHARED_FAMILIES and not OPS[op].has_weights(ir.expected_stride(src))]
+               if ir.op(op).facts(ir.expected_stride(src)).shareable]
         for op in ops:
             members = [e for e in edges if op in e[3]["candidates"]]
             stride = members[0][3]["stride"]

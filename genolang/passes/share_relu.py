@@ -8,7 +8,6 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import starts_with_relu
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
 
@@ -23,12 +22,12 @@ def share_relu(ir: CellIR) -> nx.MultiDiGraph:
         moves = []
         for edge in mixed_out_edges(g, src):
             d = edge[3]
-            ops = tuple(op for op in d["candidates"] if starts_with_relu(op, d["stride"]))
+            ops = tuple(op for op in d["candidates"] if ir.op(op).starts_with_relu(d["stride"]))
             if ops:
                 moves.append((edge, ops))
         applies = [v for _, v, d in g.out_edges(src, data=True)
                    if d.get("role") == "feed" and g.nodes[v]["role"] == "apply"
-                   and starts_with_relu(g.nodes[v]["op"], g.nodes[v]["stride"])]
+                   and ir.op(g.nodes[v]["op"]).starts_with_relu(g.nodes[v]["stride"])]
         if sum(len(ops) for _, ops in moves) + len(applies) < 2:
             continue  # one op keeps its own ReLU: nothing to share
         relu = f"relu({src})"

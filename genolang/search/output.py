@@ -60,7 +60,7 @@ def space_resolves_to(space: SpaceSpec, folder: Path) -> bool:
         return False
     if not isinstance(found.decl, A.Space):
         return False
-    resolved = checked_space(found.decl, found.file.path)
+    resolved = checked_space(found)[0]
     return resolved is not None and same_content(resolved, space)
 
 

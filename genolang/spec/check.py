@@ -12,8 +12,9 @@ from genolang.spec.checked import (KEEP_ALL, CellGenotype, CellShape, DeriveRule
                             SpaceSpec)
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
-from genolang.spec.opnames import OPS
-from genolang.spec.resolve import Library
+from genolang.spec.opcheck import OpResolver, family_names, supported_strides
+from genolang.spec.ops import OpDef
+from genolang.spec.resolve import Found, Library
 from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
 REDUCERS = ("concat", "mean", "last")
@@ -30,6 +31,7 @@ class Checked:
     spaces: dict[str, SpaceSpec] = field(default_factory=dict)
     genotypes: dict[str, GenotypeSpec] = field(default_factory=dict)
     networks: dict[str, NetworkSpec] = field(default_factory=dict)
+    ops: dict[str, OpDef] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -296,14 +298,17 @@ def _props(props: Iterable[A.Prop], schema: dict[str, object], where: str, rep: 
 
 # ---- spaces -----------------------------------------------------------------------
 
-def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
-    """A checked space, or None after reporting why not."""
+def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec | None:
+    """A checked space, or None after reporting why not; its op names are resolved by
+    ``ops_in`` (the file's declarations, the search path, the plugins)."""
     start = len(rep.items)
     where = f"space '{space.name.text}'"
     props = _props(space.props, {"ops": None}, where, rep)
     for extra in [i for i in space.ordered_items() if isinstance(i, A.Derive)][1:]:
         rep.error(extra.span, f"{where} has more than one derive block", "merge them into one")
     ops: list[str] = []
+    defs: list[OpDef] = []
+    spans: dict[str, Span | None] = {}
     kind: str | None = None
     if "ops" not in props:
         rep.error(space.name.span, f"{where} has no 'ops'",
@@ -314,24 +319,26 @@ def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
                 rep.error(v.span, f"an op must be a name, got '{_show(v)}'")
                 continue
             name = v.value
-            if name not in OPS:
-                rep.error(v.span, f"unknown op '{name}'{did_you_mean(name, OPS)}",
-                          "run 'genolang ops' for the list of known ops")
-                continue
             if name in ops:
                 rep.error(v.span, f"op '{name}' is listed twice in {where}", "list each op once")
                 continue
-            domain = OPS[name].domain
-            if domain != "any":
-                if kind is None:
-                    kind = domain
-                elif domain != kind:
-                    rep.error(v.span, f"op '{name}' is a {domain.upper()} op but {where} already has "
-                              f"{kind.upper()} ops", "a space holds either CNN ops or recurrent activations")
-                    continue
+            found = ops_in.get(name)
+            if found is None:
+                rep.error(v.span, f"unknown op '{name}'{did_you_mean(name, ops_in.known_names())}",
+                          "declare it ('op NAME = ...') in this file, its folder or GENOLANG_PATH, or install a plugin; "
+                          "'genolang ops' lists the known ops")
+                continue
+            if not isinstance(found, OpDef):
+                rep.error(v.span, f"op '{name}' has errors (see where it is declared)", "fix its declaration")
+                continue
             ops.append(name)
-        if ops and kind is None:
-            rep.error(props["ops"].span, f"{where} has only 'none'", "add at least one real op")
+            defs.append(found)
+            spans[name] = v.span
+        real = [d for d in defs if not d.is_zero]
+        if defs and not real:
+            rep.error(props["ops"].span, f"{where} has only zero ops ({', '.join(ops)})", "add at least one real op")
+        elif real:
+            kind = "rnn" if all(d.elementwise for d in real) else "cnn"
     cells: list[CellShape] = []
     names: dict[str, A.CellDecl] = {}
     for decl in space.cells:
@@ -353,14 +360,30 @@ def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
                 rep.error(names[shape.name].span, f"cell '{shape.name}' keeps {shape.keep} distinct inputs per node "
                           f"but its first node has only {shape.inputs} predecessors",
                           "lower 'keep', raise 'inputs', or set 'distinct = false' in derive")
+    if kind == "cnn":
+        for op in defs:  # every op must run at the strides of the cells it is used in
+            strides, why = supported_strides(op)
+            for shape in cells:
+                if shape.stride not in strides:
+                    rep.error(spans[op.name], f"op '{op.name}' cannot run at stride {shape.stride}, which cell "
+                              f"'{shape.name}' of {where} needs: {why[shape.stride]}",
+                              "use the op in spaces whose cells it fits, or change its declaration"
+                              + (f" ({op.origin})" if op.origin else ""))
+                    break
     if rep.errors_since(start) or kind is None or derive is None:
         return None
-    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path)  # type: ignore[arg-type]
+    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path,  # type: ignore[arg-type]
+                     op_defs=tuple(defs))
 
 
-def checked_space(decl: A.Space, path: str) -> SpaceSpec | None:
-    """The checked space of a declaration from the file at ``path`` (None when it has errors)."""
-    return check_space(decl, _Report(path))
+def checked_space(found: Found) -> tuple[SpaceSpec | None, _Report, OpResolver]:
+    """The checked space of a declaration found on a search path, its ops resolved from
+    its own file first (None when it has errors, which the report holds)."""
+    path = found.file.path
+    rep = _Report(path)
+    resolver = OpResolver(found.file, path, rep, Library.for_file(path))
+    assert isinstance(found.decl, A.Space)
+    return check_space(found.decl, rep, resolver), rep, resolver
 
 
 def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape | None:
@@ -494,7 +517,8 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
 SpaceLookup = Callable[[A.Name], SpaceSpec | None]
 
 
-def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report) -> GenotypeSpec | None:
+def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report,
+                   known_op: Callable[[str], bool] | None = None) -> GenotypeSpec | None:
     """A checked genotype, or None after reporting why not. The tree becomes a
     ``GenotypeSpec`` here (cells matched to the space's, output ranges expanded); what
     must hold of it is ``genolang.spec.validate.genotype_problems``, whose problems are
@@ -522,12 +546,12 @@ def check_genotype(geno: A.Genotype, find_space: SpaceLookup, rep: _Report) -> G
     if rep.errors_since(start):
         # the cells that did convert are still validated, so every problem of the file shows at once
         partial = GenotypeSpec(geno.name.text, space, tuple(cells), rep.path)
-        problems = [p for p in genotype_problems(partial) if p.where != ("genotype",)]
+        problems = [p for p in genotype_problems(partial, known_op) if p.where != ("genotype",)]
         report_problems(problems, spans.get, rep)
         return None
     spec = GenotypeSpec(geno.name.text, space, tuple(sorted(cells, key=lambda c: space.cell_names.index(c.name))),
                         rep.path)
-    report_problems(genotype_problems(spec), spans.get, rep)
+    report_problems(genotype_problems(spec, known_op), spans.get, rep)
     return None if rep.errors_since(start) else spec
 
 
@@ -628,8 +652,19 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
     library = library if library is not None else Library.for_file(spec.path)
     rep = _Report(spec.path)
     result = Checked(spec, source)
+    ops_in = OpResolver(spec, spec.path, rep, library)
     names: dict[tuple[str, str], A.Name] = {}
     for decl in spec.decls:
+        if isinstance(decl, A.OpDecl):
+            declared = family_names(decl)
+            twice = [n for n in declared if ("op", n) in names]
+            if twice:
+                first = names[("op", twice[0])].span
+                at = f" (first declared at line {first.line})" if first else ""
+                rep.error(decl.name.span, f"op '{twice[0]}' is declared twice in this file{at}", "rename one of them")
+                continue
+            names.update({("op", n): decl.name for n in declared})
+            continue
         kind = type(decl).__name__.lower()
         key = (kind, decl.name.text)
         if key in names:
@@ -640,7 +675,7 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
             continue
         names[key] = decl.name
         if isinstance(decl, A.Space):
-            space = check_space(decl, rep)
+            space = check_space(decl, rep, ops_in)
             if space is not None:
                 result.spaces[space.name] = space
         elif isinstance(decl, A.Network):
@@ -660,9 +695,15 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
 
     for decl in spec.decls:
         if isinstance(decl, A.Genotype) and names.get(("genotype", decl.name.text)) is decl.name:
-            geno = check_genotype(decl, find_space, rep)
+            geno = check_genotype(decl, find_space, rep, lambda name: isinstance(ops_in.get(name), OpDef))
             if geno is not None:
                 result.genotypes[geno.name] = geno
+        elif isinstance(decl, A.OpDecl) and names.get(("op", family_names(decl)[0])) is decl.name:
+            for op in ops_in.check_local(decl):  # every declaration is checked, used or not
+                result.ops[op.name] = op
+    for err in ops_in.library_errors:
+        result.diagnostics.extend(err.diagnostics)
+        result.sources.update(err.sources)
     result.diagnostics.extend(rep.items)
     result.diagnostics.sort(key=lambda d: (d.path != spec.path, d.span or Span(0, 0, 0, 0)))
     return result
@@ -681,12 +722,14 @@ def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked)
                   "spaces are found in this file, its folder, GENOLANG_PATH and the shipped library "
                   "('genolang list' shows them)")
         return None
-    other = _Report(found.file.path)
-    space = check_space(found.decl, other)  # type: ignore[arg-type]
+    space, other, resolver = checked_space(found)
     if space is None:
         rep.error(ref.span, f"space '{ref.text}' ({found.file.path}) has errors")
         result.diagnostics.extend(other.items)
         result.sources[found.file.path] = found.source
+        for err in resolver.library_errors:
+            result.diagnostics.extend(err.diagnostics)
+            result.sources.update(err.sources)
     return space
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Union
 
+from genolang.spec.ops import OpDef
+
 Kind = Literal["cnn", "rnn"]
 Position = Union[int, Fraction]
 
@@ -73,7 +75,8 @@ class DeriveRule:
 
 @dataclass(frozen=True)
 class SpaceSpec:
-    """A checked search space."""
+    """A checked search space. ``op_defs`` are its ops' checked declarations, in the
+    order of ``ops`` (the column order of its alpha tables)."""
 
     name: str
     kind: Kind
@@ -81,6 +84,14 @@ class SpaceSpec:
     cells: tuple[CellShape, ...]
     derive: DeriveRule
     path: str = "<spec>"
+    op_defs: tuple[OpDef, ...] = ()
+
+    def op(self, name: str) -> OpDef:
+        """The checked declaration of one of the space's ops."""
+        for op in self.op_defs:
+            if op.name == name:
+                return op
+        raise KeyError(f"space {self.name} has no op {name!r}")
 
     def cell(self, name: str) -> CellShape:
         for cell in self.cells:

@@ -19,7 +19,8 @@ from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
 
 SUFFIX = ".geno"
-_KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network}
+_KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network, "op": A.OpDecl}
+_OP_DECL = re.compile(r"(?m)^\s*op\s")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class Library:
         self.roots = [Path(r) for r in roots]
         self.recursive_roots = [Path(r) for r in (recursive_roots or [])]
         self._files: dict[Path, tuple[A.SpecFile, str] | SpecError] = {}
+        self.op_cache: dict[str, object] = {}  # name -> checked op (genolang.spec.opcheck keeps it)
 
     @classmethod
     def for_file(cls, path: str | os.PathLike[str] | None) -> "Library":
@@ -115,6 +117,54 @@ class Library:
             if decl is not None:
                 return Found(decl, spec, text)
         return None
+
+    def find_op(self, name: str) -> Found | None:
+        """The first op declaration (or family) declaring ``name``, in the search path's
+        order. A file with syntax errors that mentions ``name`` raises its error when
+        nothing else declares the op; other broken files are skipped."""
+        from genolang.spec.opcheck import family_names
+
+        broken: SpecError | None = None
+        for path in self._candidates(""):
+            try:
+                head = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                continue
+            if not _OP_DECL.search(head):
+                continue
+            try:
+                spec, text = self.load(path)
+            except SpecError as err:
+                if broken is None and re.search(rf"\b{re.escape(name)}\b", head):
+                    broken = err
+                continue
+            for decl in spec.decls:
+                if isinstance(decl, A.OpDecl) and name in family_names(decl):
+                    return Found(decl, spec, text)
+        if broken is not None:
+            raise broken
+        return None
+
+    def op_declarations(self) -> Iterator[tuple[str, A.OpDecl, A.SpecFile]]:
+        """Every (name, declaration, file) of an op on the search path, in lookup order
+        (a name may come again later: the first one wins); broken files are skipped."""
+        from genolang.spec.opcheck import family_names
+
+        for path in self._candidates(""):
+            try:
+                if not _OP_DECL.search(path.read_text(encoding="utf-8", errors="replace")):
+                    continue
+                spec, _ = self.load(path)
+            except (OSError, SpecError):
+                continue
+            for decl in spec.decls:
+                if isinstance(decl, A.OpDecl):
+                    for name in family_names(decl):
+                        yield name, decl, spec
+
+    def op_names(self) -> list[str]:
+        """Every op name declared on the search path (families expanded)."""
+        return sorted({name for name, _, _ in self.op_declarations()})
 
     def names(self, keyword: str) -> list[str]:
         """Every name of that kind on the search path (for "did you mean")."""

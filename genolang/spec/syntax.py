@@ -12,6 +12,7 @@ from genolang.parse import ast as A
 from genolang.parse.printer import compose_file, format_decl
 from genolang.spec.check import load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
+from genolang.spec.ops import Body, Layer, OpDef, Repeat, Seq
 from genolang.spec.resolve import Library
 from genolang.spec.validate import CNN_FIELDS, RNN_FIELDS
 
@@ -44,6 +45,48 @@ def space_tree(space: SpaceSpec, name: str | None = None, canonical: bool = Fals
     return A.Space(A.Name(name or space.name), (_prop("ops", *space.ops),), cells, A.Derive(tuple(dprops)))
 
 
+def _layer_call(layer: Layer) -> A.OpCall:
+    args: list[A.OpArg] = []
+    if layer.prim in ("conv", "dwconv", "max_pool", "avg_pool"):
+        h, w = layer.kernel
+        args.append(A.OpArg(A.Value(h if h == w else A.Kernel(h, w))))
+    if layer.stride:
+        args.append(A.OpArg(A.Value({"hw": "stride", "h": "stride_h", "w": "stride_w"}[layer.stride])))
+    if layer.dilation != 1:
+        args.append(A.OpArg(A.Value(layer.dilation), A.Name("dilation")))
+    if layer.prim == "conv" and layer.groups != 1:
+        args.append(A.OpArg(A.Value(layer.groups), A.Name("groups")))
+    if layer.width != 1:
+        args.append(A.OpArg(A.Value(layer.width), A.Name("width")))
+    if layer.search_only:
+        args.append(A.OpArg(A.Value("search")))
+    if layer.count_pad:
+        args.append(A.OpArg(A.Value("count_pad")))
+    if layer.prim == "noise":
+        if layer.std != 1.0:
+            args.append(A.OpArg(A.Value(layer.std), A.Name("std")))
+        if layer.mean != 0.0:
+            args.append(A.OpArg(A.Value(layer.mean), A.Name("mean")))
+    return A.OpCall(A.Name(layer.prim), tuple(args))
+
+
+def op_body_tree(body: Body) -> A.OpExpr:
+    """The syntax of an op body (ops it referred to appear inlined)."""
+    if isinstance(body, Layer):
+        return _layer_call(body)
+    if isinstance(body, Seq):
+        return A.OpSequence(tuple(op_body_tree(p) for p in body.parts))
+    if isinstance(body, Repeat):
+        return A.OpRepeat(A.Value(body.times), op_body_tree(body.body))
+    return A.OpStrided(op_body_tree(body.strided), op_body_tree(body.plain))
+
+
+def op_tree(op: OpDef) -> A.OpDecl:
+    """The declaration of a checked op (not of a plugin's)."""
+    assert op.body is not None, f"op {op.name} comes from a plugin and has no declaration"
+    return A.OpDecl(A.Name(op.name), op_body_tree(op.body))
+
+
 def genotype_tree(geno: GenotypeSpec, name: str | None = None) -> A.Genotype:
     """The syntax tree of a genotype (its space by name); ``name`` replaces its name."""
     cells = [
@@ -73,8 +116,10 @@ def spec_text(*decls: A.Decl, header: list[str] | None = None) -> str:
 
 
 def spec_bundle(geno: GenotypeSpec, network: NetworkSpec) -> str:
-    """One canonical spec text holding the space, the genotype and the skeleton."""
-    return spec_text(space_tree(geno.space), genotype_tree(geno), network_tree(network),
+    """One canonical spec text holding the space's ops (but plugins', which resolve by
+    name), the space, the genotype and the skeleton: it checks with no search path."""
+    ops = [op_tree(op) for op in geno.space.op_defs if not op.is_plugin]
+    return spec_text(*ops, space_tree(geno.space), genotype_tree(geno), network_tree(network),
                      header=[f"genotype {geno.name} ({geno.path}) on network {network.name} ({network.path}), "
                              "as compiled by genolang"])
 

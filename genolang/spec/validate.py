@@ -16,11 +16,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 from genolang.errors import did_you_mean
 from genolang.spec.checked import CellGenotype, GenotypeSpec, NetworkSpec, resolve_position
-from genolang.spec.opnames import OPS, op_names
 
 Where = tuple[Union[str, int], ...]
 
@@ -52,14 +51,15 @@ def _list_names(names: Sequence[str], most: int = 12) -> str:
 
 # ---- genotypes ------------------------------------------------------------------------
 
-def genotype_problems(geno: GenotypeSpec) -> list[Problem]:
+def genotype_problems(geno: GenotypeSpec, known_op: Callable[[str], bool] | None = None) -> list[Problem]:
     """Every problem of a genotype against its space: one cell per cell type of the
     space; in each cell the right number of nodes, each summing ``keep`` terms (every
     earlier node once for ``keep = all``) of the space's ops over inputs and earlier
     nodes; an output listing intermediate nodes once each. Warnings: nodes nothing
     uses, and choices the space's derive rule would never make (an excluded op, two
     terms from one input where inputs must be distinct, more edges of an op than its
-    cap)."""
+    cap). ``known_op`` tells an op declared somewhere (but not in the space) from an
+    unknown name, for the message."""
     space = geno.space
     out: list[Problem] = []
     seen: set[str] = set()
@@ -74,7 +74,7 @@ def genotype_problems(geno: GenotypeSpec) -> list[Problem]:
                                f"{did_you_mean(cell.name, space.cell_names)}",
                                f"its cells are: {', '.join(space.cell_names)}"))
             continue
-        out += cell_problems(cell, geno)
+        out += cell_problems(cell, geno, known_op)
     missing = [c for c in space.cell_names if c not in seen]
     if missing:
         out.append(Problem(("genotype",), f"genotype '{geno.name}' lacks cell{'s' if len(missing) > 1 else ''} "
@@ -83,7 +83,7 @@ def genotype_problems(geno: GenotypeSpec) -> list[Problem]:
     return out
 
 
-def cell_problems(cell: CellGenotype, geno: GenotypeSpec) -> list[Problem]:
+def cell_problems(cell: CellGenotype, geno: GenotypeSpec, known_op: Callable[[str], bool] | None = None) -> list[Problem]:
     """The problems of one cell of ``geno`` (see ``genotype_problems``)."""
     space, shape, cname = geno.space, cell.shape, cell.name
     inputs = shape.input_names
@@ -114,12 +114,12 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec) -> list[Problem]:
                                    f"'{space.name}' keeps {shape.keep} per node", f"write {shape.keep} terms joined by '+'"))
         for j, (op, src) in enumerate(node.edges):
             if op not in space.ops:
-                if op in OPS:
+                if known_op is not None and known_op(op):
                     out.append(Problem((*at, "term", j, "op"), f"op '{op}' is not in space '{space.name}'"
                                        f"{did_you_mean(op, space.ops)}", f"the space's ops are: {', '.join(space.ops)}"))
                 else:
                     out.append(Problem((*at, "term", j, "op"), f"unknown op '{op}'"
-                                       f"{did_you_mean(op, space.ops or op_names())}",
+                                       f"{did_you_mean(op, space.ops)}",
                                        f"the space's ops are: {', '.join(space.ops)}"))
             if src == name:
                 out.append(Problem((*at, "term", j, "input"), f"node '{name}' reads itself",
