@@ -16,11 +16,10 @@ import argparse
 import json
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-
 
 DEVICE = torch.device("cuda")
 
@@ -50,8 +49,8 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
 
 def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.supernet import build_supernet
-    from genolang.spec.lookup import load_named
     from genolang.search.architect import Architect, ArchitectConfig
+    from genolang.spec.lookup import load_named
 
     space, net = load_named("space", "darts_cnn"), load_named("network", "cifar_search")
     model = build_supernet(space, net, in_channels=3, input_size=32, classes=10).to(DEVICE)  # type: ignore[arg-type]

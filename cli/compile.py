@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from genolang.errors import UsageError
-from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.spec.lookup import load_named
 
 
 def load_specs(genotype: str, network: str) -> tuple[GenotypeSpec, NetworkSpec]:

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import click
 
-from genolang.spec.check import load, load_text
+from genolang.cli.spec import read_input
 from genolang.errors import UsageError
 from genolang.fsio import write_text
 from genolang.interop import FORMATS
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
+from genolang.spec.check import load, load_text
 from genolang.spec.resolve import Library
-
-from genolang.cli.spec import read_input
 
 
 @click.command("import")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from genolang.spec.check import Checked, check, load
+from genolang.draw import dot_document
 from genolang.errors import GenolangError, SpecError, UsageError
 from genolang.fsio import write_text
-from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.spec.opnames import OPS
 from genolang.parse.parser import parse, read_text
 from genolang.parse.printer import format_spec, format_value
+from genolang.spec.check import Checked, check, load
+from genolang.spec.opnames import OPS
 from genolang.spec.resolve import SUFFIX, Library
 
 
@@ -153,7 +153,8 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"network {net.name} ({net.kind}, stem {net.stem})")
         fields = (("channels", "layers", "stem_multiplier", "reduce_at", "auxiliary", "auxiliary_weight", "drop_path",
                    "label_smoothing", "input_size", "in_channels", "classes") if net.kind == "cnn" else
-                  ("embedding", "hidden", "dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e", "tied", "vocab"))
+                  ("embedding", "hidden", "dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e", "tied",
+                   "vocab"))
         for name in fields:
             value = getattr(net, name)
             shown = ("from the data" if value is None else
@@ -178,7 +179,7 @@ def dot_for(result: Checked, cell: str | None = None) -> str:
     if cell is not None:
         chosen = [(label, ir) for label, ir in cells if ir.name == cell or label == cell]
         if not chosen:
-            raise UsageError(f"no cell '{cell}' in {result.path}; cells: {', '.join(l for l, _ in cells)}")
+            raise UsageError(f"no cell '{cell}' in {result.path}; cells: {', '.join(label for label, _ in cells)}")
         cells = chosen
     if not cells:
         raise UsageError(f"{result.path} holds no genotype or space to draw")

@@ -23,11 +23,10 @@ def main() -> None:
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump({"alphas": alphas, "text": result.text}, fh)
     elif job == "train":
-        from genolang.spec.lookup import load_named
-        from genolang.train import default_recipe, train
-
         from genolang.nets.compile import DataShape, build
         from genolang.run.runtime import seed_everything
+        from genolang.spec.lookup import load_named
+        from genolang.train import default_recipe, train
 
         geno = load_named("genotype", args["genotype"])
         net = load_named("network", args["network"])

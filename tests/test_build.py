@@ -9,16 +9,23 @@ from pathlib import Path
 import pytest
 import torch
 
+from genolang.errors import GenolangError, UsageError
+from genolang.ir.plan import PlanError
 from genolang.nets.checkpoint import load_model, save_model
-from genolang.nets.compile import (CompileError, DataShape, apply_overrides, build, compile_network, data_shape,
-                                    summarize)
+from genolang.nets.compile import (
+    CompileError,
+    DataShape,
+    apply_overrides,
+    build,
+    compile_network,
+    data_shape,
+    summarize,
+)
 from genolang.nets.count import count_macs, count_params
 from genolang.nets.fixed import FixedCNN
 from genolang.nets.rnn import RNNModel
-from genolang.spec.syntax import read_bundle, same_specs, spec_bundle
-from genolang.errors import GenolangError, UsageError
-from genolang.ir.plan import PlanError
 from genolang.spec.lookup import load_named
+from genolang.spec.syntax import read_bundle, same_specs, spec_bundle
 
 CNN_GENOTYPES = ("darts_v1", "darts_v2", "nasnet_a", "amoebanet_a")
 RNN_GENOTYPES = ("darts_rnn_v1", "darts_rnn_v2", "enas")

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
 from _cli import fails_cleanly, run
+from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
 from genolang.data import load_corpus, load_images
 from genolang.data.images import channel_stats
 from genolang.errors import UsageError
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

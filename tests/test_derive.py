@@ -6,14 +6,14 @@ import random
 
 import pytest
 
-from genolang.spec.check import load_text
 from genolang.ir.alphas import CellAlphas, format_alpha_table
+from genolang.ir.derive import DeriveError, changed_edges, derive_cell, derive_genotype
 from genolang.ir.lower import lower_space
-from genolang.spec.lookup import load_named
-from genolang.spec.checked import DeriveRule, SpaceSpec
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
-from genolang.ir.derive import DeriveError, changed_edges, derive_cell, derive_genotype
+from genolang.spec.check import load_text
+from genolang.spec.checked import DeriveRule, SpaceSpec
+from genolang.spec.lookup import load_named
 
 
 def space(name: str) -> SpaceSpec:

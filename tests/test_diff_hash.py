@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genolang.spec.check import load, load_text
+from conftest import SPECS
 from genolang.cli import main
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
+from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 from genolang.vcs import cell_hash, genotype_hash, space_hash
 from genolang.vcs.canon import canonical_cell, equivalent, space_text
 from genolang.vcs.diff import diff_genotypes, diff_spaces
-
-from conftest import SPECS
 
 GENOTYPES = sorted((SPECS / "genotypes").glob("*.geno"))
 IDS = [p.stem for p in GENOTYPES]

@@ -8,9 +8,9 @@ from typing import NamedTuple
 
 import pytest
 
-from genolang.spec.check import check, load_text
 from genolang.errors import Diagnostic, SpecError, did_you_mean, suggest
 from genolang.parse.parser import parse
+from genolang.spec.check import check, load_text
 
 GENO = """\
 genolang 1
@@ -103,7 +103,7 @@ def edit(base: str, line: int, old: str, new: str) -> str:
 
 
 def drop(base: str, *numbers: int) -> str:
-    return "\n".join(l for i, l in enumerate(base.split("\n"), 1) if i not in numbers)
+    return "\n".join(line for i, line in enumerate(base.split("\n"), 1) if i not in numbers)
 
 
 class Case(NamedTuple):

@@ -12,13 +12,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genolang.spec.check import check, load_text
+from conftest import SPEC_FILES
 from genolang.cli import main
 from genolang.errors import GenolangError, SpecError
 from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec
-
-from conftest import SPEC_FILES
+from genolang.spec.check import check, load_text
 
 SOURCES = [p.read_text(encoding="utf-8") for p in SPEC_FILES]
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?|\s+|.", re.S)

@@ -3,19 +3,18 @@ text and DOT views, and planning a CNN stack from a skeleton."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 import pytest
 
-from genolang.spec.check import load
+from conftest import SPECS
 from genolang.draw import cell_dot, dot_document
 from genolang.ir.graph import CellIR, IRError
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.ir.plan import PlanError, plan_cnn
+from genolang.spec.check import load
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
-
-from conftest import SPECS
 
 
 def genotype(name: str) -> GenotypeSpec:
@@ -128,8 +127,8 @@ LINT_CASES = [
      "edge n4->n3 goes against the node order"),
     ("no-input", "normal", lambda g: _remove_in_edges(g, "n3"), "node n3 has no input"),
     ("unknown-op", "normal", lambda g: _set(g, "c0", "n2", op="sep_conv_9x9"), "has unknown op 'sep_conv_9x9'"),
-    ("wrong-stride-input", "reduce", lambda g: _set(g, "c1", "n3", stride=1), "edge n3<-c1:max_pool_3x3 has stride 1, "
-                                                                            "expected 2"),
+    ("wrong-stride-input", "reduce", lambda g: _set(g, "c1", "n3", stride=1),
+     "edge n3<-c1:max_pool_3x3 has stride 1, expected 2"),
     ("wrong-stride-node", "normal", lambda g: _set(g, "n2", "n5", stride=2), "has stride 2, expected 1"),
     ("slot-gap", "normal", lambda g: _set(g, "c1", "n2", slot=3), "node n2 has slots [0, 3]"),
     ("op-and-candidates", "normal", lambda g: _set(g, "c1", "n2", candidates=("skip_connect",)),

@@ -12,14 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from _search_util import darts_cnn
-from genolang.nets.supernet import NO_OPT, SupernetOptions, build_supernet
-from genolang.errors import UsageError
 from genolang.draw import cell_dot
+from genolang.errors import UsageError
 from genolang.ir.graph import CellIR, IRError
 from genolang.ir.lower import lower_space
-from genolang.spec.checked import NetworkSpec
+from genolang.nets.supernet import NO_OPT, SupernetOptions, build_supernet
 from genolang.ops import grouped
 from genolang.passes import DEFAULT_PASSES, PASSES, PassError, parse_passes, register_pass, run_passes
+from genolang.spec.checked import NetworkSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

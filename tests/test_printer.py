@@ -12,12 +12,11 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genolang.spec.check import load_text
+from conftest import SPEC_FILES
 from genolang.parse import ast as A
 from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec, format_value
-
-from conftest import SPEC_FILES
+from genolang.spec.check import load_text
 
 CNN_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
            "dil_conv_3x3", "dil_conv_5x5")

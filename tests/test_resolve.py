@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from genolang.spec.check import load, load_text
-from genolang.errors import SpecError
-from genolang.spec.resolve import Library
-
 from conftest import REPO, SPECS, write_spec
+from genolang.errors import SpecError
+from genolang.spec.check import load, load_text
+from genolang.spec.resolve import Library
 
 V2 = (SPECS / "genotypes" / "darts_v2.geno").read_text(encoding="utf-8")
 

@@ -18,9 +18,10 @@ import math
 import pickle
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -63,7 +64,7 @@ class ImageData:
         return int(self.train_x.shape[2])
 
     def dataset(self, split: str, augment: bool = False, cutout: int | None = None,
-                indices: torch.Tensor | None = None) -> "ImageDataset":
+                indices: torch.Tensor | None = None) -> ImageDataset:
         """The train or test split (optionally a subset), normalised, augmented for
         training when ``augment``; ``cutout`` overrides the data set's default."""
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
@@ -179,7 +180,8 @@ def _fashion(data_dir: str | None, download: bool) -> ImageData:
         paths = [_find_idx(folder, s) for s in stems]
         if all(paths):
             tx, ty, vx, vy = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
-            return _finish("fashion-mnist", torch.from_numpy(tx.copy()).unsqueeze(1), torch.from_numpy(ty.astype(np.int64)),
+            return _finish("fashion-mnist",
+                           torch.from_numpy(tx.copy()).unsqueeze(1), torch.from_numpy(ty.astype(np.int64)),
                            torch.from_numpy(vx.copy()).unsqueeze(1), torch.from_numpy(vy.astype(np.int64)),
                            Augment(crop_padding=2, flip=True, cutout=0))
     where = ", ".join(str(f) for f in folders)
@@ -193,13 +195,13 @@ def _fashion(data_dir: str | None, download: bool) -> ImageData:
 class _SafeUnpickler(pickle.Unpickler):
     """Rebuilds only plain containers and numpy arrays: a CIFAR batch, nothing else."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[frozenset[tuple[str, str]]] = frozenset({
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),
         # protocol 5 (Python 3's default for numpy arrays): np.frombuffer of the raw bytes
         ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
-    }
+    })
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) == ("_codecs", "encode"):
@@ -264,7 +266,8 @@ def _cifar(data_dir: str | None, download: bool) -> ImageData:
         tx = np.concatenate([p[0] for p in parts])
         ty = np.concatenate([p[1] for p in parts])
         vx, vy = load(folder / test)
-        return _finish("cifar10", torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(vx), torch.from_numpy(vy),
+        return _finish("cifar10",
+                       torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(vx), torch.from_numpy(vy),
                        Augment(crop_padding=4, flip=True, cutout=16),
                        mean=(0.4914, 0.4822, 0.4465), std=(0.2470, 0.2435, 0.2616))
     raise UsageError(f"CIFAR-10 not found under {root}: pass --data-dir pointing at a 'cifar-10-batches-py' "

@@ -15,8 +15,8 @@ import ast as pyast
 from dataclasses import dataclass
 
 from genolang.errors import Diagnostic, Span, SpecError
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
+from genolang.spec.checked import GenotypeSpec
 
 CNN_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 RNN_FIELDS = ("recurrent", "concat")
@@ -93,8 +93,8 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
         tree = pyast.parse(stripped, mode="eval")
     except SyntaxError as err:
         span = Span.point(err.lineno or 1, err.offset or 1)
-        raise SpecError((Diagnostic(path, span, f"not a DARTS genotype: {err.msg}",
-                                    "expected Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], ...)"),),
+        hint = "expected Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], ...)"
+        raise SpecError((Diagnostic(path, span, f"not a DARTS genotype: {err.msg}", hint),),
                         {path: stripped}) from None
     except (RecursionError, MemoryError, ValueError):
         raise reader.fail(None, "not a DARTS genotype: the text cannot be read") from None

@@ -22,8 +22,8 @@ import ast as pyast
 
 from genolang.errors import Diagnostic, SpecError
 from genolang.interop.source import Source
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
+from genolang.spec.checked import GenotypeSpec
 
 # NASLib's DARTS op list, in its order (conversions.py, ``OPS``).
 OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")

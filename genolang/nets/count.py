@@ -8,7 +8,7 @@ ImageNet network counts 529.9M here against the paper's 574M."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genolang.ir.graph import CellIR
-from genolang.spec.checked import NetworkSpec
 from genolang.ops.registry import RNN_ACTIVATIONS
+from genolang.spec.checked import NetworkSpec
 
 INIT_RANGE = 0.04
 

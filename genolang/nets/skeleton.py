@@ -4,7 +4,7 @@ pooling and a linear classifier."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

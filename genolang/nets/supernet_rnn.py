@@ -14,14 +14,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genolang.nets.rnn import RecurrentCellBase, RNNModel
-from genolang.nets.supernet import AlphaMixin, mixed_edges
 from genolang.errors import UsageError
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_space
+from genolang.nets.rnn import RecurrentCellBase, RNNModel
+from genolang.nets.supernet import AlphaMixin, mixed_edges
+from genolang.ops.registry import RNN_ACTIVATIONS
 from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.spec.opnames import OPS
-from genolang.ops.registry import RNN_ACTIVATIONS
 
 
 class SearchRecurrentCell(RecurrentCellBase):

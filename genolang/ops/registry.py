@@ -4,7 +4,7 @@ Every CNN name of ``genolang.spec.opnames`` has a builder here (a test keeps the
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

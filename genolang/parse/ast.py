@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Union
+from typing import TypeAlias
 
 from genolang.errors import Span
 
@@ -31,7 +31,7 @@ class Name:
 class Value:
     """A property value: an int, a float, a fraction such as ``2/3``, or a word."""
 
-    value: Union[int, float, Fraction, str]
+    value: int | float | Fraction | str
     span: Span | None = _span()
 
     @property
@@ -75,9 +75,9 @@ class Space:
     cells: tuple[CellDecl, ...]
     derive: Derive | None = None
     span: Span | None = _span()
-    items: tuple[Union[Prop, CellDecl, Derive], ...] = field(default=(), compare=False, repr=False)
+    items: tuple[Prop | CellDecl | Derive, ...] = field(default=(), compare=False, repr=False)
 
-    def ordered_items(self) -> tuple[Union[Prop, CellDecl, Derive], ...]:
+    def ordered_items(self) -> tuple[Prop | CellDecl | Derive, ...]:
         """Items in source order (canonical order for trees built in code)."""
         if self.items:
             return self.items
@@ -117,7 +117,7 @@ class Output:
     """``out = concat(n2, n3)`` or ``out = mean(n1..n8)``."""
 
     reducer: Name
-    refs: tuple[Union[Name, Range], ...]
+    refs: tuple[Name | Range, ...]
     span: Span | None = _span()
 
 
@@ -151,7 +151,7 @@ class Network:
     span: Span | None = _span()
 
 
-Decl = Union[Space, Genotype, Network]
+Decl: TypeAlias = Space | Genotype | Network
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def make_genotype(
     return Genotype(Name(name), Name(space), tuple(geno_cells))
 
 
-def genotype_tree(geno: "object") -> Genotype:
+def genotype_tree(geno: object) -> Genotype:
     """The syntax tree of a checked genotype (``genolang.spec.checked.GenotypeSpec``)."""
     cells = [
         (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))

@@ -7,9 +7,8 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import OPS
 from genolang.passes.manager import register_pass
-
+from genolang.spec.opnames import OPS
 
 NAME = "drop_none"
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import OPS
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, take_op
+from genolang.spec.opnames import OPS
 
 GROUPED_FAMILIES = ("sep_conv", "dil_conv")
 

@@ -5,8 +5,8 @@ naming the pass) and the parsing of a ``--passes`` list. Pass modules register h
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 import networkx as nx
 

@@ -12,7 +12,6 @@ import networkx as nx
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
 
-
 NAME = "recompute_convs"
 
 

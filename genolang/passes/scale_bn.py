@@ -8,9 +8,8 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import ends_with_bn
 from genolang.passes.manager import register_pass
-
+from genolang.spec.opnames import ends_with_bn
 
 NAME = "scale_bn"
 
@@ -18,7 +17,7 @@ NAME = "scale_bn"
 @register_pass(NAME, "an op's alpha weight scales its final BN instead of multiplying its output")
 def scale_bn(ir: CellIR) -> nx.MultiDiGraph:
     g = ir.graph.copy()
-    for u, v, d in g.edges(data=True):
+    for u, _v, d in g.edges(data=True):
         if d.get("candidates") is not None:
             scaled = tuple(op for op in d["candidates"] if ends_with_bn(op, d["stride"]))
             if scaled:

@@ -11,9 +11,9 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import OPS
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
+from genolang.spec.opnames import OPS
 
 SHARED_FAMILIES = ("pool",)
 

@@ -8,10 +8,9 @@ from __future__ import annotations
 import networkx as nx
 
 from genolang.ir.graph import CellIR
-from genolang.spec.opnames import starts_with_relu
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
-
+from genolang.spec.opnames import starts_with_relu
 
 NAME = "share_relu"
 
@@ -36,7 +35,7 @@ def share_relu(ir: CellIR) -> nx.MultiDiGraph:
         place_after(g, relu, src)
         g.add_edge(src, relu, role="feed")
         for edge, ops in moves:
-            u, v, k, d = edge
+            _, v, _, d = edge
             scaled = tuple(op for op in d.get("scaled", ()) if op in ops)
             g.add_edge(relu, v, candidates=ops, stride=d["stride"], slot=d["slot"], row=d["row"],
                        **({"scaled": scaled} if scaled else {}))

@@ -17,9 +17,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from genolang.errors import UsageError
 from genolang.ir.alphas import CellAlphas

@@ -27,9 +27,9 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
-from genolang.spec.checked import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
+from genolang.spec.checked import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
 
 HASH_VERSION = 1
 SHORT = 16  # hex digits shown by default

@@ -380,7 +380,7 @@ def diff_spaces(a: SpaceSpec, b: SpaceSpec) -> SpaceDiff:
             return ", ".join(f"{op} <= {n}" for op, n in sorted(d.items())) or "none"
         changes.append(f"derive: caps {caps(dict(da.caps))} -> {caps(dict(db.caps))}")
     text_a, text_b = space_text(a).splitlines(), space_text(b).splitlines()
-    lines = [line for line in difflib.unified_diff(text_a, text_b, lineterm="", n=1)][2:]
+    lines = list(difflib.unified_diff(text_a, text_b, lineterm="", n=1))[2:]
     if not changes and text_a != text_b:  # anything the summary does not name yet
         changes.append("canonical text differs")
     return SpaceDiff(a, b, tuple(changes), tuple(lines))
