@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +117,8 @@ class SearchCell(nn.Module):
     """A supernet cell: preprocess both inputs (non-affine), evaluate the (possibly
     optimized) IR in order, concatenate the output nodes."""
 
+    weight_index: torch.Tensor  # a buffer: the flat (row, col) alpha positions the terms read
+
     def __init__(self, ir: CellIR, cp: CellPlan, space_ops: tuple[str, ...]) -> None:
         super().__init__()
         if ir.reducer not in ("concat", "last"):
@@ -135,13 +137,13 @@ class SearchCell(nn.Module):
                     raise UsageError(f"cell '{ir.name}': edge {e.name} is fixed; a supernet needs mixed edges")
                 assert e.row is not None
                 rows.setdefault(e.row, (ir.origin(e.src), node, e.stride))
-                ops.setdefault(e.row, set()).update(e.candidates or (e.op,))  # type: ignore[arg-type]
+                ops.setdefault(e.row, set()).update(e.candidates or ((e.op,) if e.op is not None else ()))
         self.nodes = nn.ModuleDict()
         for row in sorted(rows):  # node by node, slot by slot: the unoptimized order
             src, dst, stride = rows[row]
             if dst not in self.nodes:
                 self.nodes[dst] = nn.ModuleDict()
-            self.nodes[dst][src] = MixedOp(tuple(op for op in space_ops if op in ops[row]), space_ops,
+            self._sources(dst)[src] = MixedOp(tuple(op for op in space_ops if op in ops[row]), space_ops,
                                            cp.channels, stride)
         # the alpha weights the terms multiply by, gathered once per forward: (row, col) -> slot
         self._slots: dict[tuple[int, int], int] = {}
@@ -153,9 +155,16 @@ class SearchCell(nn.Module):
     def _slot(self, row: int, col: int) -> int:
         return self._slots.setdefault((row, col), len(self._slots))
 
+    def _sources(self, dst: str) -> nn.ModuleDict:
+        """The MixedOps into node ``dst``, by source (``self.nodes`` holds one such dict per node)."""
+        return cast(nn.ModuleDict, self.nodes[dst])
+
+    def _mixed(self, dst: str, src: str) -> MixedOp:
+        return cast(MixedOp, self._sources(dst)[src])
+
     def _module(self, rows: dict[int, tuple[str, str, int]], row: int, op: str) -> nn.Module:
         src, dst, _ = rows[row]
-        return self.nodes[dst][src].ops[op]  # type: ignore[index,no-any-return]
+        return self._mixed(dst, src).ops[op]
 
     def _step(self, ir: CellIR, n: str, rows: dict[int, tuple[str, str, int]],
               space_ops: tuple[str, ...]) -> tuple[Any, ...]:
@@ -167,20 +176,20 @@ class SearchCell(nn.Module):
         if role == "apply":
             d = g.nodes[n]
             (feed,) = [u for u, _ in g.in_edges(n)]
-            terms = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
-            members = [self._module(rows, t["row"], d["op"]) for t in terms]
+            parts = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
+            members = [self._module(rows, t["row"], d["op"]) for t in parts]
             family = OPS[d["op"]].family
-            table = SHARED_OPS if d.get("shared") else GROUPED_OPS
-            if family not in table:
-                raise UsageError(f"cell '{ir.name}': no {'shared' if d.get('shared') else 'grouped'} version of "
+            shared = bool(d.get("shared"))
+            if family not in (SHARED_OPS if shared else GROUPED_OPS):
+                raise UsageError(f"cell '{ir.name}': no {'shared' if shared else 'grouped'} version of "
                                  f"{d['op']} for {n}")
-            scaled = {bool(t.get("scaled")) for t in terms}
+            scaled = {bool(t.get("scaled")) for t in parts}
             if len(scaled) > 1:
                 raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
             index = f"rows_{len(self._buffers)}"
-            self.register_buffer(index, torch.tensor([t["row"] for t in terms]), persistent=False)
-            run = table[family](members) if d.get("shared") else table[family](members, bool(d.get("recompute")))
-            return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu",
+            self.register_buffer(index, torch.tensor([t["row"] for t in parts]), persistent=False)
+            run = SHARED_OPS[family](members) if shared else GROUPED_OPS[family](members, bool(d.get("recompute")))
+            return ("apply", n, feed, run, shared, ir.role(feed) != "relu",
                     space_ops.index(d["op"]), index, scaled.pop(), ir.origin(feed))
         terms: list[tuple[Any, ...]] = []
         for e in ir.in_edges(n):
@@ -190,7 +199,7 @@ class SearchCell(nn.Module):
                 slot = None if e.scaled else self._slot(e.row, space_ops.index(e.op))
                 terms.append(("part", e.src, e.part, slot))
                 continue
-            mixed = self.nodes[n][ir.origin(e.src)]
+            mixed = self._mixed(n, ir.origin(e.src))
             relu = ir.role(e.src) != "relu"
             if relu and not e.scaled and set(e.candidates or ()) == set(mixed.ops):
                 terms.append(("mixed", e.src, e.row, mixed))
@@ -246,6 +255,17 @@ class SearchCell(nn.Module):
         return total.total
 
 
+class _HasParameters(Protocol):
+    """The part of nn.Module that AlphaMixin's parameter split reads (every supernet is an nn.Module)."""
+
+    def named_parameters(self, prefix: str = ..., recurse: bool = ...,
+                         remove_duplicate: bool = ...) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+
+class _HasWeightParameters(Protocol):
+    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]: ...
+
+
 class AlphaMixin:
     """What every supernet offers on top of ``nn.Module``: alphas named by the IR, the
     split between architecture and weight parameters, and the softmax tables."""
@@ -262,19 +282,19 @@ class AlphaMixin:
 
     @property
     def alpha_dict(self) -> nn.ParameterDict:
-        return getattr(self, ALPHAS)  # type: ignore[no-any-return]
+        return getattr(self, ALPHAS)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The alphas, one tensor per cell type in the space's cell order."""
         return [self.alpha_dict[name] for name in self.irs]
 
-    def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
+    def named_weight_parameters(self: _HasParameters) -> Iterator[tuple[str, nn.Parameter]]:
         """Every parameter that is not an alpha, with its name."""
-        for name, p in self.named_parameters():  # type: ignore[attr-defined]
+        for name, p in self.named_parameters():
             if not name.startswith(ALPHAS + "."):
                 yield name, p
 
-    def weight_parameters(self) -> list[nn.Parameter]:
+    def weight_parameters(self: _HasWeightParameters) -> list[nn.Parameter]:
         """Every parameter that is not an alpha."""
         return [p for _, p in self.named_weight_parameters()]
 

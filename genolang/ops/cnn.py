@@ -11,18 +11,23 @@ the product out of autograd's saved tensors. ``forward_fused(x)`` equals ``forwa
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from genolang.ops.norm import BatchNormLike
 
-def batch_norm(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+
+def batch_norm(bn: BatchNormLike, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """``bn(x) * scale`` in one batch norm call: ``nn.BatchNorm``'s forward with its
     (affine) weight and bias multiplied by ``scale`` (a scalar tensor or None). Over the
     global batch when data-parallel ranks run (``genolang.ops.norm.batch_norm``)."""
     from genolang.ops.norm import batch_norm as global_batch_norm
 
     if scale is None:
-        return bn(x)  # type: ignore[no-any-return]
+        return bn(x)
     factor = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)
@@ -48,8 +53,12 @@ class ReLUConvBN(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
+    @property
+    def bn(self) -> BatchNormLike:  # an nn.BatchNorm2d, or the GlobalBatchNorm replacing it
+        return cast("BatchNormLike", self[2])
+
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[2], self[1](self[0](x) if relu else x), scale)
+        return batch_norm(self.bn, self[1](self[0](x) if relu else x), scale)
 
 
 class DilConv(nn.Sequential):
@@ -64,8 +73,21 @@ class DilConv(nn.Sequential):
             nn.BatchNorm2d(c_out, affine=affine),
         )
 
+    # The parts by role (the modules stay numbered children: state-dict keys do not change).
+    @property
+    def depthwise(self) -> nn.Conv2d:
+        return cast(nn.Conv2d, self[1])
+
+    @property
+    def pointwise(self) -> nn.Conv2d:
+        return cast(nn.Conv2d, self[2])
+
+    @property
+    def bn(self) -> BatchNormLike:  # an nn.BatchNorm2d, or the GlobalBatchNorm replacing it
+        return cast("BatchNormLike", self[3])
+
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
+        return batch_norm(self.bn, self.pointwise(self.depthwise(self[0](x) if relu else x)), scale)
 
 
 class SepConv(nn.Sequential):
@@ -77,8 +99,16 @@ class SepConv(nn.Sequential):
             DilConv(c_in, c_out, kernel, 1, padding, 1, affine),
         )
 
+    @property
+    def first(self) -> DilConv:
+        return cast(DilConv, self[0])
+
+    @property
+    def second(self) -> DilConv:
+        return cast(DilConv, self[1])
+
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return self[1].forward_fused(self[0].forward_fused(x, relu), True, scale)
+        return self.second.forward_fused(self.first.forward_fused(x, relu), True, scale)
 
 
 class Conv7x1_1x7(nn.Sequential):
@@ -92,8 +122,12 @@ class Conv7x1_1x7(nn.Sequential):
             nn.BatchNorm2d(c, affine=affine),
         )
 
+    @property
+    def bn(self) -> BatchNormLike:  # an nn.BatchNorm2d, or the GlobalBatchNorm replacing it
+        return cast("BatchNormLike", self[3])
+
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
+        return batch_norm(self.bn, self[2](self[1](self[0](x) if relu else x)), scale)
 
 
 class Identity(nn.Module):
@@ -145,7 +179,15 @@ class PoolBN(nn.Sequential):
     def __init__(self, pool: nn.Module, c: int) -> None:
         super().__init__(pool, nn.BatchNorm2d(c, affine=False))
 
+    @property
+    def pool(self) -> nn.Module:
+        return self[0]
+
+    @property
+    def bn(self) -> BatchNormLike:  # an nn.BatchNorm2d, or the GlobalBatchNorm replacing it
+        return cast("BatchNormLike", self[1])
+
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
         if not relu:
             raise ValueError("a pool does not start with a ReLU")
-        return batch_norm(self[1], self[0](x), scale)
+        return batch_norm(self.bn, self.pool(x), scale)

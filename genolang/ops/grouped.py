@@ -21,16 +21,18 @@ only a weight gradient computes the depthwise output again."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeAlias, TypeVar
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 
 from genolang.ops.cnn import DilConv, PoolBN, SepConv
+from genolang.ops.norm import BatchNormLike
 from genolang.ops.norm import batch_norm as global_batch_norm
+
+M = TypeVar("M", bound=nn.Module)
 
 DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
 CL = torch.channels_last
@@ -126,15 +128,32 @@ def blocks_to_interleave(x: torch.Tensor, E: int) -> torch.Tensor:
     return _swap_channel_groups(x, E)
 
 
-def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.Tensor | None = None) -> torch.Tensor:
+def _tensors(ts: Sequence[torch.Tensor | None], what: str) -> list[torch.Tensor]:
+    """``ts``, the grouped BNs' ``what``, which all of them have when the first has it
+    (a group's members are one op, built alike)."""
+    out = [t for t in ts if t is not None]
+    if len(out) < len(ts):
+        raise ValueError(f"grouped batch norms differ: some have no {what}")
+    return out
+
+
+def _running_stats(bns: Sequence[BatchNormLike]) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The running means, variances and batch counts of BNs that track running statistics."""
+    return (_tensors([bn.running_mean for bn in bns], "running mean"),
+            _tensors([bn.running_var for bn in bns], "running variance"),
+            _tensors([bn.num_batches_tracked for bn in bns], "batch count"))
+
+
+def grouped_batch_norm(x: torch.Tensor, bns: Sequence[BatchNormLike],
+                       scale: torch.Tensor | None = None) -> torch.Tensor:
     """``cat([bn_e(x_e) * scale_e])`` for channel blocks x_e of ``x`` in one call; each
     BN's running statistics move as they would on its own."""
     bn0 = bns[0]
     C = bn0.num_features
     weight = None if scale is None else scale.repeat_interleave(C)
     if bn0.affine:
-        w = torch.cat([bn.weight for bn in bns])
-        b = torch.cat([bn.bias for bn in bns])
+        w = torch.cat(_tensors([bn.weight for bn in bns], "weight"))
+        b = torch.cat(_tensors([bn.bias for bn in bns], "bias"))
         weight, bias = (w, b) if weight is None else (w * weight, b * weight)
     else:
         bias = None
@@ -142,31 +161,33 @@ def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.
         return global_batch_norm(x, None, None, weight, bias, True, 0.0, bn0.eps)
     if bn0.training:
         return _train_bn(x, bns, weight, bias)
-    mean = bn0.running_mean if len(bns) == 1 else torch.cat([bn.running_mean for bn in bns])
-    var = bn0.running_var if len(bns) == 1 else torch.cat([bn.running_var for bn in bns])
+    means, variances, _ = _running_stats(bns)
+    mean = means[0] if len(bns) == 1 else torch.cat(means)
+    var = variances[0] if len(bns) == 1 else torch.cat(variances)
     return F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn0.eps)
 
 
-def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor | None,
+def _train_bn(x: torch.Tensor, bns: Sequence[BatchNormLike], weight: torch.Tensor | None,
               bias: torch.Tensor | None) -> torch.Tensor:
     bn0 = bns[0]
     if bn0.momentum is None:
         raise ValueError("grouped batch norm needs a momentum (cumulative averages are not grouped)")
+    means, variances, counts = _running_stats(bns)
     with torch.no_grad():
-        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+        torch._foreach_add_(counts, 1)
     if len(bns) == 1:
-        return global_batch_norm(x, bn0.running_mean, bn0.running_var, weight, bias, True, bn0.momentum, bn0.eps)
-    mean = torch.cat([bn.running_mean for bn in bns])
-    var = torch.cat([bn.running_var for bn in bns])
+        return global_batch_norm(x, means[0], variances[0], weight, bias, True, bn0.momentum, bn0.eps)
+    mean = torch.cat(means)
+    var = torch.cat(variances)
     out = global_batch_norm(x, mean, var, weight, bias, True, bn0.momentum, bn0.eps)
     with torch.no_grad():
         C = bn0.num_features
-        torch._foreach_copy_([bn.running_mean for bn in bns], list(mean.split(C)))
-        torch._foreach_copy_([bn.running_var for bn in bns], list(var.split(C)))
+        torch._foreach_copy_(means, list(mean.split(C)))
+        torch._foreach_copy_(variances, list(var.split(C)))
     return out
 
 
-def _same(members: Sequence[nn.Module], what: Callable[[nn.Module], object]) -> None:
+def _same(members: Sequence[M], what: Callable[[M], object]) -> None:
     values = {repr(what(m)) for m in members}
     if len(values) > 1:
         raise ValueError(f"grouped ops differ in {values}")
@@ -184,12 +205,12 @@ class _ReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(grad, x, 0)  # type: ignore[no-any-return]
+        return torch.ops.aten.threshold_backward(grad, x, 0)
 
 
 def relu_keep_input(x: torch.Tensor) -> torch.Tensor:
     """``relu(x)``, storing ``x`` rather than the result for the backward."""
-    return _ReLU.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.relu(x)  # type: ignore[no-any-return]
+    return _ReLU.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.relu(x)
 
 
 def _grad_node(t: torch.Tensor) -> Any:
@@ -273,7 +294,7 @@ class _ConvBlock(torch.autograd.Function):
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
         ctx.shapes = (tuple(h.shape), _channels_last(x))
-        return out  # type: ignore[no-any-return]
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -316,6 +337,7 @@ class _ConvBlock(torch.autograd.Function):
                 shape = (x.shape[0], x.shape[1], -(-x.shape[2] // sub), -(-x.shape[3] // sub))
                 inp = torch.empty(shape, dtype=x.dtype, device=x.device,
                                   memory_format=CL if channels_last else torch.contiguous_format)
+            assert gh is not None  # asked for: need_x or need_dw
             gh = gh.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
             gr, gdw, _ = torch.ops.aten.convolution_backward(gh, inp, dw, None, [s_, s_], [p_, p_], [d_, d_], False,
                                                              [0, 0], x.shape[1], [need_x, need_dw, False])
@@ -343,7 +365,7 @@ class _ConvBlock(torch.autograd.Function):
         return (*(next(got) if need else None for need in needs), gw if need_w else None, None, None, None, None)
 
 
-def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
+def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[BatchNormLike],
                scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
                interleaved: int, recompute: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
     """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
@@ -359,20 +381,21 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
         return grouped_batch_norm(pointwise(h, pw_weights, interleaved), bns, scale)
     mode, pw = pointwise_weight(pw_weights, interleaved)
     weight = None if scale is None else scale.repeat_interleave(bn0.num_features)
+    means, variances, counts = _running_stats(bns)
     with torch.no_grad():
-        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+        torch._foreach_add_(counts, 1)
     one = len(bns) == 1
-    mean = bn0.running_mean if one else torch.cat([bn.running_mean for bn in bns])
-    var = bn0.running_var if one else torch.cat([bn.running_var for bn in bns])
+    mean = means[0] if one else torch.cat(means)
+    var = variances[0] if one else torch.cat(variances)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
                            (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
                            None if relu_in else keep)
     if not one:
         with torch.no_grad():
             C = bn0.num_features
-            torch._foreach_copy_([bn.running_mean for bn in bns], list(mean.split(C)))
-            torch._foreach_copy_([bn.running_var for bn in bns], list(var.split(C)))
-    return out  # type: ignore[no-any-return]
+            torch._foreach_copy_(means, list(mean.split(C)))
+            torch._foreach_copy_(variances, list(var.split(C)))
+    return out
 
 
 class GroupedDilConv:
@@ -380,10 +403,13 @@ class GroupedDilConv:
     ``relu``); returns the E outputs along channels, edge by edge."""
 
     def __init__(self, members: Sequence[DilConv], recompute: bool = False) -> None:
-        _same(members, lambda m: (m[1].kernel_size, m[1].stride, m[1].padding, m[1].dilation, m[2].weight.shape))
+        _same(members, lambda m: (m.depthwise.kernel_size, m.depthwise.stride, m.depthwise.padding,
+                                  m.depthwise.dilation, m.pointwise.weight.shape))
         self.members = list(members)
         self.recompute = recompute
-        dw = members[0][1]
+        dw = members[0].depthwise
+        if isinstance(dw.padding, str):
+            raise ValueError(f"grouped convs need numeric padding, not {dw.padding!r}")
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
@@ -395,16 +421,17 @@ class GroupedDilConv:
         """The shared-input stage: one depthwise conv with channel multiplier E."""
         ms = self.members
         E, C = len(ms), x.shape[1]
-        w0 = ms[0][1].weight
-        dw = w0.view(w0.shape) if E == 1 else torch.stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
-        return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
+        w0 = ms[0].depthwise.weight
+        dw = (w0.view(w0.shape) if E == 1
+              else torch.stack([m.depthwise.weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:]))
+        return conv_block(x, dw, [m.pointwise.weight for m in ms], [m.bn for m in ms], scale, relu, self.stride,
                           self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep)
 
     def blocks(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
         ms = self.members
-        dw = torch.cat([m[1].weight for m in ms])
-        return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, True, self.stride,
+        dw = torch.cat([m.depthwise.weight for m in ms])
+        return conv_block(x, dw, [m.pointwise.weight for m in ms], [m.bn for m in ms], scale, True, self.stride,
                           self.padding, self.dilation, 0, self.recompute)
 
 
@@ -413,8 +440,8 @@ class GroupedSepConv:
     channel multiplier, the second block by block."""
 
     def __init__(self, members: Sequence[SepConv], recompute: bool = False) -> None:
-        self.first = GroupedDilConv([m[0] for m in members], recompute)
-        self.second = GroupedDilConv([m[1] for m in members], recompute)
+        self.first = GroupedDilConv([m.first for m in members], recompute)
+        self.second = GroupedDilConv([m.second for m in members], recompute)
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -471,12 +498,12 @@ class SharedPoolBN:
     pool, each edge's BN with its own running statistics."""
 
     def __init__(self, members: Sequence[PoolBN]) -> None:
-        _same(members, lambda m: repr(m[0]))
+        _same(members, lambda m: repr(m.pool))
         self.members = list(members)
 
     def __call__(self, x: torch.Tensor) -> list[torch.Tensor]:
-        pool = self.members[0][0]
-        bns = [m[1] for m in self.members]
+        pool = self.members[0].pool
+        bns = [m.bn for m in self.members]
         bn0 = bns[0]
         if (not bn0.training or bn0.affine or not bn0.track_running_stats or bn0.momentum is None
                 or not isinstance(pool, (nn.MaxPool2d, nn.AvgPool2d)) or not isinstance(pool.kernel_size, int)
@@ -487,11 +514,12 @@ class SharedPoolBN:
             out, mean, var = _PoolBN.apply(x, pool, bn0.eps)
         else:
             out, mean, var = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
+        means, variances, counts = _running_stats(bns)
         with torch.no_grad():
             m = bn0.momentum
-            torch._foreach_lerp_([bn.running_mean for bn in bns], [mean] * len(bns), m)
-            torch._foreach_lerp_([bn.running_var for bn in bns], [var] * len(bns), m)
-            torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+            torch._foreach_lerp_(means, [mean] * len(bns), m)
+            torch._foreach_lerp_(variances, [var] * len(bns), m)
+            torch._foreach_add_(counts, 1)
         return [out] * len(bns)
 
 
@@ -505,11 +533,25 @@ class _NoCtx:
         pass
 
 
-GroupBuilder = Callable[[Sequence[nn.Module]], Callable[..., object]]
+def _members(members: Sequence[nn.Module], kind: type[M]) -> list[M]:
+    """A group's op modules as the class its builder takes (the registry builds every
+    op of a family with one class)."""
+    out = [m for m in members if isinstance(m, kind)]
+    if len(out) < len(members):
+        raise TypeError(f"a group of {kind.__name__} holds other modules")
+    return out
+
+
+# (x, relu, scale, keep) -> the E outputs along channels
+GroupedRun: TypeAlias = Callable[[torch.Tensor, bool, "torch.Tensor | None", "torch.Tensor | None"], torch.Tensor]
+# (members, recompute) -> the grouped call
+GroupBuilder: TypeAlias = Callable[[Sequence[nn.Module], bool], GroupedRun]
+# members -> the shared call, x -> one output per member
+SharedBuilder: TypeAlias = Callable[[Sequence[nn.Module]], Callable[[torch.Tensor], list[torch.Tensor]]]
 GROUPED_OPS: dict[str, GroupBuilder] = {
-    "sep_conv": GroupedSepConv,  # type: ignore[dict-item]
-    "dil_conv": GroupedDilConv,  # type: ignore[dict-item]
+    "sep_conv": lambda members, recompute: GroupedSepConv(_members(members, SepConv), recompute),
+    "dil_conv": lambda members, recompute: GroupedDilConv(_members(members, DilConv), recompute),
 }
-SHARED_OPS: dict[str, GroupBuilder] = {
-    "pool": SharedPoolBN,  # type: ignore[dict-item]
+SHARED_OPS: dict[str, SharedBuilder] = {
+    "pool": lambda members: SharedPoolBN(_members(members, PoolBN)),
 }

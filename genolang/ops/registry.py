@@ -47,16 +47,27 @@ register_cnn_op("skip_connect")(
 register_cnn_op("max_pool_3x3")(lambda C, stride, affine: nn.MaxPool2d(3, stride=stride, padding=1))
 register_cnn_op("avg_pool_3x3")(
     lambda C, stride, affine: nn.AvgPool2d(3, stride=stride, padding=1, count_include_pad=False))
+
+
+def _sep_conv(k: int) -> Builder:
+    return lambda C, stride, affine: SepConv(C, C, k, stride, k // 2, affine)
+
+
+def _dil_conv(k: int) -> Builder:
+    return lambda C, stride, affine: DilConv(C, C, k, stride, k - 1, 2, affine)
+
+
+def _nor_conv(k: int) -> Builder:
+    return lambda C, stride, affine: ReLUConvBN(C, C, k, stride, k // 2, affine)
+
+
 for _k in (3, 5, 7):
-    register_cnn_op(f"sep_conv_{_k}x{_k}")(
-        lambda C, stride, affine, k=_k: SepConv(C, C, k, stride, k // 2, affine))
+    register_cnn_op(f"sep_conv_{_k}x{_k}")(_sep_conv(_k))
 for _k in (3, 5):
-    register_cnn_op(f"dil_conv_{_k}x{_k}")(
-        lambda C, stride, affine, k=_k: DilConv(C, C, k, stride, k - 1, 2, affine))
+    register_cnn_op(f"dil_conv_{_k}x{_k}")(_dil_conv(_k))
 register_cnn_op("conv_7x1_1x7")(lambda C, stride, affine: Conv7x1_1x7(C, stride, affine))
 for _k in (1, 3):
-    register_cnn_op(f"nor_conv_{_k}x{_k}")(
-        lambda C, stride, affine, k=_k: ReLUConvBN(C, C, k, stride, k // 2, affine))
+    register_cnn_op(f"nor_conv_{_k}x{_k}")(_nor_conv(_k))
 
 # Recurrent activations: name -> function on the candidate hidden state.
 RNN_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
