@@ -105,19 +105,19 @@ def test_darts_rnn_supernet_cell() -> None:
 
 # ---- lint -----------------------------------------------------------------------------
 
-def broken(cell: str, change: Callable[[nx.MultiDiGraph], None], geno: str = "darts_v2") -> CellIR:
+def broken(cell: str, change: Callable[[nx.MultiDiGraph[str]], None], geno: str = "darts_v2") -> CellIR:
     ir = lower_genotype(genotype(geno))[cell]
     g = ir.graph.copy()
     change(g)
     return ir.with_graph(g, "break")
 
 
-def _set(g: nx.MultiDiGraph, u: str, v: str, **attrs: object) -> None:
+def _set(g: nx.MultiDiGraph[str], u: str, v: str, **attrs: object) -> None:
     key = next(iter(g[u][v]))
     g[u][v][key].update(attrs)
 
 
-def _remove_in_edges(g: nx.MultiDiGraph, node: str) -> None:
+def _remove_in_edges(g: nx.MultiDiGraph[str], node: str) -> None:
     g.remove_edges_from([(u, v, k) for u, v, k in g.in_edges(node, keys=True)])
 
 
@@ -148,7 +148,7 @@ LINT_CASES = [
 
 
 @pytest.mark.parametrize("cell,change,message", [c[1:] for c in LINT_CASES], ids=[c[0] for c in LINT_CASES])
-def test_lint_catches_broken_graphs(cell: str, change: Callable[[nx.MultiDiGraph], None], message: str) -> None:
+def test_lint_catches_broken_graphs(cell: str, change: Callable[[nx.MultiDiGraph[str]], None], message: str) -> None:
     ir = broken(cell, change, "darts_rnn_v2" if cell == "recurrent" else "darts_v2")
     with pytest.raises(IRError) as info:
         ir.lint()

@@ -143,7 +143,7 @@ def broken_pass(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def
     monkeypatch.setattr("genolang.passes.manager.PASSES", dict(PASSES))
 
     @register_pass("relu_everything", "a bug: every op reads a shared ReLU, pools too")
-    def relu_everything(ir: CellIR) -> nx.MultiDiGraph:
+    def relu_everything(ir: CellIR) -> nx.MultiDiGraph[str]:
         g = ir.graph.copy()
         g.add_node("relu(c0)", role="relu", origin="c0", order=0.5)
         g.add_edge("c0", "relu(c0)", role="feed")
@@ -154,7 +154,7 @@ def broken_pass(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def
         return g
 
     @register_pass("lose_a_term", "a bug: forgets max_pool_3x3 on the first edge")
-    def lose_a_term(ir: CellIR) -> nx.MultiDiGraph:
+    def lose_a_term(ir: CellIR) -> nx.MultiDiGraph[str]:
         g = ir.graph.copy()
         key = next(iter(g["c0"]["n2"]))
         d = g["c0"]["n2"][key]

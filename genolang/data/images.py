@@ -76,7 +76,7 @@ class ImageData:
         return ImageDataset(x, y, self.mean, self.std, aug)
 
 
-class ImageDataset(Dataset):  # type: ignore[type-arg]
+class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Normalised (and optionally augmented) float images from a uint8 tensor."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],
@@ -177,9 +177,9 @@ def _fashion(data_dir: str | None, download: bool) -> ImageData:
     folders = [Path(data_dir)] if data_dir else [Path(d) for d in FASHION_DIRS]
     stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     for folder in folders:
-        paths = [_find_idx(folder, s) for s in stems]
-        if all(paths):
-            tx, ty, vx, vy = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
+        paths = [p for p in (_find_idx(folder, s) for s in stems) if p is not None]
+        if len(paths) == len(stems):
+            tx, ty, vx, vy = (_read_idx(p) for p in paths)
             return _finish("fashion-mnist",
                            torch.from_numpy(tx.copy()).unsqueeze(1), torch.from_numpy(ty.astype(np.int64)),
                            torch.from_numpy(vx.copy()).unsqueeze(1), torch.from_numpy(vy.astype(np.int64)),

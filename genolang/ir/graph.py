@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import networkx as nx
 
@@ -81,7 +82,7 @@ class CellIR:
     kind: str
     reducer: str
     stride: int
-    graph: nx.MultiDiGraph = field(compare=False, repr=False)
+    graph: nx.MultiDiGraph[str] = field(compare=False, repr=False)
     mixed: bool = False
     ops: tuple[str, ...] = ()
     passes: tuple[str, ...] = ()
@@ -135,12 +136,12 @@ class CellIR:
         return [e for n in self.nodes for e in self.in_edges(n)]
 
     @staticmethod
-    def _edge(u: str, v: str, k: int, d: dict) -> Edge:  # type: ignore[type-arg]
+    def _edge(u: str, v: str, k: int, d: dict[str, Any]) -> Edge:
         cands = d.get("candidates")
         return Edge(u, v, k, d.get("op"), tuple(cands) if cands is not None else None, d.get("stride", 1),
                     d.get("slot", -1), d.get("row"), d.get("part"), d.get("role", "op"), tuple(d.get("scaled", ())))
 
-    def with_graph(self, graph: nx.MultiDiGraph, pass_name: str) -> CellIR:
+    def with_graph(self, graph: nx.MultiDiGraph[str], pass_name: str) -> CellIR:
         """A new IR with ``graph``, recording the pass that produced it."""
         return replace(self, graph=graph, passes=(*self.passes, pass_name))
 

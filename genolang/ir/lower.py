@@ -10,8 +10,8 @@ from genolang.ir.graph import CellIR
 from genolang.spec.checked import CellGenotype, CellShape, GenotypeSpec, Kind, SpaceSpec
 
 
-def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph:
-    g = nx.MultiDiGraph()
+def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph[str]:
+    g: nx.MultiDiGraph[str] = nx.MultiDiGraph()
     for i, name in enumerate(shape.input_names):
         g.add_node(name, role="input", order=i)
     for i, name in enumerate(node_names):

@@ -107,7 +107,8 @@ class CNNSkeleton(nn.Module):
         """Extra arguments for each cell type, computed once per forward pass."""
         return {}
 
-    def forward(self, x: torch.Tensor, return_aux: bool = False):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor,
+                return_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Logits; with ``return_aux``, ``(logits, aux_logits)`` where ``aux_logits`` is
         None outside training or without an auxiliary head."""
         s0 = self.stem0(x)

@@ -342,7 +342,8 @@ class Supernet(AlphaMixin, CNNSkeleton):
     def cell_args(self) -> dict[str, tuple[object, ...]]:
         return {name: (w,) for name, w in self.softmax_weights().items()}
 
-    def forward(self, x: torch.Tensor, return_aux: bool = False):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor,
+                return_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         if self.options.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return super().forward(x, return_aux)

@@ -8,15 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import TypeAlias
+from typing import TYPE_CHECKING, TypeAlias
 
 from genolang.errors import Span
+
+if TYPE_CHECKING:
+    from genolang.spec.checked import GenotypeSpec
 
 FORMAT_VERSION = 1
 
 
 def _span() -> Span | None:
-    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -196,10 +199,10 @@ def make_genotype(
     return Genotype(Name(name), Name(space), tuple(geno_cells))
 
 
-def genotype_tree(geno: object) -> Genotype:
-    """The syntax tree of a checked genotype (``genolang.spec.checked.GenotypeSpec``)."""
+def genotype_tree(geno: GenotypeSpec) -> Genotype:
+    """The syntax tree of a checked genotype."""
     cells = [
         (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
-        for c in geno.cells  # type: ignore[attr-defined]
+        for c in geno.cells
     ]
-    return make_genotype(geno.name, geno.space.name, cells)  # type: ignore[attr-defined]
+    return make_genotype(geno.name, geno.space.name, cells)

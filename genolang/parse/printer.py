@@ -8,13 +8,15 @@ parse of printed text gives the same text back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
+from typing import TypeVar
 
 from genolang.errors import Span
 from genolang.parse import ast as A
 
 INDENT = "    "
+T = TypeVar("T")
 
 
 def format_value(value: int | float | Fraction | str) -> str:
@@ -57,18 +59,19 @@ class _Emitter:
     """Writes lines and threads the file's comments in by source position."""
 
     def __init__(self, comments: Iterable[A.Comment]) -> None:
-        self.comments = sorted((c for c in comments if c.span is not None), key=lambda c: c.span)
+        placed = [(c, c.span) for c in comments if c.span is not None]
+        self.comments = sorted(placed, key=lambda placed_comment: placed_comment[1])  # (comment, its span)
         self.used = [False] * len(self.comments)
         self.lines: list[str] = []
         self.last_source_line = 0  # source line of the last thing written
 
     # -- comments ----------------------------------------------------------------
-    def _take(self, pred) -> list[A.Comment]:  # type: ignore[no-untyped-def]
+    def _take(self, pred: Callable[[Span], bool]) -> list[tuple[A.Comment, Span]]:
         taken = []
-        for i, c in enumerate(self.comments):
-            if not self.used[i] and pred(c.span):
+        for i, (c, span) in enumerate(self.comments):
+            if not self.used[i] and pred(span):
                 self.used[i] = True
-                taken.append(c)
+                taken.append((c, span))
         return taken
 
     def _blank_if_gap(self, line: int | None) -> None:
@@ -81,17 +84,17 @@ class _Emitter:
         """Comments before ``span`` on lines of their own, then the item's own gap."""
         if span is None:
             return
-        for c in self._take(lambda s: s.line < span.line):
-            self._blank_if_gap(c.span.line)  # type: ignore[union-attr]
+        for c, at in self._take(lambda s: s.line < span.line):
+            self._blank_if_gap(at.line)
             self.lines.append(INDENT * depth + c.text.rstrip())
-            self.last_source_line = c.span.line  # type: ignore[union-attr]
+            self.last_source_line = at.line
         self._blank_if_gap(span.line)
 
     def trailing(self, first: int, last: int) -> None:
         """Comments on source lines ``first..last`` go to the end of the last line written."""
         taken = self._take(lambda s: first <= s.line <= last)
         if taken:
-            self.lines[-1] += "  " + " ".join(c.text.rstrip() for c in taken)
+            self.lines[-1] += "  " + " ".join(c.text.rstrip() for c, _ in taken)
 
     def line(self, text: str, depth: int, span: Span | None, next_span: Span | None = None) -> None:
         """One item on one line; a comment ending its last source line is kept unless a
@@ -115,31 +118,31 @@ class _Emitter:
 
     def close_block(self, depth: int, span: Span | None) -> None:
         if span is not None:
-            for c in self._take(lambda s: s.line < span.end_line):
-                self._blank_if_gap(c.span.line)  # type: ignore[union-attr]
+            for c, at in self._take(lambda s: s.line < span.end_line):
+                self._blank_if_gap(at.line)
                 self.lines.append(INDENT * (depth + 1) + c.text.rstrip())
-                self.last_source_line = c.span.line  # type: ignore[union-attr]
+                self.last_source_line = at.line
         self.lines.append(INDENT * depth + "}")
         if span is not None:
             self.trailing(span.end_line, span.end_line)
             self.last_source_line = span.end_line
 
     def rest(self) -> None:
-        for c in self._take(lambda s: True):
-            self._blank_if_gap(c.span.line)  # type: ignore[union-attr]
+        for c, at in self._take(lambda s: True):
+            self._blank_if_gap(at.line)
             self.lines.append(c.text.rstrip())
-            self.last_source_line = c.span.line  # type: ignore[union-attr]
+            self.last_source_line = at.line
 
 
 def _span_of(item: object) -> Span | None:
     return getattr(item, "span", None)
 
 
-def _with_next(items):  # type: ignore[no-untyped-def]
+def _with_next(items: Iterable[T]) -> Iterator[tuple[T, Span | None]]:
     """Pairs each item with the span of the one after it."""
-    items = list(items)
-    for i, item in enumerate(items):
-        yield item, (_span_of(items[i + 1]) if i + 1 < len(items) else None)
+    seq = list(items)
+    for i, item in enumerate(seq):
+        yield item, (_span_of(seq[i + 1]) if i + 1 < len(seq) else None)
 
 
 def _emit_props_block(em: _Emitter, header: str, props: tuple[A.Prop, ...], depth: int, span: Span | None) -> None:
@@ -168,8 +171,9 @@ def _emit_genotype(em: _Emitter, geno: A.Genotype) -> None:
     for cell in geno.cells:
         stmts: list[A.Node | A.Output] = list(cell.nodes)
         stmts.extend(cell.outputs or ((cell.output,) if cell.output is not None else ()))
-        if all(s.span is not None for s in stmts):
-            stmts.sort(key=lambda s: s.span)  # type: ignore[arg-type, return-value]
+        placed = [(s, s.span) for s in stmts if s.span is not None]
+        if len(placed) == len(stmts):  # all from source: in source order
+            stmts = [s for s, _ in sorted(placed, key=lambda placed_stmt: placed_stmt[1])]
         em.open_block(cell.name.text, 1, cell.span, _span_of(stmts[0]) if stmts else None)
         for stmt, nxt in _with_next(stmts):
             text = format_node(stmt) if isinstance(stmt, A.Node) else format_output(stmt)

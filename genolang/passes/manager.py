@@ -14,7 +14,7 @@ from genolang.errors import UsageError, did_you_mean
 from genolang.ir.graph import CellIR, IRError
 from genolang.spec.opnames import OPS
 
-PassFn = Callable[[CellIR], nx.MultiDiGraph]
+PassFn = Callable[[CellIR], "nx.MultiDiGraph[str]"]
 
 
 @dataclass(frozen=True)

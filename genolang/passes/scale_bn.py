@@ -15,7 +15,7 @@ NAME = "scale_bn"
 
 
 @register_pass(NAME, "an op's alpha weight scales its final BN instead of multiplying its output")
-def scale_bn(ir: CellIR) -> nx.MultiDiGraph:
+def scale_bn(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     for u, _v, d in g.edges(data=True):
         if d.get("candidates") is not None:

@@ -16,7 +16,7 @@ NAME = "share_relu"
 
 
 @register_pass(NAME, "one ReLU per node for the ops that start with one")
-def share_relu(ir: CellIR) -> nx.MultiDiGraph:
+def share_relu(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     for src in states(ir):
         moves = []
@@ -42,7 +42,8 @@ def share_relu(ir: CellIR) -> nx.MultiDiGraph:
             for op in ops:
                 take_op(g, edge, op)
         for apply in applies:
-            g.remove_edges_from([(src, apply, k) for k in list(g[src][apply])])
+            for k in list(g[src][apply]):
+                g.remove_edge(src, apply, k)
             g.add_edge(relu, apply, role="feed")
             place_after(g, apply, relu)
     return renumber(g)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass
+from fractions import Fraction
 
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
@@ -179,9 +180,8 @@ def equivalent(a: GenotypeSpec, b: GenotypeSpec) -> bool:
 def space_tree(space: SpaceSpec, name: str | None = None) -> A.Space:
     """A space's syntax tree with every setting spelt out (defaults included), caps
     sorted by op; ``name`` replaces the space's name."""
-    def prop(key: str, *values: object, qualifier: str | None = None) -> A.Prop:
-        return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),  # type: ignore[arg-type]
-                      A.Name(qualifier) if qualifier else None)
+    def prop(key: str, *values: int | float | Fraction | str, qualifier: str | None = None) -> A.Prop:
+        return A.Prop(A.Name(key), tuple(A.Value(v) for v in values), A.Name(qualifier) if qualifier else None)
 
     cells = tuple(
         A.CellDecl(A.Name(c.name), (

@@ -138,9 +138,11 @@ class GenotypeDiff:
 
 def _cell_lines(cell: CellDiff) -> list[str]:
     if cell.status == "added":
-        return ["+ (cell only in B)", *("+   " + line for line in _cell_text(cell.b))]  # type: ignore[arg-type]
+        assert cell.b is not None
+        return ["+ (cell only in B)", *("+   " + line for line in _cell_text(cell.b))]
     if cell.status == "removed":
-        return ["- (cell only in A)", *("-   " + line for line in _cell_text(cell.a))]  # type: ignore[arg-type]
+        assert cell.a is not None
+        return ["- (cell only in A)", *("-   " + line for line in _cell_text(cell.a))]
     lines = [f"! {s}" for s in cell.shape]
     if cell.renamed:
         lines.append("! nodes of B renamed to match A: " + ", ".join(f"{b} -> {a}" for b, a in cell.renamed))
