@@ -25,11 +25,13 @@ def main() -> None:
     elif job == "train":
         from genolang.nets.compile import DataShape, build
         from genolang.run.runtime import seed_everything
+        from genolang.spec.checked import GenotypeSpec, NetworkSpec
         from genolang.spec.lookup import load_named
         from genolang.train import default_recipe, train
 
         geno = load_named("genotype", args["genotype"])
         net = load_named("network", args["network"])
+        assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
         recipe = default_recipe("digits", net).replace(**args["recipe"])
         seed_everything(recipe.seed)  # the weights the run starts from, as train() builds them
         initial = build(geno, net, DataShape("cnn", in_channels=1, input_size=8, classes=10)).state_dict()

@@ -6,20 +6,18 @@ import random
 
 import pytest
 
+from _specs import named_genotype, named_space, of_kind
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.ir.derive import DeriveError, changed_edges, derive_cell, derive_genotype
 from genolang.ir.lower import lower_space
-from genolang.parse.ast import SpecFile
+from genolang.parse.ast import Genotype, SpecFile
 from genolang.parse.printer import format_spec
 from genolang.spec.check import load_text
-from genolang.spec.checked import DeriveRule, SpaceSpec
-from genolang.spec.lookup import load_named
+from genolang.spec.checked import DeriveRule, GenotypeSpec, SpaceSpec
 
 
 def space(name: str) -> SpaceSpec:
-    found = load_named("space", name)
-    assert isinstance(found, SpaceSpec)
-    return found
+    return named_space(name)
 
 
 def table(sp: SpaceSpec, cell: str, weights: dict[tuple[str, str], dict[str, float]] | None = None,
@@ -40,7 +38,7 @@ def table(sp: SpaceSpec, cell: str, weights: dict[tuple[str, str], dict[str, flo
     return CellAlphas(cell, edges, sp.ops, tuple(out))
 
 
-def nodes_of(tree, cell: str) -> dict[str, list[tuple[str, str]]]:
+def nodes_of(tree: Genotype, cell: str) -> dict[str, list[tuple[str, str]]]:
     c = next(c for c in tree.cells if c.name.text == cell)
     return {n.name.text: [(t.op.text, t.input.text) for t in n.terms] for n in c.nodes}
 
@@ -65,7 +63,7 @@ def test_hand_written_alphas_give_the_expected_cnn_genotype() -> None:
         "n5": [("skip_connect", "n4"), ("dil_conv_3x3", "n2")],
     }
     text = format_spec(SpecFile((tree,)))
-    checked = load_text(text, "found.geno").single("genotype")
+    checked = of_kind(GenotypeSpec, load_text(text, "found.geno").single("genotype"))
     assert checked.cell("normal").output == ("n2", "n3", "n4", "n5")
 
 
@@ -126,16 +124,17 @@ def test_recurrent_derivation_keeps_one_input_per_node() -> None:
     w = {(src, node): {op: 0.6, "none": 0.95} for node, (op, src) in expected.items()}
     tree = derive_genotype(sp, {"recurrent": table(sp, "recurrent", w)}, "rnn_found")
     assert {n: terms[0] for n, terms in nodes_of(tree, "recurrent").items()} == expected
-    reference = load_named("genotype", "darts_rnn_v2")
-    checked = load_text(format_spec(SpecFile((tree,))), "found.geno").single("genotype")
-    assert checked.cells[0].nodes == reference.cells[0].nodes  # type: ignore[union-attr]
+    reference = named_genotype("darts_rnn_v2")
+    checked = of_kind(GenotypeSpec, load_text(format_spec(SpecFile((tree,))), "found.geno").single("genotype"))
+    assert checked.cells[0].nodes == reference.cells[0].nodes
     assert checked.cells[0].output == tuple(f"n{i}" for i in range(1, 9))
 
 
 # ---- the original DARTS code's rule, ported literally, as a reference ---------------
 
-def _darts_parse_cnn(weights: list[list[float]], primitives: tuple[str, ...], steps: int = 4) -> list:
-    gene, n, start = [], 2, 0
+def _darts_parse_cnn(weights: list[list[float]], primitives: tuple[str, ...], steps: int = 4) -> list[tuple[str, int]]:
+    gene: list[tuple[str, int]] = []
+    n, start = 2, 0
     none = primitives.index("none")
     for i in range(steps):
         end = start + n
@@ -146,14 +145,16 @@ def _darts_parse_cnn(weights: list[list[float]], primitives: tuple[str, ...], st
             for k in range(len(W[j])):
                 if k != none and (k_best is None or W[j][k] > W[j][k_best]):
                     k_best = k
+            assert k_best is not None
             gene.append((primitives[k_best], j))
         start = end
         n += 1
     return gene
 
 
-def _darts_parse_rnn(probs: list[list[float]], primitives: tuple[str, ...], steps: int = 8) -> list:
-    gene, start = [], 0
+def _darts_parse_rnn(probs: list[list[float]], primitives: tuple[str, ...], steps: int = 8) -> list[tuple[str, int]]:
+    gene: list[tuple[str, int]] = []
+    start = 0
     none = primitives.index("none")
     for i in range(steps):
         end = start + i + 1
@@ -163,6 +164,7 @@ def _darts_parse_rnn(probs: list[list[float]], primitives: tuple[str, ...], step
         for k in range(len(W[j])):
             if k != none and (k_best is None or W[j][k] > W[j][k_best]):
                 k_best = k
+        assert k_best is not None
         gene.append((primitives[k_best], j))
         start = end
     return gene

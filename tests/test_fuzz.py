@@ -76,7 +76,8 @@ def _front_end(text: str) -> None:
 
 def _assert_renders(err: GenolangError, text: str, path: str) -> None:
     rendered = err.render()
-    assert isinstance(rendered, str) and rendered
+    assert isinstance(rendered, str)
+    assert rendered
     if isinstance(err, SpecError):
         assert err.diagnostics
         lines = text.count("\n") + 1
@@ -120,7 +121,7 @@ def _run_cli(text: str) -> None:
         path.write_bytes(data)
         for args in (["check", str(path)], ["fmt", "--check", str(path)]):
             result = runner.invoke(main, args)
-            output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+            output = result.output + (result.stderr if result.stderr_bytes else "")  # None: click < 8.2 mixed it in
             assert "Traceback" not in output, output
             assert result.exit_code in (0, 1), (args, result.exit_code, output, result.exception)
             assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)

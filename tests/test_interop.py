@@ -18,16 +18,17 @@ from genolang.interop.darts import darts_to_tree, read_darts, tree_to_darts
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
 from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 
 SPACES = {"darts_v1": None, "darts_v2": None, "nasnet_a": "nasnet", "amoebanet_a": "amoebanet",
           "darts_rnn_v1": None, "darts_rnn_v2": None, "enas": "enas_rnn"}
 
 
-def genotype(name: str):  # type: ignore[no-untyped-def]
+def genotype(name: str) -> GenotypeSpec:
     return load(str(SPECS / "genotypes" / f"{name}.geno")).genotypes[name]
 
 
-def import_text(text: str, name: str = "imported", space: str | None = None):  # type: ignore[no-untyped-def]
+def import_text(text: str, name: str = "imported", space: str | None = None) -> GenotypeSpec:
     tree = darts_to_tree(read_darts(text), name, space)
     return load_text(format_spec(SpecFile((tree,))), "<import>").genotypes[name]
 

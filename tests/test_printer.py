@@ -92,7 +92,7 @@ def test_rnn_genotypes_round_trip(geno: A.Genotype) -> None:
 
 # ---- comments ------------------------------------------------------------------------
 
-comment_text = st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=30)
+comment_text = st.text(st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]), max_size=30)
 
 
 @st.composite
@@ -254,10 +254,12 @@ def test_values_format_canonically() -> None:
     st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(
         lambda s: s not in {"out", "cell", "derive", "space", "genotype", "network", "genolang"}),
 ), min_size=1, max_size=4))
-def test_property_values_round_trip(values: list) -> None:  # type: ignore[type-arg]
+def test_property_values_round_trip(values: list[int | float | Fraction | str]) -> None:
     prop = A.Prop(A.Name("x"), tuple(A.Value(v) for v in values))
     text = format_spec(A.SpecFile((A.Network(A.Name("n"), (prop,)),)))
-    parsed = parse(text).decls[0].props[0].values  # type: ignore[union-attr]
+    network = parse(text).decls[0]
+    assert isinstance(network, A.Network)
+    parsed = network.props[0].values
     assert [v.value for v in parsed] == values
     assert [type(v.value) for v in parsed] == [type(v) for v in values]
     assert format_spec(parse(text)) == text

@@ -24,10 +24,11 @@ import pytest
 from click.testing import CliRunner
 
 from _cli import assert_torch_free
+from _specs import named_space
 from genolang.cli import COMMANDS, main
 from genolang.draw import graphviz
+from genolang.errors import UsageError
 from genolang.ir.lower import lower_space
-from genolang.spec.lookup import load_named
 
 try:
     import matplotlib  # noqa: F401
@@ -115,15 +116,15 @@ def _rnn_genotype(name: str) -> str:
 
 
 def _alphas(space_name: str, epoch: int, rng: random.Random) -> dict[str, Any]:
-    space = load_named("space", space_name)
+    space = named_space(space_name)
     cells = {}
-    for name, ir in lower_space(space).items():  # type: ignore[arg-type]
+    for name, ir in lower_space(space).items():
         edges = [f"{e.dst}<-{e.src}" for e in ir.edges() if e.dst != "out"]
         rows = []
         for _ in edges:
-            raw = [rng.random() ** (1 + epoch) for _ in space.ops]  # type: ignore[union-attr]
+            raw = [rng.random() ** (1 + epoch) for _ in space.ops]
             rows.append([x / sum(raw) for x in raw])
-        cells[name] = {"edges": edges, "ops": list(space.ops), "softmax": rows}  # type: ignore[union-attr]
+        cells[name] = {"edges": edges, "ops": list(space.ops), "softmax": rows}
     return {"epoch": epoch, "cells": cells}
 
 
@@ -421,7 +422,7 @@ def test_report_is_written_atomically(fake_run: Path, tmp_path: Path, monkeypatc
     out.write_text("old report", encoding="utf-8")
 
     def broken(run: Any) -> Any:
-        raise page_module.UsageError("boom")
+        raise UsageError("boom")
 
     monkeypatch.setattr(page_module, "build_report", broken)
     code, _, err = run("report", str(fake_run), "-o", str(out))

@@ -14,6 +14,7 @@ from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec
 from genolang.resources import grammar_path, specs_dir
 from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 
 IDS = [str(p.relative_to(SPECS)) for p in SPEC_FILES]
 
@@ -129,7 +130,7 @@ RNN = {
 }
 
 
-def _genotype(name: str):  # type: ignore[no-untyped-def]
+def _genotype(name: str) -> GenotypeSpec:
     return load(str(SPECS / "genotypes" / f"{name}.geno")).genotypes[name]
 
 

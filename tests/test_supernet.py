@@ -8,21 +8,30 @@ import torch
 from torch import nn
 
 from _search_util import darts_cnn, tiny_network
+from _specs import named_genotype, named_space
 from genolang.errors import UsageError
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.ir.plan import PlanError
-from genolang.nets.fixed import build_fixed_cnn
+from genolang.nets.fixed import FixedCNN, build_fixed_cnn
 from genolang.nets.rnn import build_fixed_rnn
-from genolang.nets.supernet import NO_OPT, PoolBN, SupernetOptions, alpha_table, build_supernet, mixed_edges
+from genolang.nets.supernet import (
+    NO_OPT,
+    AlphaMixin,
+    Supernet,
+    SupernetOptions,
+    alpha_table,
+    build_supernet,
+    mixed_edges,
+)
 from genolang.nets.supernet_rnn import build_rnn_supernet
 from genolang.ops import registry
-from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
-from genolang.spec.lookup import load_named
+from genolang.ops.cnn import PoolBN
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def tiny_supernet(seed: int = 0, options: SupernetOptions | None = None):  # type: ignore[no-untyped-def]
+def tiny_supernet(seed: int = 0, options: SupernetOptions | None = None) -> Supernet:
     torch.manual_seed(seed)
     return build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10, options=options)
 
@@ -45,8 +54,8 @@ def test_alphas_are_one_tensor_per_cell_type_rows_edges_columns_ops() -> None:
 def test_alpha_table_reads_edge_op_weight() -> None:
     model = tiny_supernet()
     with torch.no_grad():
-        model.alphas["normal"].zero_()
-        model.alphas["normal"][3, darts_cnn().ops.index("sep_conv_3x3")] = 1.0  # row 3: c1 -> n3
+        model.alpha_dict["normal"].zero_()
+        model.alpha_dict["normal"][3, darts_cnn().ops.index("sep_conv_3x3")] = 1.0  # row 3: c1 -> n3
     text = alpha_table(model)
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("n3 <- c1:"))
     assert "sep_conv_3x3 0.280" in line  # e / (e + 7)
@@ -98,20 +107,20 @@ def test_a_skeleton_with_too_many_reductions_for_the_input_is_a_plan_error() -> 
 
 # ---- one-hot supernet == fixed network --------------------------------------------
 
-def one_hot_alphas(model, geno: GenotypeSpec) -> None:  # type: ignore[no-untyped-def]
+def one_hot_alphas(model: AlphaMixin, geno: GenotypeSpec) -> None:
     """Each genotype edge gets all of its row's weight on its op; every other edge all
     of it on 'none' (so it adds an exact zero)."""
     ops = model.space.ops
     with torch.no_grad():
         for cell in geno.cells:
-            alpha = model.alphas[cell.name]
+            alpha = model.alpha_dict[cell.name]
             alpha.fill_(float("-inf"))
             chosen = {(src, node.name): op for node in cell.nodes for op, src in node.edges}
             for row, e in enumerate(mixed_edges(model.irs[cell.name])):
                 alpha[row, ops.index(chosen.get((e.src, e.dst), "none"))] = 0.0
 
 
-def copy_into_fixed(supernet, fixed) -> None:  # type: ignore[no-untyped-def]
+def copy_into_fixed(supernet: Supernet, fixed: FixedCNN) -> None:
     """Supernet op ``cells.cellK.nodes.<dst>.<src>.ops.<op>`` is fixed op
     ``cells.cellK.nodes.<dst>.<src>_<op>`` (same module structure: BN there is affine, left
     at weight 1, bias 0); stem, preprocessors and classifier have the same names. A
@@ -125,7 +134,8 @@ def copy_into_fixed(supernet, fixed) -> None:  # type: ignore[no-untyped-def]
                 src, _, op = parts[4].partition("_")
                 source = sup[f"{'.'.join(parts[:4])}.{src}.ops.{op}"]
                 if isinstance(source, PoolBN):
-                    bn = source[1]
+                    bn = source.bn
+                    assert bn.running_mean is not None and bn.running_var is not None
                     bn.running_mean.zero_()
                     bn.running_var.fill_(1.0 - bn.eps)
                     continue
@@ -142,8 +152,7 @@ def copy_into_fixed(supernet, fixed) -> None:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("optimized", [True, False], ids=["passes", "no-opt"])
 @pytest.mark.parametrize("genotype", ["darts_v2", "darts_v1"])
 def test_one_hot_supernet_computes_the_fixed_network(genotype: str, optimized: bool) -> None:
-    geno = load_named("genotype", genotype)
-    assert isinstance(geno, GenotypeSpec)
+    geno = named_genotype(genotype)
     supernet = tiny_supernet(1, None if optimized else NO_OPT)
     # populate every BN's running statistics so copying them is tested too
     supernet.train()
@@ -170,8 +179,7 @@ def tiny_rnn_network() -> NetworkSpec:
 
 
 def test_recurrent_supernet_shapes_and_parameters() -> None:
-    space = load_named("space", "darts_rnn")
-    assert isinstance(space, SpaceSpec)
+    space = named_space("darts_rnn")
     torch.manual_seed(0)
     model = build_rnn_supernet(space, tiny_rnn_network(), ntokens=20)
     (alpha,) = model.arch_parameters()
@@ -187,9 +195,7 @@ def test_recurrent_supernet_shapes_and_parameters() -> None:
 
 
 def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
-    space = load_named("space", "darts_rnn")
-    geno = load_named("genotype", "darts_rnn_v2")
-    assert isinstance(space, SpaceSpec) and isinstance(geno, GenotypeSpec)
+    space, geno = named_space("darts_rnn"), named_genotype("darts_rnn_v2")
     torch.manual_seed(0)
     supernet = build_rnn_supernet(space, tiny_rnn_network(), ntokens=20)
     one_hot_alphas(supernet, geno)
@@ -197,7 +203,9 @@ def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
     fixed.load_state_dict({k: v for k, v in supernet.state_dict().items()
                            if not k.startswith(("alphas", "cell.bn"))})
     with torch.no_grad():  # the shared BN made the identity in eval mode
-        supernet.cell.bn.running_var.fill_(1.0 - supernet.cell.bn.eps)
+        bn = supernet.cell.bn
+        assert bn.running_var is not None
+        bn.running_var.fill_(1.0 - bn.eps)
     supernet.eval()
     fixed.eval()
     words = torch.randint(0, 20, (6, 2))

@@ -12,17 +12,19 @@ import pytest
 import torch
 
 from _cli import fails_cleanly, run
+from _specs import named_genotype, named_network, of_kind
 from _train_data import write_ptb, write_skeletons
+from genolang.data import ImageData
 from genolang.run.folder import RunDir
-from genolang.spec.lookup import load_named
 from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
+from genolang.train.events import Callback, Progress
 from genolang.train.state import TrainingDiverged
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits() -> ImageData:
     from genolang.data import load_images
 
     return load_images("digits")
@@ -33,7 +35,7 @@ def skeletons(tmp_path: Path) -> tuple[Path, Path]:
     return write_skeletons(tmp_path / "specs")
 
 
-def without_seconds(run_dir: Path) -> list[dict]:
+def without_seconds(run_dir: Path) -> list[dict[str, object]]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in RunDir(run_dir).metrics()]
 
 
@@ -54,8 +56,8 @@ class Stop(Exception):
     """Raised by a callback to interrupt a run after an epoch."""
 
 
-def stop_after(epoch: int):  # type: ignore[no-untyped-def]
-    def callback(event) -> None:  # type: ignore[no-untyped-def]
+def stop_after(epoch: int) -> Callback:
+    def callback(event: Progress) -> None:
         if event.kind == "epoch_end" and event.epoch == epoch:
             raise Stop
 
@@ -65,20 +67,20 @@ def stop_after(epoch: int):  # type: ignore[no-untyped-def]
 # ---- recipes ------------------------------------------------------------------------
 
 def test_default_recipes_follow_darts() -> None:
-    cifar = default_recipe("cifar10", load_named("network", "cifar"))
+    cifar = default_recipe("cifar10", named_network("cifar"))
     assert isinstance(cifar, ImageRecipe)
     assert (cifar.epochs, cifar.batch_size, cifar.lr, cifar.momentum, cifar.weight_decay, cifar.schedule) == \
         (600, 96, 0.025, 0.9, 3e-4, "cosine")
     assert (cifar.cutout, cifar.aux_weight, cifar.drop_path, cifar.grad_clip, cifar.label_smoothing) == \
         (16, 0.4, 0.2, 5.0, 0.0)
-    imagenet = default_recipe("cifar10", load_named("network", "imagenet"))
+    imagenet = of_kind(ImageRecipe, default_recipe("cifar10", named_network("imagenet")))
     assert (imagenet.epochs, imagenet.batch_size, imagenet.lr, imagenet.schedule, imagenet.decay,
             imagenet.weight_decay, imagenet.label_smoothing) == (250, 128, 0.1, "step", 0.97, 3e-5, 0.1)
-    small = default_recipe("digits", load_named("network", "small"))
+    small = default_recipe("digits", named_network("small"))
     assert (small.epochs, small.batch_size) == (30, 64)
-    fashion = default_recipe("fashion-mnist", load_named("network", "small_search"))
+    fashion = of_kind(ImageRecipe, default_recipe("fashion-mnist", named_network("small_search")))
     assert (fashion.epochs, fashion.batch_size, fashion.aux_weight) == (50, 96, 0.0)
-    ptb = default_recipe("ptb", load_named("network", "ptb"))
+    ptb = default_recipe("ptb", named_network("ptb"))
     assert isinstance(ptb, TextRecipe)
     assert (ptb.lr, ptb.grad_clip, ptb.weight_decay, ptb.batch_size, ptb.eval_batch_size, ptb.bptt, ptb.beta,
             ptb.nonmono) == (20.0, 0.25, 8e-7, 64, 10, 35, 1e-3, 5)
@@ -101,7 +103,7 @@ def test_schedules_equal_pytorchs() -> None:
 def test_recipe_rejects_bad_values() -> None:
     from genolang.errors import UsageError
 
-    recipe = default_recipe("digits", load_named("network", "small"))
+    recipe = default_recipe("digits", named_network("small"))
     with pytest.raises(UsageError, match="--bptt"):
         recipe.replace(bptt=10)
     with pytest.raises(UsageError, match="--lr"):
@@ -109,7 +111,7 @@ def test_recipe_rejects_bad_values() -> None:
     with pytest.raises(UsageError, match="--lr"):
         recipe.replace(lr=1e300)
     with pytest.raises(UsageError, match="image data set"):
-        default_recipe("digits", load_named("network", "ptb"))
+        default_recipe("digits", named_network("ptb"))
 
 
 # ---- a real short run -------------------------------------------------------------------
@@ -141,8 +143,8 @@ def test_training_on_real_digits_lowers_the_loss(tmp_path: Path, skeletons: tupl
 
 # ---- resume --------------------------------------------------------------------------
 
-def test_cnn_resume_is_bit_identical(tmp_path: Path, digits, skeletons: tuple[Path, Path]) -> None:
-    geno, net = load_named("genotype", "darts_v2"), load_named("network", str(skeletons[0]))
+def test_cnn_resume_is_bit_identical(tmp_path: Path, digits: ImageData, skeletons: tuple[Path, Path]) -> None:
+    geno, net = named_genotype("darts_v2"), named_network(str(skeletons[0]))
     recipe = default_recipe("digits", net).replace(epochs=3, batch_size=16, limit_train=70, limit_test=24,
                                                    lr=0.05, seed=5)
     straight = train(geno, net, recipe, tmp_path / "a", data=digits)
@@ -161,7 +163,7 @@ def test_cnn_resume_is_bit_identical(tmp_path: Path, digits, skeletons: tuple[Pa
 
 def test_text_resume_is_bit_identical_across_the_asgd_switch(tmp_path: Path, skeletons: tuple[Path, Path]) -> None:
     data = write_ptb(tmp_path / "ptb")
-    geno, net = load_named("genotype", "darts_rnn_v2"), load_named("network", str(skeletons[1]))
+    geno, net = named_genotype("darts_rnn_v2"), named_network(str(skeletons[1]))
     recipe = default_recipe("ptb", net).replace(epochs=6, batch_size=4, bptt=10, nonmono=1, lr=50.0)
     straight = train(geno, net, recipe, tmp_path / "a", data_dir=str(data))
     optimizers = [m["optimizer"] for m in RunDir(tmp_path / "a").metrics()]
@@ -196,14 +198,14 @@ def test_resume_refuses_a_different_run(tmp_path: Path, skeletons: tuple[Path, P
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, digits,
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, digits: ImageData,
                                                            skeletons: tuple[Path, Path]) -> None:
     @dataclass(frozen=True)
     class Exploding(ImageRecipe):
         def lr_at(self, epoch: int) -> float:
             return float("inf") if epoch >= 1 else super().lr_at(epoch)
 
-    geno, net = load_named("genotype", "darts_v2"), load_named("network", str(skeletons[0]))
+    geno, net = named_genotype("darts_v2"), named_network(str(skeletons[0]))
     recipe = Exploding("digits", epochs=3, batch_size=16, grad_clip=0.0, limit_train=48, limit_test=8)
     with pytest.raises(TrainingDiverged, match=r"last good checkpoint .* after epoch 1"):
         train(geno, net, recipe, tmp_path / "r", data=digits)

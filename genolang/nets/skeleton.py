@@ -88,8 +88,8 @@ class CNNSkeleton(nn.Module):
         self.plan = plan
         net = plan.network
         if net.stem == "imagenet":
-            self.stem0: nn.Module = ImageNetStem0(plan.in_channels, net.channels)
-            self.stem1: nn.Module | None = ImageNetStem1(net.channels)
+            self.stem0: nn.Sequential = ImageNetStem0(plan.in_channels, net.channels)
+            self.stem1: nn.Sequential | None = ImageNetStem1(net.channels)
         else:
             self.stem0 = CifarStem(plan.in_channels, plan.stem_channels, affine)
             self.stem1 = None

@@ -72,7 +72,7 @@ def _number(tok: Token) -> int | float:
     return value
 
 
-_Parsed: TypeAlias = "tuple[int, A.Span | None, tuple[A.Decl, ...]]"  # (version, its span, declarations)
+_Parsed: TypeAlias = "tuple[int, Span | None, tuple[A.Decl, ...]]"  # (version, its span, declarations)
 
 
 @v_args(meta=True)
