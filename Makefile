@@ -1,6 +1,6 @@
 # Two entry points, each doing all the set-up it needs on a fresh machine:
 #   make demo   - a real DARTS search on the offline digits data, then compile the result
-#   make test   - the test suite
+#   make test   - lint (ruff check), types (mypy), then the test suite; stops at the first failure
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -20,6 +20,8 @@ demo: $(STAMP)
 	$(BIN)/genolang compile found.geno --network small
 
 test: $(STAMP)
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

@@ -16,11 +16,11 @@ import argparse
 import json
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-
 
 DEVICE = torch.device("cuda")
 
@@ -50,11 +50,13 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
 
 def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.supernet import build_supernet
-    from genolang.spec.lookup import load_named
     from genolang.search.architect import Architect, ArchitectConfig
+    from genolang.spec.checked import NetworkSpec, SpaceSpec
+    from genolang.spec.lookup import load_named
 
     space, net = load_named("space", "darts_cnn"), load_named("network", "cifar_search")
-    model = build_supernet(space, net, in_channels=3, input_size=32, classes=10).to(DEVICE)  # type: ignore[arg-type]
+    assert isinstance(space, SpaceSpec) and isinstance(net, NetworkSpec)
+    model = build_supernet(space, net, in_channels=3, input_size=32, classes=10).to(DEVICE)
     weights = model.weight_parameters()
     opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
     architect = Architect(model, opt, ArchitectConfig(order=order))
@@ -62,8 +64,9 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
     y, yv = torch.randint(0, 10, (batch,), device=DEVICE), torch.randint(0, 10, (batch,), device=DEVICE)
 
     def step() -> None:
-        architect.step(lambda call: F.cross_entropy(call(xv), yv),
-                       (lambda call: F.cross_entropy(call(x), y)) if order == 2 else None, 0.025)
+        # call runs the supernet: logits
+        architect.step(lambda call: F.cross_entropy(cast(torch.Tensor, call(xv)), yv),
+                       (lambda call: F.cross_entropy(cast(torch.Tensor, call(x)), y)) if order == 2 else None, 0.025)
         loss = F.cross_entropy(model(x), y)
         grads = torch.autograd.grad(loss, weights)
         for p, g in zip(weights, grads):
@@ -78,11 +81,13 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 
 def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.fixed import build_fixed_cnn
+    from genolang.spec.checked import GenotypeSpec, NetworkSpec
     from genolang.spec.lookup import load_named
     from genolang.train.images import autocast_dtype
 
     geno, net = load_named("genotype", "darts_v2"), load_named("network", "cifar")
-    model = build_fixed_cnn(geno, net).to(DEVICE)  # type: ignore[arg-type]
+    assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
+    model = build_fixed_cnn(geno, net).to(DEVICE)
     model.drop_path_prob = 0.2
     if amp:
         model = model.to(memory_format=torch.channels_last)

@@ -13,9 +13,9 @@ import argparse
 import json
 import time
 
-from genolang.spec.check import check
 from genolang.ir.lower import lower_genotype
 from genolang.parse.parser import parse
+from genolang.spec.check import check
 from genolang.spec.resolve import Library
 
 OPS = ("skip_connect", "max_pool_3x3", "avg_pool_3x3", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
 
@@ -18,7 +19,8 @@ from genolang.errors import UsageError
 BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-step": ("genolang.cli.bench", "train_step", "Time forward + backward + optimizer step."),
     "eval-step": ("genolang.cli.bench", "eval_step", "Time an inference forward pass (no_grad, eval mode)."),
-    "search-step": ("genolang.cli.bench", "search_step", "Time one DARTS search iteration (architecture + weight step)."),
+    "search-step": ("genolang.cli.bench", "search_step",
+                    "Time one DARTS search iteration (architecture + weight step)."),
 }
 
 

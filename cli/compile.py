@@ -10,15 +10,16 @@ from typing import Any
 import click
 
 from genolang.errors import UsageError
-from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.spec.lookup import load_named
 
 
 def load_specs(genotype: str, network: str) -> tuple[GenotypeSpec, NetworkSpec]:
     """The checked genotype and skeleton named (or given as files) on a command line."""
     geno = load_named("genotype", genotype)
     net = load_named("network", network)
-    return geno, net  # type: ignore[return-value]
+    assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)  # load_named returns the kind asked for
+    return geno, net
 
 
 def human(n: int) -> str:

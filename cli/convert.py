@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import click
 
-from genolang.spec.check import load, load_text
+from genolang.cli.spec import read_input
 from genolang.errors import UsageError
 from genolang.fsio import write_text
 from genolang.interop import FORMATS
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
+from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 from genolang.spec.resolve import Library
-
-from genolang.cli.spec import read_input
 
 
 @click.command("import")
@@ -48,5 +48,7 @@ def export(fmt: str, file: str, name: str | None) -> None:
             raise UsageError(f"{file} has no genotype '{name}'; it has: {', '.join(result.genotypes) or 'none'}")
         geno = result.genotypes[name]
     else:
-        geno = result.single("genotype")  # type: ignore[assignment]
-    click.echo(FORMATS[fmt].write(geno))  # type: ignore[arg-type]
+        single = result.single("genotype")
+        assert isinstance(single, GenotypeSpec)  # the file's one genotype
+        geno = single
+    click.echo(FORMATS[fmt].write(geno))

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import click
 
-from genolang.spec.check import load
-from genolang.draw import FORMATS, write_drawing
-
 from genolang.cli.spec import dot_for
+from genolang.draw import FORMATS, write_drawing
+from genolang.spec.check import load
 
 
 @click.command("draw")

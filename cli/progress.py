@@ -5,7 +5,8 @@ line per epoch."""
 from __future__ import annotations
 
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import click
 

@@ -87,7 +87,8 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     from genolang.run.dist import is_main_process
 
     main_rank = is_main_process()
-    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=Reporter(quiet or not main_rank, "searching"))
+    reporter = Reporter(quiet or not main_rank, "searching")
+    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=reporter)
     if not main_rank:
         return
     m = result.metrics

@@ -8,17 +8,15 @@ from pathlib import Path
 
 import click
 
-from genolang.spec.ops import OpDef
-
 from genolang import resources
-
-from genolang.spec.check import Checked, check, load
+from genolang.draw import dot_document
 from genolang.errors import GenolangError, SpecError, UsageError, did_you_mean
 from genolang.fsio import write_text
-from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.parse.parser import parse, read_text
 from genolang.parse.printer import format_spec, format_value
+from genolang.spec.check import Checked, check, load
+from genolang.spec.ops import OpDef
 from genolang.spec.resolve import SUFFIX, Library
 
 
@@ -158,7 +156,8 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"network {net.name} ({net.kind}, stem {net.stem})")
         fields = (("channels", "layers", "stem_multiplier", "reduce_at", "auxiliary", "auxiliary_weight", "drop_path",
                    "label_smoothing", "input_size", "in_channels", "classes") if net.kind == "cnn" else
-                  ("embedding", "hidden", "dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e", "tied", "vocab"))
+                  ("embedding", "hidden", "dropout", "dropout_h", "dropout_x", "dropout_i", "dropout_e", "tied",
+                   "vocab"))
         for name in fields:
             value = getattr(net, name)
             shown = ("from the data" if value is None else
@@ -183,7 +182,7 @@ def dot_for(result: Checked, cell: str | None = None) -> str:
     if cell is not None:
         chosen = [(label, ir) for label, ir in cells if ir.name == cell or label == cell]
         if not chosen:
-            raise UsageError(f"no cell '{cell}' in {result.path}; cells: {', '.join(l for l, _ in cells)}")
+            raise UsageError(f"no cell '{cell}' in {result.path}; cells: {', '.join(label for label, _ in cells)}")
         cells = chosen
     if not cells:
         raise UsageError(f"{result.path} holds no genotype or space to draw")
@@ -234,7 +233,7 @@ def ops(name: str | None) -> None:
     lib = Library.for_file(str(Path.cwd() / "x.geno"))
     shipped = str(resources.specs_dir().resolve())
     rows: dict[str, tuple[str, str]] = {}
-    for op_name, decl, spec in lib.op_declarations():
+    for op_name, _, spec in lib.op_declarations():
         if op_name not in rows:
             where = spec.path if not str(Path(spec.path).resolve()).startswith(shipped) else \
                 f"shipped ({Path(spec.path).relative_to(resources.specs_dir())})"
@@ -262,7 +261,8 @@ def ops(name: str | None) -> None:
     click.echo(format_op(op_tree(found)))
     for stride in (1, 2):
         facts = found.facts(stride)
-        traits = [t for t, on in (("starts with a ReLU", facts.starts_with_relu), ("ends with a BN", facts.ends_with_bn),
+        traits = [t for t, on in (("starts with a ReLU", facts.starts_with_relu),
+                                  ("ends with a BN", facts.ends_with_bn),
                                   ("has weights", facts.has_weights), ("random", facts.random),
                                   ("groupable", facts.groupable), ("shareable", facts.shareable)) if on]
         click.echo(f"# stride {stride}: {', '.join(traits) or 'parameter-free'}")

@@ -40,7 +40,8 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
               help="Learning-rate schedule [cosine to --lr-min; step (x --decay per epoch) for an imagenet stem].")
 @click.option("--lr-min", type=float, help="Final learning rate of the cosine schedule [0].")
 @click.option("--decay", type=float, help="Per-epoch factor of the step schedule [0.97].")
-@click.option("--cutout", type=click.IntRange(min=0), help="Cutout square side, 0 for none [cifar10 and cifar100 16, else 0].")
+@click.option("--cutout", type=click.IntRange(min=0),
+              help="Cutout square side, 0 for none [cifar10 and cifar100 16, else 0].")
 @click.option("--augment/--no-augment", default=None, help="Random crop / flip of the training images [on].")
 @click.option("--drop-path", type=float, help="Final drop-path probability [the skeleton's drop_path].")
 @click.option("--aux-weight", type=float, help="Weight of the auxiliary loss [the skeleton's, 0 without a head].")
@@ -54,7 +55,8 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
 @click.option("--nonmono", type=click.IntRange(min=1), help="ptb: evaluations without improvement before ASGD [5].")
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision: bfloat16 autocast where supported, else float16 with loss scaling [off].")
-@click.option("--channels-last/--no-channels-last", default=None, help="NHWC memory layout (often faster on GPUs) [off].")
+@click.option("--channels-last/--no-channels-last", default=None,
+              help="NHWC memory layout (often faster on GPUs) [off].")
 @click.option("--log-every", type=click.IntRange(min=1),
               help="On CUDA, steps between progress reports (each waits for the GPU) [20].")
 @click.option("--sync-bn/--no-sync-bn", default=None,
@@ -95,7 +97,7 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
     main_rank = is_main_process()
     config = TrainConfig(genotype, network, dataset, data_dir=data_dir, download=download,
                          options={k: v for k, v in options.items() if k in RECIPE_OPTIONS},
-                         overrides=dict(channels=channels, layers=layers, embedding=embedding, hidden=hidden),
+                         overrides={"channels": channels, "layers": layers, "embedding": embedding, "hidden": hidden},
                          device=device, workers=workers, threads=threads, tensorboard=tensorboard)
     result = run_training(config, run_dir=run_dir, resume=resume,
                           progress=Reporter(quiet or not main_rank, "training"))

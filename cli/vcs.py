@@ -4,21 +4,20 @@ imports torch."""
 from __future__ import annotations
 
 import shutil
-from typing import Union
 
 import click
 
-from genolang.spec.check import Checked, load
 from genolang.errors import GenolangError, UsageError
+from genolang.spec.check import Checked, load
 from genolang.spec.checked import GenotypeSpec, SpaceSpec
 from genolang.vcs.canon import cell_hash, genotype_hash, short, space_hash
-from genolang.vcs.diff import diff_genotypes, diff_spaces
+from genolang.vcs.diff import GenotypeDiff, SpaceDiff, diff_genotypes, diff_spaces
 from genolang.vcs.git import setup_repo
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
 
-def _one_decl(result: Checked, path: str) -> Union[GenotypeSpec, SpaceSpec]:
+def _one_decl(result: Checked, path: str) -> GenotypeSpec | SpaceSpec:
     """The genotype of a file, or its space when it holds no genotype."""
     if len(result.genotypes) == 1:
         return next(iter(result.genotypes.values()))
@@ -37,12 +36,13 @@ def diff(a: str, b: str, quiet: bool) -> None:
     """Compare the genotypes (or spaces) in files A and B as architectures: which
     cells, nodes, inputs and ops changed. Node numbering, term order and output
     order are not changes. Exit status: 0 equivalent, 1 different, 2 trouble (as diff)."""
+    result: GenotypeDiff | SpaceDiff
     try:
         left, right = _one_decl(load(a), a), _one_decl(load(b), b)
         if isinstance(left, GenotypeSpec) and isinstance(right, GenotypeSpec):
             result = diff_genotypes(left, right)
         elif isinstance(left, SpaceSpec) and isinstance(right, SpaceSpec):
-            result = diff_spaces(left, right)  # type: ignore[assignment]
+            result = diff_spaces(left, right)
         else:
             kinds = ["genotype" if isinstance(x, GenotypeSpec) else "space" for x in (left, right)]
             raise UsageError(f"cannot compare a {kinds[0]} ({a}) with a {kinds[1]} ({b})")

@@ -15,8 +15,9 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -110,8 +111,8 @@ def peak_rss_mb() -> float:
 def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: bool) -> tuple[nn.Module, Any]:
     """The network of ``config`` on ``device`` and its ``DataShape``."""
     from genolang.nets.compile import apply_overrides, build, check_pair, data_shape
-    from genolang.spec.lookup import load_named
     from genolang.spec.checked import GenotypeSpec, NetworkSpec
+    from genolang.spec.lookup import load_named
 
     geno = load_named("genotype", config.genotype)
     network = load_named("network", config.network)

@@ -5,8 +5,8 @@ anything else escaping is a bug."""
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True, order=True)
@@ -19,7 +19,7 @@ class Span:
     end_column: int
 
     @staticmethod
-    def point(line: int, column: int, width: int = 1) -> "Span":
+    def point(line: int, column: int, width: int = 1) -> Span:
         return Span(line, column, line, column + max(width, 1))
 
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -16,7 +16,7 @@ def _first_existing(*candidates: Path) -> Path:
     return candidates[0]
 
 
-@lru_cache(maxsize=None)
+@cache
 def grammar_path() -> Path:
     """The LALR grammar file."""
     return _first_existing(
@@ -24,7 +24,7 @@ def grammar_path() -> Path:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def specs_dir() -> Path:
     """The spec library shipped with genolang (spaces, genotypes, networks)."""
     return _first_existing(_PACKAGE / "specs", _PACKAGE.parent / "specs")

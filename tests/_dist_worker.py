@@ -24,14 +24,15 @@ def main() -> None:
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump({"alphas": alphas, "text": result.text}, fh)
     elif job == "train":
+        from genolang.nets.compile import DataShape, build
+        from genolang.run.runtime import seed_everything
+        from genolang.spec.checked import GenotypeSpec, NetworkSpec
         from genolang.spec.lookup import load_named
         from genolang.train import default_recipe, train
 
-        from genolang.nets.compile import DataShape, build
-        from genolang.run.runtime import seed_everything
-
         geno = load_named("genotype", args["genotype"])
         net = load_named("network", args["network"])
+        assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
         recipe = default_recipe("digits", net).replace(**args["recipe"])
         seed_everything(recipe.seed)  # the weights the run starts from, as train() builds them
         initial = build(geno, net, DataShape("cnn", in_channels=1, input_size=8, classes=10)).state_dict()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from genolang.spec.lookup import load_named
 from genolang.spec.checked import NetworkSpec, SpaceSpec
+from genolang.spec.lookup import load_named
 
 TINY_CNN = """genolang 1
 

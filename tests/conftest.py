@@ -4,8 +4,8 @@ and a helper that writes a spec file into a temporary folder."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import pytest
 

@@ -4,19 +4,24 @@ the exact one (double backward through the unrolled step)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from _search_util import darts_cnn, tiny_network
-from genolang.nets.supernet import build_supernet
-from genolang.search.architect import Architect, ArchitectConfig
+from genolang.nets.supernet import Supernet, build_supernet
+from genolang.search.architect import Architect, ArchitectConfig, Objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def setup(order: int = 1, mode: str = "fd", dtype: torch.dtype = torch.float32, seed: int = 0,  # type: ignore[no-untyped-def]
-          fd_radius: float = 0.01):
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+def setup(order: int = 1, mode: str = "fd", dtype: torch.dtype = torch.float32, seed: int = 0,
+          fd_radius: float = 0.01) -> tuple[Supernet, torch.optim.SGD, Architect, list[Batch]]:
     torch.manual_seed(seed)
     model = build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10).to(dtype)
     with torch.no_grad():  # alphas away from uniform, so every term matters
@@ -30,11 +35,11 @@ def setup(order: int = 1, mode: str = "fd", dtype: torch.dtype = torch.float32, 
     return model, opt, arch, batches
 
 
-def objective(x: torch.Tensor, y: torch.Tensor):  # type: ignore[no-untyped-def]
-    return lambda call: F.cross_entropy(call(x), y)
+def objective(x: torch.Tensor, y: torch.Tensor) -> Objective:
+    return lambda call: F.cross_entropy(cast(torch.Tensor, call(x)), y)  # call runs the supernet: logits
 
 
-def sgd_step(model, opt, x, y) -> None:  # type: ignore[no-untyped-def]
+def sgd_step(model: Supernet, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:
     weights = model.weight_parameters()
     grads = torch.autograd.grad(F.cross_entropy(model(x), y), weights)
     for p, g in zip(weights, grads):

@@ -8,17 +8,26 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
+from _specs import named_genotype, named_network
+from genolang.errors import GenolangError, UsageError
+from genolang.ir.plan import PlanError
 from genolang.nets.checkpoint import load_model, save_model
-from genolang.nets.compile import (CompileError, DataShape, apply_overrides, build, compile_network, data_shape,
-                                    summarize)
+from genolang.nets.compile import (
+    CompileError,
+    DataShape,
+    apply_overrides,
+    build,
+    compile_network,
+    data_shape,
+    summarize,
+)
 from genolang.nets.count import count_macs, count_params
 from genolang.nets.fixed import FixedCNN
 from genolang.nets.rnn import RNNModel
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
 from genolang.spec.syntax import read_bundle, same_specs, spec_bundle
-from genolang.errors import GenolangError, UsageError
-from genolang.ir.plan import PlanError
-from genolang.spec.lookup import load_named
 
 CNN_GENOTYPES = ("darts_v1", "darts_v2", "nasnet_a", "amoebanet_a")
 RNN_GENOTYPES = ("darts_rnn_v1", "darts_rnn_v2", "enas")
@@ -43,12 +52,12 @@ network rnn_tiny {
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def geno(name: str):
-    return load_named("genotype", name)
+def geno(name: str) -> GenotypeSpec:
+    return named_genotype(name)
 
 
-def net(name: str):
-    return load_named("network", name)
+def net(name: str) -> NetworkSpec:
+    return named_network(name)
 
 
 # ---- exact counts ------------------------------------------------------------------
@@ -117,6 +126,7 @@ def test_summary_of_darts_v2_on_cifar() -> None:
 def test_every_cnn_genotype_runs_on_one_channel_8x8(genotype: str, network: str) -> None:
     n = apply_overrides(net(network), channels=4)
     model = compile_network(geno(genotype), n, in_channels=1, input_size=8, classes=7)
+    assert isinstance(model, FixedCNN)
     x = torch.randn(3, 1, 8, 8)
     model.train()
     model.drop_path_prob = 0.2
@@ -218,6 +228,7 @@ def test_rnn_checkpoint_round_trip(tmp_path: Path) -> None:
     model = compile_network(g, n, ntokens=20).eval()
     save_model(tmp_path / "r.pt", model, g, n, DataShape("rnn", ntokens=20))
     loaded, _, _, meta = load_model(tmp_path / "r.pt")
+    assert isinstance(model, RNNModel) and isinstance(loaded, RNNModel)
     words = torch.randint(0, 20, (5, 2))
     assert torch.equal(model(words, model.init_hidden(2))[0], loaded.eval()(words, loaded.init_hidden(2))[0])
     assert meta["data_shape"].ntokens == 20
@@ -247,7 +258,7 @@ def test_tampered_checkpoints_are_clear_errors(tmp_path: Path) -> None:
 
 # ---- export ----------------------------------------------------------------------------------
 
-def _tiny_cnn():
+def _tiny_cnn() -> tuple[nn.Module, DataShape]:
     n, g = apply_overrides(net("small"), channels=4), geno("darts_v2")
     shape = DataShape("cnn", 1, 8, 10)
     torch.manual_seed(0)

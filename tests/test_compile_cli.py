@@ -52,7 +52,7 @@ def test_compile_saves_a_checkpoint_that_reloads_alone(tmp_path: Path) -> None:
     raw = torch.load(out, weights_only=True)
     assert "genotype darts_v1" in raw["spec"] and "network small_search" in raw["spec"]
     assert raw["extra"]["overrides"] == {"channels": 4, "in_channels": 1}
-    model, geno, net, meta = load_model(out)
+    _, geno, net, meta = load_model(out)
     assert (geno.name, net.channels, meta["data_shape"].in_channels) == ("darts_v1", 4, 1)
     again = tmp_path / "again.pt"
     run("compile", "darts_v1", "--network", "small_search", "--channels", "4", "--in-channels", "1",

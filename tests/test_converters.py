@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genolang.spec.check import load, load_text
+from conftest import SPECS
 from genolang.cli import main
 from genolang.errors import SpecError
 from genolang.interop import FORMATS
@@ -19,13 +19,12 @@ from genolang.interop.naslib import OPS as NASLIB_OPS
 from genolang.interop.naslib import read_naslib
 from genolang.interop.nb201 import OPS_201, read_nb201
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
+from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 from genolang.spec.resolve import Library
 from genolang.vcs import genotype_hash
-
-from conftest import SPECS
 
 GENOTYPES = sorted((SPECS / "genotypes").glob("*.geno"))
 IDS = [p.stem for p in GENOTYPES]

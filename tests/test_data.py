@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
 from _cli import fails_cleanly, run
+from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
 from genolang.data import load_corpus, load_images
 from genolang.data.images import channel_stats
 from genolang.errors import UsageError
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,12 +26,13 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 def test_fake_cifar_python_batches_load(tmp_path: Path) -> None:
     folder = write_cifar_py(tmp_path)
-    for where in (tmp_path, folder):
-        data = load_images("cifar10", str(where))
+    loaded = [load_images("cifar10", str(where)) for where in (tmp_path, folder)]
+    for data in loaded:
         assert data.train_x.shape == (30, 3, 32, 32) and data.test_x.shape == (10, 3, 32, 32)
         assert data.train_x.dtype == torch.uint8 and data.classes == 10
         assert (data.in_channels, data.input_size) == (3, 32)
         assert data.mean == (0.4914, 0.4822, 0.4465)
+    data = loaded[-1]
     pixels, labels = cifar_like_images(6, 1)  # what write_cifar_py put in data_batch_1
     assert torch.equal(data.train_x[0], torch.from_numpy(pixels[0].reshape(3, 32, 32)))
     assert data.train_y[:6].tolist() == labels
@@ -69,7 +69,7 @@ def test_cifar_pickles_cannot_run_code(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self) -> tuple[object, tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
     with open(folder / "data_batch_2", "wb") as f:

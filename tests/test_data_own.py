@@ -314,7 +314,7 @@ def test_a_folder_too_large_for_memory_is_refused_before_reading(tmp_path: Path,
     root = flat_folder(tmp_path / "imgs", size=(32, 32))
     monkeypatch.setattr(folder_mod, "_decode", lambda *a: pytest.fail("decoded before the memory check"))
     monkeypatch.setenv("GENOLANG_MAX_DATA_GIB", "0.00001")
-    with pytest.raises(UsageError, match="15 images of 3x32x32 would take 0.0 MiB|15 images of 3x32x32") as err:
+    with pytest.raises(UsageError, match=r"15 images of 3x32x32 would take 0.0 MiB|15 images of 3x32x32") as err:
         load_images("folder", str(root))
     assert "GENOLANG_MAX_DATA_GIB" in str(err.value) and "downscale" in str(err.value)
     monkeypatch.setenv("GENOLANG_MAX_DATA_GIB", "lots")
@@ -375,13 +375,13 @@ def test_cifar100_errors(tmp_path: Path) -> None:
     folder = write_cifar100(tmp_path)
     with open(folder / "meta", "wb") as f:
         pickle.dump({"fine_label_names": Evil()}, f)
-    with pytest.raises(UsageError, match="refusing to load posix.system|refusing to load"):
+    with pytest.raises(UsageError, match=r"refusing to load posix.system|refusing to load"):
         load_images("cifar100", str(folder))
     assert not marker.exists()
     write_cifar100(tmp_path)
     with open(folder / "test", "wb") as f:
         pickle.dump({"data": np.zeros((2, 3072), np.uint8), "fine_labels": [0, 100]}, f)
-    with pytest.raises(UsageError, match="fine labels must be 0..99"):
+    with pytest.raises(UsageError, match=r"fine labels must be 0\.\.99"):
         load_images("cifar100", str(folder))
     with open(folder / "test", "wb") as f:
         pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}, f)
@@ -389,7 +389,7 @@ def test_cifar100_errors(tmp_path: Path) -> None:
         load_images("cifar100", str(folder))
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(UsageError, match="CIFAR-100 not found .* 'cifar-100-python'"):
+    with pytest.raises(UsageError, match=r"CIFAR-100 not found .* 'cifar-100-python'"):
         load_images("cifar100", str(empty))
 
 

@@ -6,13 +6,13 @@ import random
 
 import pytest
 
-from genolang.spec.check import load_text
 from genolang.ir.alphas import CellAlphas, format_alpha_table
-from genolang.ir.lower import lower_space
-from genolang.spec.lookup import load_named
-from genolang.spec.checked import DeriveRule, GenotypeSpec, SpaceSpec
-from genolang.spec.syntax import genotype_text
 from genolang.ir.derive import DeriveError, changed_edges, derive_cell, derive_genotype
+from genolang.ir.lower import lower_space
+from genolang.spec.check import load_text
+from genolang.spec.checked import DeriveRule, GenotypeSpec, SpaceSpec
+from genolang.spec.lookup import load_named
+from genolang.spec.syntax import genotype_text
 
 
 def space(name: str) -> SpaceSpec:

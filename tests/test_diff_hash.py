@@ -12,23 +12,23 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from genolang.spec.check import load, load_text
+from _specs import of_kind
+from conftest import SPECS
 from genolang.cli import main
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
+from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec, SpaceSpec
 from genolang.vcs import cell_hash, genotype_hash, space_hash
 from genolang.vcs.canon import canonical_cell, equivalent, space_text
 from genolang.vcs.diff import diff_genotypes, diff_spaces
-
-from conftest import SPECS
 
 GENOTYPES = sorted((SPECS / "genotypes").glob("*.geno"))
 IDS = [p.stem for p in GENOTYPES]
 
 
 def geno(path: Path | str) -> GenotypeSpec:
-    return load(str(path)).single("genotype")  # type: ignore[return-value]
+    return of_kind(GenotypeSpec, load(str(path)).single("genotype"))
 
 
 def text_of(g: GenotypeSpec, cells: list[tuple[str, list[tuple[str, list[tuple[str, str]]]], str, list[str]]]) -> str:
@@ -130,23 +130,25 @@ def test_sharing_is_not_confused_with_duplication() -> None:
     a hash of each node's computation tree alone would call them equal."""
     head = "n2 = sep_conv_3x3(c0) + sep_conv_3x3(c1)\nn3 = sep_conv_3x3(c0) + sep_conv_3x3(c1)\n"
     tail = "\nn5 = avg_pool_3x3(c0) + avg_pool_3x3(c1)\nn6 = avg_pool_3x3(c0) + avg_pool_3x3(c1)"
-    shared = load_text(_nasnet_cell(head + "n4 = skip_connect(n2) + skip_connect(n3)" + tail, "n4, n5, n6"),
-                       "/x/a.geno").single("genotype")
-    doubled = load_text(_nasnet_cell(head + "n4 = skip_connect(n2) + skip_connect(n2)" + tail, "n4, n5, n6"),
-                        "/x/b.geno").single("genotype")
-    assert genotype_hash(shared) != genotype_hash(doubled)  # type: ignore[arg-type]
-    assert not diff_genotypes(shared, doubled).equivalent  # type: ignore[arg-type]
+    shared = of_kind(GenotypeSpec, load_text(_nasnet_cell(head + "n4 = skip_connect(n2) + skip_connect(n3)" + tail,
+                                                          "n4, n5, n6"), "/x/a.geno").single("genotype"))
+    doubled = of_kind(GenotypeSpec, load_text(_nasnet_cell(head + "n4 = skip_connect(n2) + skip_connect(n2)" + tail,
+                                                           "n4, n5, n6"), "/x/b.geno").single("genotype"))
+    assert genotype_hash(shared) != genotype_hash(doubled)
+    assert not diff_genotypes(shared, doubled).equivalent
 
 
 def test_identical_twins_are_interchangeable() -> None:
     """Swapping which of two identical nodes a later node reads is no change."""
     head = "n2 = sep_conv_3x3(c0) + sep_conv_3x3(c1)\nn3 = sep_conv_3x3(c0) + sep_conv_3x3(c1)\n"
     tail = "\nn5 = avg_pool_3x3(n4) + skip_connect(c1)\nn6 = avg_pool_3x3(c0) + avg_pool_3x3(c1)"
-    a = load_text(_nasnet_cell(head + "n4 = dil_conv_3x3(n2) + skip_connect(n3)" + tail, "n2..n6").replace(
-        "dil_conv_3x3", "sep_conv_5x5"), "/x/a.geno").single("genotype")
-    b = load_text(_nasnet_cell(head + "n4 = dil_conv_3x3(n3) + skip_connect(n2)" + tail, "n2..n6").replace(
-        "dil_conv_3x3", "sep_conv_5x5"), "/x/b.geno").single("genotype")
-    assert equivalent(a, b)  # type: ignore[arg-type]
+    a = of_kind(GenotypeSpec, load_text(_nasnet_cell(head + "n4 = dil_conv_3x3(n2) + skip_connect(n3)" + tail,
+                                                     "n2..n6").replace("dil_conv_3x3", "sep_conv_5x5"),
+                                        "/x/a.geno").single("genotype"))
+    b = of_kind(GenotypeSpec, load_text(_nasnet_cell(head + "n4 = dil_conv_3x3(n3) + skip_connect(n2)" + tail,
+                                                     "n2..n6").replace("dil_conv_3x3", "sep_conv_5x5"),
+                                        "/x/b.geno").single("genotype"))
+    assert equivalent(a, b)
 
 
 def test_output_order_is_ignored_but_output_membership_is_not(tmp_path: Path) -> None:
@@ -216,16 +218,16 @@ def test_diff_reports_cells_of_different_spaces() -> None:
 
 def test_space_diff_and_hash(tmp_path: Path) -> None:
     path = SPECS / "spaces" / "darts_cnn.geno"
-    a = load(str(path)).single("space")
+    a = of_kind(SpaceSpec, load(str(path)).single("space"))
     text = path.read_text(encoding="utf-8")
     same = text.replace("space darts_cnn", "space renamed").replace("        keep = 2\n", "")  # default spelt out
-    b = load_text(same, str(tmp_path / "b.geno")).single("space")
-    assert space_hash(a) == space_hash(b) and space_text(a) == space_text(b)  # type: ignore[arg-type]
-    assert diff_spaces(a, b).equivalent  # type: ignore[arg-type]
+    b = of_kind(SpaceSpec, load_text(same, str(tmp_path / "b.geno")).single("space"))
+    assert space_hash(a) == space_hash(b) and space_text(a) == space_text(b)
+    assert diff_spaces(a, b).equivalent
     other = text.replace("dil_conv_5x5\n", "dil_conv_5x5, sep_conv_7x7\n").replace("        stride = 2\n", "")
-    c = load_text(other, str(tmp_path / "c.geno")).single("space")
-    d = diff_spaces(a, c)  # type: ignore[arg-type]
-    assert space_hash(a) != space_hash(c)  # type: ignore[arg-type]
+    c = of_kind(SpaceSpec, load_text(other, str(tmp_path / "c.geno")).single("space"))
+    d = diff_spaces(a, c)
+    assert space_hash(a) != space_hash(c)
     assert d.summary() == ["ops: added sep_conv_7x7", "cell reduce: stride 2 -> 1"]
     assert "+    ops = none, max_pool_3x3" in d.render()
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -46,7 +47,8 @@ def _env(rank: int | None, world: int, port: int) -> dict[str, str]:
     return env
 
 
-def _run_job(job: str, args: dict, out: Path, world: int, cwds: list[Path] | None = None) -> list[dict]:
+def _run_job(job: str, args: dict[str, Any], out: Path, world: int,
+             cwds: list[Path] | None = None) -> list[dict[str, Any]]:
     """Run ``world`` worker processes (one plain process when world is 1); the results
     each rank wrote."""
     out.mkdir(parents=True, exist_ok=True)
@@ -70,7 +72,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _search_args(tiny: Path, run_dir: Path, batch: int, order: int, out: str | None = None) -> dict:
+def _search_args(tiny: Path, run_dir: Path, batch: int, order: int, out: str | None = None) -> dict[str, Any]:
     config = {"space": "darts_cnn", "network": str(tiny), "dataset": "digits", "epochs": 1, "batch_size": batch,
               "order": order, "seed": 3, "limit": 3, "augment": False, "threads": 1, "device": "cpu"}
     return {"config": config, "run_dir": str(run_dir), "out": out}
@@ -116,9 +118,9 @@ def test_two_process_search_equals_one_process_with_the_global_batch(tmp_path: P
 
 @pytest.mark.slow
 def test_two_process_training_equals_one_process_with_the_global_batch(tmp_path: Path) -> None:
-    base = {"genotype": "darts_v2", "network": "small",
-            "recipe": {"epochs": 1, "limit_train": 48, "limit_test": 40, "augment": False, "drop_path": 0.0,
-                       "cutout": 0, "seed": 5, "lr": 0.05}}
+    base: dict[str, Any] = {"genotype": "darts_v2", "network": "small",
+                            "recipe": {"epochs": 1, "limit_train": 48, "limit_test": 40, "augment": False,
+                                       "drop_path": 0.0, "cutout": 0, "seed": 5, "lr": 0.05}}
     two = _run_job("train", {**base, "run_dir": str(tmp_path / "run2"),
                              "recipe": {**base["recipe"], "batch_size": 6}}, tmp_path / "two", 2)
     _run_job("train", {**base, "run_dir": str(tmp_path / "run1"), "recipe": {**base["recipe"], "batch_size": 12}},

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import SPECS
 from genolang.cli import main
 from genolang.draw import format_of, graphviz
-
-from conftest import SPECS
 
 DARTS_V2 = str(SPECS / "genotypes" / "darts_v2.geno")
 needs_graphviz = pytest.mark.skipif(graphviz() is None,

@@ -8,9 +8,9 @@ from typing import NamedTuple
 
 import pytest
 
-from genolang.spec.check import check, load_text
 from genolang.errors import Diagnostic, SpecError, did_you_mean, suggest
 from genolang.parse.parser import parse
+from genolang.spec.check import check, load_text
 
 GENO = """\
 genolang 1
@@ -103,7 +103,7 @@ def edit(base: str, line: int, old: str, new: str) -> str:
 
 
 def drop(base: str, *numbers: int) -> str:
-    return "\n".join(l for i, l in enumerate(base.split("\n"), 1) if i not in numbers)
+    return "\n".join(line for i, line in enumerate(base.split("\n"), 1) if i not in numbers)
 
 
 class Case(NamedTuple):
@@ -309,7 +309,8 @@ def test_render_counts_lines_like_the_parser() -> None:
     # '\u2028' and '\f' are not line breaks for the parser, so not for the renderer either
     text = "# a\u2028b\x0cc\nnetwork n { stem = cifar; chanels = 3 }\n"
     diags, rendered = diagnostics(text)
-    assert (diags[0].span.line, diags[0].span.column) == (2, 27)
+    span = diags[0].span
+    assert span is not None and (span.line, span.column) == (2, 27)
     assert " 2 | network n { stem = cifar; chanels = 3 }" in rendered.splitlines()
 
 
@@ -317,7 +318,8 @@ def test_warning_for_unused_node_is_not_an_error() -> None:
     text = edit(GENO, 8, ", n5", "")
     result = check(parse(text, "w.geno"), text)
     assert result.errors == []
-    assert [(w.span.line, w.span.column, w.severity) for w in result.warnings] == [(7, 9, "warning")]
+    (warning,) = result.warnings
+    assert warning.span is not None and (warning.span.line, warning.span.column, warning.severity) == (7, 9, "warning")
     assert "node 'n5' is never used" in result.render_warnings()
     assert load_text(text, "w.geno").genotypes["g"].cell("normal").output == ("n2", "n3", "n4")
 

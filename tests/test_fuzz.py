@@ -12,13 +12,12 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genolang.spec.check import check, load_text
+from conftest import SPEC_FILES
 from genolang.cli import main
 from genolang.errors import GenolangError, SpecError
 from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec
-
-from conftest import SPEC_FILES
+from genolang.spec.check import check, load_text
 
 SOURCES = [p.read_text(encoding="utf-8") for p in SPEC_FILES]
 TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?|\s+|.", re.S)
@@ -77,7 +76,8 @@ def _front_end(text: str) -> None:
 
 def _assert_renders(err: GenolangError, text: str, path: str) -> None:
     rendered = err.render()
-    assert isinstance(rendered, str) and rendered
+    assert isinstance(rendered, str)
+    assert rendered
     if isinstance(err, SpecError):
         assert err.diagnostics
         lines = text.count("\n") + 1
@@ -121,7 +121,7 @@ def _run_cli(text: str) -> None:
         path.write_bytes(data)
         for args in (["check", str(path)], ["fmt", "--check", str(path)]):
             result = runner.invoke(main, args)
-            output = result.output + (result.stderr if result.stderr_bytes is not None else "")
+            output = result.output + (result.stderr if result.stderr_bytes else "")  # None: click < 8.2 mixed it in
             assert "Traceback" not in output, output
             assert result.exit_code in (0, 1), (args, result.exit_code, output, result.exception)
             assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)

@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from conftest import REPO, SPECS
 from genolang.cli import main
 from genolang.vcs.git import ATTRIBUTE_LINE, CONFIG
-
-from conftest import REPO, SPECS
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 

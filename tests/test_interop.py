@@ -11,24 +11,24 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from genolang.spec.check import load, load_text
+from conftest import SPECS
 from genolang.errors import SpecError
 from genolang.interop import FORMATS
 from genolang.interop.darts import darts_to_tree, read_darts, tree_to_darts
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
-
-from conftest import SPECS
+from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 
 SPACES = {"darts_v1": None, "darts_v2": None, "nasnet_a": "nasnet", "amoebanet_a": "amoebanet",
           "darts_rnn_v1": None, "darts_rnn_v2": None, "enas": "enas_rnn"}
 
 
-def genotype(name: str):  # type: ignore[no-untyped-def]
+def genotype(name: str) -> GenotypeSpec:
     return load(str(SPECS / "genotypes" / f"{name}.geno")).genotypes[name]
 
 
-def import_text(text: str, name: str = "imported", space: str | None = None):  # type: ignore[no-untyped-def]
+def import_text(text: str, name: str = "imported", space: str | None = None) -> GenotypeSpec:
     tree = darts_to_tree(read_darts(text), name, space)
     return load_text(format_spec(SpecFile((tree,))), "<import>").genotypes[name]
 
@@ -88,8 +88,8 @@ def test_reads_darts_source_spellings() -> None:
 
 def test_reads_recurrent_spellings() -> None:
     v2 = genotype("darts_rnn_v2")
-    pairs = "[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), ('sigmoid', 5), ('tanh', 3), " \
-            "('relu', 5)]"
+    pairs = ("[('sigmoid', 0), ('relu', 1), ('relu', 1), ('identity', 1), ('tanh', 2), ('sigmoid', 5), ('tanh', 3), "
+             "('relu', 5)]")
     for text in (f"Genotype(recurrent={pairs}, concat=range(1, 9))", f"Genotype({pairs}, range(1, 9))",
                  f"Genotype({pairs}, concat=[1, 2, 3, 4, 5, 6, 7, 8])", f"Genotype({pairs}, concat=range(1, 9))",
                  f"Genotype(concat=range(1, 9), recurrent={pairs})"):
@@ -117,8 +117,8 @@ MALFORMED = [
     ("missing-field", "Genotype(recurrent=[('relu', 0)])", "missing field: concat", (1, 1)),
     ("unknown-field", "Genotype(recurrent=[('relu', 0)], concat=[1], extra=[1])",
      "unknown field 'extra'; expected recurrent, concat", (1, 53)),
-    ("too-many-positional", "Genotype([], [], [], [], [])", "too many fields; a genotype has normal, normal_concat, "
-     "reduce, reduce_concat", (1, 26)),
+    ("too-many-positional", "Genotype([], [], [], [], [])",
+     "too many fields; a genotype has normal, normal_concat, reduce, reduce_concat", (1, 26)),
     ("cnn-missing-positional", "Genotype([], [], [])", "missing field: reduce_concat", (1, 1)),
     ("duplicate-field", "Genotype([('relu', 0)], [1], recurrent=[])", "field 'recurrent' is given twice", (1, 40)),
     ("concat-expression", "Genotype(recurrent=[('relu', 0)], concat=list(range(1, 2)))",

@@ -3,19 +3,18 @@ text and DOT views, and planning a CNN stack from a skeleton."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import networkx as nx
 import pytest
 
-from genolang.spec.check import load
+from conftest import SPECS
 from genolang.draw import cell_dot, dot_document
 from genolang.ir.graph import CellIR, IRError
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.ir.plan import PlanError, plan_cnn
+from genolang.spec.check import load
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
-
-from conftest import SPECS
 
 
 def genotype(name: str) -> GenotypeSpec:
@@ -106,19 +105,19 @@ def test_darts_rnn_supernet_cell() -> None:
 
 # ---- lint -----------------------------------------------------------------------------
 
-def broken(cell: str, change: Callable[[nx.MultiDiGraph], None], geno: str = "darts_v2") -> CellIR:
+def broken(cell: str, change: Callable[[nx.MultiDiGraph[str]], None], geno: str = "darts_v2") -> CellIR:
     ir = lower_genotype(genotype(geno))[cell]
     g = ir.graph.copy()
     change(g)
     return ir.with_graph(g, "break")
 
 
-def _set(g: nx.MultiDiGraph, u: str, v: str, **attrs: object) -> None:
+def _set(g: nx.MultiDiGraph[str], u: str, v: str, **attrs: object) -> None:
     key = next(iter(g[u][v]))
     g[u][v][key].update(attrs)
 
 
-def _remove_in_edges(g: nx.MultiDiGraph, node: str) -> None:
+def _remove_in_edges(g: nx.MultiDiGraph[str], node: str) -> None:
     g.remove_edges_from([(u, v, k) for u, v, k in g.in_edges(node, keys=True)])
 
 
@@ -128,8 +127,8 @@ LINT_CASES = [
      "edge n4->n3 goes against the node order"),
     ("no-input", "normal", lambda g: _remove_in_edges(g, "n3"), "node n3 has no input"),
     ("unknown-op", "normal", lambda g: _set(g, "c0", "n2", op="sep_conv_9x9"), "has unknown op 'sep_conv_9x9'"),
-    ("wrong-stride-input", "reduce", lambda g: _set(g, "c1", "n3", stride=1), "edge n3<-c1:max_pool_3x3 has stride 1, "
-                                                                            "expected 2"),
+    ("wrong-stride-input", "reduce", lambda g: _set(g, "c1", "n3", stride=1),
+     "edge n3<-c1:max_pool_3x3 has stride 1, expected 2"),
     ("wrong-stride-node", "normal", lambda g: _set(g, "n2", "n5", stride=2), "has stride 2, expected 1"),
     ("slot-gap", "normal", lambda g: _set(g, "c1", "n2", slot=3), "node n2 has slots [0, 3]"),
     ("op-and-candidates", "normal", lambda g: _set(g, "c1", "n2", candidates=("skip_connect",)),
@@ -149,7 +148,7 @@ LINT_CASES = [
 
 
 @pytest.mark.parametrize("cell,change,message", [c[1:] for c in LINT_CASES], ids=[c[0] for c in LINT_CASES])
-def test_lint_catches_broken_graphs(cell: str, change: Callable[[nx.MultiDiGraph], None], message: str) -> None:
+def test_lint_catches_broken_graphs(cell: str, change: Callable[[nx.MultiDiGraph[str]], None], message: str) -> None:
     ir = broken(cell, change, "darts_rnn_v2" if cell == "recurrent" else "darts_v2")
     with pytest.raises(IRError) as info:
         ir.lint()

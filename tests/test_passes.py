@@ -6,20 +6,23 @@ across builds)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import networkx as nx
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from _search_util import darts_cnn
-from genolang.nets.supernet import NO_OPT, SupernetOptions, build_supernet
-from genolang.errors import UsageError
 from genolang.draw import cell_dot
+from genolang.errors import UsageError
 from genolang.ir.graph import CellIR, IRError
 from genolang.ir.lower import lower_space
-from genolang.spec.checked import NetworkSpec
+from genolang.nets.supernet import NO_OPT, Supernet, SupernetOptions, build_supernet
 from genolang.ops import grouped
 from genolang.passes import DEFAULT_PASSES, PASSES, PassError, parse_passes, register_pass, run_passes
+from genolang.spec.checked import NetworkSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -32,7 +35,7 @@ RTOL = 1e-4  # of the largest magnitude in the tensor compared
 BUFFER_ATOL = 1e-6
 
 
-def supernet(options: SupernetOptions, seed: int = 0):  # type: ignore[no-untyped-def]
+def supernet(options: SupernetOptions, seed: int = 0) -> Supernet:
     torch.manual_seed(seed)
     model = build_supernet(darts_cnn(), NET, in_channels=3, input_size=16, classes=10, options=options)
     with torch.no_grad():  # alphas away from uniform, so every op's weight matters
@@ -46,7 +49,7 @@ def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.randn(4, 3, 16, 16, generator=g), torch.randint(0, 10, (4,), generator=g)
 
 
-def run_step(model) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+def run_step(model: nn.Module) -> dict[str, torch.Tensor]:
     """Logits, the gradients of every parameter (weights and alphas) of the loss, and
     the running statistics after one training-mode forward; then eval-mode logits."""
     x, y = batch()
@@ -181,12 +184,12 @@ def test_drop_none_keeps_an_edge_that_has_only_none() -> None:
 # ---- the pass manager ----------------------------------------------------------------
 
 @pytest.fixture
-def broken_pass(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def broken_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register passes that break the IR in two ways, for one test."""
     monkeypatch.setattr("genolang.passes.manager.PASSES", dict(PASSES))
 
     @register_pass("relu_everything", "a bug: every op reads a shared ReLU, pools too")
-    def relu_everything(ir: CellIR) -> nx.MultiDiGraph:
+    def relu_everything(ir: CellIR) -> nx.MultiDiGraph[str]:
         g = ir.graph.copy()
         g.add_node("relu(c0)", role="relu", origin="c0", order=0.5)
         g.add_edge("c0", "relu(c0)", role="feed")
@@ -197,7 +200,7 @@ def broken_pass(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def
         return g
 
     @register_pass("lose_a_term", "a bug: forgets max_pool_3x3 on the first edge")
-    def lose_a_term(ir: CellIR) -> nx.MultiDiGraph:
+    def lose_a_term(ir: CellIR) -> nx.MultiDiGraph[str]:
         g = ir.graph.copy()
         key = next(iter(g["c0"]["n2"]))
         d = g["c0"]["n2"][key]
@@ -225,7 +228,7 @@ def test_a_pass_that_loses_a_term_is_named(broken_pass: None) -> None:
 def test_lint_checks_the_roles_the_passes_add() -> None:
     ir = run_passes(lower_space(darts_cnn())["normal"], DEFAULT_PASSES)
 
-    def broken(change) -> str:  # type: ignore[no-untyped-def]
+    def broken(change: Callable[[nx.MultiDiGraph[str]], object]) -> str:
         g = ir.graph.copy()
         change(g)
         with pytest.raises(IRError) as info:

@@ -12,12 +12,11 @@ from fractions import Fraction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from genolang.spec.check import load_text
+from conftest import SPEC_FILES
 from genolang.parse import ast as A
 from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec, format_value
-
-from conftest import SPEC_FILES
+from genolang.spec.check import load_text
 
 CNN_OPS = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5",
            "dil_conv_3x3", "dil_conv_5x5")
@@ -93,7 +92,7 @@ def test_rnn_genotypes_round_trip(geno: A.Genotype) -> None:
 
 # ---- comments ------------------------------------------------------------------------
 
-comment_text = st.text(st.characters(blacklist_characters="\n", blacklist_categories=("Cs",)), max_size=30)
+comment_text = st.text(st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]), max_size=30)
 
 
 @st.composite
@@ -255,10 +254,12 @@ def test_values_format_canonically() -> None:
     st.from_regex(r"[a-z_][a-z0-9_]{0,8}", fullmatch=True).filter(
         lambda s: s not in {"out", "cell", "derive", "space", "genotype", "network", "genolang"}),
 ), min_size=1, max_size=4))
-def test_property_values_round_trip(values: list) -> None:  # type: ignore[type-arg]
+def test_property_values_round_trip(values: list[int | float | Fraction | str]) -> None:
     prop = A.Prop(A.Name("x"), tuple(A.Value(v) for v in values))
     text = format_spec(A.SpecFile((A.Network(A.Name("n"), (prop,)),)))
-    parsed = parse(text).decls[0].props[0].values  # type: ignore[union-attr]
+    network = parse(text).decls[0]
+    assert isinstance(network, A.Network)
+    parsed = network.props[0].values
     assert [v.value for v in parsed] == values
     assert [type(v.value) for v in parsed] == [type(v) for v in values]
     assert format_spec(parse(text)) == text

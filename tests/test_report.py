@@ -15,18 +15,20 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
 from _cli import assert_torch_free
+from _specs import named_space
 from genolang.cli import COMMANDS, main
 from genolang.draw import graphviz
+from genolang.errors import UsageError
 from genolang.ir.lower import lower_space
-from genolang.spec.lookup import load_named
 
 try:
     import matplotlib  # noqa: F401
@@ -37,7 +39,8 @@ except ImportError:
 
 needs_matplotlib = pytest.mark.skipif(not HAVE_MATPLOTLIB,
                                       reason="matplotlib is not installed (pip install matplotlib)")
-needs_graphviz = pytest.mark.skipif(graphviz() is None, reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
+needs_graphviz = pytest.mark.skipif(graphviz() is None,
+                                    reason="Graphviz 'dot' is not installed (apt-get install graphviz)")
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium)")
 
@@ -76,8 +79,8 @@ def real_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     skeleton = folder / "tiny_search.geno"
     skeleton.write_text(TINY_SKELETON, encoding="utf-8")
     run_dir = folder / "run"
-    code, out, err = run("search", "darts_cnn", "--network", str(skeleton), "--dataset", "digits", "--epochs", "2",
-                         "--limit", "1", "--batch-size", "8", "--device", "cpu", "--run-dir", str(run_dir), "-q")
+    code, _, err = run("search", "darts_cnn", "--network", str(skeleton), "--dataset", "digits", "--epochs", "2",
+                       "--limit", "1", "--batch-size", "8", "--device", "cpu", "--run-dir", str(run_dir), "-q")
     assert code == 0, err
     for name in ("run.json", "metrics.jsonl", "alphas.jsonl", "epoch-001.geno", "epoch-002.geno", "genotype.geno"):
         assert (run_dir / name).is_file(), name
@@ -113,15 +116,15 @@ def _rnn_genotype(name: str) -> str:
 
 
 def _alphas(space_name: str, epoch: int, rng: random.Random) -> dict[str, Any]:
-    space = load_named("space", space_name)
+    space = named_space(space_name)
     cells = {}
-    for name, ir in lower_space(space).items():  # type: ignore[arg-type]
+    for name, ir in lower_space(space).items():
         edges = [f"{e.dst}<-{e.src}" for e in ir.edges() if e.dst != "out"]
         rows = []
         for _ in edges:
-            raw = [rng.random() ** (1 + epoch) for _ in space.ops]  # type: ignore[union-attr]
+            raw = [rng.random() ** (1 + epoch) for _ in space.ops]
             rows.append([x / sum(raw) for x in raw])
-        cells[name] = {"edges": edges, "ops": list(space.ops), "softmax": rows}  # type: ignore[union-attr]
+        cells[name] = {"edges": edges, "ops": list(space.ops), "softmax": rows}
     return {"epoch": epoch, "cells": cells}
 
 
@@ -276,7 +279,7 @@ def test_plot_figures(fake_run: Path) -> None:
     assert [ax.get_title() for ax in axes] == ["cell normal", "cell reduce"]
     normal = axes[0]
     assert [t.get_text() for t in normal.get_yticklabels()][:3] == ["n2<-c0", "n2<-c1", "n3<-c0"]
-    assert [t.get_text() for t in normal.get_xticklabels()][0] == "none"
+    assert normal.get_xticklabels()[0].get_text() == "none"
     assert len(normal.texts) == 14 * 8  # every square annotated
     assert len(normal.patches) == 8  # the kept ops: 4 nodes x 2 inputs
     traj = trajectory_figure(r, "normal", geno)
@@ -419,7 +422,7 @@ def test_report_is_written_atomically(fake_run: Path, tmp_path: Path, monkeypatc
     out.write_text("old report", encoding="utf-8")
 
     def broken(run: Any) -> Any:
-        raise page_module.UsageError("boom")
+        raise UsageError("boom")
 
     monkeypatch.setattr(page_module, "build_report", broken)
     code, _, err = run("report", str(fake_run), "-o", str(out))
@@ -475,8 +478,8 @@ def _set_cell(key: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]
 BROKEN = {
     "no run.json": (_remove("run.json"), "run.json: missing; expected the run's provenance"),
     "run.json not JSON": (_rewrite("run.json", "{status: done"), "run.json:1: not JSON"),
-    "run.json a list": (_rewrite("run.json", "[1, 2]"), "run.json: expected the run's provenance as one JSON object, "
-                                                       "not a JSON list"),
+    "run.json a list": (_rewrite("run.json", "[1, 2]"),
+                        "run.json: expected the run's provenance as one JSON object, not a JSON list"),
     "no metrics": (_remove("metrics.jsonl"), "metrics.jsonl: missing; expected one JSON object of numbers per epoch"),
     "empty metrics": (_rewrite("metrics.jsonl", "\n"), "metrics.jsonl: empty; expected one JSON object"),
     "metrics not JSON": (_edit_jsonl("metrics.jsonl", lambda r: "x"), "expected a JSON object"),
@@ -498,7 +501,8 @@ BROKEN = {
                             "'softmax' should be a list of rows of numbers"),
     "alphas other ops later": (_edit_jsonl("alphas.jsonl", _set_cell("ops", lambda ops: ops[::-1])),
                                "cell 'normal' has other edges or ops at epoch 2 than at epoch 1"),
-    "alphas other cells later": (_edit_jsonl("alphas.jsonl", lambda r: {**r, "cells": {"normal": r["cells"]["normal"]}}),
+    "alphas other cells later": (_edit_jsonl("alphas.jsonl",
+                                             lambda r: {**r, "cells": {"normal": r["cells"]["normal"]}}),
                                  "cells normal at epoch 2, but normal, reduce at epoch 1"),
 }
 
@@ -539,11 +543,11 @@ def test_broken_genotype_file_is_reported_at_its_line(fake_run: Path, tmp_path: 
 
 
 def test_output_paths_are_checked(fake_run: Path, tmp_path: Path) -> None:
-    code, _, err = run("report", str(fake_run), "-o", str(tmp_path))
+    code, _, _ = run("report", str(fake_run), "-o", str(tmp_path))
     assert code != 0
     a_file = tmp_path / "taken"
     a_file.write_text("x", encoding="utf-8")
-    code, _, err = run("plot", str(fake_run), "-o", str(a_file))
+    code, _, _ = run("plot", str(fake_run), "-o", str(a_file))
     assert code != 0
 
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from genolang.spec.check import load, load_text
-from genolang.errors import SpecError
-from genolang.spec.resolve import Library
-
 from conftest import REPO, SPECS, write_spec
+from genolang.errors import SpecError
+from genolang.spec.check import load, load_text
+from genolang.spec.resolve import Library
 
 V2 = (SPECS / "genotypes" / "darts_v2.geno").read_text(encoding="utf-8")
 
@@ -161,7 +160,8 @@ def test_a_space_with_semantic_errors_in_another_file(tmp_path: Path) -> None:
     diags = info.value.diagnostics
     assert [d.path for d in diags] == [str(path), str(tmp_path / "bad.geno")]
     assert "space 'bad'" in diags[0].message and "has errors" in diags[0].message
-    assert (diags[1].span.line, diags[1].span.column) == (13, 16)  # type: ignore[union-attr]
+    span = diags[1].span
+    assert span is not None and (span.line, span.column) == (13, 16)
     assert "'keep' must be positive, got 0" in info.value.render()
 
 

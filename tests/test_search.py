@@ -12,13 +12,13 @@ from click.testing import CliRunner
 
 from _cli import assert_clean_failure
 from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn
-from genolang.nets.fixed import build_fixed_cnn
-from genolang.spec.check import load
 from genolang.cli import main
-from genolang.spec.lookup import load_named
-from genolang.spec.checked import GenotypeSpec
+from genolang.nets.fixed import build_fixed_cnn
 from genolang.search.entry import run_search
 from genolang.search.recipe import SearchConfig
+from genolang.spec.check import load
+from genolang.spec.checked import GenotypeSpec
+from genolang.spec.lookup import load_named
 
 SPACE = "darts_cnn"
 
@@ -228,7 +228,7 @@ def test_a_nan_loss_stops_with_the_last_good_checkpoint_kept(tmp_path: Path,
 
 
 def test_a_data_set_of_the_wrong_kind_fails_cleanly(tmp_path: Path) -> None:
-    code, output, out, _ = search(tmp_path, "--dataset", "ptb")
+    code, output, _, _ = search(tmp_path, "--dataset", "ptb")
     assert_clean_failure(code, output, "text data", "image data set")
     result = CliRunner().invoke(main, ["search", "no_such_space", "--quiet"])
     assert_clean_failure(result.exit_code, result.output, "no space named 'no_such_space'")

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from genolang.spec.check import load, load_text
+from conftest import SPEC_FILES, SPECS
 from genolang.interop.darts import read_darts, tree_to_darts
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.parse.parser import parse
 from genolang.parse.printer import format_spec
 from genolang.resources import grammar_path, specs_dir
-
-from conftest import SPEC_FILES, SPECS
+from genolang.spec.check import load, load_text
+from genolang.spec.checked import GenotypeSpec
 
 IDS = [str(p.relative_to(SPECS)) for p in SPEC_FILES]
 
@@ -135,7 +135,7 @@ RNN = {
 }
 
 
-def _genotype(name: str):  # type: ignore[no-untyped-def]
+def _genotype(name: str) -> GenotypeSpec:
     return load(str(SPECS / "genotypes" / f"{name}.geno")).genotypes[name]
 
 

@@ -8,15 +8,15 @@ import torch
 from torch import nn
 
 from _search_util import darts_cnn, tiny_network
+from genolang.errors import UsageError
+from genolang.ir.lower import lower_genotype, lower_space
+from genolang.ir.plan import PlanError
 from genolang.nets.fixed import build_fixed_cnn
 from genolang.nets.rnn import build_fixed_rnn
 from genolang.nets.supernet import NO_OPT, SupernetOptions, alpha_table, build_supernet, mixed_edges
 from genolang.nets.supernet_rnn import build_rnn_supernet
-from genolang.errors import UsageError
-from genolang.ir.lower import lower_genotype, lower_space
-from genolang.ir.plan import PlanError
-from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
+from genolang.spec.lookup import load_named
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -11,13 +11,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from _train_data import write_ptb, write_skeletons
 from _cli import fails_cleanly, run
-from genolang.spec.lookup import load_named
-from genolang.run.folder import RunDir
-from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
+from _train_data import write_ptb, write_skeletons
 from genolang.run.diverged import Diverged as TrainingDiverged
-
+from genolang.run.folder import RunDir
+from genolang.spec.lookup import load_named
+from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -206,7 +205,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, digit
 
     geno, net = load_named("genotype", "darts_v2"), load_named("network", str(skeletons[0]))
     recipe = Exploding("digits", epochs=3, batch_size=16, grad_clip=0.0, limit_train=48, limit_test=8)
-    with pytest.raises(TrainingDiverged, match="last good checkpoint .* after epoch 1"):
+    with pytest.raises(TrainingDiverged, match=r"last good checkpoint .* after epoch 1"):
         train(geno, net, recipe, tmp_path / "r", data=digits)
     state = torch.load(tmp_path / "r" / "checkpoint.pt", weights_only=True)
     assert state["train"]["epoch"] == 1

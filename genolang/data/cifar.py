@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import pickle
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ AUGMENT = Augment(crop_padding=4, flip=True, cutout=16)
 class _SafeUnpickler(pickle.Unpickler):
     """Rebuilds only plain containers and numpy arrays: a CIFAR batch, nothing else."""
 
-    ALLOWED = {
+    ALLOWED: ClassVar[set[tuple[str, str]]] = {
         ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
         ("numpy._core.multiarray", "scalar"),

@@ -239,7 +239,7 @@ def list_folder(root: Path) -> tuple[list[str], list[_File], list[_File]]:
 
 # ---- reading --------------------------------------------------------------------------
 
-def _open(path: Path) -> "PILImage":
+def _open(path: Path) -> PILImage:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -284,7 +284,7 @@ def _header(path: Path) -> _Header:
     return _Header(width, height, colour, alpha)
 
 
-def _to_8bit(img: "PILImage") -> "PILImage":
+def _to_8bit(img: PILImage) -> PILImage:
     """16-bit (or 32-bit integer) grayscale scaled to 8 bits, 0..65535 -> 0..255."""
     from PIL import Image
 
@@ -294,8 +294,8 @@ def _to_8bit(img: "PILImage") -> "PILImage":
 
 def _decode(path: Path, mode: str, size: int) -> torch.Tensor:
     """One image as a (C, size, size) uint8 tensor in ``mode``."""
-    from PIL import ImageOps
     import torchvision.transforms.functional as TF
+    from PIL import ImageOps
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset
@@ -70,7 +71,7 @@ class ImageData:
         return out
 
     def dataset(self, split: str, augment: bool = False, cutout: int | None = None,
-                indices: torch.Tensor | None = None) -> "ImageDataset":
+                indices: torch.Tensor | None = None) -> ImageDataset:
         """The train or test split (optionally a subset), normalised, augmented for
         training when ``augment``; ``cutout`` overrides the data set's default."""
         x, y = (self.train_x, self.train_y) if split == "train" else (self.test_x, self.test_y)
@@ -146,7 +147,8 @@ def finish(name: str, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, vy: 
         classes = len(class_names)
         for split, labels in (("training", ty), ("test", vy)):
             if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
-                raise UsageError(f"{name}: a {split} label is {int(labels.min()) if int(labels.min()) < 0 else int(labels.max())}, "
+                bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
+                raise UsageError(f"{name}: a {split} label is {bad}, "
                                  f"outside 0..{classes - 1} for its {classes} classes; the data files are damaged")
     else:
         classes = int(max(int(ty.max()), int(vy.max())) + 1) if len(ty) else 0
@@ -196,7 +198,7 @@ class ImageRecord:
     classes: tuple[str, ...] | None = None
 
     @staticmethod
-    def from_model(shape: Any, extra: Mapping[str, Any]) -> "ImageRecord":
+    def from_model(shape: Any, extra: Mapping[str, Any]) -> ImageRecord:
         """From a loaded checkpoint: its ``data_shape`` (a ``DataShape``) and ``extra``."""
         def floats(key: str) -> tuple[float, ...] | None:
             value = extra.get(key)

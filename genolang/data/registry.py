@@ -11,8 +11,9 @@ check a name and to write its help without paying for PyTorch."""
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from genolang.errors import UsageError, did_you_mean
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from genolang.interop import darts, naslib, nb201
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
+from genolang.spec.checked import GenotypeSpec
 
 
 @dataclass(frozen=True)
@@ -16,7 +16,7 @@ class Format:
     ``write(genotype)`` gives text."""
 
     name: str
-    read: Callable[[str, str, str, "str | None"], A.Genotype]
+    read: Callable[[str, str, str, str | None], A.Genotype]
     write: Callable[[GenotypeSpec], str]
 
 

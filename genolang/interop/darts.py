@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import ast as pyast
 from dataclasses import dataclass
+from typing import Any
 
 from genolang.errors import Diagnostic, Span, SpecError
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
+from genolang.spec.checked import GenotypeSpec
 
 CNN_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 RNN_FIELDS = ("recurrent", "concat")
@@ -28,7 +29,7 @@ MAX_NODES = 10_000
 class DartsGenotype:
     """The fields of a DARTS ``Genotype(...)`` in plain Python values."""
 
-    fields: dict[str, list]  # type: ignore[type-arg]
+    fields: dict[str, list[Any]]  # (op, input) pairs or node numbers, by DARTS field name
 
     @property
     def recurrent(self) -> bool:
@@ -39,15 +40,15 @@ class _Reader:
     def __init__(self, text: str, path: str) -> None:
         self.text, self.path = text, path
 
-    def fail(self, node: pyast.AST | None, message: str, hint: str | None = None) -> SpecError:
+    def fail(self, node: pyast.expr | None, message: str, hint: str | None = None) -> SpecError:
         span = None
         if node is not None and hasattr(node, "lineno"):
-            end_col = (getattr(node, "end_col_offset", None) or node.col_offset + 1) + 1  # type: ignore[attr-defined]
-            span = Span(node.lineno, node.col_offset + 1, getattr(node, "end_lineno", node.lineno) or node.lineno,  # type: ignore[attr-defined]
+            end_col = (getattr(node, "end_col_offset", None) or node.col_offset + 1) + 1
+            span = Span(node.lineno, node.col_offset + 1, getattr(node, "end_lineno", node.lineno) or node.lineno,
                         end_col)
         return SpecError((Diagnostic(self.path, span, message, hint),), {self.path: self.text})
 
-    def pairs(self, node: pyast.AST, field: str) -> list[tuple[str, int]]:
+    def pairs(self, node: pyast.expr, field: str) -> list[tuple[str, int]]:
         if not isinstance(node, (pyast.List, pyast.Tuple)):
             raise self.fail(node, f"'{field}' must be a list of (op, input) pairs")
         out = []
@@ -62,7 +63,7 @@ class _Reader:
             out.append((op.value, idx.value))
         return out
 
-    def ints(self, node: pyast.AST, field: str) -> list[int]:
+    def ints(self, node: pyast.expr, field: str) -> list[int]:
         if isinstance(node, pyast.Call) and isinstance(node.func, pyast.Name) and node.func.id == "range":
             if node.keywords or not 1 <= len(node.args) <= 2:
                 raise self.fail(node, f"'{field}' must be range(a, b)")
@@ -75,7 +76,7 @@ class _Reader:
             return [self._int(e, field) for e in node.elts]
         raise self.fail(node, f"'{field}' must be a list of node numbers or range(a, b)")
 
-    def _int(self, node: pyast.AST, field: str) -> int:
+    def _int(self, node: pyast.expr, field: str) -> int:
         if isinstance(node, pyast.Constant) and type(node.value) is int:
             return node.value
         raise self.fail(node, f"'{field}' holds node numbers only")
@@ -93,8 +94,8 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
         tree = pyast.parse(stripped, mode="eval")
     except SyntaxError as err:
         span = Span.point(err.lineno or 1, err.offset or 1)
-        raise SpecError((Diagnostic(path, span, f"not a DARTS genotype: {err.msg}",
-                                    "expected Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], ...)"),),
+        hint = "expected Genotype(normal=[('sep_conv_3x3', 0), ...], normal_concat=[2, 3, 4, 5], ...)"
+        raise SpecError((Diagnostic(path, span, f"not a DARTS genotype: {err.msg}", hint),),
                         {path: stripped}) from None
     except (RecursionError, MemoryError, ValueError):
         raise reader.fail(None, "not a DARTS genotype: the text cannot be read") from None
@@ -105,7 +106,7 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
     func = call.func.id if isinstance(call.func, pyast.Name) else call.func.attr
     if func != "Genotype":
         raise reader.fail(call.func, f"expected Genotype(...), got {func}(...)")
-    given: dict[str, pyast.AST] = {}
+    given: dict[str, pyast.expr] = {}
     names = [kw.arg for kw in call.keywords]
     # 'recurrent' and 'concat' are the recurrent genotype's fields; without keywords, it has two
     recurrent = bool({"recurrent", "concat"} & set(names)) or (not names and len(call.args) == 2)
@@ -115,7 +116,7 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
     for field, arg in zip(order, call.args):
         given[field] = arg
     for kw in call.keywords:
-        if kw.arg not in order:
+        if kw.arg is None or kw.arg not in order:  # None: a **mapping
             raise reader.fail(kw.value, f"unknown field '{kw.arg}'; expected {', '.join(order)}")
         if kw.arg in given:
             raise reader.fail(kw.value, f"field '{kw.arg}' is given twice")
@@ -123,7 +124,7 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
     missing = [f for f in order if f not in given]
     if missing:
         raise reader.fail(call, f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
-    fields: dict[str, list] = {}  # type: ignore[type-arg]
+    fields: dict[str, list[Any]] = {}
     for field in order:
         fields[field] = reader.ints(given[field], field) if "concat" in field else reader.pairs(given[field], field)
     return DartsGenotype(fields)

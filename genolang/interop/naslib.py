@@ -22,8 +22,8 @@ import ast as pyast
 
 from genolang.errors import Diagnostic, SpecError
 from genolang.interop.source import Source
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
+from genolang.spec.checked import GenotypeSpec
 
 # NASLib's DARTS op list, in its order (conversions.py, ``OPS``).
 OPS = ("max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3", "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -58,18 +58,18 @@ def read_naslib(text: str, label: str = "<naslib>") -> list[list[tuple[int, int]
     except (RecursionError, MemoryError, ValueError):
         raise src.error(None, "not a compact tuple: the text cannot be read") from None
 
-    def fail(node: pyast.AST, message: str, hint: str | None = None) -> SpecError:
+    def fail(node: pyast.expr, message: str, hint: str | None = None) -> SpecError:
         offset, width = src.offset_of(node, start)
         return src.error(offset, message, hint, width)
 
-    def seq(node: pyast.AST, size: int, what: str) -> list[pyast.expr]:
+    def seq(node: pyast.expr, size: int, what: str) -> list[pyast.expr]:
         if not isinstance(node, (pyast.Tuple, pyast.List)):
             raise fail(node, f"{what} must be a tuple or list")
         if len(node.elts) != size:
             raise fail(node, f"{what} has {len(node.elts)} entries, expected {size}")
         return node.elts
 
-    def number(node: pyast.AST, what: str, hi: int) -> int:
+    def number(node: pyast.expr, what: str, hi: int) -> int:
         if not (isinstance(node, pyast.Constant) and type(node.value) is int):
             raise fail(node, f"{what} must be a whole number")
         if not 0 <= node.value <= hi:

@@ -14,9 +14,9 @@ import re
 
 from genolang.errors import Diagnostic, SpecError, did_you_mean
 from genolang.interop.source import Source
+from genolang.parse import ast as A
 from genolang.spec.checked import GenotypeSpec
 from genolang.spec.resolve import Library
-from genolang.parse import ast as A
 
 SPACE = "nb201"
 CELL = "normal"

@@ -33,17 +33,17 @@ class Source:
         body = self.text.strip()
         return body, (self.text.find(body) if body else 0)
 
-    def offset_of(self, node: pyast.AST, start: int) -> tuple[int, int]:
+    def offset_of(self, node: pyast.expr, start: int) -> tuple[int, int]:
         """Offset and width in ``text`` of a Python syntax node parsed from the text at
         ``start`` (``ast`` columns count from the start of the parsed string)."""
         lines = self.text[start:].split("\n")
-        line = node.lineno  # type: ignore[attr-defined]
+        line = node.lineno
         text = lines[line - 1].encode("utf-8")
 
         def chars(byte_col: int) -> int:  # ``ast`` counts columns in UTF-8 bytes
             return len(text[:byte_col].decode("utf-8", "ignore"))
 
-        col = chars(node.col_offset)  # type: ignore[attr-defined]
+        col = chars(node.col_offset)
         offset = start + sum(len(s) + 1 for s in lines[:line - 1]) + col
         end_line = getattr(node, "end_lineno", None) or line
         end_col = getattr(node, "end_col_offset", None)

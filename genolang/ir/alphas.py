@@ -6,8 +6,9 @@ header of a found genotype) can read alphas without a model."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ class CellAlphas:
         return {"edges": list(self.edge_names), "ops": list(self.ops), "softmax": [list(r) for r in self.weights]}
 
     @staticmethod
-    def from_json(cell: str, obj: Mapping[str, Any]) -> "CellAlphas":
+    def from_json(cell: str, obj: Mapping[str, Any]) -> CellAlphas:
         """The inverse of ``to_json``."""
         edges = []
         for name in obj["edges"]:

@@ -23,7 +23,7 @@ genotypes (``genolang.spec.syntax.genotype_tree`` turns one into syntax for the 
 from __future__ import annotations
 
 from collections import Counter
-from typing import Mapping
+from collections.abc import Mapping
 
 from genolang.errors import GenolangError
 from genolang.ir.alphas import CellAlphas
@@ -43,7 +43,7 @@ def derive_cell(shape: CellShape, alphas: CellAlphas, rule: DeriveRule) -> list[
     nodes = list(shape.node_names)
     node_index = {n: i for i, n in enumerate(nodes)}
     in_edges: dict[str, list[int]] = {n: [] for n in nodes}
-    for row, (src, dst) in enumerate(alphas.edges):
+    for row, (_, dst) in enumerate(alphas.edges):
         if dst not in in_edges:
             raise ValueError(f"cell {shape.name}: alpha row {row} names unknown node {dst!r}")
         in_edges[dst].append(row)
@@ -90,7 +90,8 @@ def derive_genotype(space: SpaceSpec, alphas: Mapping[str, CellAlphas], name: st
     for shape in space.cells:
         if shape.name not in alphas:
             raise ValueError(f"no alphas for cell {shape.name!r}")
-        nodes = tuple(NodeSpec(node, tuple(terms)) for node, terms in derive_cell(shape, alphas[shape.name], space.derive))
+        chosen = derive_cell(shape, alphas[shape.name], space.derive)
+        nodes = tuple(NodeSpec(node, tuple(terms)) for node, terms in chosen)
         output = tuple(lower_space_cell(shape, space).output_nodes)
         cells.append(CellGenotype(shape, nodes, output))
     geno = GenotypeSpec(name, space, tuple(cells), path)
@@ -109,6 +110,6 @@ def changed_edges(old: GenotypeSpec | None, new: GenotypeSpec) -> dict[str, int]
     """Per cell, how many of ``new``'s (node, op, input) terms ``old`` lacks."""
     after = genotype_terms(new)
     if old is None:
-        return {cell: 0 for cell in after}
+        return dict.fromkeys(after, 0)
     before = genotype_terms(old)
     return {cell: len(terms - before.get(cell, set())) for cell, terms in after.items()}

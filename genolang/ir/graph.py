@@ -13,8 +13,9 @@ the registered roles."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Callable
+from typing import Any
 
 import networkx as nx
 
@@ -22,11 +23,11 @@ from genolang.spec.ops import OpDef
 
 ROLES = {"input", "node", "output"}
 # role -> the lint check of a node with that role (roles added by passes)
-ROLE_CHECKS: dict[str, Callable[["CellIR", str], None]] = {}
+ROLE_CHECKS: dict[str, Callable[[CellIR, str], None]] = {}
 FEEDING_ROLES = {"input", "node"}  # roles whose nodes op and mixed edges may read
 
 
-def register_role(role: str, check: Callable[["CellIR", str], None], feeds_ops: bool = False) -> None:
+def register_role(role: str, check: Callable[[CellIR, str], None], feeds_ops: bool = False) -> None:
     """Make ``role`` a known node role; ``check(ir, node)`` raises ``IRError`` when a
     node of that role breaks its invariants (called by ``CellIR.lint``). With
     ``feeds_ops`` op and mixed edges may read such nodes (the check vouches for them)."""
@@ -81,7 +82,7 @@ class CellIR:
     kind: str
     reducer: str
     stride: int
-    graph: nx.MultiDiGraph = field(compare=False, repr=False)
+    graph: nx.MultiDiGraph[str] = field(compare=False, repr=False)
     mixed: bool = False
     ops: tuple[str, ...] = ()
     passes: tuple[str, ...] = ()
@@ -143,17 +144,17 @@ class CellIR:
         return [e for n in self.nodes for e in self.in_edges(n)]
 
     @staticmethod
-    def _edge(u: str, v: str, k: int, d: dict) -> Edge:  # type: ignore[type-arg]
+    def _edge(u: str, v: str, k: int, d: dict[str, Any]) -> Edge:
         cands = d.get("candidates")
         return Edge(u, v, k, d.get("op"), tuple(cands) if cands is not None else None, d.get("stride", 1),
                     d.get("slot", -1), d.get("row"), d.get("part"), d.get("role", "op"), tuple(d.get("scaled", ())))
 
-    def with_graph(self, graph: nx.MultiDiGraph, pass_name: str) -> "CellIR":
+    def with_graph(self, graph: nx.MultiDiGraph[str], pass_name: str) -> CellIR:
         """A new IR with ``graph``, recording the pass that produced it."""
         return replace(self, graph=graph, passes=(*self.passes, pass_name))
 
     # -- invariants --------------------------------------------------------------
-    def lint(self) -> "CellIR":
+    def lint(self) -> CellIR:
         """Raise ``IRError`` on the first broken invariant; return self when sound."""
         g = self.graph
         if not nx.is_directed_acyclic_graph(g):
@@ -174,7 +175,7 @@ class CellIR:
         for n in self.inputs:
             if g.in_degree(n) != 0:
                 raise IRError(f"cell {self.name}: input {n} has incoming edges")
-        for u, v, d in g.edges(data=True):
+        for u, v in g.edges():
             if g.nodes[u]["order"] >= g.nodes[v]["order"]:
                 raise IRError(f"cell {self.name}: edge {u}->{v} goes against the node order")
         for n, d in g.nodes(data=True):
@@ -240,7 +241,8 @@ class CellIR:
             raise IRError(f"cell {self.name}: term edge {e.name} comes from {e.src}, which applies no op")
         d = self.graph.nodes[e.src]
         if e.op != d.get("op"):
-            raise IRError(f"cell {self.name}: term edge {e.name} names op {e.op!r}, but {e.src} applies {d.get('op')!r}")
+            raise IRError(f"cell {self.name}: term edge {e.name} names op {e.op!r}, "
+                          f"but {e.src} applies {d.get('op')!r}")
         if e.stride != d.get("stride"):
             raise IRError(f"cell {self.name}: term edge {e.name} has stride {e.stride}, but {e.src} has "
                           f"{d.get('stride')}")

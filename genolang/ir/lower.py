@@ -11,8 +11,8 @@ from genolang.spec.checked import CellGenotype, CellShape, GenotypeSpec, Kind, S
 from genolang.spec.ops import OpDef
 
 
-def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph:
-    g = nx.MultiDiGraph()
+def _skeleton(shape: CellShape, node_names: tuple[str, ...]) -> nx.MultiDiGraph[str]:
+    g: nx.MultiDiGraph[str] = nx.MultiDiGraph()
     for i, name in enumerate(shape.input_names):
         g.add_node(name, role="input", order=i)
     for i, name in enumerate(node_names):

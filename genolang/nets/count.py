@@ -8,7 +8,7 @@ ImageNet network counts 529.9M here against the paper's 574M."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -35,9 +35,9 @@ def count_macs(model: nn.Module, example: torch.Tensor) -> int:
     handles = []
     for mod in model.modules():
         if isinstance(mod, nn.Conv2d):
-            handles.append(mod.register_forward_hook(conv_hook))  # type: ignore[arg-type]
+            handles.append(mod.register_forward_hook(conv_hook))
         elif isinstance(mod, nn.Linear):
-            handles.append(mod.register_forward_hook(linear_hook))  # type: ignore[arg-type]
+            handles.append(mod.register_forward_hook(linear_hook))
     was_training = model.training
     model.eval()
     try:

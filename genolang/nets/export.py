@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from genolang.nets.compile import DataShape, example_input
-from genolang.nets.rnn import RNNModel
 from genolang.errors import GenolangError, UsageError
 from genolang.fsio import atomic_path
+from genolang.nets.compile import DataShape, example_input
+from genolang.nets.rnn import RNNModel
 
 FORMATS = ("onnx", "torchscript")
 

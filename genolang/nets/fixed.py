@@ -6,13 +6,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_genotype
 from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
-from genolang.spec.checked import GenotypeSpec, NetworkSpec
-from genolang.ops.cnn import Identity
+from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
+from genolang.ops.cnn import Identity
+from genolang.spec.checked import GenotypeSpec, NetworkSpec
 
 
 def drop_path(x: torch.Tensor, drop_prob: float) -> torch.Tensor:
@@ -79,7 +79,7 @@ class FixedCNN(CNNSkeleton):
         self.drop_path_prob = 0.0
 
     def cell_args(self) -> dict[str, tuple[object, ...]]:
-        return {name: (self.drop_path_prob,) for name in set(self._cell_types)}
+        return dict.fromkeys(set(self._cell_types), (self.drop_path_prob,))
 
 
 def plan_for(geno: GenotypeSpec, network: NetworkSpec, *, in_channels: int, input_size: int,

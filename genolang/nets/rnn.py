@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from genolang.ir.graph import CellIR
-from genolang.spec.checked import NetworkSpec
 from genolang.ops.build import elementwise
+from genolang.spec.checked import NetworkSpec
 
 INIT_RANGE = 0.04
 

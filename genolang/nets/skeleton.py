@@ -4,7 +4,7 @@ pooling and a linear classifier."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -96,8 +96,8 @@ class CNNSkeleton(nn.Module):
         self.plan = plan
         net = plan.network
         if net.stem == "imagenet":
-            self.stem0: nn.Module = ImageNetStem0(plan.in_channels, net.channels)
-            self.stem1: nn.Module | None = ImageNetStem1(net.channels)
+            self.stem0: nn.Sequential = ImageNetStem0(plan.in_channels, net.channels)
+            self.stem1: nn.Sequential | None = ImageNetStem1(net.channels)
         else:
             self.stem0 = CifarStem(plan.in_channels, plan.stem_channels, affine)
             self.stem1 = None
@@ -115,7 +115,8 @@ class CNNSkeleton(nn.Module):
         """Extra arguments for each cell type, computed once per forward pass."""
         return {}
 
-    def forward(self, x: torch.Tensor, return_aux: bool = False):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor,
+                return_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """Logits; with ``return_aux``, ``(logits, aux_logits)`` where ``aux_logits`` is
         None outside training or without an auxiliary head."""
         s0 = self.stem0(x)

@@ -21,24 +21,25 @@ preprocessors, ops), every pool is followed by such a BN, and ``none`` is a zero
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.errors import UsageError
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.ir.graph import CellIR, Edge
 from genolang.ir.lower import lower_space
 from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
-from genolang.spec.checked import NetworkSpec, SpaceSpec
+from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
 from genolang.ops.grouped import grouped_executor, relu_keep_input, shared_executor
-from genolang.spec.ops import OpDef
 from genolang.passes import DEFAULT_PASSES, optimize_cells
+from genolang.spec.checked import NetworkSpec, SpaceSpec
+from genolang.spec.ops import OpDef
 
 ALPHA_INIT_SCALE = 1e-3  # alphas start as 1e-3 * N(0, 1), as in the paper's code
 ALPHAS = "alphas"  # the attribute (and parameter-name prefix) holding the alphas

@@ -11,18 +11,18 @@ the alpha is ``alphas.<cell>`` of shape (sum_{i=1..n} i, ops)."""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from genolang.nets.rnn import RecurrentCellBase, RNNModel
-from genolang.nets.supernet import AlphaMixin, mixed_edges
 from genolang.errors import UsageError
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_space
-from genolang.spec.checked import NetworkSpec, SpaceSpec
+from genolang.nets.rnn import RecurrentCellBase, RNNModel
+from genolang.nets.supernet import AlphaMixin, mixed_edges
 from genolang.ops.build import elementwise
+from genolang.spec.checked import NetworkSpec, SpaceSpec
 
 
 class SearchRecurrentCell(RecurrentCellBase):
@@ -100,6 +100,7 @@ def build_rnn_supernet(space: SpaceSpec, network: NetworkSpec, ntokens: int) -> 
     missing = [op.name for op in space.op_defs if not op.is_zero and not op.elementwise]
     if missing:
         raise UsageError(f"space '{space.name}' ({space.path}) uses {', '.join(missing)}, which "
-                         f"{'are not elementwise activations' if len(missing) > 1 else 'is not an elementwise activation'}"
-                         "; a recurrent node's op must be one (e.g. 'op swish = silu')")
+                         + ("are not elementwise activations" if len(missing) > 1 else
+                            "is not an elementwise activation")
+                         + "; a recurrent node's op must be one (e.g. 'op swish = silu')")
     return RNNSupernet(space, network, ntokens)

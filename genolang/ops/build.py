@@ -12,8 +12,9 @@ Ops from plugins are built by their entry point's factory ``(C, stride, affine)`
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import metadata
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

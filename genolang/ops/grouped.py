@@ -20,7 +20,8 @@ only a weight gradient computes the depthwise output again."""
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -28,8 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from genolang.ops.norm import batch_norm as global_batch_norm
 from genolang.ops.build import flat_layers
+from genolang.ops.norm import batch_norm as global_batch_norm
 
 DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
 CL = torch.channels_last
@@ -76,7 +77,8 @@ def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> t
     E = len(weights)
     c_out, c_in = weights[0].shape[:2]
     if E == 1 or E * c_in <= DENSE_POINTWISE_MAX:
-        mat = weights[0].reshape(c_out, c_in) if E == 1 else torch.block_diag(*[w.reshape(c_out, c_in) for w in weights])
+        blocks = [w.reshape(c_out, c_in) for w in weights]
+        mat = blocks[0] if E == 1 else torch.block_diag(*blocks)
         if interleaved and E > 1:  # columns (e, c) -> (c, e)
             mat = mat.view(E * c_out, E, c_in).transpose(1, 2).reshape(E * c_out, c_in * E)
         return "dense", mat
@@ -473,7 +475,8 @@ def _is_dil_block(m: nn.Module) -> bool:
         return False
     relu, dw, pw, bn = m
     return (isinstance(relu, nn.ReLU) and isinstance(dw, nn.Conv2d) and dw.groups == dw.in_channels == dw.out_channels
-            and dw.stride[0] == dw.stride[1] and dw.padding[0] == dw.padding[1] and dw.kernel_size[0] == dw.kernel_size[1]
+            and dw.stride[0] == dw.stride[1] and dw.padding[0] == dw.padding[1]
+            and dw.kernel_size[0] == dw.kernel_size[1]
             and isinstance(pw, nn.Conv2d) and pw.kernel_size == (1, 1) and pw.groups == 1 and pw.stride == (1, 1)
             and isinstance(bn, nn.BatchNorm2d))
 

@@ -6,22 +6,55 @@ that fused and grouped ops call."""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 import torch.distributed as dist
 from torch import nn
+
+
+class BatchNormLike(Protocol):
+    """What the functional batch norms (fused and grouped ops) read of a BN module:
+    ``nn.BatchNorm1d/2d``, or the ``GlobalBatchNorm`` that replaces them in
+    data-parallel runs."""
+
+    @property
+    def training(self) -> bool: ...
+    @property
+    def num_features(self) -> int: ...
+    @property
+    def eps(self) -> float: ...
+    @property
+    def momentum(self) -> float | None: ...
+    @property
+    def affine(self) -> bool: ...
+    @property
+    def track_running_stats(self) -> bool: ...
+    @property
+    def weight(self) -> torch.Tensor | None: ...
+    @property
+    def bias(self) -> torch.Tensor | None: ...
+    @property
+    def running_mean(self) -> torch.Tensor | None: ...
+    @property
+    def running_var(self) -> torch.Tensor | None: ...
+    @property
+    def num_batches_tracked(self) -> torch.Tensor | None: ...
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
 
 class _AllReduceSum(torch.autograd.Function):
     """Sum across ranks; the gradient of a sum is the sum of the ranks' gradients."""
 
     @staticmethod
-    def forward(ctx: object, t: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: object, t: torch.Tensor) -> torch.Tensor:
         out = t.clone()
         dist.all_reduce(out)
         return out
 
     @staticmethod
-    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: object, grad: torch.Tensor) -> torch.Tensor:
         out = grad.clone()
         dist.all_reduce(out)
         return out
@@ -32,6 +65,10 @@ class GlobalBatchNorm(nn.Module):
     (differentiably all-reduced), so a data-parallel step computes what one process
     with the whole batch computes. With one process it is ordinary batch norm. Works
     on CPU (gloo) and CUDA, unlike ``nn.SyncBatchNorm``, which needs a GPU."""
+
+    running_mean: torch.Tensor | None  # buffers when tracking running statistics, else None
+    running_var: torch.Tensor | None
+    num_batches_tracked: torch.Tensor | None
 
     def __init__(self, bn: nn.modules.batchnorm._BatchNorm) -> None:
         super().__init__()

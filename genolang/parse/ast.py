@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Union
 
 from genolang.errors import Span
 
@@ -43,7 +42,7 @@ class Value:
     """A property value: an int, a float, a fraction such as ``2/3``, a word, or (in an
     op body) a kernel size such as ``1x7``."""
 
-    value: Union[int, float, Fraction, str, Kernel]
+    value: int | float | Fraction | str | Kernel
     span: Span | None = _span()
 
     @property
@@ -87,9 +86,9 @@ class Space:
     cells: tuple[CellDecl, ...]
     derive: Derive | None = None
     span: Span | None = _span()
-    items: tuple[Union[Prop, CellDecl, Derive], ...] = field(default=(), compare=False, repr=False)
+    items: tuple[Prop | CellDecl | Derive, ...] = field(default=(), compare=False, repr=False)
 
-    def ordered_items(self) -> tuple[Union[Prop, CellDecl, Derive], ...]:
+    def ordered_items(self) -> tuple[Prop | CellDecl | Derive, ...]:
         """Items in source order (canonical order for trees built in code)."""
         if self.items:
             return self.items
@@ -129,7 +128,7 @@ class Output:
     """``out = concat(n2, n3)`` or ``out = mean(n1..n8)``."""
 
     reducer: Name
-    refs: tuple[Union[Name, Range], ...]
+    refs: tuple[Name | Range, ...]
     span: Span | None = _span()
 
 
@@ -186,7 +185,7 @@ class OpCall:
 class OpSequence:
     """``a > b > c``: each part applied to the output of the one before."""
 
-    parts: tuple["OpExpr", ...]
+    parts: tuple[OpExpr, ...]
     span: Span | None = _span()
 
 
@@ -195,7 +194,7 @@ class OpRepeat:
     """``N * body``: the body N times in sequence, the op's stride on the first only."""
 
     times: Value
-    body: "OpExpr"
+    body: OpExpr
     span: Span | None = _span()
 
 
@@ -203,12 +202,12 @@ class OpRepeat:
 class OpStrided:
     """``strided if strided else plain``: the body by the op's stride."""
 
-    strided: "OpExpr"
-    plain: "OpExpr"
+    strided: OpExpr
+    plain: OpExpr
     span: Span | None = _span()
 
 
-OpExpr = Union[OpCall, OpSequence, OpRepeat, OpStrided]
+OpExpr = OpCall | OpSequence | OpRepeat | OpStrided
 
 
 @dataclass(frozen=True)
@@ -223,7 +222,7 @@ class OpDecl:
     span: Span | None = _span()
 
 
-Decl = Union[Space, Genotype, Network, OpDecl]
+Decl = Space | Genotype | Network | OpDecl
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import re
 import threading
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeAlias, cast
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
@@ -34,7 +34,9 @@ def _lark() -> Lark:
 
 
 def _tok_span(tok: Token) -> Span:
-    return Span(tok.line, tok.column, tok.end_line or tok.line, tok.end_column or tok.column + len(tok))
+    # lark types a token's position optional (for tokens made in code); lexed tokens have one
+    line, column = tok.line or 1, tok.column or 1
+    return Span(line, column, tok.end_line or line, tok.end_column or column + len(tok))
 
 
 def _meta_span(meta: Any) -> Span | None:
@@ -70,11 +72,14 @@ def _number(tok: Token) -> int | float:
     return value
 
 
+_Parsed: TypeAlias = "tuple[int, Span | None, tuple[A.Decl, ...]]"  # (version, its span, declarations)
+
+
 @v_args(meta=True)
-class _ToAst(Transformer):
+class _ToAst(Transformer[Token, _Parsed]):
     """Builds the frozen AST bottom-up from lark's parse tree."""
 
-    def start(self, meta: Any, children: list[Any]) -> tuple[int, A.Span | None, tuple[A.Decl, ...]]:
+    def start(self, meta: Any, children: list[Any]) -> _Parsed:
         version, vspan = A.FORMAT_VERSION, None
         decls = []
         for child in children:
@@ -95,7 +100,8 @@ class _ToAst(Transformer):
 
     def fraction(self, meta: Any, children: list[Token]) -> A.Value:
         num, den = (_number(t) for t in children)
-        span = Span(children[0].line, children[0].column, children[1].end_line, children[1].end_column)
+        start, end = _tok_span(children[0]), _tok_span(children[1])
+        span = Span(start.line, start.column, end.end_line, end.end_column)
         if isinstance(num, int) and isinstance(den, int) and den != 0:
             return A.Value(Fraction(num, den), span)
         return A.Value(f"{children[0]}/{children[1]}", span)  # rejected by the checker
@@ -242,7 +248,8 @@ def _unclosed_brace(text: str, upto: int) -> tuple[int, int] | None:
 
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(err, UnexpectedCharacters):
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        pos = cast(int, err.pos_in_stream)  # the lexer's position (lark's class attribute says None)
+        ch = text[pos] if pos < len(text) else ""
         hint = "names use ASCII letters, digits and '_'; comments start with '#'"
         return Diagnostic(path, Span.point(err.line, err.column), f"unexpected character {ch!r}", hint)
     if isinstance(err, (UnexpectedToken, UnexpectedEOF)):
@@ -264,6 +271,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             else:
                 hint = f"the file ends too early; expected {_join(expected)}"
             return Diagnostic(path, span, "unexpected end of file", hint)
+        assert isinstance(err, UnexpectedToken)  # an UnexpectedEOF is at the end
         keyword = _misused_keyword(err)
         if keyword is not None:
             hint = ("'out = reducer(...)' is the cell's output; name intermediate nodes n2, n3, ... (n1, n2, ... "
@@ -271,8 +279,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             return Diagnostic(path, _tok_span(keyword), f"'{keyword}' is a keyword and cannot be used as a name", hint)
         span = _tok_span(tok)
         message = f"unexpected {_describe_token(tok)}; expected {_join(expected)}"
-        hint = _hint_for(tok, set(err.expected), _previous_token(err))
-        return Diagnostic(path, span, message, hint)
+        return Diagnostic(path, span, message, _hint_for(tok, set(err.expected), _previous_token(err)))
     line = getattr(err, "line", 1) or 1
     col = getattr(err, "column", 1) or 1
     return Diagnostic(path, Span.point(line, col), "syntax error")

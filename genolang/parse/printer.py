@@ -8,8 +8,8 @@ parse of printed text gives the same text back."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
-from typing import Iterable, Union
 
 from genolang.errors import Span
 from genolang.parse import ast as A
@@ -17,7 +17,7 @@ from genolang.parse import ast as A
 INDENT = "    "
 
 
-def format_value(value: Union[int, float, Fraction, str, A.Kernel]) -> str:
+def format_value(value: int | float | Fraction | str | A.Kernel) -> str:
     """A property value as canonical text."""
     if isinstance(value, A.Kernel):
         return str(value)
@@ -45,7 +45,7 @@ def format_node(node: A.Node) -> str:
     return f"{node.name.text} = " + " + ".join(format_term(t) for t in node.terms)
 
 
-def format_ref(ref: Union[A.Name, A.Range]) -> str:
+def format_ref(ref: A.Name | A.Range) -> str:
     if isinstance(ref, A.Range):
         return f"{ref.start.text}..{ref.end.text}"
     return ref.text
@@ -194,7 +194,7 @@ def _emit_genotype(em: _Emitter, geno: A.Genotype) -> None:
     first = _span_of(geno.cells[0]) if geno.cells else None
     em.open_block(f"genotype {geno.name.text} : {geno.space.text}", 0, geno.span, first)
     for cell in geno.cells:
-        stmts: list[Union[A.Node, A.Output]] = list(cell.nodes)
+        stmts: list[A.Node | A.Output] = list(cell.nodes)
         stmts.extend(cell.outputs or ((cell.output,) if cell.output is not None else ()))
         if all(s.span is not None for s in stmts):
             stmts.sort(key=lambda s: s.span)  # type: ignore[arg-type, return-value]

@@ -27,8 +27,7 @@ Passes, in their default order:
 from __future__ import annotations
 
 from genolang.passes import drop_none, group_convs, recompute_convs, scale_bn, share_param_free, share_relu
-from genolang.passes.manager import (PASSES, Pass, PassError, optimize_cells, parse_passes, register_pass,
-                                     run_passes)
+from genolang.passes.manager import PASSES, Pass, PassError, optimize_cells, parse_passes, register_pass, run_passes
 
 # The default order, declared here (not the import order): each pass relies on the ones
 # before it (share_relu before group_convs reads the shared ReLU; scale_bn folds the alpha

@@ -9,12 +9,11 @@ import networkx as nx
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
 
-
 NAME = "drop_none"
 
 
 @register_pass(NAME, "compute no 'none' (its alpha still takes its share of the softmax)")
-def drop_none(ir: CellIR) -> nx.MultiDiGraph:
+def drop_none(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     for _, _, d in g.edges(data=True):
         cands = d.get("candidates")

@@ -20,7 +20,7 @@ NAME = "group_convs"
 
 
 @register_pass(NAME, "one grouped call per (node, conv op, stride) over the edges reading the node")
-def group_convs(ir: CellIR) -> nx.MultiDiGraph:
+def group_convs(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     feeds = [n for n in ir.order() if ir.role(n) in ("input", "node", "relu")]
     for src in feeds:

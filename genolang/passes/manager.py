@@ -5,15 +5,15 @@ naming the pass) and the parsing of a ``--passes`` list. Pass modules register h
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping
 
 import networkx as nx
 
 from genolang.errors import UsageError, did_you_mean
 from genolang.ir.graph import CellIR, IRError
 
-PassFn = Callable[[CellIR], nx.MultiDiGraph]
+PassFn = Callable[[CellIR], "nx.MultiDiGraph[str]"]
 
 
 @dataclass(frozen=True)

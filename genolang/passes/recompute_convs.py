@@ -12,12 +12,11 @@ import networkx as nx
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
 
-
 NAME = "recompute_convs"
 
 
 @register_pass(NAME, "grouped convs keep only their BNs' outputs for the backward (less memory)")
-def recompute_convs(ir: CellIR) -> nx.MultiDiGraph:
+def recompute_convs(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     for _, d in g.nodes(data=True):
         if d.get("role") == "apply" and not d.get("shared"):

@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from typing import Any, TypeAlias
+
 import networkx as nx
 
 from genolang.ir.graph import CellIR, IRError, register_role
@@ -91,12 +93,12 @@ def states(ir: CellIR) -> list[str]:
     return [n for n in ir.order() if ir.role(n) in ("input", "node")]
 
 
-def place_after(g: nx.MultiDiGraph, node: str, after: str) -> None:
+def place_after(g: nx.MultiDiGraph[str], node: str, after: str) -> None:
     """Give ``node`` an order just after ``after`` (``renumber`` makes it an integer)."""
     g.nodes[node]["order"] = g.nodes[after]["order"] + 0.5
 
 
-def renumber(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
+def renumber(g: nx.MultiDiGraph[str]) -> nx.MultiDiGraph[str]:
     """Orders 0, 1, 2, ... following the current (possibly fractional) orders; ties
     broken by name so the result is deterministic."""
     for i, n in enumerate(sorted(g.nodes, key=lambda n: (g.nodes[n]["order"], n))):
@@ -104,13 +106,16 @@ def renumber(g: nx.MultiDiGraph) -> nx.MultiDiGraph:
     return g
 
 
-def mixed_out_edges(g: nx.MultiDiGraph, src: str) -> list[tuple[str, str, int, dict]]:  # type: ignore[type-arg]
+EdgeData: TypeAlias = "tuple[str, str, int, dict[str, Any]]"  # (src, dst, key, attributes) of a graph edge
+
+
+def mixed_out_edges(g: nx.MultiDiGraph[str], src: str) -> list[EdgeData]:
     """The mixed edges leaving ``src``, by (destination order, row)."""
     edges = [(u, v, k, d) for u, v, k, d in g.out_edges(src, keys=True, data=True) if d.get("candidates") is not None]
     return sorted(edges, key=lambda e: (g.nodes[e[1]]["order"], e[3].get("row", 0)))
 
 
-def take_op(g: nx.MultiDiGraph, edge: tuple[str, str, int, dict], op: str) -> None:  # type: ignore[type-arg]
+def take_op(g: nx.MultiDiGraph[str], edge: EdgeData, op: str) -> None:
     """Remove ``op`` from a mixed edge's candidates (and the edge when none is left)."""
     u, v, k, d = edge
     rest = tuple(c for c in d["candidates"] if c != op)

@@ -10,14 +10,13 @@ import networkx as nx
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
 
-
 NAME = "scale_bn"
 
 
 @register_pass(NAME, "an op's alpha weight scales its final BN instead of multiplying its output")
-def scale_bn(ir: CellIR) -> nx.MultiDiGraph:
+def scale_bn(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
-    for u, v, d in g.edges(data=True):
+    for u, _v, d in g.edges(data=True):
         if d.get("candidates") is not None:
             scaled = tuple(op for op in d["candidates"] if ir.op(op).ends_with_bn(d["stride"]))
             if scaled:

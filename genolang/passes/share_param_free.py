@@ -18,7 +18,7 @@ NAME = "share_param_free"
 
 
 @register_pass(NAME, "compute parameter-free ops (pool + BN) once per (node, op, stride)")
-def share_param_free(ir: CellIR) -> nx.MultiDiGraph:
+def share_param_free(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     for src in states(ir):
         edges = mixed_out_edges(g, src)

@@ -11,12 +11,11 @@ from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
 
-
 NAME = "share_relu"
 
 
 @register_pass(NAME, "one ReLU per node for the ops that start with one")
-def share_relu(ir: CellIR) -> nx.MultiDiGraph:
+def share_relu(ir: CellIR) -> nx.MultiDiGraph[str]:
     g = ir.graph.copy()
     for src in states(ir):
         moves = []
@@ -35,14 +34,15 @@ def share_relu(ir: CellIR) -> nx.MultiDiGraph:
         place_after(g, relu, src)
         g.add_edge(src, relu, role="feed")
         for edge, ops in moves:
-            u, v, k, d = edge
+            _, v, _, d = edge
             scaled = tuple(op for op in d.get("scaled", ()) if op in ops)
             g.add_edge(relu, v, candidates=ops, stride=d["stride"], slot=d["slot"], row=d["row"],
                        **({"scaled": scaled} if scaled else {}))
             for op in ops:
                 take_op(g, edge, op)
         for apply in applies:
-            g.remove_edges_from([(src, apply, k) for k in list(g[src][apply])])
+            for k in list(g[src][apply]):
+                g.remove_edge(src, apply, k)
             g.add_edge(relu, apply, role="feed")
             place_after(g, apply, relu)
     return renumber(g)

@@ -15,21 +15,21 @@ import html
 import json
 import os
 import struct
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from genolang import __version__
-from genolang.spec.check import Checked, load
-from genolang.draw import graphviz, render
+from genolang.draw import dot_document, graphviz, render
 from genolang.errors import UsageError
 from genolang.fsio import write_text
-from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
 from genolang.report.run import METRICS, SearchRun, load_run
+from genolang.spec.check import Checked, load
+from genolang.spec.checked import GenotypeSpec
 from genolang.vcs.canon import genotype_hash, short
 from genolang.vcs.diff import diff_genotypes
 
@@ -171,7 +171,8 @@ def _summary(run: SearchRun, final: _Geno | None) -> str:
     ]
     score = _score(last)
     if score:
-        rows.append(("final score", f"{score} (loss {_fmt_metric('valid_loss', last.get('valid_loss', float('nan')))})"))
+        loss = _fmt_metric("valid_loss", last.get("valid_loss", float("nan")))
+        rows.append(("final score", f"{score} (loss {loss})"))
     if final is not None:
         rows.append(("genotype hash", short(genotype_hash(final.spec))))
     rows.append(("run folder", str(run.path)))
@@ -249,8 +250,8 @@ def _plots(run: SearchRun, geno: _Geno | None, notes: list[str]) -> tuple[str, s
     figures = {p.name: f"<figure>{_img('image/png', p.png, p.title)}<figcaption>{_e(p.title)}</figcaption></figure>"
                for p in plots}
     alphas = ['<section id="alphas">', "<h2>Architecture weights</h2>",
-              "<p>The softmax of each edge's alphas over the candidate ops. Boxed (heatmap) and red "
-              "(trajectories): the edges and ops the found genotype keeps.</p>"]
+              ("<p>The softmax of each edge's alphas over the candidate ops. Boxed (heatmap) and red "
+               "(trajectories): the edges and ops the found genotype keeps.</p>")]
     alphas += [html_ for name, html_ in figures.items() if name != "curves.png"]
     alphas.append("</section>")
     return "\n".join(alphas), figures.get("curves.png", "")

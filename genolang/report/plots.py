@@ -14,14 +14,15 @@ import io
 import math
 import os
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from genolang.errors import UsageError
 from genolang.fsio import write_bytes
-from genolang.spec.checked import GenotypeSpec
 from genolang.report.run import SearchRun
+from genolang.spec.checked import GenotypeSpec
 
 INSTALL_HINT = "pip install matplotlib (or pip install 'genolang[plot]')"
 DPI = 100

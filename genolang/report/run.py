@@ -17,9 +17,10 @@ import json
 import math
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from genolang.errors import UsageError
 from genolang.ir.alphas import CellAlphas
@@ -244,8 +245,10 @@ def load_run(path: str | os.PathLike[str]) -> SearchRun:
     alphas = read_alphas(root / ALPHAS)
     epochs = sorted((int(m.group(1)), p) for p in root.iterdir()
                     if (m := EPOCH_FILE.match(p.name)) and p.is_file())
-    final: Path | None = root / GENOTYPE
-    if not final.is_file():
+    final: Path | None
+    if (root / GENOTYPE).is_file():
+        final = root / GENOTYPE
+    else:
         out = provenance.get("out")
         final = Path(out) if isinstance(out, str) and Path(out).is_file() else None
     return SearchRun(root, provenance, metrics, alphas, tuple(epochs), final)

@@ -45,8 +45,9 @@ holding the global batch, and the alphas stay identical on every rank."""
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Callable, Iterator, Mapping, Protocol
+from typing import Protocol
 
 import torch
 from torch import nn

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 
@@ -81,7 +82,7 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     r = s.recipe
     data = load_images(r.dataset, r.data_dir)
     n = len(data.train_y)
-    split = int(math.floor(n * r.train_portion))
+    split = math.floor(n * r.train_portion)
     if split < 2 or n - split < 2:
         raise UsageError(f"{r.dataset} has {n} training images: too few to split for search")
     train_set = data.dataset("train", augment=r.augment, cutout=0, indices=torch.arange(0, split))

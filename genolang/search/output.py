@@ -13,16 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from genolang.errors import GenolangError
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.parse import ast as A
+from genolang.parse.printer import compose_file, format_decl
 from genolang.spec.check import checked_space
 from genolang.spec.checked import GenotypeSpec, SpaceSpec, same_content
 from genolang.spec.resolve import Library
-from genolang.parse.printer import compose_file, format_decl
 from genolang.spec.syntax import genotype_tree, space_tree
 from genolang.vcs import genotype_hash
 

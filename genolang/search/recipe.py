@@ -7,9 +7,10 @@ two CPU cores)."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from genolang.errors import UsageError
 
@@ -113,7 +114,7 @@ class Recipe:
         return d
 
     @staticmethod
-    def from_json(d: Mapping[str, Any]) -> "Recipe":
+    def from_json(d: Mapping[str, Any]) -> Recipe:
         names = {f.name for f in dataclasses.fields(Recipe)}
         kwargs = {k: v for k, v in d.items() if k in names}
         kwargs["arch_betas"] = tuple(float(b) for b in kwargs.get("arch_betas", (0.5, 0.999)))
@@ -147,12 +148,12 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         return default if value is None else value
 
     if kind == "cnn":
-        base: dict[str, Any] = dict(lr=0.025, lr_min=0.001, momentum=0.9, weight_decay=3e-4, grad_clip=5.0,
-                                    arch_lr=3e-4, arch_betas=(0.5, 0.999), arch_weight_decay=1e-3)
+        base: dict[str, Any] = {"lr": 0.025, "lr_min": 0.001, "momentum": 0.9, "weight_decay": 3e-4, "grad_clip": 5.0,
+                                    "arch_lr": 3e-4, "arch_betas": (0.5, 0.999), "arch_weight_decay": 1e-3}
     else:
         # a constant learning rate (no schedule: lr_min is unused), no momentum
-        base = dict(lr=20.0, lr_min=0.0, momentum=0.0, weight_decay=5e-7, grad_clip=0.25,
-                    arch_lr=3e-3, arch_betas=(0.9, 0.999), arch_weight_decay=1e-3)
+        base = {"lr": 20.0, "lr_min": 0.0, "momentum": 0.0, "weight_decay": 5e-7, "grad_clip": 0.25,
+                    "arch_lr": 3e-3, "arch_betas": (0.9, 0.999), "arch_weight_decay": 1e-3}
     recipe = Recipe(
         kind=kind, dataset=dataset, data_dir=_absolute(config.data_dir),
         network=_absolute_if_path(pick("network", defaults["network"])),

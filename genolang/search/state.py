@@ -5,9 +5,10 @@ resume. The image and text drivers (``search.images``, ``search.text``) share it
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 

@@ -4,7 +4,8 @@ of the weight half for second order), then a weight step on that training batch.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,19 @@ from genolang.run.runtime import seed_everything
 from genolang.search.images import distribute
 from genolang.search.state import SearchResult, SearchRun
 from genolang.search.step import weight_step
+
+
+def _nll(x: torch.Tensor, y: torch.Tensor, hidden: torch.Tensor, ntok: int,
+         keep: list[torch.Tensor] | None = None) -> Callable[[Callable[..., Any]], torch.Tensor]:
+    """The architect's objective: the mean negative log-likelihood of ``y`` given ``x``
+    from ``hidden``; ``keep[0]`` receives the hidden state it ends with."""
+    def objective(call: Callable[..., Any]) -> torch.Tensor:
+        log_prob, h_next = call(x, hidden)
+        if keep is not None:
+            keep[0] = h_next
+        return F.nll_loss(log_prob.view(-1, ntok), y)
+
+    return objective
 
 
 def search_text(s: SearchRun, out: Path | None) -> SearchResult:
@@ -73,20 +87,9 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
             xv, yv = get_batch(search_data, i % (search_data.size(0) - 1), r.bptt)
             x, y = get_batch(train_data, i, seq_len)
             hidden = hidden.detach()
-            hv0 = hidden_valid[0].detach()
-            h0 = hidden
-
-            def valid_obj(call: Callable[..., Any]) -> torch.Tensor:
-                log_prob, h_next = call(xv, hv0)
-                hidden_valid[0] = h_next
-                return F.nll_loss(log_prob.view(-1, ntok), yv)
-
-            def train_obj(call: Callable[..., Any]) -> torch.Tensor:
-                log_prob, _ = call(x, h0)
-                return F.nll_loss(log_prob.view(-1, ntok), y)
-
-            norm = architect.step(valid_obj, train_obj if r.order == 2 else None,
-                                  weight_opt.param_groups[0]["lr"])
+            valid_obj = _nll(xv, yv, hidden_valid[0].detach(), ntok, keep=hidden_valid)
+            train_obj = _nll(x, y, hidden, ntok) if r.order == 2 else None
+            norm = architect.step(valid_obj, train_obj, weight_opt.param_groups[0]["lr"])
             hidden_valid[0] = hidden_valid[0].detach()
             log_prob, hidden, raw, _ = model(x, hidden, return_h=True)
             raw_loss = F.nll_loss(log_prob.view(-1, ntok), y)

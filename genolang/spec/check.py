@@ -3,15 +3,23 @@ problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Callable, Iterable, Union
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
-from genolang.spec.checked import (KEEP_ALL, CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec,
-                            SpaceSpec)
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
+from genolang.spec.checked import (
+    KEEP_ALL,
+    CellGenotype,
+    CellShape,
+    DeriveRule,
+    GenotypeSpec,
+    NetworkSpec,
+    NodeSpec,
+    SpaceSpec,
+)
 from genolang.spec.opcheck import OpResolver, family_names, supported_strides
 from genolang.spec.ops import OpDef
 from genolang.spec.resolve import Found, Library
@@ -46,7 +54,7 @@ class Checked:
     def warnings(self) -> list[Diagnostic]:
         return [d for d in self.diagnostics if d.severity != "error"]
 
-    def raise_errors(self) -> "Checked":
+    def raise_errors(self) -> Checked:
         """Raise a ``SpecError`` holding every error (warnings alone pass)."""
         if self.errors:
             raise SpecError(tuple(self.errors), {self.path: self.source, **self.sources})
@@ -55,7 +63,7 @@ class Checked:
     def render_warnings(self) -> str:
         return "\n".join(d.render(self.sources.get(d.path, self.source)) for d in self.warnings)
 
-    def single(self, kind: str) -> Union[SpaceSpec, GenotypeSpec, NetworkSpec]:
+    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec:
         """The one declaration of a kind in this file; a clear error otherwise."""
         table: dict[str, object] = {"space": self.spaces, "genotype": self.genotypes, "network": self.networks}[kind]  # type: ignore[assignment]
         if len(table) == 1:
@@ -175,7 +183,7 @@ def _bool(prop: A.Prop, rep: _Report) -> bool | None:
     return None if word is None else word == "true"
 
 
-def _position(v: A.Value, key: str, rep: _Report) -> Union[int, Fraction, None]:
+def _position(v: A.Value, key: str, rep: _Report) -> int | Fraction | None:
     """A cell index or a fraction of the depth (``validate`` checks the range)."""
     if isinstance(v.value, Fraction):
         return v.value
@@ -192,7 +200,7 @@ def _position(v: A.Value, key: str, rep: _Report) -> Union[int, Fraction, None]:
     return v.value
 
 
-def _positions(prop: A.Prop, rep: _Report) -> tuple[Union[int, Fraction], ...] | None:
+def _positions(prop: A.Prop, rep: _Report) -> tuple[int | Fraction, ...] | None:
     if len(prop.values) == 1 and prop.values[0].value == "none":
         return ()
     out = [_position(v, prop.key.text, rep) for v in prop.values]
@@ -325,7 +333,8 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
             found = ops_in.get(name)
             if found is None:
                 rep.error(v.span, f"unknown op '{name}'{did_you_mean(name, ops_in.known_names())}",
-                          "declare it ('op NAME = ...') in this file, its folder or GENOLANG_PATH, or install a plugin; "
+                          "declare it ('op NAME = ...') in this file, its folder or GENOLANG_PATH, or install a "
+                          "plugin; "
                           "'genolang ops' lists the known ops")
                 continue
             if not isinstance(found, OpDef):
@@ -602,7 +611,8 @@ def _genotype_output(cell: A.GenoCell, shape: CellShape, defined: list[str], spa
     spans[at] = out.span
     start = len(rep.items)
     if out.reducer.text != shape.reducer:
-        rep.error(out.reducer.span, f"cell '{cname}' combines its nodes with '{shape.reducer}', not '{out.reducer.text}'",
+        rep.error(out.reducer.span,
+                  f"cell '{cname}' combines its nodes with '{shape.reducer}', not '{out.reducer.text}'",
                   f"write 'out = {shape.reducer}(...)'")
     names: list[str] = []
     position = {n: i for i, n in enumerate(defined)}

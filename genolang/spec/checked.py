@@ -7,12 +7,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, Union
+from typing import Literal
 
 from genolang.spec.ops import OpDef
 
 Kind = Literal["cnn", "rnn"]
-Position = Union[int, Fraction]
+Position = int | Fraction
 
 
 KEEP_ALL = 0  # ``keep = all``: every node reads each earlier node once (NAS-Bench-201)
@@ -187,7 +187,7 @@ class NetworkSpec:
     tied: bool = True
     vocab: int | None = None
 
-    def replace(self, **changes: object) -> "NetworkSpec":
+    def replace(self, **changes: object) -> NetworkSpec:
         """A copy with some fields changed (``None`` values are ignored)."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
 
@@ -210,13 +210,13 @@ def resolve_position(position: Position, layers: int) -> int:
     return int(position)
 
 
-def without_paths(spec: "SpaceSpec | GenotypeSpec | NetworkSpec") -> "SpaceSpec | GenotypeSpec | NetworkSpec":
+def without_paths(spec: SpaceSpec | GenotypeSpec | NetworkSpec) -> SpaceSpec | GenotypeSpec | NetworkSpec:
     """The same spec with the files it came from forgotten (for comparing contents)."""
     if isinstance(spec, GenotypeSpec):
         return dataclasses.replace(spec, path="", space=dataclasses.replace(spec.space, path=""))
     return dataclasses.replace(spec, path="")
 
 
-def same_content(a: "SpaceSpec | GenotypeSpec | NetworkSpec", b: "SpaceSpec | GenotypeSpec | NetworkSpec") -> bool:
+def same_content(a: SpaceSpec | GenotypeSpec | NetworkSpec, b: SpaceSpec | GenotypeSpec | NetworkSpec) -> bool:
     """Whether two specs say the same thing, wherever each was read from."""
     return without_paths(a) == without_paths(b)

@@ -4,7 +4,6 @@ name resolved along the search path."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Union
 
 from genolang.errors import UsageError, did_you_mean
 from genolang.parse.parser import read_text
@@ -12,7 +11,7 @@ from genolang.spec.check import check, load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
 from genolang.spec.resolve import Library
 
-Spec = Union[SpaceSpec, GenotypeSpec, NetworkSpec]
+Spec = SpaceSpec | GenotypeSpec | NetworkSpec
 
 
 def is_path(name_or_path: str) -> bool:

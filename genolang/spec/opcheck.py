@@ -7,16 +7,29 @@ by its stride, recursion, a name declared twice. Torch-free."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
 from genolang.parse import ast as A
 from genolang.parse.printer import format_value
+from genolang.spec.ops import (
+    ACTIVATIONS,
+    CONVS,
+    POOLS,
+    PRIMITIVE_HELP,
+    PRIMITIVES,
+    Body,
+    ByStride,
+    Layer,
+    OpDef,
+    Repeat,
+    Seq,
+    leaves,
+)
 from genolang.spec.plugins import plugin_ops
 from genolang.spec.resolve import Library
-from genolang.spec.ops import (ACTIVATIONS, CONVS, POOLS, PRIMITIVE_HELP, PRIMITIVES, Body, ByStride, Layer, OpDef,
-                               Repeat, Seq, leaves)
 
 MAX_KERNEL = 31
 MAX_REPEAT = 16

@@ -10,9 +10,9 @@ turns an ``OpDef`` into a module."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Iterator, Union
 
 # ---- primitives -----------------------------------------------------------------------
 
@@ -82,7 +82,7 @@ class ByStride:
     plain: Body
 
 
-Body = Union[Layer, Seq, Repeat, ByStride]
+Body = Layer | Seq | Repeat | ByStride
 
 
 # ---- instantiation --------------------------------------------------------------------
@@ -102,7 +102,7 @@ class Group:
     parts: tuple[Unit, ...]
 
 
-Unit = Union[Placed, Group]
+Unit = Placed | Group
 
 
 def _place(layer: Layer, stride: int) -> Placed:

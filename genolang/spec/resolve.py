@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from genolang import resources
 from genolang.errors import SpecError
@@ -42,7 +42,7 @@ class Library:
         self.op_cache: dict[str, object] = {}  # name -> checked op (genolang.spec.opcheck keeps it)
 
     @classmethod
-    def for_file(cls, path: str | os.PathLike[str] | None) -> "Library":
+    def for_file(cls, path: str | os.PathLike[str] | None) -> Library:
         """The search path seen by a spec at ``path``."""
         roots: list[Path] = []
         if path is not None and not str(path).startswith("<"):

@@ -120,8 +120,8 @@ def spec_bundle(geno: GenotypeSpec, network: NetworkSpec) -> str:
     name), the space, the genotype and the skeleton: it checks with no search path."""
     ops = [op_tree(op) for op in geno.space.op_defs if not op.is_plugin]
     return spec_text(*ops, space_tree(geno.space), genotype_tree(geno), network_tree(network),
-                     header=[f"genotype {geno.name} ({geno.path}) on network {network.name} ({network.path}), "
-                             "as compiled by genolang"])
+                     header=[(f"genotype {geno.name} ({geno.path}) on network {network.name} ({network.path}), "
+                              "as compiled by genolang")])
 
 
 def read_bundle(text: str, where: str = "<checkpoint>") -> tuple[GenotypeSpec, NetworkSpec]:

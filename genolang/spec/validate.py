@@ -14,14 +14,14 @@ Torch-free."""
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Callable, Sequence, Union
 
 from genolang.errors import did_you_mean
 from genolang.spec.checked import CellGenotype, GenotypeSpec, NetworkSpec, resolve_position
 
-Where = tuple[Union[str, int], ...]
+Where = tuple[str | int, ...]
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,8 @@ def genotype_problems(geno: GenotypeSpec, known_op: Callable[[str], bool] | None
     return out
 
 
-def cell_problems(cell: CellGenotype, geno: GenotypeSpec, known_op: Callable[[str], bool] | None = None) -> list[Problem]:
+def cell_problems(cell: CellGenotype, geno: GenotypeSpec,
+                  known_op: Callable[[str], bool] | None = None) -> list[Problem]:
     """The problems of one cell of ``geno`` (see ``genotype_problems``)."""
     space, shape, cname = geno.space, cell.shape, cell.name
     inputs = shape.input_names
@@ -111,12 +112,14 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec, known_op: Callable[[st
                                    "exactly one earlier node", f"write '{name} = relu(n1)' with a single input"))
             else:
                 out.append(Problem(at, f"node '{name}' has {n_terms} input{'s' if n_terms != 1 else ''}; space "
-                                   f"'{space.name}' keeps {shape.keep} per node", f"write {shape.keep} terms joined by '+'"))
+                                   f"'{space.name}' keeps {shape.keep} per node",
+                                   f"write {shape.keep} terms joined by '+'"))
         for j, (op, src) in enumerate(node.edges):
             if op not in space.ops:
                 if known_op is not None and known_op(op):
                     out.append(Problem((*at, "term", j, "op"), f"op '{op}' is not in space '{space.name}'"
-                                       f"{did_you_mean(op, space.ops)}", f"the space's ops are: {', '.join(space.ops)}"))
+                                       f"{did_you_mean(op, space.ops)}",
+                                       f"the space's ops are: {', '.join(space.ops)}"))
                 else:
                     out.append(Problem((*at, "term", j, "op"), f"unknown op '{op}'"
                                        f"{did_you_mean(op, space.ops)}",
@@ -126,7 +129,8 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec, known_op: Callable[[st
                                    "a node may read inputs and earlier nodes only"))
             elif src in later and src not in defined_set:
                 out.append(Problem((*at, "term", j, "input"), f"node '{name}' reads '{src}', which is defined later",
-                                   "a cell is acyclic: a node may read inputs and earlier nodes only; reorder the nodes"))
+                                   "a cell is acyclic: a node may read inputs and earlier nodes only; "
+                                   "reorder the nodes"))
             elif src not in inputs and src not in defined_set:
                 known = [*inputs, *defined]
                 out.append(Problem((*at, "term", j, "input"), f"undefined node '{src}'{did_you_mean(src, known)}",
@@ -190,10 +194,12 @@ def _output_problems(cell: CellGenotype, defined: list[str], inputs: tuple[str, 
             out.append(Problem((*at, k), f"output lists unknown node '{ref}'{did_you_mean(ref, defined)}",
                                f"the nodes of cell '{cell.name}' are: {_list_names(defined)}"))
     if not cell.output:
-        out.append(Problem(at, f"the output of cell '{cell.name}' lists no node", f"list nodes: {_list_names(defined)}"))
+        out.append(Problem(at, f"the output of cell '{cell.name}' lists no node",
+                           f"list nodes: {_list_names(defined)}"))
     dupes = sorted(n for n, count in Counter(cell.output).items() if count > 1)
     if dupes:
-        out.append(Problem(at, f"output lists {', '.join(repr(d) for d in dupes)} more than once", "list each node once"))
+        out.append(Problem(at, f"output lists {', '.join(repr(d) for d in dupes)} more than once",
+                           "list each node once"))
     if cell.shape.reducer == "last" and cell.output and defined and list(cell.output) != [defined[-1]]:
         out.append(Problem(at, f"the output of cell '{cell.name}' is its last node, '{defined[-1]}'",
                            f"write 'out = last({defined[-1]})'"))
@@ -300,7 +306,8 @@ def network_problems(net: NetworkSpec) -> list[Problem]:
             return out
         for i, pos in enumerate(net.reduce_at):
             if resolve_position(pos, net.layers) >= net.layers:
-                out.append(Problem(("network", "reduce_at", i), f"reduction at cell {resolve_position(pos, net.layers)}, "
+                cell = resolve_position(pos, net.layers)
+                out.append(Problem(("network", "reduce_at", i), f"reduction at cell {cell}, "
                                    f"but network '{net.name}' has {net.layers} cells",
                                    "use fractions such as 1/3, 2/3 or smaller indices"))
                 return out
@@ -310,7 +317,7 @@ def network_problems(net: NetworkSpec) -> list[Problem]:
     return out
 
 
-def _position_problem(key: str, pos: Union[int, Fraction], at: Where) -> Problem | None:
+def _position_problem(key: str, pos: int | Fraction, at: Where) -> Problem | None:
     if isinstance(pos, Fraction):
         if not 0 < pos < 1:
             return Problem(at, f"'{key}' fraction must be between 0 and 1, got {pos.numerator}/{pos.denominator}",

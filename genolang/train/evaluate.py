@@ -6,15 +6,15 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from genolang.nets.checkpoint import load_model
-from genolang.nets.compile import DataShape
-from genolang.nets.rnn import RNNModel
 from genolang.data.images import ImageRecord, load_images
 from genolang.data.registry import dataset_kind
 from genolang.data.text import batchify, load_corpus
 from genolang.errors import UsageError
-from genolang.run.runtime import pick_device
+from genolang.nets.checkpoint import load_model
+from genolang.nets.compile import DataShape
+from genolang.nets.rnn import RNNModel
 from genolang.run.evaluate import evaluate_images, evaluate_text, perplexity
+from genolang.run.runtime import pick_device
 from genolang.train.images import loader, shape_of, subset
 from genolang.train.text import vocab_digest
 

@@ -19,9 +19,10 @@ float16 with a gradient scaler); ``recipe.channels_last`` keeps activations NHWC
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn

@@ -18,7 +18,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 from genolang.data.registry import dataset_kind
 from genolang.errors import UsageError
@@ -72,7 +72,7 @@ class ImageRecipe:
         """Drop-path probability of epoch ``epoch`` (0-based): rising linearly from 0."""
         return self.drop_path * epoch / self.epochs
 
-    def replace(self, **changes: Any) -> "ImageRecipe":
+    def replace(self, **changes: Any) -> ImageRecipe:
         return _replace(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
@@ -108,14 +108,14 @@ class TextRecipe:
     def lr_at(self, epoch: int) -> float:
         return self.lr
 
-    def replace(self, **changes: Any) -> "TextRecipe":
+    def replace(self, **changes: Any) -> TextRecipe:
         return _replace(self, changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
 
-Recipe = Union[ImageRecipe, TextRecipe]
+Recipe = ImageRecipe | TextRecipe
 
 
 def _replace(recipe: Any, changes: dict[str, Any]) -> Any:

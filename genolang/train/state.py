@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
 import torch
+from torch import nn
 
 from genolang.errors import GenolangError, UsageError
 from genolang.nets.checkpoint import model_record

@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import random
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import nn

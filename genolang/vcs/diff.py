@@ -138,9 +138,11 @@ class GenotypeDiff:
 
 def _cell_lines(cell: CellDiff) -> list[str]:
     if cell.status == "added":
-        return ["+ (cell only in B)", *("+   " + line for line in _cell_text(cell.b))]  # type: ignore[arg-type]
+        assert cell.b is not None
+        return ["+ (cell only in B)", *("+   " + line for line in _cell_text(cell.b))]
     if cell.status == "removed":
-        return ["- (cell only in A)", *("-   " + line for line in _cell_text(cell.a))]  # type: ignore[arg-type]
+        assert cell.a is not None
+        return ["- (cell only in A)", *("-   " + line for line in _cell_text(cell.a))]
     lines = [f"! {s}" for s in cell.shape]
     if cell.renamed:
         lines.append("! nodes of B renamed to match A: " + ", ".join(f"{b} -> {a}" for b, a in cell.renamed))
@@ -380,7 +382,7 @@ def diff_spaces(a: SpaceSpec, b: SpaceSpec) -> SpaceDiff:
             return ", ".join(f"{op} <= {n}" for op, n in sorted(d.items())) or "none"
         changes.append(f"derive: caps {caps(dict(da.caps))} -> {caps(dict(db.caps))}")
     text_a, text_b = space_text(a).splitlines(), space_text(b).splitlines()
-    lines = [line for line in difflib.unified_diff(text_a, text_b, lineterm="", n=1)][2:]
+    lines = list(difflib.unified_diff(text_a, text_b, lineterm="", n=1))[2:]
     if not changes and text_a != text_b:  # anything the summary does not name yet
         changes.append("canonical text differs")
     return SpaceDiff(a, b, tuple(changes), tuple(lines))
