@@ -255,6 +255,8 @@ class AlphaMixin:
     space: SpaceSpec
     irs: dict[str, CellIR]
     relaxation: Relaxation = staticmethod(softmax_rows)  # type: ignore[assignment]
+    # set during the weight step by a method that perturbs the edge weights (SDARTS)
+    perturbation: Callable[[torch.Tensor], torch.Tensor] | None = None
 
     def _init_alphas(self) -> None:
         tables = {}
@@ -282,14 +284,30 @@ class AlphaMixin:
         return [p for _, p in self.named_weight_parameters()]
 
     def edge_weights(self) -> dict[str, torch.Tensor]:
-        """The relaxed alphas per cell type, (edges x ops): what each edge mixes by."""
-        return {name: self.relaxation(self.alpha_dict[name]) for name in self.irs}
+        """The relaxed alphas per cell type, (edges x ops): what each edge mixes by in
+        this forward pass (a sample, for a stochastic relaxation), perturbed during a
+        perturbing method's weight step."""
+        out = {name: self.relaxation(self.alpha_dict[name]) for name in self.irs}
+        if self.perturbation is not None:
+            out = {name: self.perturbation(w) for name, w in out.items()}
+        return out
+
+    def selection_weights(self) -> dict[str, torch.Tensor]:
+        """The weights derivation and the logs read: the relaxation's deterministic
+        weights (its ``selection``: softmax for DARTS), times what the supernet's
+        transforms scale the edges by (``edge_scale``: PC-DARTS's normalised betas)."""
+        select = getattr(self.relaxation, "selection", self.relaxation)
+        out = {name: select(self.alpha_dict[name]) for name in self.irs}
+        scale = getattr(self, "edge_scale", None)
+        if scale is not None:
+            out = {name: w * scale(name).unsqueeze(-1) for name, w in out.items()}
+        return out
 
     def cell_alphas(self) -> dict[str, CellAlphas]:
-        """The structured tables of edge weights: rows named by IR edges, columns by ops."""
+        """The structured tables of selection weights: rows named by IR edges, columns by ops."""
         out = {}
         with torch.no_grad():
-            for name, probs in self.edge_weights().items():
+            for name, probs in self.selection_weights().items():
                 edges = tuple((e.src, e.dst) for e in mixed_edges(self.irs[name]))
                 weights = tuple(tuple(float(x) for x in row) for row in probs.detach().double().cpu().tolist())
                 out[name] = CellAlphas(name, edges, tuple(self.space.ops), weights)

@@ -93,9 +93,11 @@ class Architect:
     learning rate, momentum buffers and weight decay the unrolled step uses."""
 
     def __init__(self, model: nn.Module, weight_optimizer: torch.optim.Optimizer, config: ArchitectConfig,
-                 reduce: Reduce | None = None) -> None:
+                 reduce: Reduce | None = None, regularize: Callable[[], torch.Tensor] | None = None) -> None:
         self.model = model
         self.reduce: Reduce = reduce or (lambda grads: None)
+        # a term on the architecture parameters alone, added to the validation loss (regularizers)
+        self.regularize = regularize
         self.config = config
         self.weight_optimizer = weight_optimizer
         self.alphas: list[nn.Parameter] = model.arch_parameters()  # type: ignore[operator]
@@ -120,7 +122,13 @@ class Architect:
     def alpha_gradients(self, valid: Objective, train: Objective | None = None,
                         eta: float | None = None) -> list[torch.Tensor]:
         """The architecture gradient, one tensor per alpha: first order from ``valid``
-        alone; second order needs the ``train`` objective and the weight lr ``eta``."""
+        alone; second order needs the ``train`` objective and the weight lr ``eta``. The
+        regularizers' term (``regularize``) is added to the validation loss."""
+        if self.regularize is not None:
+            plain, regularize = valid, self.regularize
+
+            def valid(call: Call) -> torch.Tensor:
+                return plain(call) + regularize()
         if self.config.order == 1:
             grads = list(torch.autograd.grad(self._loss(valid), self.alphas))
             self.reduce(grads)

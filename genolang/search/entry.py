@@ -17,7 +17,6 @@ from genolang.run import dist
 from genolang.run.diverged import Diverged
 from genolang.run.folder import RUN_JSON
 from genolang.run.progress import ProgressFn
-from genolang.search.method import DARTS, Method
 from genolang.search.recipe import SearchConfig, default_threads
 from genolang.search.state import SearchResult, SearchRun, now
 
@@ -28,7 +27,7 @@ def default_run_dir() -> Path:
 
 
 def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: str | Path | None = None,
-               resume: bool = False, progress: ProgressFn | None = None, method: Method = DARTS) -> SearchResult:
+               resume: bool = False, progress: ProgressFn | None = None) -> SearchResult:
     """Search ``config.space`` and write the found genotype to ``out`` (and to
     ``run_dir/genotype.geno``). With ``resume``, continue the run in ``run_dir`` from its
     last checkpoint; the result is bit-identical to an uninterrupted run on the CPU."""
@@ -38,7 +37,7 @@ def run_search(config: SearchConfig, *, run_dir: str | Path | None = None, out: 
     try:
         # every rank uses rank 0's folder: the time in its name may differ across ranks
         path = Path(run_dir) if run_dir is not None else Path(str(dist.broadcast_object(str(default_run_dir()), world)))
-        search = SearchRun(config, path, resume, progress, world, device, method)
+        search = SearchRun(config, path, resume, progress, world, device)
         if search.kind == "rnn" and config.supernet is not None:
             raise UsageError(f"--passes and --no-opt optimize CNN supernets; space {search.space.name} is recurrent")
         threads = default_threads(config, search.recipe.dataset)

@@ -22,13 +22,14 @@ import torch
 
 from genolang.data.images import load_images
 from genolang.errors import UsageError
-from genolang.nets.supernet import build_supernet
+from genolang.nets.supernet import SupernetOptions, build_supernet
 from genolang.ops.norm import globalize_batchnorm
 from genolang.run import dist
 from genolang.run.diverged import check_finite
 from genolang.run.evaluate import evaluate_images
 from genolang.run.progress import Progress
 from genolang.run.runtime import seed_everything
+from genolang.search.method import SelectionContext
 from genolang.search.recipe import EVAL_BATCH
 from genolang.search.state import SearchResult, SearchRun
 from genolang.search.step import image_iteration
@@ -90,8 +91,9 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     valid_set = data.dataset("train", augment=False, indices=torch.arange(split, n))
 
     seed_everything(r.seed)
+    options = s.method.supernet_options(s.config.supernet if s.config.supernet is not None else SupernetOptions())
     model = build_supernet(s.space, s.network, in_channels=data.in_channels, input_size=data.input_size,
-                           classes=data.classes, options=s.config.supernet).to(s.device)
+                           classes=data.classes, options=options).to(s.device)
     s.method.prepare(model)
     distribute(model, s)
     world = s.world
@@ -99,6 +101,7 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_opt, T_max=r.epochs, eta_min=r.lr_min)
     architect = s.method.architect(model, weight_opt, r, world)
+    method = s.method
     sampler = torch.Generator().manual_seed(r.seed)
     start = s.restore(model, weight_opt, architect, scheduler, sampler)
     metrics: dict[str, Any] = dict(s.run.metrics()[-1]) if start else {}
@@ -113,16 +116,18 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
         search_batches = batches(n - split, r.batch_size, sampler, world)
         if r.limit:
             train_batches = train_batches[: r.limit]
+        method.start_epoch(epoch)
         s.progress(Progress("epoch_start", epoch, r.epochs, 0, len(train_batches)))
         sums = torch.zeros(3, dtype=torch.float64, device=s.device)  # loss x n, correct, n
         for step, idx in enumerate(train_batches, 1):
             x, y = stack(train_set, idx, s.device)
             valid = stack(search_set, search_batches[(step - 1) % len(search_batches)], s.device)
             loss, logits, norm = image_iteration(model, architect, weight_opt, weights, (x, y), valid, lr,
-                                                 r.grad_clip, world)
+                                                 r.grad_clip, world, method)
             synced = step % s.sync_every == 0 or step == len(train_batches)
             if synced:  # on CUDA, only every few steps: each check waits for the device
-                check_finite(norm, "architecture gradient", epoch, step, s.run, "lower --lr/--arch-lr")
+                if norm is not None:
+                    check_finite(norm, "architecture gradient", epoch, step, s.run, "lower --lr/--arch-lr")
                 check_finite(loss, "training loss", epoch, step, s.run, "lower --lr/--arch-lr")
             with torch.no_grad():
                 sums += torch.stack([loss.detach().double() * len(y), (logits.argmax(1) == y).sum().double(),
@@ -144,4 +149,8 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
         changes = s.log_epoch(epoch, model, metrics)
         s.save(epoch, model, weight_opt, architect, scheduler, sampler)
         s.progress(Progress("epoch_end", epoch, r.epochs, len(train_batches), len(train_batches), metrics, changes))
-    return s.finish(out, model, metrics)
+    def valid_accuracy() -> float:
+        return evaluate_images(model, eval_batches(valid_set, EVAL_BATCH, s.device, r.limit, world), s.device,
+                               world)["acc"]
+
+    return s.finish(out, model, metrics, SelectionContext(s.space, model, "found", evaluate=valid_accuracy))

@@ -1,47 +1,288 @@
-"""Where a search method plugs in: how alphas become the weights each edge mixes its
-ops by (the relaxation), how the alphas are updated (the architecture step) and how
-the final cell is chosen (the selection). DARTS is softmax, the architect of
-``genolang.search.architect`` (first or second order) and derivation by magnitude
-(``genolang.ir.derive``); the drivers (``search.images``, ``search.text``) only call
-these three."""
+"""Search methods as compositions of components (``genolang.search.components``).
+
+A ``MethodSpec`` names its relaxation, supernet transforms, regularizers, perturbation
+and selection (each with its hyperparameters), the architecture gradient (first order,
+or second order with the finite-difference or the exact Hessian-vector product), the
+warm-up epochs with frozen alphas and the order of the two steps. ``METHODS`` holds the
+published combinations with their papers' defaults; every part can be overridden
+(``genolang search --method NAME --relaxation ... --set gumbel.tau_max=5``).
+
+``MethodRun`` is a method's live components for one search: the drivers
+(``search.images``, ``search.text``) call only ``prepare``, ``start_epoch``,
+``arch_step_due``, ``architect``, ``weight_phase`` and ``select``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import contextlib
+import dataclasses
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from genolang.ir.derive import derive_genotype
-from genolang.nets.supernet import Relaxation, softmax_rows
+from genolang.errors import UsageError, did_you_mean
 from genolang.run import dist
 from genolang.search.architect import Architect, ArchitectConfig
-from genolang.search.recipe import Recipe
+from genolang.search.components import ComponentSpec, Param
 from genolang.spec.checked import GenotypeSpec, SpaceSpec
+
+STEP_ORDERS = ("arch_first", "weight_first")
+HESSIANS = ("fd", "exact")
 
 
 @dataclass(frozen=True)
-class Method:
-    """A search method's components."""
+class MethodSpec:
+    """A search method: its components and how the two steps run."""
 
     name: str
-    relaxation: Relaxation = softmax_rows
+    relaxation: ComponentSpec = field(default_factory=lambda: ComponentSpec.of("relaxation", "softmax"))
+    transforms: tuple[ComponentSpec, ...] = ()
+    regularizers: tuple[ComponentSpec, ...] = ()
+    perturbation: ComponentSpec | None = None
+    selection: ComponentSpec = field(default_factory=lambda: ComponentSpec.of("selection", "magnitude"))
+    warmup: float = 0.0  # the fraction of the epochs with frozen alphas (PC-DARTS: 15 of 50)
+    step_order: str = "arch_first"
+    arch_steps: bool = True  # random search with weight sharing trains the weights only
+    paper: str = ""
+
+    def components(self) -> list[ComponentSpec]:
+        out = [self.relaxation, *self.transforms, *self.regularizers, self.selection]
+        return out + ([self.perturbation] if self.perturbation is not None else [])
+
+    def describe(self) -> str:
+        parts = [f"relaxation {self.relaxation.describe()}"]
+        parts += [f"transform {t.describe()}" for t in self.transforms]
+        parts += [f"regularizer {r.describe()}" for r in self.regularizers]
+        if self.perturbation is not None:
+            parts.append(f"perturbation {self.perturbation.describe()}")
+        parts.append(f"selection {self.selection.describe()}")
+        if self.warmup:
+            parts.append(f"warm-up {self.warmup:g} of the epochs")
+        if self.step_order != "arch_first":
+            parts.append("weight step first")
+        if not self.arch_steps:
+            parts.append("no architecture steps")
+        return f"{self.name}: " + "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "relaxation": self.relaxation.to_json(),
+            "transforms": [t.to_json() for t in self.transforms],
+            "regularizers": [r.to_json() for r in self.regularizers],
+            "perturbation": self.perturbation.to_json() if self.perturbation is not None else None,
+            "selection": self.selection.to_json(), "warmup": self.warmup, "step_order": self.step_order,
+            "arch_steps": self.arch_steps,
+        }
+
+    @staticmethod
+    def from_json(d: Mapping[str, Any]) -> MethodSpec:
+        return MethodSpec(
+            name=str(d["name"]), relaxation=ComponentSpec.from_json("relaxation", d["relaxation"]),
+            transforms=tuple(ComponentSpec.from_json("transform", t) for t in d.get("transforms", ())),
+            regularizers=tuple(ComponentSpec.from_json("regularizer", r) for r in d.get("regularizers", ())),
+            perturbation=(ComponentSpec.from_json("perturbation", d["perturbation"])
+                          if d.get("perturbation") else None),
+            selection=ComponentSpec.from_json("selection", d["selection"]), warmup=float(d.get("warmup", 0.0)),
+            step_order=str(d.get("step_order", "arch_first")), arch_steps=bool(d.get("arch_steps", True)),
+        )
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A published method: its components and how its optimizer settings differ from
+    DARTS's on CIFAR-10. On the paper's data set (``paper_recipe``) those settings are
+    taken as they are; on other data the learning rates are scaled by the same ratios to
+    DARTS's (``lr_scale``, ``arch_lr_scale``), the rest stays the data set's."""
+
+    spec: Callable[[], MethodSpec]
+    paper_recipe: Mapping[str, Any] = field(default_factory=dict)  # on cifar10
+    lr_scale: float = 1.0
+    arch_lr_scale: float = 1.0
+    arch_betas: tuple[float, float] | None = None
+    lr_min: float | None = None
+    order: int = 1
+
+
+def _darts() -> MethodSpec:
+    return MethodSpec("darts", paper="Liu, Simonyan and Yang, DARTS, ICLR 2019")
+
+
+PRESETS: dict[str, Preset] = {
+    "darts": Preset(_darts),
+}
+
+
+def preset_names() -> list[str]:
+    return sorted(PRESETS)
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise UsageError(f"no search method named '{name}'{did_you_mean(name, PRESETS)}; "
+                         f"known: {', '.join(preset_names())}")
+    return PRESETS[name]
+
+
+def override(spec: MethodSpec, *, relaxation: str | None = None, transforms: tuple[str, ...] | None = None,
+             regularizers: tuple[str, ...] | None = None, perturbation: str | None = None,
+             selection: str | None = None, params: Mapping[str, Param] | None = None,
+             warmup: float | None = None, step_order: str | None = None) -> MethodSpec:
+    """``spec`` with components replaced and hyperparameters set: ``params`` maps
+    ``component.parameter`` (the component's name) to a value."""
+    changes: dict[str, Any] = {}
+    if relaxation is not None:
+        changes["relaxation"] = ComponentSpec.of("relaxation", relaxation)
+    if transforms is not None:
+        changes["transforms"] = tuple(ComponentSpec.of("transform", t) for t in transforms if t != "none")
+    if regularizers is not None:
+        changes["regularizers"] = tuple(ComponentSpec.of("regularizer", r) for r in regularizers if r != "none")
+    if perturbation is not None:
+        changes["perturbation"] = None if perturbation == "none" else ComponentSpec.of("perturbation", perturbation)
+    if selection is not None:
+        changes["selection"] = ComponentSpec.of("selection", selection)
+    if warmup is not None:
+        if not 0.0 <= warmup < 1.0:
+            raise UsageError(f"--warmup is the fraction of the epochs with frozen alphas, from 0 to below 1; "
+                             f"got {warmup}")
+        changes["warmup"] = warmup
+    if step_order is not None:
+        if step_order not in STEP_ORDERS:
+            raise UsageError(f"--step-order must be one of {', '.join(STEP_ORDERS)}, not {step_order!r}")
+        changes["step_order"] = step_order
+    out = dataclasses.replace(spec, **changes)
+    for key, value in (params or {}).items():
+        out = _set_param(out, key, value)
+    return out
+
+
+def _set_param(spec: MethodSpec, key: str, value: Param) -> MethodSpec:
+    component, dot, param = key.partition(".")
+    if not dot or not param:
+        raise UsageError(f"--set {key}={value}: write COMPONENT.PARAMETER=VALUE, e.g. --set gumbel.tau_max=5")
+    parts = spec.components()
+    matches = [c for c in parts if c.name == component]
+    if not matches:
+        raise UsageError(f"--set {key}: method {spec.name} has no component '{component}'"
+                         f"{did_you_mean(component, [c.name for c in parts])}; its components: "
+                         f"{', '.join(c.name for c in parts)}")
+    old = matches[0]
+    new = ComponentSpec.of(old.kind, old.name, **{**dict(old.params), param: value})
+
+    def swap(c: ComponentSpec) -> ComponentSpec:
+        return new if c == old else c
+
+    return dataclasses.replace(
+        spec, relaxation=swap(spec.relaxation), transforms=tuple(swap(t) for t in spec.transforms),
+        regularizers=tuple(swap(r) for r in spec.regularizers), selection=swap(spec.selection),
+        perturbation=swap(spec.perturbation) if spec.perturbation is not None else None)
+
+
+# ---- a method's components for one search ------------------------------------------------
+
+@dataclass
+class SelectionContext:
+    """What a selection sees: the trained model, the space, the genotype's name, and
+    (for selections that fine-tune) the driver's hooks."""
+
+    space: SpaceSpec
+    model: Any
+    name: str
+    evaluate: Callable[[], float] | None = None  # validation accuracy (or -loss) of the supernet as it is
+    train_epoch: Callable[[], None] | None = None  # one more epoch of the search's steps
+
+
+class MethodRun:
+    """The live components of a method for one search of ``epochs`` epochs."""
+
+    def __init__(self, spec: MethodSpec, epochs: int) -> None:
+        self.spec = spec
+        self.epochs = epochs
+        self.relaxation = spec.relaxation.build()
+        self.transforms = [t.build() for t in spec.transforms]
+        self.regularizers = [r.build() for r in spec.regularizers]
+        self.perturbation = spec.perturbation.build() if spec.perturbation is not None else None
+        self.selection = spec.selection.build()
+        self.warmup_epochs = round(spec.warmup * epochs)
+        self.epoch = 0
+        self.model: Any = None
+
+    # -- building ------------------------------------------------------------------------
+    def supernet_options(self, options: Any) -> Any:
+        """The supernet's build options after the transforms (``genolang.nets.supernet``)."""
+        for t in self.transforms:
+            options = t.supernet_options(options)
+        return options
 
     def prepare(self, model: Any) -> None:
-        """Give the supernet this method's relaxation."""
+        """Give the built supernet this method's relaxation (and its initial alphas)."""
+        self.model = model
         model.relaxation = self.relaxation
+        init = getattr(self.relaxation, "initial_alphas", None)
+        if init is not None:
+            with torch.no_grad():
+                for alpha in model.arch_parameters():
+                    alpha.copy_(init(alpha))
+        for t in self.transforms:
+            prepare = getattr(t, "prepare", None)
+            if prepare is not None:
+                prepare(model)
 
-    def architect(self, model: torch.nn.Module, weight_optimizer: torch.optim.Optimizer, recipe: Recipe,
+    # -- the schedule --------------------------------------------------------------------
+    def start_epoch(self, epoch: int) -> None:
+        """Tell every component the (1-based) epoch that starts."""
+        self.epoch = epoch
+        for c in self._all():
+            set_epoch = getattr(c, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(epoch - 1, self.epochs)
+
+    def arch_step_due(self) -> bool:
+        return self.spec.arch_steps and self.epoch > self.warmup_epochs
+
+    def _all(self) -> list[Any]:
+        return [self.relaxation, *self.transforms, *self.regularizers, self.selection,
+                *([self.perturbation] if self.perturbation is not None else [])]
+
+    # -- the two steps -------------------------------------------------------------------
+    def architect(self, model: torch.nn.Module, weight_optimizer: torch.optim.Optimizer, recipe: Any,
                   world: dist.World = dist.SINGLE) -> Architect:
-        """The architecture step: Adam on the alphas with the recipe's gradient order;
-        under torchrun every gradient it uses is averaged across ranks."""
-        config = ArchitectConfig(recipe.order, recipe.arch_lr, recipe.arch_betas, recipe.arch_weight_decay)
-        return Architect(model, weight_optimizer, config, reduce=lambda grads: dist.all_reduce_mean_(grads, world))
+        """The architecture step: Adam on the architecture parameters, with the recipe's
+        gradient order and Hessian, the regularizers added to the validation loss; under
+        torchrun every gradient it uses is averaged across ranks."""
+        config = ArchitectConfig(recipe.order, recipe.arch_lr, recipe.arch_betas, recipe.arch_weight_decay,
+                                 mode=getattr(recipe, "hessian", "fd"))
+        regularize = self.arch_loss if self.regularizers else None
+        return Architect(model, weight_optimizer, config, reduce=lambda grads: dist.all_reduce_mean_(grads, world),
+                         regularize=regularize)
 
-    def select(self, space: SpaceSpec, model: Any, name: str) -> GenotypeSpec:
-        """The genotype the model's alphas select (by magnitude, under the space's derive rule)."""
-        return derive_genotype(space, model.cell_alphas(), name)
+    def arch_loss(self) -> torch.Tensor:
+        """The regularizers' terms on the architecture parameters (added to L_val)."""
+        total = self.regularizers[0].loss(self.model)
+        for r in self.regularizers[1:]:
+            total = total + r.loss(self.model)
+        return total
+
+    @contextlib.contextmanager
+    def weight_phase(self) -> Iterator[None]:
+        """While the weight step runs: the perturbation (if any) acts on the edge weights."""
+        if self.perturbation is None or self.model is None:
+            yield
+            return
+        self.model.perturbation = self.perturbation
+        try:
+            yield
+        finally:
+            self.model.perturbation = None
+
+    # -- the end -------------------------------------------------------------------------
+    def select(self, context: SelectionContext) -> GenotypeSpec:
+        return self.selection.select(context)  # type: ignore[no-any-return]
 
 
-DARTS = Method("darts")
-METHODS: dict[str, Method] = {DARTS.name: DARTS}
+def method_spec(name: str = "darts") -> MethodSpec:
+    """A published method's spec (its components with their papers' defaults)."""
+    return preset(name).spec()
+
+
+DARTS = _darts()

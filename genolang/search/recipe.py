@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +16,7 @@ from genolang.errors import UsageError
 
 if TYPE_CHECKING:
     from genolang.nets.supernet import SupernetOptions
+    from genolang.search.method import MethodSpec
 
 # Per data set: what the command line does not say. 'digits' is sized for a real search
 # in a few minutes on 2 CPU cores: 8 epochs of 12 steps (DARTS on CIFAR-10 takes ~20,000
@@ -70,6 +71,26 @@ class SearchConfig:
     # how the CNN supernet is compiled (passes, memory format); changes speed and memory,
     # not results, so a resumed run may use other options. None: the default passes.
     supernet: SupernetOptions | None = None
+    # the search method (genolang.search.method): a published one, its components replaced
+    # and its hyperparameters set ("component.parameter" -> value)
+    method: str | None = None
+    relaxation: str | None = None
+    transforms: tuple[str, ...] | None = None
+    regularizers: tuple[str, ...] | None = None
+    perturbation: str | None = None
+    selection: str | None = None
+    params: tuple[tuple[str, Any], ...] = ()
+    warmup: float | None = None
+    step_order: str | None = None
+    hessian: str | None = None  # second order: 'fd' (finite difference) or 'exact'
+
+    def method_overrides(self) -> dict[str, Any]:
+        """The method overrides given (for ``genolang.search.method.override``)."""
+        out = {k: getattr(self, k) for k in ("relaxation", "transforms", "regularizers", "perturbation",
+                                             "selection", "warmup", "step_order") if getattr(self, k) is not None}
+        if self.params:
+            out["params"] = dict(self.params)
+        return out
 
 
 def default_threads(config: SearchConfig, dataset: str) -> int | None:
@@ -107,10 +128,19 @@ class Recipe:
     sync_bn: bool = True  # under torchrun: batch norm over the global batch (else per process)
     eval_batch_size: int = 10
     tar: float = 1e-3  # temporal activation regularisation (recurrent search)
+    method: dict[str, Any] = field(default_factory=dict)  # MethodSpec.to_json(); {} means DARTS
+    hessian: str = "fd"  # second order: the finite-difference or the exact Hessian-vector product
+
+    def method_spec(self) -> MethodSpec:
+        from genolang.search.method import DARTS, MethodSpec
+
+        return MethodSpec.from_json(self.method) if self.method else DARTS
 
     def to_json(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["arch_betas"] = list(self.arch_betas)
+        if not d["method"]:
+            d["method"] = self.method_spec().to_json()
         return d
 
     @staticmethod
@@ -118,20 +148,28 @@ class Recipe:
         names = {f.name for f in dataclasses.fields(Recipe)}
         kwargs = {k: v for k, v in d.items() if k in names}
         kwargs["arch_betas"] = tuple(float(b) for b in kwargs.get("arch_betas", (0.5, 0.999)))
-        return Recipe(**kwargs)
+        recipe = Recipe(**kwargs)
+        if not recipe.method:  # a checkpoint from before methods: DARTS
+            recipe = dataclasses.replace(recipe, method=recipe.method_spec().to_json())
+        return recipe
 
 
 def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None) -> Recipe:
     """Fill the unset fields of ``config``: from ``saved`` when resuming, else from the
     DARTS recipe for ``kind`` and the data set's defaults."""
+    from genolang.search.method import override, preset
+
     if saved is not None:
         given = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)
-                 if f.name in {r.name for r in dataclasses.fields(Recipe)} and getattr(config, f.name) is not None}
+                 if f.name in {r.name for r in dataclasses.fields(Recipe)} - {"method"}
+                 and getattr(config, f.name) is not None}
         if "network" in given:
             given["network"] = _absolute_if_path(given["network"])
         if "data_dir" in given:
             given["data_dir"] = _absolute(given["data_dir"])
-        return dataclasses.replace(saved, **given)
+        spec = preset(config.method).spec() if config.method is not None else saved.method_spec()
+        spec = override(spec, **config.method_overrides())
+        return dataclasses.replace(saved, method=spec.to_json(), **given)
     dataset = config.dataset or DEFAULT_DATASET[kind]
     from genolang.data.registry import dataset_help, dataset_kind
 
@@ -147,6 +185,9 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         value = getattr(config, name)
         return default if value is None else value
 
+    chosen = preset(config.method or "darts")
+    spec = override(chosen.spec(), **config.method_overrides())
+
     if kind == "cnn":
         base: dict[str, Any] = {"lr": 0.025, "lr_min": 0.001, "momentum": 0.9, "weight_decay": 3e-4, "grad_clip": 5.0,
                                     "arch_lr": 3e-4, "arch_betas": (0.5, 0.999), "arch_weight_decay": 1e-3}
@@ -154,18 +195,28 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         # a constant learning rate (no schedule: lr_min is unused), no momentum
         base = {"lr": 20.0, "lr_min": 0.0, "momentum": 0.0, "weight_decay": 5e-7, "grad_clip": 0.25,
                     "arch_lr": 3e-3, "arch_betas": (0.9, 0.999), "arch_weight_decay": 1e-3}
+    # the method's settings: as its paper gives them on CIFAR-10; elsewhere its learning
+    # rates in the same ratio to DARTS's as in its paper
+    paper = dict(chosen.paper_recipe) if dataset == "cifar10" and kind == "cnn" else {}
+    lr = paper.get("lr", base["lr"] * chosen.lr_scale)
+    arch_lr = paper.get("arch_lr", defaults.get("arch_lr", base["arch_lr"]) * chosen.arch_lr_scale)
+    lr_min = paper.get("lr_min", chosen.lr_min if chosen.lr_min is not None else base["lr_min"])
     recipe = Recipe(
         kind=kind, dataset=dataset, data_dir=_absolute(config.data_dir),
         network=_absolute_if_path(pick("network", defaults["network"])),
-        epochs=pick("epochs", defaults["epochs"]), batch_size=pick("batch_size", defaults["batch_size"]),
-        order=pick("order", defaults["order"]), seed=pick("seed", 0),
-        lr=pick("lr", base["lr"]), lr_min=pick("lr_min", base["lr_min"]),
-        momentum=pick("momentum", base["momentum"]), weight_decay=pick("weight_decay", base["weight_decay"]),
+        epochs=pick("epochs", paper.get("epochs", defaults["epochs"])),
+        batch_size=pick("batch_size", paper.get("batch_size", defaults["batch_size"])),
+        order=pick("order", defaults["order"] if chosen.order == 1 else chosen.order), seed=pick("seed", 0),
+        lr=pick("lr", lr), lr_min=pick("lr_min", lr_min),
+        momentum=pick("momentum", base["momentum"]),
+        weight_decay=pick("weight_decay", paper.get("weight_decay", base["weight_decay"])),
         grad_clip=pick("grad_clip", base["grad_clip"]),
-        arch_lr=pick("arch_lr", defaults.get("arch_lr", base["arch_lr"])),
-        arch_betas=base["arch_betas"], arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),
+        arch_lr=pick("arch_lr", arch_lr),
+        arch_betas=chosen.arch_betas or base["arch_betas"],
+        arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),
         train_portion=pick("train_portion", 0.5), limit=config.limit, bptt=pick("bptt", 35),
-        augment=pick("augment", True), sync_bn=pick("sync_bn", True),
+        augment=pick("augment", True), sync_bn=pick("sync_bn", True), method=spec.to_json(),
+        hessian=pick("hessian", "fd"),
     )
     validate_recipe(recipe)
     return recipe
@@ -201,5 +252,7 @@ def validate_recipe(r: Recipe) -> None:
     for name in ("lr", "arch_lr"):
         if not getattr(r, name) > 0:
             problems.append(f"--{name.replace('_', '-')} must be positive, not {getattr(r, name)}")
+    if r.hessian not in ("fd", "exact"):
+        problems.append(f"--hessian must be fd or exact, not {r.hessian!r}")
     if problems:
         raise UsageError("; ".join(problems))

@@ -16,13 +16,13 @@ from genolang import __version__
 from genolang.errors import SpecError, UsageError
 from genolang.fsio import write_text
 from genolang.ir.alphas import CellAlphas
-from genolang.ir.derive import changed_edges
+from genolang.ir.derive import changed_edges, derive_genotype
 from genolang.run import dist
 from genolang.run.folder import RUN_JSON, RunDir
 from genolang.run.progress import Progress, ProgressFn
 from genolang.run.state import claim, differences, refuse_changes, restore_rng, rng_section, save_run_state
 from genolang.search.architect import Architect
-from genolang.search.method import DARTS, Method
+from genolang.search.method import MethodRun, SelectionContext
 from genolang.search.output import GenotypeFile, declaration, display_path, genotype_name, header, sha256_file
 from genolang.search.recipe import Recipe, SearchConfig, resolve_recipe
 from genolang.spec.check import load_text
@@ -58,9 +58,8 @@ class SearchRun:
     """Specs, recipe, device and process group, and run folder of one search."""
 
     def __init__(self, config: SearchConfig, run_dir: Path, resume: bool, progress: ProgressFn | None,
-                 world: dist.World, device: torch.device, method: Method = DARTS) -> None:
+                 world: dist.World, device: torch.device) -> None:
         self.config = config
-        self.method = method
         self.world, self.device = world, device
         self.progress: ProgressFn = (progress or (lambda p: None)) if world.is_main else (lambda p: None)
         self.run = RunDir(run_dir)
@@ -96,6 +95,7 @@ class SearchRun:
                              f"'{self.space.name}' is {'recurrent' if self.kind == 'rnn' else 'a CNN space'}; "
                              f"use a skeleton with {want}")
         self.network = network
+        self.method = MethodRun(self.recipe.method_spec(), self.recipe.epochs)
         if self.saved is not None:
             if int(self.saved.get("world_size", 1)) != world.size:
                 raise UsageError(f"--resume: {self.run.checkpoint} was written by {self.saved.get('world_size', 1)} "
@@ -125,7 +125,7 @@ class SearchRun:
             "space_sha256": self.space_sha256,
             "network": self.network.name, "network_path": display_path(self.network.path),
             "dataset": self.recipe.dataset, "order": self.recipe.order, "seed": self.recipe.seed,
-            "epochs": self.recipe.epochs, "recipe": self.recipe.to_json(), "method": self.method.name,
+            "epochs": self.recipe.epochs, "recipe": self.recipe.to_json(), "method": self.method.spec.name,
             "device": str(self.device), "torch": torch.__version__, "genolang": __version__,
             "world_size": self.world.size,
         }
@@ -147,7 +147,7 @@ class SearchRun:
         """Record the start (a fresh run's ``run.json``) and report it."""
         if epochs_done == 0:
             self.write_run_json(started=now(), status="running")
-        self.previous = self.method.select(self.space, model, "previous")
+        self.previous = self.derive(model, "previous")
         weights = sum(p.numel() for p in model.weight_parameters())
         self.progress(Progress("start", epochs_done, self.recipe.epochs, 0, steps, message=f"{weights:,} weights"))
 
@@ -157,9 +157,14 @@ class SearchRun:
             self._files[key] = GenotypeFile(self.space, key)
         return self._files[key]
 
+    def derive(self, model: Any, name: str) -> GenotypeSpec:
+        """The genotype the current alphas select by magnitude (what the progress
+        reports and the epoch files show, whatever the method's final selection)."""
+        return derive_genotype(self.space, model.cell_alphas(), name)
+
     def changes(self, model: Any) -> dict[str, int]:
         """Per cell, how many terms the current alphas' genotype changed since the last epoch."""
-        return changed_edges(self.previous, self.method.select(self.space, model, "current"))
+        return changed_edges(self.previous, self.derive(model, "current"))
 
     def save(self, epoch: int, model: torch.nn.Module, weight_opt: torch.optim.Optimizer, architect: Architect,
              scheduler: Any, sampler: torch.Generator | None) -> None:
@@ -210,7 +215,7 @@ class SearchRun:
         its checkpoint: a resume cuts the logs back to the checkpoint's epoch); returns
         the changes of the genotype since the last epoch."""
         alphas = model.cell_alphas()
-        geno = self.method.select(self.space, model, f"epoch_{epoch:03d}")
+        geno = self.derive(model, f"epoch_{epoch:03d}")
         changes = changed_edges(self.previous, geno)
         self.previous = geno
         if self.world.is_main:
@@ -222,12 +227,19 @@ class SearchRun:
             self.run.append_jsonl(ALPHAS_LOG, {"epoch": epoch, "cells": {c: a.to_json() for c, a in alphas.items()}})
         return changes
 
-    def finish(self, out: Path | None, model: Any, metrics: Mapping[str, Any]) -> SearchResult:
-        """Write the found genotype (run_dir/genotype.geno and ``out``) and report the end."""
+    def finish(self, out: Path | None, model: Any, metrics: Mapping[str, Any],
+               context: SelectionContext | None = None) -> SearchResult:
+        """Select the found genotype by the method's selection, write it
+        (run_dir/genotype.geno and ``out``) and report the end."""
+        name = genotype_name(out)
+        context = context or SelectionContext(self.space, model, name)
+        context.name = name
+        geno = self.method.select(context)
         alphas = model.cell_alphas()
-        geno = self.method.select(self.space, model, genotype_name(out))
         order = "first" if self.recipe.order == 1 else "second"
-        lines = header(f"Found by 'genolang search' (DARTS, {order} order).", self.provenance(), metrics, alphas)
+        title = (f"Found by 'genolang search' (DARTS, {order} order)." if self.method.spec.name == "darts"
+                 else f"Found by 'genolang search' ({self.method.spec.describe()}; {order} order).")
+        lines = header(title, self.provenance(), metrics, alphas)
         decl, digest = declaration(geno), genotype_hash(geno)
         run_file = self.file_for(self.run.path)
         text = run_file.compose(decl, lines, digest)

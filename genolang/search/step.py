@@ -4,6 +4,7 @@ of the weight half for second order), then a weight step on that training batch.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import Any
 
@@ -13,6 +14,7 @@ from torch import nn
 
 from genolang.run import dist
 from genolang.search.architect import Architect
+from genolang.search.method import MethodRun
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -32,11 +34,14 @@ def weight_step(loss: torch.Tensor, weights: list[nn.Parameter], optimizer: torc
 
 def image_iteration(model: nn.Module, architect: Architect, weight_optimizer: torch.optim.Optimizer,
                     weights: list[nn.Parameter], train: Batch, valid: Batch, lr: float, clip: float,
-                    world: dist.World = dist.SINGLE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+                    world: dist.World = dist.SINGLE,
+                    method: MethodRun | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """One iteration on image batches: the architecture step (first order on ``valid``;
     second order also unrolls a weight step on ``train`` at learning rate ``lr``), then
-    the weight step on ``train``. Returns the training loss, its logits and the norm of
-    the alpha gradient (device tensors: reading them waits for the device)."""
+    the weight step on ``train`` (``method`` may skip the first during its warm-up, run
+    them in the other order, and perturb the weights the second sees). Returns the
+    training loss, its logits and the norm of the alpha gradient, None without an
+    architecture step (device tensors: reading them waits for the device)."""
     x, y = train
     xv, yv = valid
 
@@ -46,8 +51,15 @@ def image_iteration(model: nn.Module, architect: Architect, weight_optimizer: to
     def train_loss(call: Callable[..., Any]) -> torch.Tensor:
         return F.cross_entropy(call(x), y)
 
-    norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
-    logits = model(x)
-    loss = F.cross_entropy(logits, y)
-    weight_step(loss, weights, weight_optimizer, clip, world)
+    arch = method is None or method.arch_step_due()
+    weight_first = method is not None and method.spec.step_order == "weight_first"
+    norm = None
+    if arch and not weight_first:
+        norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
+    with method.weight_phase() if method is not None else contextlib.nullcontext():
+        logits = model(x)
+        loss = F.cross_entropy(logits, y)
+        weight_step(loss, weights, weight_optimizer, clip, world)
+    if arch and weight_first:
+        norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
     return loss, logits, norm

@@ -72,6 +72,7 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
     for epoch in range(start + 1, r.epochs + 1):
         t0 = time.perf_counter()
         model.train()
+        s.method.start_epoch(epoch)
         s.progress(Progress("epoch_start", epoch, r.epochs, 0, steps))
         hidden = model.init_hidden(r.batch_size)
         hidden_valid = [model.init_hidden(r.batch_size)]
@@ -89,16 +90,20 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
             hidden = hidden.detach()
             valid_obj = _nll(xv, yv, hidden_valid[0].detach(), ntok, keep=hidden_valid)
             train_obj = _nll(x, y, hidden, ntok) if r.order == 2 else None
-            norm = architect.step(valid_obj, train_obj, weight_opt.param_groups[0]["lr"])
-            hidden_valid[0] = hidden_valid[0].detach()
-            log_prob, hidden, raw, _ = model(x, hidden, return_h=True)
-            raw_loss = F.nll_loss(log_prob.view(-1, ntok), y)
-            synced = step % s.sync_every == 0
-            if synced:  # on CUDA, only every few steps: each check waits for the device
-                check_finite(norm, "architecture gradient", epoch, step, s.run, "lower --lr/--arch-lr")
-                check_finite(raw_loss, "training loss", epoch, step, s.run, "lower --lr/--arch-lr")
-            loss = raw_loss + r.tar * (raw[1:] - raw[:-1]).pow(2).mean()
-            weight_step(loss, weights, weight_opt, r.grad_clip, world)
+            norm = None
+            if s.method.arch_step_due():
+                norm = architect.step(valid_obj, train_obj, weight_opt.param_groups[0]["lr"])
+                hidden_valid[0] = hidden_valid[0].detach()
+            with s.method.weight_phase():
+                log_prob, hidden, raw, _ = model(x, hidden, return_h=True)
+                raw_loss = F.nll_loss(log_prob.view(-1, ntok), y)
+                synced = step % s.sync_every == 0
+                if synced:  # on CUDA, only every few steps: each check waits for the device
+                    if norm is not None:
+                        check_finite(norm, "architecture gradient", epoch, step, s.run, "lower --lr/--arch-lr")
+                    check_finite(raw_loss, "training loss", epoch, step, s.run, "lower --lr/--arch-lr")
+                loss = raw_loss + r.tar * (raw[1:] - raw[:-1]).pow(2).mean()
+                weight_step(loss, weights, weight_opt, r.grad_clip, world)
             weight_opt.param_groups[0]["lr"] = base_lr
             loss_sum += raw_loss.detach().double() * len(y)
             total_tokens += len(y)
