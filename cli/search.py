@@ -3,10 +3,52 @@ genotype as a spec file."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
 from genolang.errors import UsageError
+
+
+def parse_settings(settings: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
+    """``--set gumbel.tau_max=5`` as ``(("gumbel.tau_max", 5),)``: numbers, true/false
+    and words."""
+    out = []
+    for item in settings:
+        key, eq, text = item.partition("=")
+        if not eq or not key.strip() or not text.strip():
+            raise UsageError(f"--set {item}: write COMPONENT.PARAM=VALUE, e.g. --set gumbel.tau_max=5")
+        value: Any = text.strip()
+        if value in ("true", "false"):
+            value = value == "true"
+        else:
+            for cast in (int, float):
+                try:
+                    value = cast(value)
+                    break
+                except ValueError:
+                    continue
+        out.append((key.strip(), value))
+    return tuple(out)
+
+
+def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from genolang.search.components import KINDS, parameters, registry
+    from genolang.search.method import PRESETS
+
+    click.echo("methods:")
+    for name in sorted(PRESETS):
+        spec = PRESETS[name].spec()
+        click.echo(f"  {spec.describe()}" + (f"  [{spec.paper}]" if spec.paper else ""))
+    for kind in KINDS:
+        click.echo(f"{kind}s:")
+        for name in sorted(registry(kind)):
+            params = ", ".join(f"{k}={v}" for k, v in parameters(kind, name).items())
+            click.echo(f"  {name}" + (f"({params})" if params else ""))
+    ctx.exit(0)
 
 
 @click.command("search")
@@ -51,11 +93,35 @@ from genolang.errors import UsageError
               help="CNN supernet: run only these optimizing passes, in this order ('' for none; default all). "
                    "They change speed and memory, not results.")
 @click.option("--no-opt", is_flag=True, help="CNN supernet: no passes and NCHW tensors, as the paper's code builds it.")
+@click.option("--method", default=None, metavar="NAME",
+              help="Search method: darts (default) or another of 'genolang search --list-methods', with its "
+                   "paper's components and hyperparameters; every part can be overridden below.")
+@click.option("--relaxation", default=None, help="Replace the method's relaxation (softmax, gumbel, ...).")
+@click.option("--transform", "transforms", multiple=True,
+              help="Supernet transform(s) instead of the method's (repeatable; 'none' for none).")
+@click.option("--regularizer", "regularizers", multiple=True,
+              help="Architecture regularizer(s) instead of the method's (repeatable; 'none' for none).")
+@click.option("--perturbation", default=None, help="Weight-step perturbation instead of the method's ('none').")
+@click.option("--selection", default=None, help="Final selection instead of the method's (magnitude, ...).")
+@click.option("--set", "settings", multiple=True, metavar="COMPONENT.PARAM=VALUE",
+              help="Set a component's hyperparameter, e.g. --set gumbel.tau_max=5 (repeatable).")
+@click.option("--warmup", type=float, default=None,
+              help="Fraction of the epochs with frozen alphas before the architecture steps start [the method's].")
+@click.option("--step-order", type=click.Choice(["arch_first", "weight_first"]), default=None,
+              help="Which step of an iteration runs first [the method's; arch_first for DARTS].")
+@click.option("--hessian", type=click.Choice(["fd", "exact"]), default=None,
+              help="Second order: the finite-difference Hessian-vector product (the paper's) or the exact one "
+                   "(double backward) [fd].")
+@click.option("--list-methods", is_flag=True, is_eager=True, expose_value=False, callback=_list_methods,
+              help="List the search methods and components, and exit.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
            resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
            threads: int | None, augment: bool | None, sync_bn: bool | None, passes: str | None, no_opt: bool,
+           method: str | None, relaxation: str | None, transforms: tuple[str, ...],
+           regularizers: tuple[str, ...], perturbation: str | None, selection: str | None,
+           settings: tuple[str, ...], warmup: float | None, step_order: str | None, hessian: str | None,
            quiet: bool) -> None:
     """Search SPACE (a space .geno file or a space name) with DARTS and write the found
     genotype as a spec file that 'genolang compile' and 'genolang train' accept.
@@ -81,7 +147,10 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     config = SearchConfig(space=space, network=network, dataset=dataset, data_dir=data_dir, epochs=epochs,
                           batch_size=batch_size, order=int(order) if order else None, seed=seed, lr=lr,
                           arch_lr=arch_lr, limit=limit, augment=augment, sync_bn=sync_bn, device=device,
-                          threads=threads, supernet=supernet)
+                          threads=threads, supernet=supernet, method=method, relaxation=relaxation,
+                          transforms=transforms or None, regularizers=regularizers or None,
+                          perturbation=perturbation, selection=selection, params=parse_settings(settings),
+                          warmup=warmup, step_order=step_order, hessian=hessian)
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
     from genolang.run.dist import is_main_process
