@@ -7,6 +7,7 @@ Torch-free."""
 
 from __future__ import annotations
 
+from genolang import resources
 from genolang.errors import UsageError
 from genolang.parse import ast as A
 from genolang.parse.printer import compose_file, format_decl
@@ -125,8 +126,10 @@ def spec_bundle(geno: GenotypeSpec, network: NetworkSpec) -> str:
 
 
 def read_bundle(text: str, where: str = "<checkpoint>") -> tuple[GenotypeSpec, NetworkSpec]:
-    """Parse and check a ``spec_bundle`` text on its own (no search path)."""
-    checked = load_text(text, where, Library([], []))
+    """Parse and check a ``spec_bundle`` text on its own: names resolve in the text itself,
+    then (for bundles written before ops were declared in text, which hold none) among
+    the shipped ops and the installed plugins; never along the caller's search path."""
+    checked = load_text(text, where, Library([], [resources.specs_dir()]))
     if len(checked.genotypes) != 1 or len(checked.networks) != 1:
         raise UsageError(f"{where}: the stored spec text must hold one genotype and one network")
     geno = next(iter(checked.genotypes.values()))
