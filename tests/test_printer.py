@@ -267,7 +267,7 @@ def test_property_values_round_trip(values: list[int | float | Fraction | str]) 
 
 # ---- any layout ---------------------------------------------------------------------
 
-LAYOUT_TOKEN = re.compile(r"#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?(?:/\d+)?|\.\.|\S")
+LAYOUT_TOKEN = re.compile(r"#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\d+x\d+|[-+]?\d+(?:\.\d*)?(?:/\d+)?|\.\.|\S")
 
 
 @st.composite
