@@ -93,7 +93,7 @@ def genotype_tree(geno: GenotypeSpec, name: str | None = None) -> A.Genotype:
         (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
         for c in geno.cells
     ]
-    return A.make_genotype(name or geno.name, geno.space.name, cells)  # type: ignore[arg-type]
+    return A.make_genotype(name or geno.name, geno.space.name, cells)
 
 
 def network_tree(network: NetworkSpec) -> A.Network:
