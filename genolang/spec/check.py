@@ -3,9 +3,10 @@ problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Literal, overload
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
 from genolang.parse import ast as A
@@ -63,11 +64,22 @@ class Checked:
     def render_warnings(self) -> str:
         return "\n".join(d.render(self.sources.get(d.path, self.source)) for d in self.warnings)
 
+    @overload
+    def single(self, kind: Literal["space"]) -> SpaceSpec: ...
+    @overload
+    def single(self, kind: Literal["genotype"]) -> GenotypeSpec: ...
+    @overload
+    def single(self, kind: Literal["network"]) -> NetworkSpec: ...
+    @overload
+    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec: ...
+
     def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec:
         """The one declaration of a kind in this file; a clear error otherwise."""
-        table: dict[str, object] = {"space": self.spaces, "genotype": self.genotypes, "network": self.networks}[kind]  # type: ignore[assignment]
+        tables: dict[str, Mapping[str, SpaceSpec | GenotypeSpec | NetworkSpec]] = {
+            "space": self.spaces, "genotype": self.genotypes, "network": self.networks}
+        table = tables[kind]
         if len(table) == 1:
-            return next(iter(table.values()))  # type: ignore[return-value]
+            return next(iter(table.values()))
         found = ", ".join(table) if table else "none"
         diag = Diagnostic(
             self.path, None, f"expected exactly one {kind} in this file, found {len(table)} ({found})",
@@ -250,7 +262,7 @@ def _stride(prop: A.Prop, rep: _Report) -> int | None:
     if v.value not in (1, 2) or isinstance(v.value, bool):
         rep.error(v.span, f"'stride' must be 1 or 2, got '{_show(v)}'", "a reduction cell has 'stride = 2'")
         return None
-    return int(v.value)  # type: ignore[arg-type]
+    return int(v.value)
 
 
 def _keep(prop: A.Prop, rep: _Report) -> int | None:
