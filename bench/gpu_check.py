@@ -51,11 +51,9 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
 def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.supernet import build_supernet
     from genolang.search.architect import Architect, ArchitectConfig
-    from genolang.spec.checked import NetworkSpec, SpaceSpec
     from genolang.spec.lookup import load_named
 
     space, net = load_named("space", "darts_cnn"), load_named("network", "cifar_search")
-    assert isinstance(space, SpaceSpec) and isinstance(net, NetworkSpec)
     model = build_supernet(space, net, in_channels=3, input_size=32, classes=10).to(DEVICE)
     weights = model.weight_parameters()
     opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
@@ -81,12 +79,10 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 
 def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.fixed import build_fixed_cnn
-    from genolang.spec.checked import GenotypeSpec, NetworkSpec
     from genolang.spec.lookup import load_named
     from genolang.train.images import autocast_dtype
 
     geno, net = load_named("genotype", "darts_v2"), load_named("network", "cifar")
-    assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
     model = build_fixed_cnn(geno, net).to(DEVICE)
     model.drop_path_prob = 0.2
     if amp:
