@@ -32,7 +32,8 @@ def main() -> None:
 
         geno = load_named("genotype", args["genotype"])
         net = load_named("network", args["network"])
-        assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
+        assert isinstance(geno, GenotypeSpec)
+        assert isinstance(net, NetworkSpec)
         recipe = default_recipe("digits", net).replace(**args["recipe"])
         seed_everything(recipe.seed)  # the weights the run starts from, as train() builds them
         initial = build(geno, net, DataShape("cnn", in_channels=1, input_size=8, classes=10)).state_dict()

@@ -126,7 +126,7 @@ def test_recurrent_derivation_keeps_one_input_per_node() -> None:
     assert {n: terms[0] for n, terms in nodes_of(tree, "recurrent").items()} == expected
     reference = load_named("genotype", "darts_rnn_v2")
     checked = load_text(genotype_text(tree), "found.geno").single("genotype")
-    assert checked.cells[0].nodes == reference.cells[0].nodes  # type: ignore[union-attr]
+    assert checked.cells[0].nodes == reference.cells[0].nodes
     assert checked.cells[0].output == tuple(f"n{i}" for i in range(1, 9))
 
 

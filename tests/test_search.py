@@ -44,11 +44,12 @@ def test_a_tiny_search_writes_a_spec_that_checks_and_compiles(tmp_path: Path) ->
     assert "final validation accuracy: " in text
     assert "#   n3 <- c1: none 0." in text  # the alpha table
     geno = load(str(out)).single("genotype")
-    assert isinstance(geno, GenotypeSpec) and geno.name == "found"
+    assert isinstance(geno, GenotypeSpec)
+    assert geno.name == "found"
     assert [c.name for c in geno.cells] == ["normal", "reduce"]
     assert all(len(n.edges) == 2 and all(op != "none" for op, _ in n.edges) for c in geno.cells for n in c.nodes)
     small = load_named("network", "small")
-    model = build_fixed_cnn(geno, small, in_channels=1, input_size=8, classes=10)  # type: ignore[arg-type]
+    model = build_fixed_cnn(geno, small, in_channels=1, input_size=8, classes=10)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     # the run folder
     for name in ("checkpoint.pt", "epoch-001.geno", "epoch-002.geno", "genotype.geno", "run.json"):
@@ -151,7 +152,8 @@ def test_a_recurrent_search_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, argv)
         assert result.exit_code == 0, result.output
         geno = load(str(tmp_path / f"rnn{order}.geno")).single("genotype")
-        assert isinstance(geno, GenotypeSpec) and geno.kind == "rnn"
+        assert isinstance(geno, GenotypeSpec)
+        assert geno.kind == "rnn"
         (cell,) = geno.cells
         assert len(cell.nodes) == 8 and all(len(n.edges) == 1 for n in cell.nodes)
         assert cell.output == tuple(f"n{i}" for i in range(1, 9))

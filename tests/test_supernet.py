@@ -197,7 +197,8 @@ def test_recurrent_supernet_shapes_and_parameters() -> None:
 def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
     space = load_named("space", "darts_rnn")
     geno = load_named("genotype", "darts_rnn_v2")
-    assert isinstance(space, SpaceSpec) and isinstance(geno, GenotypeSpec)
+    assert isinstance(space, SpaceSpec)
+    assert isinstance(geno, GenotypeSpec)
     torch.manual_seed(0)
     supernet = build_rnn_supernet(space, tiny_rnn_network(), ntokens=20)
     one_hot_alphas(supernet, geno)

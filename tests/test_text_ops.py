@@ -24,7 +24,7 @@ SHIPPED_CNN = ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "sep_conv
 def shipped_ops() -> dict[str, OpDef]:
     out: dict[str, OpDef] = {}
     for space in ("darts_cnn", "nasnet", "amoebanet", "nb201", "darts_rnn"):
-        for op in load_named("space", space).op_defs:  # type: ignore[union-attr]
+        for op in load_named("space", space).op_defs:
             out[op.name] = op
     return out
 
