@@ -170,6 +170,7 @@ def _real(prop: A.Prop, rep: _Report) -> float | None:
     if isinstance(v.value, str):
         rep.error(v.span, f"'{prop.key.text}' must be a number, got '{v.value}'")
         return None
+    assert not isinstance(v.value, A.Kernel)  # the grammar has kernel sizes in op calls only
     return float(v.value)
 
 
@@ -216,7 +217,8 @@ def _positions(prop: A.Prop, rep: _Report) -> tuple[int | Fraction, ...] | None:
     if len(prop.values) == 1 and prop.values[0].value == "none":
         return ()
     out = [_position(v, prop.key.text, rep) for v in prop.values]
-    return None if any(p is None for p in out) else tuple(out)  # type: ignore[misc]
+    positions = [p for p in out if p is not None]
+    return None if len(positions) < len(out) else tuple(positions)
 
 
 def _optional_position(prop: A.Prop, rep: _Report) -> object:
@@ -289,7 +291,7 @@ _CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
 }
 
 
-def _props(props: Iterable[A.Prop], schema: dict[str, object], where: str, rep: _Report,
+def _props(props: Iterable[A.Prop], schema: Mapping[str, object], where: str, rep: _Report,
            qualified: Iterable[str] = ()) -> dict[str, A.Prop]:
     """Index props by key, reporting unknown, duplicated and wrongly qualified keys."""
     seen: dict[str, A.Prop] = {}
@@ -474,8 +476,8 @@ def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: 
         if any(name == op for name, _ in caps):
             rep.error(prop.qualifier.span, f"'{op}' is capped twice", "keep one 'cap' per op")
             continue
-        v = _one(prop, rep)
-        limit = None if v is None else _int_value(v, f"cap {op}", rep, 0)
+        given = _one(prop, rep)
+        limit = None if given is None else _int_value(given, f"cap {op}", rep, 0)
         if limit is not None:
             caps.append((op, limit))
     if rep.errors_since(start) or distinct is None:
@@ -588,16 +590,16 @@ def _genotype_cell(cell: A.GenoCell, shape: CellShape, spans: dict[Where, Span |
     for i, node in enumerate(cell.nodes):
         at = (*here, "node", i)
         spans[at] = node.name.span
-        spans[(*at, "body")] = node.span
+        spans[at + ("body",)] = node.span
         for j, term in enumerate(node.terms):
-            spans[(*at, "term", j)] = term.span
-            spans[(*at, "term", j, "op")] = term.op.span
-            spans[(*at, "term", j, "input")] = term.input.span
+            spans[at + ("term", j)] = term.span
+            spans[at + ("term", j, "op")] = term.op.span
+            spans[at + ("term", j, "input")] = term.input.span
         nodes.append(NodeSpec(node.name.text, tuple((t.op.text, t.input.text) for t in node.terms)))
     names = [n.name.text for n in cell.nodes if n.name.text not in shape.input_names]
     output = _genotype_output(cell, shape, list(dict.fromkeys(names)), spans, rep)
     if output is None:  # reported; the nodes are still validated (with no output to check)
-        spans[(*here, "output")] = None
+        spans[here + ("output",)] = None
         return CellGenotype(shape, tuple(nodes), ())
     return CellGenotype(shape, tuple(nodes), output)
 
@@ -647,10 +649,10 @@ def _genotype_output(cell: A.GenoCell, shape: CellShape, defined: list[str], spa
                     rep.error(ref.span, f"range '{ref.start.text}..{ref.end.text}' runs backwards",
                               f"write '{ref.end.text}..{ref.start.text}'")
                 for name in defined[i:j + 1]:
-                    spans[(*at, len(names))] = ref.span
+                    spans[at + (len(names),)] = ref.span
                     names.append(name)
         else:
-            spans[(*at, len(names))] = ref.span
+            spans[at + (len(names),)] = ref.span
             names.append(ref.text)
     if rep.errors_since(start):
         return None
@@ -749,9 +751,9 @@ def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked)
         rep.error(ref.span, f"space '{ref.text}' ({found.file.path}) has errors")
         result.diagnostics.extend(other.items)
         result.sources[found.file.path] = found.source
-        for err in resolver.library_errors:
-            result.diagnostics.extend(err.diagnostics)
-            result.sources.update(err.sources)
+        for library_error in resolver.library_errors:
+            result.diagnostics.extend(library_error.diagnostics)
+            result.sources.update(library_error.sources)
     return space
 
 
