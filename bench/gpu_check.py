@@ -17,7 +17,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -63,8 +62,8 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 
     def step() -> None:
         # call runs the supernet: logits
-        architect.step(lambda call: F.cross_entropy(cast(torch.Tensor, call(xv)), yv),
-                       (lambda call: F.cross_entropy(cast(torch.Tensor, call(x)), y)) if order == 2 else None, 0.025)
+        architect.step(lambda call: F.cross_entropy(call(xv), yv),
+                       (lambda call: F.cross_entropy(call(x), y)) if order == 2 else None, 0.025)
         loss = F.cross_entropy(model(x), y)
         grads = torch.autograd.grad(loss, weights)
         for p, g in zip(weights, grads):
