@@ -231,6 +231,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     shape = data_shape(network, in_channels=config.in_channels, input_size=config.input_size, classes=config.classes)
     passes = DEFAULT_PASSES if config.passes is None else config.passes
     options = SupernetOptions(passes=passes, channels_last=config.channels_last)
+    assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None  # set for a CNN
     torch.manual_seed(config.seed)
     model = build_supernet(space, network, in_channels=shape.in_channels, input_size=shape.input_size,
                            classes=shape.classes, options=options).to(device)
