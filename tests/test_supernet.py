@@ -205,6 +205,7 @@ def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
     fixed = build_fixed_rnn(lower_genotype(geno)["recurrent"], tiny_rnn_network(), ntokens=20)
     fixed.load_state_dict({k: v for k, v in supernet.state_dict().items()
                            if not k.startswith(("alphas", "cell.bn"))})
+    assert supernet.cell.bn.running_var is not None
     with torch.no_grad():  # the shared BN made the identity in eval mode
         supernet.cell.bn.running_var.fill_(1.0 - supernet.cell.bn.eps)
     supernet.eval()
