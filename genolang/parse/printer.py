@@ -19,7 +19,7 @@ INDENT = "    "
 T = TypeVar("T")
 
 
-def format_value(value: int | float | Fraction | str | A.Kernel) -> str:
+def format_value(value: A.ValueData) -> str:
     """A property value as canonical text."""
     if isinstance(value, A.Kernel):
         return str(value)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Protocol
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
@@ -42,9 +41,6 @@ MAX_FAMILY = 64
 class Reporter(Protocol):
     def error(self, span: Span | None, message: str, hint: str | None = None) -> None: ...
 
-
-# What an argument's value holds (``A.Value.value``).
-_Literal = int | float | Fraction | str | A.Kernel
 
 # An op named in a body (and the ops being checked, for cycles): the checked op, or None.
 OpLookup = Callable[[str, tuple[str, ...]], "OpDef | _Broken | None"]
@@ -157,7 +153,7 @@ def _call(call: A.OpCall, ctx: _Context) -> Body | None:
     return found.body
 
 
-def _arg_value(arg: A.OpArg, ctx: _Context) -> _Literal:
+def _arg_value(arg: A.OpArg, ctx: _Context) -> A.ValueData:
     """An argument's value, the family parameter replaced by this member's value."""
     value = arg.value.value
     if ctx.param is not None and value == ctx.param and ctx.value is not None:
@@ -178,7 +174,7 @@ def _primitive(call: A.OpCall, ctx: _Context) -> Layer | None:
     prim = call.name.text
     rep = ctx.rep
     flags: set[str] = set()
-    kw: dict[str, tuple[_Literal, Span | None]] = {}
+    kw: dict[str, tuple[A.ValueData, Span | None]] = {}
     kernel: tuple[int, int] | None = None
     ok = True
     for arg in call.args:
@@ -249,7 +245,7 @@ def _axes(flags: set[str]) -> str:
     return ""
 
 
-def _kernel(value: _Literal, span: Span | None, prim: str, rep: Reporter) -> tuple[int, int] | None:
+def _kernel(value: A.ValueData, span: Span | None, prim: str, rep: Reporter) -> tuple[int, int] | None:
     if isinstance(value, A.Kernel):
         kernel = (value.height, value.width)
     elif isinstance(value, int) and not isinstance(value, bool):
@@ -265,7 +261,7 @@ def _kernel(value: _Literal, span: Span | None, prim: str, rep: Reporter) -> tup
     return kernel
 
 
-def _keyword(prim: str, key: str, value: _Literal, span: Span | None, rep: Reporter) -> int | float | None:
+def _keyword(prim: str, key: str, value: A.ValueData, span: Span | None, rep: Reporter) -> int | float | None:
     if key in ("std", "mean"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             rep.error(span, f"'{key}' must be a number, got '{format_value(value)}'")

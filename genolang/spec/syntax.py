@@ -17,8 +17,8 @@ from genolang.spec.resolve import Library
 from genolang.spec.validate import CNN_FIELDS, RNN_FIELDS
 
 
-def _prop(key: str, *values: object, qualifier: str | None = None) -> A.Prop:
-    return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),  # type: ignore[arg-type]
+def _prop(key: str, *values: A.ValueData, qualifier: str | None = None) -> A.Prop:
+    return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),
                   A.Name(qualifier) if qualifier else None)
 
 
