@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
 from genolang.parse import ast as A
@@ -17,6 +17,7 @@ from genolang.spec.checked import (
     CellShape,
     DeriveRule,
     GenotypeSpec,
+    Kind,
     NetworkSpec,
     NodeSpec,
     SpaceSpec,
@@ -27,7 +28,7 @@ from genolang.spec.resolve import Found, Library
 from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
 REDUCERS = ("concat", "mean", "last")
-STEMS = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
+STEMS: dict[str, Kind] = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
 
 
 @dataclass
@@ -154,7 +155,7 @@ def _whole(prop: A.Prop, rep: _Report) -> int | None:
     return v.value
 
 
-def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Report], object]:
+def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Report], int | None]:
     def parse_int(prop: A.Prop, rep: _Report) -> int | None:
         v = _one(prop, rep)
         return None if v is None else _int_value(v, prop.key.text, rep, minimum, maximum)
@@ -174,7 +175,7 @@ def _real(prop: A.Prop, rep: _Report) -> float | None:
     return float(v.value)
 
 
-def _word(choices: Iterable[str]) -> Callable[[A.Prop, _Report], object]:
+def _word(choices: Iterable[str]) -> Callable[[A.Prop, _Report], str | None]:
     options = tuple(choices)
 
     def parse_word(prop: A.Prop, rep: _Report) -> str | None:
@@ -282,7 +283,7 @@ def _keep(prop: A.Prop, rep: _Report) -> int | None:
     return _int_value(v, "keep", rep, 1)
 
 
-_CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
+_CELL_KEYS: dict[str, Callable[[A.Prop, _Report], int | str | None]] = {
     "inputs": _int(1, MAX_CELL_INPUTS),
     "nodes": _int(1, MAX_CELL_NODES),
     "keep": _keep,
@@ -331,7 +332,7 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
     ops: list[str] = []
     defs: list[OpDef] = []
     spans: dict[str, Span | None] = {}
-    kind: str | None = None
+    kind: Kind | None = None
     if "ops" not in props:
         rep.error(space.name.span, f"{where} has no 'ops'",
                   "list the candidate ops, e.g. 'ops = none, skip_connect, sep_conv_3x3'")
@@ -395,7 +396,7 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
                     break
     if rep.errors_since(start) or kind is None or derive is None:
         return None
-    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path,  # type: ignore[arg-type]
+    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path,
                      op_defs=tuple(defs))
 
 
@@ -416,12 +417,12 @@ def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape |
     if "nodes" not in props:
         rep.error(decl.name.span, f"{where} does not say how many nodes it has", "add 'nodes = 4'")
         return None
-    defaults: dict[str, object] = {"inputs": 2, "keep": 2, "output": "concat", "stride": 1}
+    defaults: dict[str, int | str] = {"inputs": 2, "keep": 2, "output": "concat", "stride": 1}
     if kind == "rnn":
         defaults.update(inputs=1, keep=1, output="mean")
     if any(values.get(k) is None for k in props):
         return None
-    merged = {**defaults, **values}
+    merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
     if kind == "rnn":
         if merged["keep"] != 1:
             rep.error(props["keep"].values[0].span if "keep" in props else decl.name.span,
@@ -437,8 +438,8 @@ def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape |
         if merged["stride"] != 1:
             rep.error(props["stride"].values[0].span, f"recurrent {where} cannot have a stride")
             return None
-    return CellShape(decl.name.text, int(merged["inputs"]), int(merged["nodes"]),  # type: ignore[call-overload]
-                     int(merged["keep"]), str(merged["output"]), int(merged["stride"]),  # type: ignore[call-overload]
+    return CellShape(decl.name.text, int(merged["inputs"]), int(merged["nodes"]),
+                     int(merged["keep"]), str(merged["output"]), int(merged["stride"]),
                      "s" if kind == "rnn" else "c")
 
 
@@ -501,7 +502,7 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
     if stem is None:
         return None
     kind = STEMS[str(stem)]
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}  # each key's parser gives its field's type; mypy cannot tie the two
     for key, prop in props.items():
         if key == "stem":
             continue
@@ -517,7 +518,7 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
             fields[key] = value
     if rep.errors_since(start):
         return None
-    spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)  # type: ignore[arg-type]
+    spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)
 
     def span(where: Where) -> Span | None:
         key = str(where[1]) if len(where) > 1 else ""
