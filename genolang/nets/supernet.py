@@ -133,7 +133,7 @@ class SearchCell(nn.Module):
                     raise UsageError(f"cell '{ir.name}': edge {e.name} is fixed; a supernet needs mixed edges")
                 assert e.row is not None
                 rows.setdefault(e.row, (ir.origin(e.src), node, e.stride))
-                ops.setdefault(e.row, set()).update(e.candidates or (e.op,))  # type: ignore[arg-type]
+                ops.setdefault(e.row, set()).update(e.candidates or (() if e.op is None else (e.op,)))
         self.nodes = nn.ModuleDict()
         for row in sorted(rows):  # node by node, slot by slot: the unoptimized order
             src, dst, stride = rows[row]
