@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -374,7 +375,7 @@ def test_cifar100_errors(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
     folder = write_cifar100(tmp_path)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from click.testing import CliRunner
+from lark import ParseTree
 
 from _cli import assert_clean_failure
 from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn
 from genolang.cli import main
 from genolang.nets.fixed import build_fixed_cnn
+from genolang.run.progress import Progress
 from genolang.search.entry import run_search
 from genolang.search.recipe import SearchConfig
 from genolang.spec.check import load
@@ -114,7 +117,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None
     config = SearchConfig(space=SPACE, network=str(net), epochs=3, batch_size=8, limit=2, seed=1, order=2)
     run_search(config, run_dir=tmp_path / "whole", out=tmp_path / "whole.geno")
 
-    def stop_after_first_epoch(p) -> None:  # type: ignore[no-untyped-def]
+    def stop_after_first_epoch(p: Progress) -> None:
         if p.kind == "epoch_end" and p.epoch == 1:
             raise Interrupt()
 
@@ -215,7 +218,7 @@ def test_a_nan_loss_stops_with_the_last_good_checkpoint_kept(tmp_path: Path,
     real = torch.nn.functional.cross_entropy
     calls = {"n": 0}
 
-    def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def poisoned(*args: Any, **kwargs: Any) -> torch.Tensor:
         calls["n"] += 1
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] > 6 else loss  # epoch 1: 2 x (arch + weight) + 2 eval batches
@@ -246,7 +249,7 @@ def test_parses_do_not_grow_with_the_epochs(tmp_path: Path, monkeypatch: pytest.
     real = parser._lark
 
     class Counting:
-        def parse(self, text: str):  # type: ignore[no-untyped-def]
+        def parse(self, text: str) -> ParseTree:
             calls.append(text)
             return real().parse(text)
 
