@@ -17,7 +17,6 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -51,11 +50,9 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
 def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.supernet import build_supernet
     from genolang.search.architect import Architect, ArchitectConfig
-    from genolang.spec.checked import NetworkSpec, SpaceSpec
     from genolang.spec.lookup import load_named
 
     space, net = load_named("space", "darts_cnn"), load_named("network", "cifar_search")
-    assert isinstance(space, SpaceSpec) and isinstance(net, NetworkSpec)
     model = build_supernet(space, net, in_channels=3, input_size=32, classes=10).to(DEVICE)
     weights = model.weight_parameters()
     opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
@@ -65,8 +62,8 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 
     def step() -> None:
         # call runs the supernet: logits
-        architect.step(lambda call: F.cross_entropy(cast(torch.Tensor, call(xv)), yv),
-                       (lambda call: F.cross_entropy(cast(torch.Tensor, call(x)), y)) if order == 2 else None, 0.025)
+        architect.step(lambda call: F.cross_entropy(call(xv), yv),
+                       (lambda call: F.cross_entropy(call(x), y)) if order == 2 else None, 0.025)
         loss = F.cross_entropy(model(x), y)
         grads = torch.autograd.grad(loss, weights)
         for p, g in zip(weights, grads):
@@ -81,12 +78,10 @@ def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, o
 
 def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, object]:
     from genolang.nets.fixed import build_fixed_cnn
-    from genolang.spec.checked import GenotypeSpec, NetworkSpec
     from genolang.spec.lookup import load_named
     from genolang.train.images import autocast_dtype
 
     geno, net = load_named("genotype", "darts_v2"), load_named("network", "cifar")
-    assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
     model = build_fixed_cnn(geno, net).to(DEVICE)
     model.drop_path_prob = 0.2
     if amp:

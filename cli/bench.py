@@ -34,7 +34,7 @@ class BenchGroup(click.Group):
         if name not in BENCH_COMMANDS:
             return None
         module, attr, _ = BENCH_COMMANDS[name]
-        return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+        return getattr(importlib.import_module(module), attr)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         with formatter.section("Commands"):

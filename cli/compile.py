@@ -18,7 +18,6 @@ def load_specs(genotype: str, network: str) -> tuple[GenotypeSpec, NetworkSpec]:
     """The checked genotype and skeleton named (or given as files) on a command line."""
     geno = load_named("genotype", genotype)
     net = load_named("network", network)
-    assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)  # load_named returns the kind asked for
     return geno, net
 
 

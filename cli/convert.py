@@ -11,7 +11,6 @@ from genolang.interop import FORMATS
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
 from genolang.spec.check import load, load_text
-from genolang.spec.checked import GenotypeSpec
 from genolang.spec.resolve import Library
 
 
@@ -48,7 +47,5 @@ def export(fmt: str, file: str, name: str | None) -> None:
             raise UsageError(f"{file} has no genotype '{name}'; it has: {', '.join(result.genotypes) or 'none'}")
         geno = result.genotypes[name]
     else:
-        single = result.single("genotype")
-        assert isinstance(single, GenotypeSpec)  # the file's one genotype
-        geno = single
+        geno = result.single("genotype")
     click.echo(FORMATS[fmt].write(geno))

@@ -145,10 +145,10 @@ def show(file: str, ir: bool, passes: str | None) -> None:
                 click.echo(_indent((cell_ir if chosen is None else run_passes(cell_ir, chosen)).dump()))
     for geno in result.genotypes.values():
         click.echo(f"genotype {geno.name} : {geno.space.name} ({geno.space.path})")
-        for cell in geno.cells:
-            ops = [op for n in cell.nodes for op, _ in n.edges]
-            click.echo(f"  cell {cell.name}: {len(cell.nodes)} nodes, {len(ops)} edges, "
-                       f"{cell.shape.reducer} of {', '.join(cell.output)}")
+        for geno_cell in geno.cells:
+            ops = [op for n in geno_cell.nodes for op, _ in n.edges]
+            click.echo(f"  cell {geno_cell.name}: {len(geno_cell.nodes)} nodes, {len(ops)} edges, "
+                       f"{geno_cell.shape.reducer} of {', '.join(geno_cell.output)}")
         if ir:
             for cell_ir in lower_genotype(geno).values():
                 click.echo(_indent(cell_ir.dump()))

@@ -111,12 +111,10 @@ def peak_rss_mb() -> float:
 def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: bool) -> tuple[nn.Module, Any]:
     """The network of ``config`` on ``device`` and its ``DataShape``."""
     from genolang.nets.compile import apply_overrides, build, check_pair, data_shape
-    from genolang.spec.checked import GenotypeSpec, NetworkSpec
     from genolang.spec.lookup import load_named
 
     geno = load_named("genotype", config.genotype)
     network = load_named("network", config.network)
-    assert isinstance(geno, GenotypeSpec) and isinstance(network, NetworkSpec)
     check_pair(geno, network)
     if network.kind == "cnn":
         network = apply_overrides(network, channels=config.channels, layers=config.layers)
@@ -132,7 +130,7 @@ def maybe_compile(module: nn.Module, config: BenchConfig) -> None:
     """Replace ``module.forward`` by its ``torch.compile``d version when the config asks
     for it; compilation happens on the first (warm-up) call."""
     if config.compile:
-        module.forward = torch.compile(module.forward)  # type: ignore[method-assign]
+        module.forward = torch.compile(module.forward)
 
 
 def _batch(config: BenchConfig, shape: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -222,12 +220,10 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     from genolang.passes import DEFAULT_PASSES
     from genolang.search.architect import Architect, ArchitectConfig
     from genolang.search.step import image_iteration
-    from genolang.spec.checked import NetworkSpec, SpaceSpec
     from genolang.spec.lookup import load_named
 
     space = load_named("space", config.space)
     network = load_named("network", config.network)
-    assert isinstance(space, SpaceSpec) and isinstance(network, NetworkSpec)
     if space.kind != "cnn" or network.kind != "cnn":
         raise UsageError(f"search-step times CNN spaces on CNN skeletons; '{config.space}' on '{config.network}' "
                          "is not one")
@@ -235,6 +231,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     shape = data_shape(network, in_channels=config.in_channels, input_size=config.input_size, classes=config.classes)
     passes = DEFAULT_PASSES if config.passes is None else config.passes
     options = SupernetOptions(passes=passes, channels_last=config.channels_last)
+    assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None  # set for a CNN
     torch.manual_seed(config.seed)
     model = build_supernet(space, network, in_channels=shape.in_channels, input_size=shape.input_size,
                            classes=shape.classes, options=options).to(device)

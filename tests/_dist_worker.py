@@ -32,14 +32,15 @@ def main() -> None:
 
         geno = load_named("genotype", args["genotype"])
         net = load_named("network", args["network"])
-        assert isinstance(geno, GenotypeSpec) and isinstance(net, NetworkSpec)
+        assert isinstance(geno, GenotypeSpec)
+        assert isinstance(net, NetworkSpec)
         recipe = default_recipe("digits", net).replace(**args["recipe"])
         seed_everything(recipe.seed)  # the weights the run starts from, as train() builds them
         initial = build(geno, net, DataShape("cnn", in_channels=1, input_size=8, classes=10)).state_dict()
         torch.save(initial, os.path.join(out_dir, f"initial{rank}.pt"))
-        result = train(geno, net, recipe, args["run_dir"], device="cpu")
+        trained = train(geno, net, recipe, args["run_dir"], device="cpu")
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
-            json.dump(result.to_dict(), fh)
+            json.dump(trained.to_dict(), fh)
     else:
         raise SystemExit(f"unknown job {job}")
 

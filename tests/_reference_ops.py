@@ -4,6 +4,8 @@ reference that tests/test_text_ops.py compares the text-declared ops against."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ class ReLUConvBN(nn.Sequential):
         )
 
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[2], self[1](self[0](x) if relu else x), scale)
+        return batch_norm(cast(nn.BatchNorm2d, self[2]), self[1](self[0](x) if relu else x), scale)
 
 
 class DilConv(nn.Sequential):
@@ -37,7 +39,7 @@ class DilConv(nn.Sequential):
         )
 
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
+        return batch_norm(cast(nn.BatchNorm2d, self[3]), self[2](self[1](self[0](x) if relu else x)), scale)
 
 
 class SepConv(nn.Sequential):
@@ -50,7 +52,8 @@ class SepConv(nn.Sequential):
         )
 
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return self[1].forward_fused(self[0].forward_fused(x, relu), True, scale)
+        first, second = cast(DilConv, self[0]), cast(DilConv, self[1])
+        return second.forward_fused(first.forward_fused(x, relu), True, scale)
 
 
 class Conv7x1_1x7(nn.Sequential):
@@ -65,7 +68,7 @@ class Conv7x1_1x7(nn.Sequential):
         )
 
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        return batch_norm(self[3], self[2](self[1](self[0](x) if relu else x)), scale)
+        return batch_norm(cast(nn.BatchNorm2d, self[3]), self[2](self[1](self[0](x) if relu else x)), scale)
 
 
 class Identity(nn.Module):
@@ -120,7 +123,7 @@ class PoolBN(nn.Sequential):
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
         if not relu:
             raise ValueError("a pool does not start with a ReLU")
-        return batch_norm(self[1], self[0](x), scale)
+        return batch_norm(cast(nn.BatchNorm2d, self[1]), self[0](x), scale)
 
 
 def reference_op(name: str, C: int, stride: int, affine: bool) -> nn.Module:

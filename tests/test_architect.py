@@ -4,8 +4,6 @@ the exact one (double backward through the unrolled step)."""
 
 from __future__ import annotations
 
-from typing import cast
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -36,7 +34,7 @@ def setup(order: int = 1, mode: str = "fd", dtype: torch.dtype = torch.float32, 
 
 
 def objective(x: torch.Tensor, y: torch.Tensor) -> Objective:
-    return lambda call: F.cross_entropy(cast(torch.Tensor, call(x)), y)  # call runs the supernet: logits
+    return lambda call: F.cross_entropy(call(x), y)  # call runs the supernet: logits
 
 
 def sgd_step(model: Supernet, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> None:

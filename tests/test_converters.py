@@ -19,7 +19,7 @@ from genolang.interop.naslib import OPS as NASLIB_OPS
 from genolang.interop.naslib import read_naslib
 from genolang.interop.nb201 import OPS_201, read_nb201
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.parse.ast import SpecFile
+from genolang.parse.ast import Genotype, SpecFile
 from genolang.parse.printer import format_spec
 from genolang.spec.check import load, load_text
 from genolang.spec.checked import GenotypeSpec
@@ -57,19 +57,19 @@ def imported(fmt: str, text: str, name: str = "imported", space: str | None = No
     tree = FORMATS[fmt].read(text, "<text>", name, space)
     spec_text = format_spec(SpecFile((tree,)))
     checked = load_text(spec_text, "/nowhere/imported.geno", Library.for_file(None))
-    return checked.single("genotype")  # type: ignore[return-value]
+    return checked.single("genotype")
 
 
 # ---- NAS-Bench-201 ------------------------------------------------------------------------
 
 def test_nb201_space_is_shipped_and_lowers_to_a_last_node_supernet() -> None:
     space = load(str(SPECS / "spaces" / "nb201.geno")).single("space")
-    assert space.ops == OPS_201  # type: ignore[union-attr]
-    shape = space.cells[0]  # type: ignore[union-attr]
+    assert space.ops == OPS_201
+    shape = space.cells[0]
     assert (shape.inputs, shape.nodes, shape.keeps_all, shape.reducer) == (1, 3, True, "last")
     assert [shape.terms_of(i) for i in range(3)] == [1, 2, 3]
-    assert space.derive.exclude == ()  # type: ignore[union-attr]
-    cell = lower_space(space)["normal"]  # type: ignore[arg-type]
+    assert space.derive.exclude == ()
+    cell = lower_space(space)["normal"]
     assert len(cell.edges()) == 6 and cell.output_nodes == ["n3"]
 
 
@@ -97,7 +97,7 @@ def test_nb201_export_sorts_edges_by_input(tmp_path: Path) -> None:
             "        n3 = avg_pool_3x3(n2) + none(c0) + nor_conv_3x3(n1)\n        out = last(n3)\n    }\n}\n")
     g = load_text(text, str(tmp_path / "g.geno")).single("genotype")
     expected = "|none~0|+|nor_conv_1x1~0|skip_connect~1|+|none~0|nor_conv_3x3~1|avg_pool_3x3~2|"
-    assert FORMATS["nb201"].write(g) == expected  # type: ignore[arg-type]
+    assert FORMATS["nb201"].write(g) == expected
 
 
 BAD_NB201 = [
@@ -136,10 +136,10 @@ def test_malformed_nb201_strings_point_at_the_column(text: str, line: int, colum
 def test_nb201_rejects_genotypes_of_other_spaces() -> None:
     g = load(str(SPECS / "genotypes" / "darts_v2.geno")).single("genotype")
     with pytest.raises(SpecError, match="holds one cell"):
-        FORMATS["nb201"].write(g)  # type: ignore[arg-type]
+        FORMATS["nb201"].write(g)
     rnn = load(str(SPECS / "genotypes" / "darts_rnn_v2.geno")).single("genotype")
     with pytest.raises(SpecError, match="is not a NAS-Bench-201 cell"):
-        FORMATS["nb201"].write(rnn)  # type: ignore[arg-type]
+        FORMATS["nb201"].write(rnn)
 
 
 # ---- NASLib's compact tuples ---------------------------------------------------------------
@@ -152,15 +152,15 @@ def test_naslib_round_trip_of_shipped_genotypes(path: Path) -> None:
     g = load(str(path)).single("genotype")
     if path.stem not in NASLIB_FITS:
         with pytest.raises(SpecError):
-            FORMATS["naslib"].write(g)  # type: ignore[arg-type]
+            FORMATS["naslib"].write(g)
         return
-    compact = FORMATS["naslib"].write(g)  # type: ignore[arg-type]
-    back = imported("naslib", compact, g.name)  # type: ignore[union-attr]
-    assert format_spec(SpecFile((_tree(back),))) == format_spec(SpecFile((_tree(g),)))  # type: ignore[arg-type]
+    compact = FORMATS["naslib"].write(g)
+    back = imported("naslib", compact, g.name)
+    assert format_spec(SpecFile((_tree(back),))) == format_spec(SpecFile((_tree(g),)))
     assert FORMATS["naslib"].write(back) == compact
 
 
-def _tree(g: GenotypeSpec):  # type: ignore[no-untyped-def]
+def _tree(g: GenotypeSpec) -> Genotype:
     from genolang.spec.syntax import genotype_tree
 
     return genotype_tree(g)
@@ -168,7 +168,7 @@ def _tree(g: GenotypeSpec):  # type: ignore[no-untyped-def]
 
 def test_naslib_compact_of_darts_v2_matches_naslib_numbering() -> None:
     g = load(str(SPECS / "genotypes" / "darts_v2.geno")).single("genotype")
-    compact = FORMATS["naslib"].write(g)  # type: ignore[arg-type]
+    compact = FORMATS["naslib"].write(g)
     # DARTS_V2 normal starts (sep_conv_3x3, 0), (sep_conv_3x3, 1); sep_conv_3x3 is op 3 of NASLib's list
     assert compact.startswith("(((0, 3), (1, 3), (0, 3), (1, 3), (1, 3), (0, 2), (0, 2), (2, 5)), ((0, 0), (1, 0),")
     assert NASLIB_OPS.index("sep_conv_3x3") == 3
@@ -215,10 +215,10 @@ def test_malformed_naslib_compacts_point_at_the_column(text: str, line: int, col
 @pytest.mark.parametrize("path", GENOTYPES, ids=IDS)
 def test_darts_round_trip_of_shipped_genotypes(path: Path) -> None:
     g = load(str(path)).single("genotype")
-    text = FORMATS["darts"].write(g)  # type: ignore[arg-type]
-    back = imported("darts", text, g.name, g.space.name)  # type: ignore[union-attr]
-    assert genotype_hash(back) == genotype_hash(g)  # type: ignore[arg-type]
-    assert format_spec(SpecFile((_tree(back),))) == format_spec(SpecFile((_tree(g),)))  # type: ignore[arg-type]
+    text = FORMATS["darts"].write(g)
+    back = imported("darts", text, g.name, g.space.name)
+    assert genotype_hash(back) == genotype_hash(g)
+    assert format_spec(SpecFile((_tree(back),))) == format_spec(SpecFile((_tree(g),)))
 
 
 # ---- the commands -------------------------------------------------------------------------
@@ -256,5 +256,5 @@ def test_cli_naslib_and_unknown_formats() -> None:
 
 def test_every_format_is_tested() -> None:
     assert set(FORMATS) == {"darts", "nb201", "naslib"}
-    assert all(callable(f.read) and callable(f.write) for f in FORMATS.values())
+    assert all(callable(fn) for f in FORMATS.values() for fn in (f.read, f.write))
     assert list(itertools.islice(NB201_RANDOM, 1))

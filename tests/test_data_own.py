@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -226,9 +227,14 @@ def test_the_record_reads_a_folder_as_the_model_did(tmp_path: Path, monkeypatch:
     record = data.record()
     assert record["classes"] == ["a", "b"] and record["class_digest"] == class_digest(("a", "b"))
     like = ImageRecord(3, 6, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), ("a", "b"))
-    decoded = []
+    decoded: list[Path] = []
     real = folder_mod._decode
-    monkeypatch.setattr(folder_mod, "_decode", lambda p, m, s: decoded.append(p) or real(p, m, s))
+
+    def decode(p: Path, m: str, s: int) -> torch.Tensor:
+        decoded.append(p)
+        return real(p, m, s)
+
+    monkeypatch.setattr(folder_mod, "_decode", decode)
     again = load_images("folder", str(root), like=like)
     assert len(decoded) == 4 and all("test" in p.parts for p in decoded)  # only the test split is read
     assert again.test_x.shape == (4, 3, 6, 6) and again.mean == (0.5,) * 3 and again.std == (0.25,) * 3
@@ -369,7 +375,7 @@ def test_cifar100_errors(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 
     class Evil:
-        def __reduce__(self):  # type: ignore[no-untyped-def]
+        def __reduce__(self) -> tuple[Callable[[str], int], tuple[str]]:
             return (os.system, (f"touch {marker}",))
 
     folder = write_cifar100(tmp_path)

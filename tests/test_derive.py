@@ -126,14 +126,15 @@ def test_recurrent_derivation_keeps_one_input_per_node() -> None:
     assert {n: terms[0] for n, terms in nodes_of(tree, "recurrent").items()} == expected
     reference = load_named("genotype", "darts_rnn_v2")
     checked = load_text(genotype_text(tree), "found.geno").single("genotype")
-    assert checked.cells[0].nodes == reference.cells[0].nodes  # type: ignore[union-attr]
+    assert checked.cells[0].nodes == reference.cells[0].nodes
     assert checked.cells[0].output == tuple(f"n{i}" for i in range(1, 9))
 
 
 # ---- the original DARTS code's rule, ported literally, as a reference ---------------
 
-def _darts_parse_cnn(weights: list[list[float]], primitives: tuple[str, ...], steps: int = 4) -> list:
-    gene, n, start = [], 2, 0
+def _darts_parse_cnn(weights: list[list[float]], primitives: tuple[str, ...], steps: int = 4) -> list[tuple[str, int]]:
+    gene: list[tuple[str, int]] = []
+    n, start = 2, 0
     none = primitives.index("none")
     for i in range(steps):
         end = start + n
@@ -144,14 +145,16 @@ def _darts_parse_cnn(weights: list[list[float]], primitives: tuple[str, ...], st
             for k in range(len(W[j])):
                 if k != none and (k_best is None or W[j][k] > W[j][k_best]):
                     k_best = k
+            assert k_best is not None
             gene.append((primitives[k_best], j))
         start = end
         n += 1
     return gene
 
 
-def _darts_parse_rnn(probs: list[list[float]], primitives: tuple[str, ...], steps: int = 8) -> list:
-    gene, start = [], 0
+def _darts_parse_rnn(probs: list[list[float]], primitives: tuple[str, ...], steps: int = 8) -> list[tuple[str, int]]:
+    gene: list[tuple[str, int]] = []
+    start = 0
     none = primitives.index("none")
     for i in range(steps):
         end = start + i + 1
@@ -161,6 +164,7 @@ def _darts_parse_rnn(probs: list[list[float]], primitives: tuple[str, ...], step
         for k in range(len(W[j])):
             if k != none and (k_best is None or W[j][k] > W[j][k_best]):
                 k_best = k
+        assert k_best is not None
         gene.append((primitives[k_best], j))
         start = end
     return gene

@@ -32,7 +32,7 @@ op either = (relu > conv(3, stride) > bn) if strided else identity
 def all_ops() -> list[OpDef]:
     out: dict[str, OpDef] = {}
     for space in ("darts_cnn", "nasnet", "amoebanet", "nb201"):
-        for op in load_named("space", space).op_defs:  # type: ignore[union-attr]
+        for op in load_named("space", space).op_defs:
             out[op.name] = op
     out.update(load_text(USER_OPS, "user.geno").ops)
     return list(out.values())

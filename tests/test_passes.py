@@ -113,7 +113,7 @@ space user {
 """
 
 
-def user_supernet(options: SupernetOptions, seed: int = 0):  # type: ignore[no-untyped-def]
+def user_supernet(options: SupernetOptions, seed: int = 0) -> Supernet:
     from genolang.spec.check import load_text
 
     space = load_text(USER_SPACE, "user.geno").spaces["user"]

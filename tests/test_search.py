@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 from click.testing import CliRunner
+from lark import ParseTree
 
 from _cli import assert_clean_failure
 from _search_util import write_tiny_cnn, write_tiny_corpus, write_tiny_rnn
 from genolang.cli import main
 from genolang.nets.fixed import build_fixed_cnn
+from genolang.run.progress import Progress
 from genolang.search.entry import run_search
 from genolang.search.recipe import SearchConfig
 from genolang.spec.check import load
@@ -44,11 +47,12 @@ def test_a_tiny_search_writes_a_spec_that_checks_and_compiles(tmp_path: Path) ->
     assert "final validation accuracy: " in text
     assert "#   n3 <- c1: none 0." in text  # the alpha table
     geno = load(str(out)).single("genotype")
-    assert isinstance(geno, GenotypeSpec) and geno.name == "found"
+    assert isinstance(geno, GenotypeSpec)
+    assert geno.name == "found"
     assert [c.name for c in geno.cells] == ["normal", "reduce"]
     assert all(len(n.edges) == 2 and all(op != "none" for op, _ in n.edges) for c in geno.cells for n in c.nodes)
     small = load_named("network", "small")
-    model = build_fixed_cnn(geno, small, in_channels=1, input_size=8, classes=10)  # type: ignore[arg-type]
+    model = build_fixed_cnn(geno, small, in_channels=1, input_size=8, classes=10)
     assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
     # the run folder
     for name in ("checkpoint.pt", "epoch-001.geno", "epoch-002.geno", "genotype.geno", "run.json"):
@@ -113,7 +117,7 @@ def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path: Path) -> None
     config = SearchConfig(space=SPACE, network=str(net), epochs=3, batch_size=8, limit=2, seed=1, order=2)
     run_search(config, run_dir=tmp_path / "whole", out=tmp_path / "whole.geno")
 
-    def stop_after_first_epoch(p) -> None:  # type: ignore[no-untyped-def]
+    def stop_after_first_epoch(p: Progress) -> None:
         if p.kind == "epoch_end" and p.epoch == 1:
             raise Interrupt()
 
@@ -151,7 +155,8 @@ def test_a_recurrent_search_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
         result = CliRunner().invoke(main, argv)
         assert result.exit_code == 0, result.output
         geno = load(str(tmp_path / f"rnn{order}.geno")).single("genotype")
-        assert isinstance(geno, GenotypeSpec) and geno.kind == "rnn"
+        assert isinstance(geno, GenotypeSpec)
+        assert geno.kind == "rnn"
         (cell,) = geno.cells
         assert len(cell.nodes) == 8 and all(len(n.edges) == 1 for n in cell.nodes)
         assert cell.output == tuple(f"n{i}" for i in range(1, 9))
@@ -213,7 +218,7 @@ def test_a_nan_loss_stops_with_the_last_good_checkpoint_kept(tmp_path: Path,
     real = torch.nn.functional.cross_entropy
     calls = {"n": 0}
 
-    def poisoned(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def poisoned(*args: Any, **kwargs: Any) -> torch.Tensor:
         calls["n"] += 1
         loss = real(*args, **kwargs)
         return loss * float("nan") if calls["n"] > 6 else loss  # epoch 1: 2 x (arch + weight) + 2 eval batches
@@ -244,7 +249,7 @@ def test_parses_do_not_grow_with_the_epochs(tmp_path: Path, monkeypatch: pytest.
     real = parser._lark
 
     class Counting:
-        def parse(self, text: str):  # type: ignore[no-untyped-def]
+        def parse(self, text: str) -> ParseTree:
             calls.append(text)
             return real().parse(text)
 

@@ -11,9 +11,17 @@ from _search_util import darts_cnn, tiny_network
 from genolang.errors import UsageError
 from genolang.ir.lower import lower_genotype, lower_space
 from genolang.ir.plan import PlanError
-from genolang.nets.fixed import build_fixed_cnn
+from genolang.nets.fixed import FixedCNN, build_fixed_cnn
 from genolang.nets.rnn import build_fixed_rnn
-from genolang.nets.supernet import NO_OPT, SupernetOptions, alpha_table, build_supernet, mixed_edges
+from genolang.nets.supernet import (
+    NO_OPT,
+    AlphaMixin,
+    Supernet,
+    SupernetOptions,
+    alpha_table,
+    build_supernet,
+    mixed_edges,
+)
 from genolang.nets.supernet_rnn import build_rnn_supernet
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
 from genolang.spec.lookup import load_named
@@ -27,7 +35,7 @@ def is_pool_bn(m: nn.Module) -> bool:
             and isinstance(m[1], nn.BatchNorm2d) and not m[1].affine)
 
 
-def tiny_supernet(seed: int = 0, options: SupernetOptions | None = None):  # type: ignore[no-untyped-def]
+def tiny_supernet(seed: int = 0, options: SupernetOptions | None = None) -> Supernet:
     torch.manual_seed(seed)
     return build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10, options=options)
 
@@ -50,8 +58,8 @@ def test_alphas_are_one_tensor_per_cell_type_rows_edges_columns_ops() -> None:
 def test_alpha_table_reads_edge_op_weight() -> None:
     model = tiny_supernet()
     with torch.no_grad():
-        model.alphas["normal"].zero_()
-        model.alphas["normal"][3, darts_cnn().ops.index("sep_conv_3x3")] = 1.0  # row 3: c1 -> n3
+        model.alpha_dict["normal"].zero_()
+        model.alpha_dict["normal"][3, darts_cnn().ops.index("sep_conv_3x3")] = 1.0  # row 3: c1 -> n3
     text = alpha_table(model)
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("n3 <- c1:"))
     assert "sep_conv_3x3 0.280" in line  # e / (e + 7)
@@ -106,20 +114,20 @@ def test_a_skeleton_with_too_many_reductions_for_the_input_is_a_plan_error() -> 
 
 # ---- one-hot supernet == fixed network --------------------------------------------
 
-def one_hot_alphas(model, geno: GenotypeSpec) -> None:  # type: ignore[no-untyped-def]
+def one_hot_alphas(model: AlphaMixin, geno: GenotypeSpec) -> None:
     """Each genotype edge gets all of its row's weight on its op; every other edge all
     of it on 'none' (so it adds an exact zero)."""
     ops = model.space.ops
     with torch.no_grad():
         for cell in geno.cells:
-            alpha = model.alphas[cell.name]
+            alpha = model.alpha_dict[cell.name]
             alpha.fill_(float("-inf"))
             chosen = {(src, node.name): op for node in cell.nodes for op, src in node.edges}
             for row, e in enumerate(mixed_edges(model.irs[cell.name])):
                 alpha[row, ops.index(chosen.get((e.src, e.dst), "none"))] = 0.0
 
 
-def copy_into_fixed(supernet, fixed) -> None:  # type: ignore[no-untyped-def]
+def copy_into_fixed(supernet: Supernet, fixed: FixedCNN) -> None:
     """Supernet op ``cells.cellK.nodes.<dst>.<src>.ops.<op>`` is fixed op
     ``cells.cellK.nodes.<dst>.<src>_<op>`` (same module structure: BN there is affine, left
     at weight 1, bias 0); stem, preprocessors and classifier have the same names. A
@@ -197,13 +205,15 @@ def test_recurrent_supernet_shapes_and_parameters() -> None:
 def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
     space = load_named("space", "darts_rnn")
     geno = load_named("genotype", "darts_rnn_v2")
-    assert isinstance(space, SpaceSpec) and isinstance(geno, GenotypeSpec)
+    assert isinstance(space, SpaceSpec)
+    assert isinstance(geno, GenotypeSpec)
     torch.manual_seed(0)
     supernet = build_rnn_supernet(space, tiny_rnn_network(), ntokens=20)
     one_hot_alphas(supernet, geno)
     fixed = build_fixed_rnn(lower_genotype(geno)["recurrent"], tiny_rnn_network(), ntokens=20)
     fixed.load_state_dict({k: v for k, v in supernet.state_dict().items()
                            if not k.startswith(("alphas", "cell.bn"))})
+    assert supernet.cell.bn.running_var is not None
     with torch.no_grad():  # the shared BN made the identity in eval mode
         supernet.cell.bn.running_var.fill_(1.0 - supernet.cell.bn.eps)
     supernet.eval()

@@ -5,13 +5,15 @@ without the fused forward the passes use."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 import torch
 from torch import nn
 
 from _reference_ops import reference_op, reference_search_op
 from genolang.nets.supernet import build_search_op
-from genolang.ops.build import build_op
+from genolang.ops.build import Fusable, build_op
 from genolang.spec.lookup import load_named
 from genolang.spec.ops import OpDef
 
@@ -24,7 +26,7 @@ SHIPPED_CNN = ("none", "skip_connect", "max_pool_3x3", "avg_pool_3x3", "sep_conv
 def shipped_ops() -> dict[str, OpDef]:
     out: dict[str, OpDef] = {}
     for space in ("darts_cnn", "nasnet", "amoebanet", "nb201", "darts_rnn"):
-        for op in load_named("space", space).op_defs:  # type: ignore[union-attr]
+        for op in load_named("space", space).op_defs:
             out[op.name] = op
     return out
 
@@ -53,10 +55,11 @@ def same(new: nn.Module, old: nn.Module, stride: int, fused: bool) -> None:
         assert torch.equal(new(x), expected)
         if fused and hasattr(old, "forward_fused"):
             scale = torch.tensor(0.3)
-            assert torch.equal(new.forward_fused(x, True, scale), old.forward_fused(x, True, scale))
+            new_f, old_f = cast(Fusable, new), cast(Fusable, old)  # old has forward_fused; new is built like it
+            assert torch.equal(new_f.forward_fused(x, True, scale), old_f.forward_fused(x, True, scale))
             if stride in OPS_RELU_FIRST.get(type(old).__name__, (1, 2)):
                 r = torch.relu(x)
-                assert torch.equal(new.forward_fused(r, False, scale), old.forward_fused(r, False, scale))
+                assert torch.equal(new_f.forward_fused(r, False, scale), old_f.forward_fused(r, False, scale))
         assert list(new.state_dict()) == list(old.state_dict())
         for key, value in old.state_dict().items():  # running statistics moved alike
             assert torch.equal(new.state_dict()[key], value), key

@@ -7,14 +7,17 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from _cli import fails_cleanly, run
 from _train_data import write_ptb, write_skeletons
+from genolang.data.images import ImageData
 from genolang.run.diverged import Diverged as TrainingDiverged
 from genolang.run.folder import RunDir
+from genolang.run.progress import Progress, ProgressFn
 from genolang.spec.lookup import load_named
 from genolang.train import ImageRecipe, TextRecipe, default_recipe, train
 
@@ -22,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def digits():
+def digits() -> ImageData:
     from genolang.data import load_images
 
     return load_images("digits")
@@ -33,7 +36,7 @@ def skeletons(tmp_path: Path) -> tuple[Path, Path]:
     return write_skeletons(tmp_path / "specs")
 
 
-def without_seconds(run_dir: Path) -> list[dict]:
+def without_seconds(run_dir: Path) -> list[dict[str, Any]]:
     return [{k: v for k, v in r.items() if k != "seconds"} for r in RunDir(run_dir).metrics()]
 
 
@@ -54,8 +57,8 @@ class Stop(Exception):
     """Raised by a callback to interrupt a run after an epoch."""
 
 
-def stop_after(epoch: int):  # type: ignore[no-untyped-def]
-    def callback(event) -> None:  # type: ignore[no-untyped-def]
+def stop_after(epoch: int) -> ProgressFn:
+    def callback(event: Progress) -> None:
         if event.kind == "epoch_end" and event.epoch == epoch:
             raise Stop
 
@@ -72,11 +75,13 @@ def test_default_recipes_follow_darts() -> None:
     assert (cifar.cutout, cifar.aux_weight, cifar.drop_path, cifar.grad_clip, cifar.label_smoothing) == \
         (16, 0.4, 0.2, 5.0, 0.0)
     imagenet = default_recipe("cifar10", load_named("network", "imagenet"))
+    assert isinstance(imagenet, ImageRecipe)
     assert (imagenet.epochs, imagenet.batch_size, imagenet.lr, imagenet.schedule, imagenet.decay,
             imagenet.weight_decay, imagenet.label_smoothing) == (250, 128, 0.1, "step", 0.97, 3e-5, 0.1)
     small = default_recipe("digits", load_named("network", "small"))
     assert (small.epochs, small.batch_size) == (30, 64)
     fashion = default_recipe("fashion-mnist", load_named("network", "small_search"))
+    assert isinstance(fashion, ImageRecipe)
     assert (fashion.epochs, fashion.batch_size, fashion.aux_weight) == (50, 96, 0.0)
     ptb = default_recipe("ptb", load_named("network", "ptb"))
     assert isinstance(ptb, TextRecipe)
@@ -141,7 +146,7 @@ def test_training_on_real_digits_lowers_the_loss(tmp_path: Path, skeletons: tupl
 
 # ---- resume --------------------------------------------------------------------------
 
-def test_cnn_resume_is_bit_identical(tmp_path: Path, digits, skeletons: tuple[Path, Path]) -> None:
+def test_cnn_resume_is_bit_identical(tmp_path: Path, digits: ImageData, skeletons: tuple[Path, Path]) -> None:
     geno, net = load_named("genotype", "darts_v2"), load_named("network", str(skeletons[0]))
     recipe = default_recipe("digits", net).replace(epochs=3, batch_size=16, limit_train=70, limit_test=24,
                                                    lr=0.05, seed=5)
@@ -196,7 +201,7 @@ def test_resume_refuses_a_different_run(tmp_path: Path, skeletons: tuple[Path, P
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
 
 
-def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, digits,
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path: Path, digits: ImageData,
                                                            skeletons: tuple[Path, Path]) -> None:
     @dataclass(frozen=True)
     class Exploding(ImageRecipe):

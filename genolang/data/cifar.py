@@ -58,7 +58,7 @@ def _latin1_encode(text: str, encoding: str = "utf-8", errors: str = "strict") -
     return text.encode("latin-1", errors="strict")
 
 
-def _unpickle(path: Path, what: str) -> dict:  # type: ignore[type-arg]
+def _unpickle(path: Path, what: str) -> dict[str | bytes, object]:
     try:
         batch = _SafeUnpickler(io.BytesIO(read_bytes(path)), encoding="latin1").load()
     except UsageError:
@@ -70,7 +70,7 @@ def _unpickle(path: Path, what: str) -> dict:  # type: ignore[type-arg]
     return batch
 
 
-def _get(batch: dict, key: str) -> object:  # type: ignore[type-arg]
+def _get(batch: dict[str | bytes, object], key: str) -> object:
     return batch.get(key, batch.get(key.encode()))
 
 

@@ -51,9 +51,10 @@ def load(data_dir: str | None, download: bool, like: ImageRecord | None = None) 
     folders = [Path(data_dir)] if data_dir else [Path(d) for d in FASHION_DIRS]
     stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
     for folder in folders:
-        paths = [_find_idx(folder, s) for s in stems]
-        if all(paths):
-            tx, ty, vx, vy = (_read_idx(p) for p in paths)  # type: ignore[arg-type]
+        found = [_find_idx(folder, s) for s in stems]
+        paths = [p for p in found if p is not None]
+        if len(paths) == len(found):
+            tx, ty, vx, vy = (_read_idx(p) for p in paths)
             return finish("fashion-mnist", torch.from_numpy(tx.copy()).unsqueeze(1),
                           torch.from_numpy(ty.astype(np.int64)), torch.from_numpy(vx.copy()).unsqueeze(1),
                           torch.from_numpy(vy.astype(np.int64)), Augment(crop_padding=2, flip=True, cutout=0),

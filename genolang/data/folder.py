@@ -48,7 +48,7 @@ import statistics
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -258,7 +258,7 @@ def _open(path: Path) -> PILImage:
                          "it") from None
 
 
-def _kind(path: Path, mode: str, info: dict) -> tuple[bool, bool]:  # type: ignore[type-arg]
+def _kind(path: Path, mode: str, info: dict[str, Any]) -> tuple[bool, bool]:
     """(colour, alpha) of a Pillow image mode."""
     transparent = "transparency" in info
     if mode in _GRAY:

@@ -83,7 +83,7 @@ class ImageData:
         return ImageDataset(x, y, self.mean, self.std, aug)
 
 
-class ImageDataset(Dataset):  # type: ignore[type-arg]
+class ImageDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Normalised (and optionally augmented) float images from a uint8 tensor."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...],

@@ -90,4 +90,4 @@ def loader(name: str, kind: str) -> Callable[..., Any]:
         others = ", ".join(d.name for d in DATASETS if d.kind == kind)
         raise UsageError(f"'{name}' is a {info.kind} data set; give one of the {kind} data sets: {others}")
     module, _, function = info.loader.partition(":")
-    return getattr(importlib.import_module(module), function)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), function)

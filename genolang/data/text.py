@@ -57,7 +57,7 @@ def build_corpus(name: str, train: str, valid: str, test: str, unknown: str = "e
     to the end of the vocabulary, only when some word needs it)."""
     vocab: dict[str, int] = {}
 
-    def ids(text: str, split: str, grow: bool) -> array:  # type: ignore[type-arg]
+    def ids(text: str, split: str, grow: bool) -> array[int]:
         out = array("q")
         for line in text.splitlines():
             words = line.split()
@@ -85,7 +85,7 @@ def build_corpus(name: str, train: str, valid: str, test: str, unknown: str = "e
     unknown_count[0] = 0
     valid_ids, test_ids = ids(valid, "valid", False), ids(test, "test", False)
 
-    def tensor(a: array) -> torch.Tensor:  # type: ignore[type-arg]
+    def tensor(a: array[int]) -> torch.Tensor:
         # shares the array's memory (and keeps it alive): no copy of a large corpus
         return torch.frombuffer(a, dtype=torch.int64) if len(a) else torch.zeros(0, dtype=torch.long)
 
@@ -113,7 +113,7 @@ def read_texts(files: list[Path], what: str) -> list[str]:
 
 def load_corpus(name: str = "ptb", data_dir: str | None = None) -> Corpus:
     """Load a corpus by name; a missing corpus says how to get it."""
-    return loader(name, "text")(data_dir)  # type: ignore[no-any-return]
+    return loader(name, "text")(data_dir)
 
 
 def batchify(data: torch.Tensor, batch_size: int) -> torch.Tensor:

@@ -3,6 +3,8 @@ named after the edge (``nodes.n3.c1_sep_conv_3x3``)."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -57,7 +59,7 @@ class FixedCell(nn.Module):
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, drop_prob: float = 0.0) -> torch.Tensor:
         states = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
         for node, wiring in self.plan:
-            ops = self.nodes[node]
+            ops = cast(nn.ModuleDict, self.nodes[node])  # one ModuleDict per node (__init__)
             total = None
             for key, src in wiring:
                 op = ops[key]
@@ -65,7 +67,7 @@ class FixedCell(nn.Module):
                 if self.training and drop_prob > 0.0 and not isinstance(op, Identity):
                     h = drop_path(h, drop_prob)
                 total = h if total is None else total + h
-            states[node] = total  # type: ignore[assignment]
+            states[node] = total
         return torch.cat([states[n] for n in self.output], dim=1)
 
 

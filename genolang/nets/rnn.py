@@ -9,6 +9,8 @@ h are drawn once per sequence; the h mask also applies to every node's input."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,6 +49,8 @@ class RecurrentCellBase(nn.Module):
     and the unrolling over time. Subclasses define ``step(x, h, x_mask, h_mask)``, one
     time step returning the new hidden state."""
 
+    step: Callable[..., torch.Tensor]  # (x, h, x_mask, h_mask, *step_args) -> new h: defined by every subclass
+
     def __init__(self, ninp: int, nhid: int, dropout_h: float, dropout_x: float, node_names: list[str]) -> None:
         super().__init__()
         self.nhid, self.dropout_h, self.dropout_x = nhid, dropout_h, dropout_x
@@ -69,6 +73,8 @@ class RecurrentCellBase(nn.Module):
         """``inputs`` (T, B, ninp), ``hidden`` (1, B, nhid) -> outputs (T, B, nhid), last
         hidden. ``step_args`` go to every ``step`` (a search cell's softmax weights)."""
         batch = inputs.size(1)
+        x_mask: torch.Tensor | None
+        h_mask: torch.Tensor | None
         if self.training:
             x_mask = mask2d(batch, inputs.size(2), 1 - self.dropout_x, inputs)
             h_mask = mask2d(batch, self.nhid, 1 - self.dropout_h, inputs)
@@ -77,7 +83,7 @@ class RecurrentCellBase(nn.Module):
         h = hidden[0]
         outs = []
         for t in range(inputs.size(0)):
-            h = self.step(inputs[t], h, x_mask, h_mask, *step_args)  # type: ignore[attr-defined] # defined by every subclass
+            h = self.step(inputs[t], h, x_mask, h_mask, *step_args)
             outs.append(h)
         stacked = torch.stack(outs)
         return stacked, stacked[-1].unsqueeze(0)
@@ -135,7 +141,7 @@ class RNNModel(nn.Module):
         return self.encoder.weight.new_zeros(1, batch, self.nhid)
 
     def forward(self, words: torch.Tensor, hidden: torch.Tensor,
-                return_h: bool = False):  # type: ignore[no-untyped-def]
+                return_h: bool = False) -> tuple[torch.Tensor, ...]:
         """``words`` (T, B). With ``return_h`` also the raw and dropped cell outputs
         (for activation regularisation)."""
         emb = embedded_dropout(self.encoder, words, self.dropout_e, self.training)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -113,6 +113,8 @@ class SearchCell(nn.Module):
     """A supernet cell: preprocess both inputs (non-affine), evaluate the (possibly
     optimized) IR in order, concatenate the output nodes."""
 
+    weight_index: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(self, ir: CellIR, cp: CellPlan, space_ops: tuple[str, ...]) -> None:
         super().__init__()
         if ir.reducer not in ("concat", "last"):
@@ -131,14 +133,14 @@ class SearchCell(nn.Module):
                     raise UsageError(f"cell '{ir.name}': edge {e.name} is fixed; a supernet needs mixed edges")
                 assert e.row is not None
                 rows.setdefault(e.row, (ir.origin(e.src), node, e.stride))
-                ops.setdefault(e.row, set()).update(e.candidates or (e.op,))  # type: ignore[arg-type]
+                ops.setdefault(e.row, set()).update(e.candidates or (() if e.op is None else (e.op,)))
         self.nodes = nn.ModuleDict()
         for row in sorted(rows):  # node by node, slot by slot: the unoptimized order
             src, dst, stride = rows[row]
             if dst not in self.nodes:
                 self.nodes[dst] = nn.ModuleDict()
-            self.nodes[dst][src] = MixedOp(tuple(ir.op(op) for op in space_ops if op in ops[row]), space_ops,
-                                           cp.channels, stride)
+            into = cast(nn.ModuleDict, self.nodes[dst])
+            into[src] = MixedOp(tuple(ir.op(op) for op in space_ops if op in ops[row]), space_ops, cp.channels, stride)
         # the alpha weights the terms multiply by, gathered once per forward: (row, col) -> slot
         self._slots: dict[tuple[int, int], int] = {}
         self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
@@ -149,9 +151,13 @@ class SearchCell(nn.Module):
     def _slot(self, row: int, col: int) -> int:
         return self._slots.setdefault((row, col), len(self._slots))
 
+    def _mixed(self, dst: str, src: str) -> MixedOp:
+        """The mixed edge ``src -> dst``: ``nodes`` holds a ModuleDict of MixedOps per node."""
+        return cast(MixedOp, cast(nn.ModuleDict, self.nodes[dst])[src])
+
     def _module(self, rows: dict[int, tuple[str, str, int]], row: int, op: str) -> nn.Module:
         src, dst, _ = rows[row]
-        return self.nodes[dst][src].ops[op]  # type: ignore[index,no-any-return]
+        return self._mixed(dst, src).ops[op]
 
     def _step(self, ir: CellIR, n: str, rows: dict[int, tuple[str, str, int]],
               space_ops: tuple[str, ...]) -> tuple[Any, ...]:
@@ -163,13 +169,13 @@ class SearchCell(nn.Module):
         if role == "apply":
             d = g.nodes[n]
             (feed,) = [u for u, _ in g.in_edges(n)]
-            terms = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
-            members = [self._module(rows, t["row"], d["op"]) for t in terms]
-            scaled = {bool(t.get("scaled")) for t in terms}
+            out_terms = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
+            members = [self._module(rows, t["row"], d["op"]) for t in out_terms]
+            scaled = {bool(t.get("scaled")) for t in out_terms}
             if len(scaled) > 1:
                 raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
             index = f"rows_{len(self._buffers)}"
-            self.register_buffer(index, torch.tensor([t["row"] for t in terms]), persistent=False)
+            self.register_buffer(index, torch.tensor([t["row"] for t in out_terms]), persistent=False)
             run = (shared_executor(members) if d.get("shared")
                    else grouped_executor(members, bool(d.get("recompute"))))
             return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu",
@@ -182,7 +188,7 @@ class SearchCell(nn.Module):
                 slot = None if e.scaled else self._slot(e.row, space_ops.index(e.op))
                 terms.append(("part", e.src, e.part, slot))
                 continue
-            mixed = self.nodes[n][ir.origin(e.src)]
+            mixed = self._mixed(n, ir.origin(e.src))
             relu = ir.role(e.src) != "relu"
             if relu and not e.scaled and set(e.candidates or ()) == set(mixed.ops):
                 terms.append(("mixed", e.src, e.row, mixed))
@@ -205,7 +211,10 @@ class SearchCell(nn.Module):
                 if shared:
                     results[name] = run(states[feed])
                 else:
-                    scale = weights[:, col].index_select(0, getattr(self, index)) if scaled else None
+                    scale = None
+                    if scaled:
+                        rows = cast(torch.Tensor, getattr(self, index))  # the buffer _step registered
+                        scale = weights[:, col].index_select(0, rows)
                     keep = None if relu else states[origin]  # the ReLU's input, to store instead of its output
                     results[name] = run(states[feed], relu, scale, keep).split(self.channels, dim=1)
             else:
@@ -254,9 +263,10 @@ class AlphaMixin:
 
     space: SpaceSpec
     irs: dict[str, CellIR]
-    relaxation: Relaxation = staticmethod(softmax_rows)  # type: ignore[assignment]
+    relaxation: Relaxation = staticmethod(softmax_rows)
     # set during the weight step by a method that perturbs the edge weights (SDARTS)
     perturbation: Callable[[torch.Tensor], torch.Tensor] | None = None
+    named_parameters: Callable[..., Iterator[tuple[str, nn.Parameter]]]  # nn.Module's, in the classes mixing it in
 
     def _init_alphas(self) -> None:
         tables = {}
@@ -267,7 +277,7 @@ class AlphaMixin:
 
     @property
     def alpha_dict(self) -> nn.ParameterDict:
-        return getattr(self, ALPHAS)  # type: ignore[no-any-return]
+        return getattr(self, ALPHAS)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         """The alphas, one tensor per cell type in the space's cell order."""
@@ -275,7 +285,7 @@ class AlphaMixin:
 
     def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         """Every parameter that is not an alpha, with its name."""
-        for name, p in self.named_parameters():  # type: ignore[attr-defined]
+        for name, p in self.named_parameters():
             if not name.startswith(ALPHAS + "."):
                 yield name, p
 
@@ -343,7 +353,8 @@ class Supernet(AlphaMixin, CNNSkeleton):
     def cell_args(self) -> dict[str, tuple[object, ...]]:
         return {name: (w,) for name, w in self.edge_weights().items()}
 
-    def forward(self, x: torch.Tensor, return_aux: bool = False):  # type: ignore[no-untyped-def]
+    def forward(self, x: torch.Tensor,
+                return_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         if self.options.channels_last and x.dim() == 4:
             x = x.contiguous(memory_format=torch.channels_last)
         return super().forward(x, return_aux)

@@ -71,6 +71,8 @@ class RNNSupernet(AlphaMixin, RNNModel):
     """A recurrent space compiled on a recurrent skeleton: ``RNNModel`` with a search
     cell and one alpha tensor."""
 
+    cell: SearchRecurrentCell
+
     def __init__(self, space: SpaceSpec, network: NetworkSpec, ntokens: int,
                  irs: dict[str, CellIR] | None = None) -> None:
         irs = irs if irs is not None else lower_space(space)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from importlib import metadata
-from typing import Any
+from typing import Any, Protocol, cast
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,13 @@ from genolang.spec.plugins import GROUP
 
 class OpBuildError(GenolangError):
     """An op that cannot be built for these channels (or a plugin that fails)."""
+
+
+class Fusable(Protocol):
+    """A layer with ``forward_fused(x, relu, scale)`` (``OpSequential``, ``FactorizedReduce``)."""
+
+    def forward_fused(self, x: torch.Tensor, relu: bool = True,
+                      scale: torch.Tensor | None = None) -> torch.Tensor: ...
 
 
 class OpSequential(nn.Sequential):
@@ -48,7 +55,7 @@ class OpSequential(nn.Sequential):
                 if isinstance(part, nn.BatchNorm2d) and not skip_relu:
                     x = batch_norm(part, x, scale_here)
                 elif hasattr(part, "forward_fused"):
-                    x = part.forward_fused(x, not skip_relu, scale_here)
+                    x = cast(Fusable, part).forward_fused(x, not skip_relu, scale_here)
                 else:
                     raise ValueError(f"cannot fuse {type(part).__name__} into an op's first or last layer")
             else:

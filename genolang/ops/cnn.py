@@ -10,18 +10,23 @@ which saves a multiply and keeps the product out of autograd's saved tensors."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from genolang.ops.norm import BatchNormLike
 
-def batch_norm(bn: nn.Module, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+
+def batch_norm(bn: BatchNormLike, x: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
     """``bn(x) * scale`` in one batch norm call: ``nn.BatchNorm``'s forward with its
     (affine) weight and bias multiplied by ``scale`` (a scalar tensor or None). Over the
     global batch when data-parallel ranks run (``genolang.ops.norm.batch_norm``)."""
     from genolang.ops.norm import batch_norm as global_batch_norm
 
     if scale is None:
-        return bn(x)  # type: ignore[no-any-return]
+        return bn(x)
     factor = 0.0 if bn.momentum is None else bn.momentum
     if bn.training and bn.track_running_stats and bn.num_batches_tracked is not None:
         bn.num_batches_tracked.add_(1)

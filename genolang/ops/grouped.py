@@ -21,7 +21,7 @@ only a weight gradient computes the depthwise output again."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, Protocol, TypeGuard, TypeVar, cast, overload
 
 import torch
 import torch.distributed as dist
@@ -34,6 +34,12 @@ from genolang.ops.norm import batch_norm as global_batch_norm
 
 DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
 CL = torch.channels_last
+
+
+def _tracked(stats: list[torch.Tensor | None]) -> list[torch.Tensor]:
+    """The running statistics (or counters) of batch norms that track them: the grouped
+    BNs are alike, and the callers checked the first one's ``track_running_stats``."""
+    return cast("list[torch.Tensor]", stats)
 
 
 def _data_parallel() -> bool:
@@ -142,8 +148,8 @@ def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.
         return global_batch_norm(x, None, None, weight, bias, True, 0.0, bn0.eps)
     if bn0.training:
         return _train_bn(x, bns, weight, bias)
-    mean = bn0.running_mean if len(bns) == 1 else torch.cat([bn.running_mean for bn in bns])
-    var = bn0.running_var if len(bns) == 1 else torch.cat([bn.running_var for bn in bns])
+    mean = bn0.running_mean if len(bns) == 1 else torch.cat(_tracked([bn.running_mean for bn in bns]))
+    var = bn0.running_var if len(bns) == 1 else torch.cat(_tracked([bn.running_var for bn in bns]))
     return F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn0.eps)
 
 
@@ -153,20 +159,23 @@ def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor |
     if bn0.momentum is None:
         raise ValueError("grouped batch norm needs a momentum (cumulative averages are not grouped)")
     with torch.no_grad():
-        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+        torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
     if len(bns) == 1:
         return global_batch_norm(x, bn0.running_mean, bn0.running_var, weight, bias, True, bn0.momentum, bn0.eps)
-    mean = torch.cat([bn.running_mean for bn in bns])
-    var = torch.cat([bn.running_var for bn in bns])
+    mean = torch.cat(_tracked([bn.running_mean for bn in bns]))
+    var = torch.cat(_tracked([bn.running_var for bn in bns]))
     out = global_batch_norm(x, mean, var, weight, bias, True, bn0.momentum, bn0.eps)
     with torch.no_grad():
         C = bn0.num_features
-        torch._foreach_copy_([bn.running_mean for bn in bns], list(mean.split(C)))
-        torch._foreach_copy_([bn.running_var for bn in bns], list(var.split(C)))
+        torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
+        torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
     return out
 
 
-def _same(members: Sequence[nn.Module], what: Callable[[nn.Module], object]) -> None:
+M = TypeVar("M")
+
+
+def _same(members: Sequence[M], what: Callable[[M], object]) -> None:
     values = {repr(what(m)) for m in members}
     if len(values) > 1:
         raise ValueError(f"grouped ops differ in {values}")
@@ -184,12 +193,12 @@ class _ReLU(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
         (x,) = ctx.saved_tensors
-        return torch.ops.aten.threshold_backward(grad, x, 0)  # type: ignore[no-any-return]
+        return torch.ops.aten.threshold_backward(grad, x, 0)
 
 
 def relu_keep_input(x: torch.Tensor) -> torch.Tensor:
     """``relu(x)``, storing ``x`` rather than the result for the backward."""
-    return _ReLU.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.relu(x)  # type: ignore[no-any-return]
+    return _ReLU.apply(x) if torch.is_grad_enabled() and x.requires_grad else F.relu(x)
 
 
 def _grad_node(t: torch.Tensor) -> Any:
@@ -273,7 +282,7 @@ class _ConvBlock(torch.autograd.Function):
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
         ctx.shapes = (tuple(h.shape), _channels_last(x))
-        return out  # type: ignore[no-any-return]
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -310,6 +319,7 @@ class _ConvBlock(torch.autograd.Function):
                                       need_pw)
         gx = gdw = None
         if need_x or need_dw:
+            assert gh is not None  # _pointwise_backward computes it when need_x or need_dw (need_h)
             if need_dw:
                 inp = conv_input()
             else:  # the input gradient reads only the input's shape
@@ -360,19 +370,39 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     mode, pw = pointwise_weight(pw_weights, interleaved)
     weight = None if scale is None else scale.repeat_interleave(bn0.num_features)
     with torch.no_grad():
-        torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+        torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
     one = len(bns) == 1
-    mean = bn0.running_mean if one else torch.cat([bn.running_mean for bn in bns])
-    var = bn0.running_var if one else torch.cat([bn.running_var for bn in bns])
+    mean = bn0.running_mean if one else torch.cat(_tracked([bn.running_mean for bn in bns]))
+    var = bn0.running_var if one else torch.cat(_tracked([bn.running_var for bn in bns]))
+    assert mean is not None and var is not None  # bn0 tracks running statistics (checked above)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
                            (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
                            None if relu_in else keep)
     if not one:
         with torch.no_grad():
             C = bn0.num_features
-            torch._foreach_copy_([bn.running_mean for bn in bns], list(mean.split(C)))
-            torch._foreach_copy_([bn.running_var for bn in bns], list(var.split(C)))
-    return out  # type: ignore[no-any-return]
+            torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
+            torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
+    return out
+
+
+class _DilBlock(Protocol):
+    """A member of ``GroupedDilConv``: ``nn.Sequential(ReLU, depthwise Conv2d, 1x1 Conv2d,
+    BatchNorm2d)``, as ``_is_dil_block`` checks."""
+
+    @overload
+    def __getitem__(self, i: Literal[0]) -> nn.ReLU: ...
+    @overload
+    def __getitem__(self, i: Literal[1, 2]) -> nn.Conv2d: ...
+    @overload
+    def __getitem__(self, i: Literal[3]) -> nn.BatchNorm2d: ...
+
+
+class _SepBlocks(Protocol):
+    """A member of ``GroupedSepConv``: an ``nn.Sequential`` of ``_DilBlock`` s."""
+
+    def __getitem__(self, i: int) -> _DilBlock: ...
+    def __len__(self) -> int: ...
 
 
 class GroupedDilConv:
@@ -380,11 +410,12 @@ class GroupedDilConv:
     ``sep_conv``) on one input (not ReLU'd when ``relu``); returns the E outputs along
     channels, edge by edge."""
 
-    def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
+    def __init__(self, members: Sequence[_DilBlock], recompute: bool = False) -> None:
         _same(members, lambda m: (m[1].kernel_size, m[1].stride, m[1].padding, m[1].dilation, m[2].weight.shape))
         self.members = list(members)
         self.recompute = recompute
         dw = members[0][1]
+        assert not isinstance(dw.padding, str)  # 'same' and 'valid' fail _is_dil_block's padding[0] == padding[1]
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
@@ -413,7 +444,7 @@ class GroupedSepConv:
     """E sequences of such blocks (DARTS's ``sep_conv``: two) on one input: the first
     block grouped with a channel multiplier, the others block by block."""
 
-    def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
+    def __init__(self, members: Sequence[_SepBlocks], recompute: bool = False) -> None:
         self.stages = [GroupedDilConv([m[i] for m in members], recompute) for i in range(len(members[0]))]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
@@ -445,7 +476,8 @@ class GroupedConvStack:
             if relu or i > 0 or not isinstance(first[i], nn.ReLU):
                 x = first[i](x)
             i += 1
-        convs = [layers[i] for layers in self.layers]
+        # every member's layers are laid out as the first one's (checked in __init__)
+        convs = cast("list[nn.Conv2d]", [layers[i] for layers in self.layers])
         c0 = convs[0]
         weight = torch.cat([c.weight for c in convs])
         if c0.groups == 1:
@@ -457,10 +489,10 @@ class GroupedConvStack:
             mods = [layers[j] for layers in self.layers]
             m0 = mods[0]
             if isinstance(m0, nn.Conv2d):
-                w = torch.cat([m.weight for m in mods])
+                w = torch.cat([m.weight for m in cast("list[nn.Conv2d]", mods)])
                 y = F.conv2d(y, w, None, m0.stride, m0.padding, m0.dilation, m0.groups * E)
             elif isinstance(m0, _BatchNorm):
-                y = grouped_batch_norm(y, mods, scale if j == last else None)  # type: ignore[arg-type]
+                y = grouped_batch_norm(y, cast("list[_BatchNorm]", mods), scale if j == last else None)
             else:  # an activation or a pool: the same on every channel block
                 y = m0(y)
         if scale is not None and not isinstance(first[last], _BatchNorm):
@@ -468,7 +500,7 @@ class GroupedConvStack:
         return y
 
 
-def _is_dil_block(m: nn.Module) -> bool:
+def _is_dil_block(m: nn.Module) -> TypeGuard[_DilBlock]:
     """ReLU, a depthwise conv (channel multiplier 1), a 1x1 conv, BN: what
     ``GroupedDilConv`` runs."""
     if not isinstance(m, nn.Sequential) or len(m) != 4:
@@ -485,12 +517,12 @@ def grouped_executor(members: Sequence[nn.Module], recompute: bool = False) -> C
     """The fastest executor for E copies of one groupable op (``OpFacts.groupable``):
     the hand-tuned ones for DARTS's ``dil_conv`` and ``sep_conv`` structures, the general
     conv stack otherwise."""
-    m = members[0]
+    m = members[0]  # the members are copies of one op: each is what m is
     if _is_dil_block(m):
-        return GroupedDilConv(members, recompute)
-    if isinstance(m, nn.Sequential) and len(m) > 1 and all(_is_dil_block(b) for b in m) and all(
-            b[1].stride == (1, 1) for b in list(m)[1:]):
-        return GroupedSepConv(members, recompute)
+        return GroupedDilConv(cast("Sequence[_DilBlock]", members), recompute)
+    if isinstance(m, nn.Sequential) and len(m) > 1 and all(
+            _is_dil_block(b) and (i == 0 or b[1].stride == (1, 1)) for i, b in enumerate(m)):
+        return GroupedSepConv(cast("Sequence[_SepBlocks]", members), recompute)
     return GroupedConvStack(members, recompute)
 
 
@@ -510,7 +542,7 @@ def shared_executor(members: Sequence[nn.Module]) -> Callable[[torch.Tensor], li
     m = members[0]
     if isinstance(m, nn.Sequential) and len(m) == 2 and isinstance(m[0], (nn.MaxPool2d, nn.AvgPool2d)) and \
             isinstance(m[1], nn.BatchNorm2d):
-        return SharedPoolBN(members)
+        return SharedPoolBN(cast("Sequence[_PoolThenBN]", members))  # the members are copies of m
     return SharedStateless(members)
 
 
@@ -557,13 +589,22 @@ class _PoolBN(torch.autograd.Function):
         return gx, None, None
 
 
+class _PoolThenBN(Protocol):
+    """A member of ``SharedPoolBN``: ``nn.Sequential(pool, BatchNorm2d)``."""
+
+    @overload
+    def __getitem__(self, i: Literal[0]) -> nn.Module: ...
+    @overload
+    def __getitem__(self, i: Literal[1]) -> nn.BatchNorm2d: ...
+
+
 class SharedPoolBN:
     """A pool and its BN without parameters computed once for E edges.
     Training mode: one pool, one BN (batch statistics: the same for every edge), and
     each edge's running statistics moved as its own BN would move them. Eval mode: one
     pool, each edge's BN with its own running statistics."""
 
-    def __init__(self, members: Sequence[nn.Module]) -> None:
+    def __init__(self, members: Sequence[_PoolThenBN]) -> None:
         _same(members, lambda m: repr(m[0]))
         self.members = list(members)
 
@@ -582,9 +623,9 @@ class SharedPoolBN:
             out, mean, var = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
         with torch.no_grad():
             m = bn0.momentum
-            torch._foreach_lerp_([bn.running_mean for bn in bns], [mean] * len(bns), m)
-            torch._foreach_lerp_([bn.running_var for bn in bns], [var] * len(bns), m)
-            torch._foreach_add_([bn.num_batches_tracked for bn in bns], 1)
+            torch._foreach_lerp_(_tracked([bn.running_mean for bn in bns]), [mean] * len(bns), m)
+            torch._foreach_lerp_(_tracked([bn.running_var for bn in bns]), [var] * len(bns), m)
+            torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
         return [out] * len(bns)
 
 

@@ -15,7 +15,7 @@ FORMAT_VERSION = 1
 
 
 def _span() -> Span | None:
-    return field(default=None, compare=False, repr=False)  # type: ignore[return-value]
+    return field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -37,12 +37,16 @@ class Kernel:
         return f"{self.height}x{self.width}"
 
 
+# What a ``Value`` holds.
+ValueData = int | float | Fraction | str | Kernel
+
+
 @dataclass(frozen=True)
 class Value:
     """A property value: an int, a float, a fraction such as ``2/3``, a word, or (in an
     op body) a kernel size such as ``1x7``."""
 
-    value: int | float | Fraction | str | Kernel
+    value: ValueData
     span: Span | None = _span()
 
     @property

@@ -8,16 +8,18 @@ parse of printed text gives the same text back."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
+from typing import NamedTuple, TypeVar, cast
 
 from genolang.errors import Span
 from genolang.parse import ast as A
 
 INDENT = "    "
+T = TypeVar("T")
 
 
-def format_value(value: int | float | Fraction | str | A.Kernel) -> str:
+def format_value(value: A.ValueData) -> str:
     """A property value as canonical text."""
     if isinstance(value, A.Kernel):
         return str(value)
@@ -81,17 +83,25 @@ def format_op(decl: A.OpDecl) -> str:
     return f"op {decl.name.text}{family} = {format_op_expr(decl.body)}"
 
 
+class _Placed(NamedTuple):
+    """A comment of the source (one with a span)."""
+
+    text: str
+    span: Span
+
+
 class _Emitter:
     """Writes lines and threads the file's comments in by source position."""
 
     def __init__(self, comments: Iterable[A.Comment]) -> None:
-        self.comments = sorted((c for c in comments if c.span is not None), key=lambda c: c.span)
+        self.comments = sorted((_Placed(c.text, c.span) for c in comments if c.span is not None),
+                               key=lambda c: c.span)
         self.used = [False] * len(self.comments)
         self.lines: list[str] = []
         self.last_source_line = 0  # source line of the last thing written
 
     # -- comments ----------------------------------------------------------------
-    def _take(self, pred) -> list[A.Comment]:  # type: ignore[no-untyped-def]
+    def _take(self, pred: Callable[[Span], bool]) -> list[_Placed]:
         taken = []
         for i, c in enumerate(self.comments):
             if not self.used[i] and pred(c.span):
@@ -110,9 +120,9 @@ class _Emitter:
         if span is None:
             return
         for c in self._take(lambda s: s.line < span.line):
-            self._blank_if_gap(c.span.line)  # type: ignore[union-attr]
+            self._blank_if_gap(c.span.line)
             self.lines.append(INDENT * depth + c.text.rstrip())
-            self.last_source_line = c.span.line  # type: ignore[union-attr]
+            self.last_source_line = c.span.line
         self._blank_if_gap(span.line)
 
     def trailing(self, first: int, last: int) -> None:
@@ -144,9 +154,9 @@ class _Emitter:
     def close_block(self, depth: int, span: Span | None) -> None:
         if span is not None:
             for c in self._take(lambda s: s.line < span.end_line):
-                self._blank_if_gap(c.span.line)  # type: ignore[union-attr]
+                self._blank_if_gap(c.span.line)
                 self.lines.append(INDENT * (depth + 1) + c.text.rstrip())
-                self.last_source_line = c.span.line  # type: ignore[union-attr]
+                self.last_source_line = c.span.line
         self.lines.append(INDENT * depth + "}")
         if span is not None:
             self.trailing(span.end_line, span.end_line)
@@ -154,16 +164,16 @@ class _Emitter:
 
     def rest(self) -> None:
         for c in self._take(lambda s: True):
-            self._blank_if_gap(c.span.line)  # type: ignore[union-attr]
+            self._blank_if_gap(c.span.line)
             self.lines.append(c.text.rstrip())
-            self.last_source_line = c.span.line  # type: ignore[union-attr]
+            self.last_source_line = c.span.line
 
 
 def _span_of(item: object) -> Span | None:
     return getattr(item, "span", None)
 
 
-def _with_next(items):  # type: ignore[no-untyped-def]
+def _with_next(items: Iterable[T]) -> Iterator[tuple[T, Span | None]]:
     """Pairs each item with the span of the one after it."""
     items = list(items)
     for i, item in enumerate(items):
@@ -197,7 +207,7 @@ def _emit_genotype(em: _Emitter, geno: A.Genotype) -> None:
         stmts: list[A.Node | A.Output] = list(cell.nodes)
         stmts.extend(cell.outputs or ((cell.output,) if cell.output is not None else ()))
         if all(s.span is not None for s in stmts):
-            stmts.sort(key=lambda s: s.span)  # type: ignore[arg-type, return-value]
+            stmts.sort(key=lambda s: cast(Span, s.span))  # every span is set (just checked)
         em.open_block(cell.name.text, 1, cell.span, _span_of(stmts[0]) if stmts else None)
         for stmt, nxt in _with_next(stmts):
             text = format_node(stmt) if isinstance(stmt, A.Node) else format_output(stmt)

@@ -141,9 +141,7 @@ class _Geno:
 
 def _load_geno(path: Path) -> _Geno:
     checked = load(str(path))
-    spec = checked.single("genotype")
-    assert isinstance(spec, GenotypeSpec)
-    return _Geno(path, checked, spec)
+    return _Geno(path, checked, checked.single("genotype"))
 
 
 def _diff_html(text: str) -> str:

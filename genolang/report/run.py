@@ -258,6 +258,4 @@ def load_genotype(path: str | os.PathLike[str]) -> GenotypeSpec:
     """The one genotype of a spec file (a run's epoch-NNN.geno or genotype.geno)."""
     from genolang.spec.check import load
 
-    found = load(str(path)).single("genotype")
-    assert isinstance(found, GenotypeSpec)
-    return found
+    return load(str(path)).single("genotype")

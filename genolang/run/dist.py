@@ -64,9 +64,9 @@ def init(device: torch.device) -> World:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if not dist.is_initialized():
         timeout = datetime.timedelta(seconds=float(os.environ.get("GENOLANG_DIST_TIMEOUT", DEFAULT_TIMEOUT_S)))
-        kwargs = {"device_id": torch.device("cuda", local_rank)} if backend == "nccl" else {}
+        device_id = torch.device("cuda", local_rank) if backend == "nccl" else None  # None: the default
         try:
-            dist.init_process_group(backend, timeout=timeout, **kwargs)  # type: ignore[arg-type]
+            dist.init_process_group(backend, timeout=timeout, device_id=device_id)
         except Exception as err:  # noqa: BLE001 - rendezvous failures of every kind
             raise DistError(f"rank {rank}: could not join the process group ({err})") from None
     return World(rank, size, local_rank, backend)
@@ -152,11 +152,12 @@ def all_reduce_grads_(params: Iterable[torch.Tensor], world: World) -> None:
     """Average the ``.grad`` of ``params`` across ranks (missing grads count as zero)."""
     if not world.distributed:
         return
-    ps = list(params)
-    for p in ps:
+    grads = []
+    for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
-    all_reduce_mean_([p.grad for p in ps], world)  # type: ignore[misc]
+        grads.append(p.grad)
+    all_reduce_mean_(grads, world)
 
 
 def reduce_sums(values: Sequence[float], world: World, device: torch.device) -> list[float]:

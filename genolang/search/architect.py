@@ -47,15 +47,16 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol, cast
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 # An objective gets ``call`` (runs the model, with substituted weights where asked) and
-# returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``.
-Call = Callable[..., object]
+# returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``. ``call``
+# returns what the model returns (Any, as nn.Module's __call__ does).
+Call = Callable[..., Any]
 Objective = Callable[[Call], torch.Tensor]
 # Averages gradients across data-parallel ranks, in place (``genolang.run.dist``).
 Reduce = Callable[[list[torch.Tensor]], None]
@@ -100,9 +101,9 @@ class Architect:
         self.regularize = regularize
         self.config = config
         self.weight_optimizer = weight_optimizer
-        self.alphas: list[nn.Parameter] = model.arch_parameters()  # type: ignore[operator]
-        self.named_weights: list[tuple[str, nn.Parameter]] = list(
-            model.named_weight_parameters())  # type: ignore[operator]
+        supernet = cast(SearchModel, model)  # a supernet: the nn.Module that functional_call runs
+        self.alphas: list[nn.Parameter] = supernet.arch_parameters()
+        self.named_weights: list[tuple[str, nn.Parameter]] = list(supernet.named_weight_parameters())
         self.optimizer = torch.optim.Adam(self.alphas, lr=config.lr, betas=config.betas,
                                           weight_decay=config.weight_decay)
 
@@ -113,7 +114,7 @@ class Architect:
         buffers = {name: b.clone() for name, b in self.model.named_buffers()}
         params = dict(weights or {})
 
-        def call(*args: object, **kwargs: object) -> object:
+        def call(*args: object, **kwargs: object) -> Any:
             return functional_call(self.model, (params, buffers), args, kwargs)
 
         return objective(call)
@@ -210,10 +211,13 @@ class Architect:
     def exact_hessian_vector_product(self, train: Objective, v: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         """grad^2_{alpha,w} L_train(w) v by double backward (for tests)."""
         weights = [p for _, p in self.named_weights]
-        grads = torch.autograd.grad(self._loss(train), weights, create_graph=True, allow_unused=True)
+        # with allow_unused, torch.autograd.grad gives None for an unused input (its stubs say Tensor)
+        grads: tuple[torch.Tensor | None, ...] = torch.autograd.grad(self._loss(train), weights, create_graph=True,
+                                                                     allow_unused=True)
         dot = sum((g * v[n]).sum() for (n, _), g in zip(self.named_weights, grads) if g is not None)
+        assert isinstance(dot, torch.Tensor)  # some weight has a gradient
         return [_zero_if_none(g, a) for g, a in
-                zip(torch.autograd.grad(dot, self.alphas, allow_unused=True), self.alphas)]  # type: ignore[arg-type]
+                zip(torch.autograd.grad(dot, self.alphas, allow_unused=True), self.alphas)]
 
     def _exact_unrolled(self, valid: Objective, train: Objective, eta: float) -> list[torch.Tensor]:
         """d/d alpha of L_val(w'(alpha), alpha), differentiating through the unrolled step."""
@@ -228,8 +232,8 @@ class Architect:
     def state_dict(self) -> dict[str, object]:
         return {"optimizer": self.optimizer.state_dict()}
 
-    def load_state_dict(self, state: Mapping[str, object]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])  # type: ignore[arg-type]
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.optimizer.load_state_dict(state["optimizer"])
 
 
 def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:

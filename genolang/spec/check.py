@@ -3,9 +3,10 @@ problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import Any, Literal, overload
 
 from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
 from genolang.parse import ast as A
@@ -16,6 +17,7 @@ from genolang.spec.checked import (
     CellShape,
     DeriveRule,
     GenotypeSpec,
+    Kind,
     NetworkSpec,
     NodeSpec,
     SpaceSpec,
@@ -26,7 +28,7 @@ from genolang.spec.resolve import Found, Library
 from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
 REDUCERS = ("concat", "mean", "last")
-STEMS = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
+STEMS: dict[str, Kind] = {"cifar": "cnn", "imagenet": "cnn", "embedding": "rnn"}
 
 
 @dataclass
@@ -63,11 +65,22 @@ class Checked:
     def render_warnings(self) -> str:
         return "\n".join(d.render(self.sources.get(d.path, self.source)) for d in self.warnings)
 
+    @overload
+    def single(self, kind: Literal["space"]) -> SpaceSpec: ...
+    @overload
+    def single(self, kind: Literal["genotype"]) -> GenotypeSpec: ...
+    @overload
+    def single(self, kind: Literal["network"]) -> NetworkSpec: ...
+    @overload
+    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec: ...
+
     def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec:
         """The one declaration of a kind in this file; a clear error otherwise."""
-        table: dict[str, object] = {"space": self.spaces, "genotype": self.genotypes, "network": self.networks}[kind]  # type: ignore[assignment]
+        tables: dict[str, Mapping[str, SpaceSpec | GenotypeSpec | NetworkSpec]] = {
+            "space": self.spaces, "genotype": self.genotypes, "network": self.networks}
+        table = tables[kind]
         if len(table) == 1:
-            return next(iter(table.values()))  # type: ignore[return-value]
+            return next(iter(table.values()))
         found = ", ".join(table) if table else "none"
         diag = Diagnostic(
             self.path, None, f"expected exactly one {kind} in this file, found {len(table)} ({found})",
@@ -142,7 +155,7 @@ def _whole(prop: A.Prop, rep: _Report) -> int | None:
     return v.value
 
 
-def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Report], object]:
+def _int(minimum: int = 1, maximum: int | None = None) -> Callable[[A.Prop, _Report], int | None]:
     def parse_int(prop: A.Prop, rep: _Report) -> int | None:
         v = _one(prop, rep)
         return None if v is None else _int_value(v, prop.key.text, rep, minimum, maximum)
@@ -158,10 +171,11 @@ def _real(prop: A.Prop, rep: _Report) -> float | None:
     if isinstance(v.value, str):
         rep.error(v.span, f"'{prop.key.text}' must be a number, got '{v.value}'")
         return None
+    assert not isinstance(v.value, A.Kernel)  # the grammar has kernel sizes in op calls only
     return float(v.value)
 
 
-def _word(choices: Iterable[str]) -> Callable[[A.Prop, _Report], object]:
+def _word(choices: Iterable[str]) -> Callable[[A.Prop, _Report], str | None]:
     options = tuple(choices)
 
     def parse_word(prop: A.Prop, rep: _Report) -> str | None:
@@ -204,7 +218,8 @@ def _positions(prop: A.Prop, rep: _Report) -> tuple[int | Fraction, ...] | None:
     if len(prop.values) == 1 and prop.values[0].value == "none":
         return ()
     out = [_position(v, prop.key.text, rep) for v in prop.values]
-    return None if any(p is None for p in out) else tuple(out)  # type: ignore[misc]
+    positions = [p for p in out if p is not None]
+    return None if len(positions) < len(out) else tuple(positions)
 
 
 def _optional_position(prop: A.Prop, rep: _Report) -> object:
@@ -250,7 +265,7 @@ def _stride(prop: A.Prop, rep: _Report) -> int | None:
     if v.value not in (1, 2) or isinstance(v.value, bool):
         rep.error(v.span, f"'stride' must be 1 or 2, got '{_show(v)}'", "a reduction cell has 'stride = 2'")
         return None
-    return int(v.value)  # type: ignore[arg-type]
+    return int(v.value)
 
 
 def _keep(prop: A.Prop, rep: _Report) -> int | None:
@@ -268,7 +283,7 @@ def _keep(prop: A.Prop, rep: _Report) -> int | None:
     return _int_value(v, "keep", rep, 1)
 
 
-_CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
+_CELL_KEYS: dict[str, Callable[[A.Prop, _Report], int | str | None]] = {
     "inputs": _int(1, MAX_CELL_INPUTS),
     "nodes": _int(1, MAX_CELL_NODES),
     "keep": _keep,
@@ -277,7 +292,7 @@ _CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
 }
 
 
-def _props(props: Iterable[A.Prop], schema: dict[str, object], where: str, rep: _Report,
+def _props(props: Iterable[A.Prop], schema: Mapping[str, object], where: str, rep: _Report,
            qualified: Iterable[str] = ()) -> dict[str, A.Prop]:
     """Index props by key, reporting unknown, duplicated and wrongly qualified keys."""
     seen: dict[str, A.Prop] = {}
@@ -317,7 +332,7 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
     ops: list[str] = []
     defs: list[OpDef] = []
     spans: dict[str, Span | None] = {}
-    kind: str | None = None
+    kind: Kind | None = None
     if "ops" not in props:
         rep.error(space.name.span, f"{where} has no 'ops'",
                   "list the candidate ops, e.g. 'ops = none, skip_connect, sep_conv_3x3'")
@@ -381,7 +396,7 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
                     break
     if rep.errors_since(start) or kind is None or derive is None:
         return None
-    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path,  # type: ignore[arg-type]
+    return SpaceSpec(space.name.text, kind, tuple(ops), tuple(cells), derive, rep.path,
                      op_defs=tuple(defs))
 
 
@@ -402,12 +417,12 @@ def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape |
     if "nodes" not in props:
         rep.error(decl.name.span, f"{where} does not say how many nodes it has", "add 'nodes = 4'")
         return None
-    defaults: dict[str, object] = {"inputs": 2, "keep": 2, "output": "concat", "stride": 1}
+    defaults: dict[str, int | str] = {"inputs": 2, "keep": 2, "output": "concat", "stride": 1}
     if kind == "rnn":
         defaults.update(inputs=1, keep=1, output="mean")
     if any(values.get(k) is None for k in props):
         return None
-    merged = {**defaults, **values}
+    merged = {**defaults, **{k: v for k, v in values.items() if v is not None}}
     if kind == "rnn":
         if merged["keep"] != 1:
             rep.error(props["keep"].values[0].span if "keep" in props else decl.name.span,
@@ -423,8 +438,8 @@ def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape |
         if merged["stride"] != 1:
             rep.error(props["stride"].values[0].span, f"recurrent {where} cannot have a stride")
             return None
-    return CellShape(decl.name.text, int(merged["inputs"]), int(merged["nodes"]),  # type: ignore[call-overload]
-                     int(merged["keep"]), str(merged["output"]), int(merged["stride"]),  # type: ignore[call-overload]
+    return CellShape(decl.name.text, int(merged["inputs"]), int(merged["nodes"]),
+                     int(merged["keep"]), str(merged["output"]), int(merged["stride"]),
                      "s" if kind == "rnn" else "c")
 
 
@@ -462,8 +477,8 @@ def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: 
         if any(name == op for name, _ in caps):
             rep.error(prop.qualifier.span, f"'{op}' is capped twice", "keep one 'cap' per op")
             continue
-        v = _one(prop, rep)
-        limit = None if v is None else _int_value(v, f"cap {op}", rep, 0)
+        given = _one(prop, rep)
+        limit = None if given is None else _int_value(given, f"cap {op}", rep, 0)
         if limit is not None:
             caps.append((op, limit))
     if rep.errors_since(start) or distinct is None:
@@ -487,7 +502,7 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
     if stem is None:
         return None
     kind = STEMS[str(stem)]
-    fields: dict[str, object] = {}
+    fields: dict[str, Any] = {}  # each key's parser gives its field's type; mypy cannot tie the two
     for key, prop in props.items():
         if key == "stem":
             continue
@@ -503,7 +518,7 @@ def check_network(net: A.Network, rep: _Report) -> NetworkSpec | None:
             fields[key] = value
     if rep.errors_since(start):
         return None
-    spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)  # type: ignore[arg-type]
+    spec = NetworkSpec(net.name.text, kind, str(stem), rep.path, **fields)
 
     def span(where: Where) -> Span | None:
         key = str(where[1]) if len(where) > 1 else ""
@@ -576,16 +591,16 @@ def _genotype_cell(cell: A.GenoCell, shape: CellShape, spans: dict[Where, Span |
     for i, node in enumerate(cell.nodes):
         at = (*here, "node", i)
         spans[at] = node.name.span
-        spans[(*at, "body")] = node.span
+        spans[at + ("body",)] = node.span
         for j, term in enumerate(node.terms):
-            spans[(*at, "term", j)] = term.span
-            spans[(*at, "term", j, "op")] = term.op.span
-            spans[(*at, "term", j, "input")] = term.input.span
+            spans[at + ("term", j)] = term.span
+            spans[at + ("term", j, "op")] = term.op.span
+            spans[at + ("term", j, "input")] = term.input.span
         nodes.append(NodeSpec(node.name.text, tuple((t.op.text, t.input.text) for t in node.terms)))
     names = [n.name.text for n in cell.nodes if n.name.text not in shape.input_names]
     output = _genotype_output(cell, shape, list(dict.fromkeys(names)), spans, rep)
     if output is None:  # reported; the nodes are still validated (with no output to check)
-        spans[(*here, "output")] = None
+        spans[here + ("output",)] = None
         return CellGenotype(shape, tuple(nodes), ())
     return CellGenotype(shape, tuple(nodes), output)
 
@@ -635,10 +650,10 @@ def _genotype_output(cell: A.GenoCell, shape: CellShape, defined: list[str], spa
                     rep.error(ref.span, f"range '{ref.start.text}..{ref.end.text}' runs backwards",
                               f"write '{ref.end.text}..{ref.start.text}'")
                 for name in defined[i:j + 1]:
-                    spans[(*at, len(names))] = ref.span
+                    spans[at + (len(names),)] = ref.span
                     names.append(name)
         else:
-            spans[(*at, len(names))] = ref.span
+            spans[at + (len(names),)] = ref.span
             names.append(ref.text)
     if rep.errors_since(start):
         return None
@@ -737,9 +752,9 @@ def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked)
         rep.error(ref.span, f"space '{ref.text}' ({found.file.path}) has errors")
         result.diagnostics.extend(other.items)
         result.sources[found.file.path] = found.source
-        for err in resolver.library_errors:
-            result.diagnostics.extend(err.diagnostics)
-            result.sources.update(err.sources)
+        for library_error in resolver.library_errors:
+            result.diagnostics.extend(library_error.diagnostics)
+            result.sources.update(library_error.sources)
     return space
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import Any, Literal
 
 from genolang.spec.ops import OpDef
 
@@ -189,7 +189,9 @@ class NetworkSpec:
 
     def replace(self, **changes: object) -> NetworkSpec:
         """A copy with some fields changed (``None`` values are ignored)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        # Any: dataclasses.replace checks the names and mypy cannot tie a value to its field here
+        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return dataclasses.replace(self, **kept)
 
     def reduction_cells(self) -> tuple[int, ...]:
         """Indices of the reduction cells for this skeleton's number of layers."""

@@ -3,7 +3,9 @@ name resolved along the search path."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal, overload
 
 from genolang.errors import UsageError, did_you_mean
 from genolang.parse.parser import read_text
@@ -17,6 +19,19 @@ Spec = SpaceSpec | GenotypeSpec | NetworkSpec
 def is_path(name_or_path: str) -> bool:
     """Whether a command-line argument names a file rather than a spec."""
     return name_or_path.endswith(".geno") or "/" in name_or_path or Path(name_or_path).is_file()
+
+
+@overload
+def load_named_source(kind: Literal["space"], name_or_path: str,
+                      relative_to: str | None = None) -> tuple[SpaceSpec, str]: ...
+@overload
+def load_named_source(kind: Literal["genotype"], name_or_path: str,
+                      relative_to: str | None = None) -> tuple[GenotypeSpec, str]: ...
+@overload
+def load_named_source(kind: Literal["network"], name_or_path: str,
+                      relative_to: str | None = None) -> tuple[NetworkSpec, str]: ...
+@overload
+def load_named_source(kind: str, name_or_path: str, relative_to: str | None = None) -> tuple[Spec, str]: ...
 
 
 def load_named_source(kind: str, name_or_path: str, relative_to: str | None = None) -> tuple[Spec, str]:
@@ -33,9 +48,19 @@ def load_named_source(kind: str, name_or_path: str, relative_to: str | None = No
         raise UsageError(f"no {kind} named '{name_or_path}'{did_you_mean(name_or_path, library.names(kind))}; "
                          f"give a .geno file or a name from 'genolang list {kind}s'")
     checked = check(found.file, found.source, Library.for_file(found.file.path)).raise_errors()
-    table: dict[str, Spec] = {"space": checked.spaces, "genotype": checked.genotypes,  # type: ignore[dict-item]
-                              "network": checked.networks}[kind]
-    return table[name_or_path], found.source
+    tables: dict[str, Mapping[str, Spec]] = {"space": checked.spaces, "genotype": checked.genotypes,
+                                             "network": checked.networks}
+    return tables[kind][name_or_path], found.source
+
+
+@overload
+def load_named(kind: Literal["space"], name_or_path: str, relative_to: str | None = None) -> SpaceSpec: ...
+@overload
+def load_named(kind: Literal["genotype"], name_or_path: str, relative_to: str | None = None) -> GenotypeSpec: ...
+@overload
+def load_named(kind: Literal["network"], name_or_path: str, relative_to: str | None = None) -> NetworkSpec: ...
+@overload
+def load_named(kind: str, name_or_path: str, relative_to: str | None = None) -> Spec: ...
 
 
 def load_named(kind: str, name_or_path: str, relative_to: str | None = None) -> Spec:

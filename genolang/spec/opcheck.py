@@ -90,8 +90,8 @@ def check_op_decl(decl: A.OpDecl, rep: Reporter, lookup: OpLookup, origin: str,
             seen[name] = value
     out = []
     for i, name in enumerate(names):
-        value = decl.values[i] if decl.param is not None else None
-        ctx = _Context(rep, lookup, origin, (*stack, name), decl.param.text if decl.param else None, value)
+        member = decl.values[i] if decl.param is not None else None
+        ctx = _Context(rep, lookup, origin, (*stack, name), decl.param.text if decl.param else None, member)
         body = _expr(decl.body, ctx)
         if body is None:
             continue
@@ -110,7 +110,8 @@ def _expr(expr: A.OpExpr, ctx: _Context) -> Body | None:
         return _call(expr, ctx)
     if isinstance(expr, A.OpSequence):
         parts = [_expr(p, ctx) for p in expr.parts]
-        return None if any(p is None for p in parts) else Seq(tuple(parts))  # type: ignore[arg-type]
+        bodies = [p for p in parts if p is not None]
+        return None if len(bodies) < len(parts) else Seq(tuple(bodies))
     if isinstance(expr, A.OpRepeat):
         times = expr.times.value
         if isinstance(times, bool) or not isinstance(times, int) or not 1 <= times <= MAX_REPEAT:
@@ -152,7 +153,7 @@ def _call(call: A.OpCall, ctx: _Context) -> Body | None:
     return found.body
 
 
-def _arg_value(arg: A.OpArg, ctx: _Context) -> object:
+def _arg_value(arg: A.OpArg, ctx: _Context) -> A.ValueData:
     """An argument's value, the family parameter replaced by this member's value."""
     value = arg.value.value
     if ctx.param is not None and value == ctx.param and ctx.value is not None:
@@ -173,7 +174,7 @@ def _primitive(call: A.OpCall, ctx: _Context) -> Layer | None:
     prim = call.name.text
     rep = ctx.rep
     flags: set[str] = set()
-    kw: dict[str, object] = {}
+    kw: dict[str, tuple[A.ValueData, Span | None]] = {}
     kernel: tuple[int, int] | None = None
     ok = True
     for arg in call.args:
@@ -212,7 +213,7 @@ def _primitive(call: A.OpCall, ctx: _Context) -> Layer | None:
             kernel = _kernel(value, arg.value.span, prim, rep)
             ok = ok and kernel is not None
             continue
-        rep.error(arg.value.span, f"{prim} takes no value '{format_value(value)}' here",  # type: ignore[arg-type]
+        rep.error(arg.value.span, f"{prim} takes no value '{format_value(value)}' here",
                   PRIMITIVE_HELP[prim])
         ok = False
     if prim in _NEEDS_KERNEL and kernel is None and ok:
@@ -221,17 +222,17 @@ def _primitive(call: A.OpCall, ctx: _Context) -> Layer | None:
     if not ok:
         return None
     layer = Layer(prim, kernel or (1, 1), stride=_axes(flags))
-    fields: dict[str, object] = {}
-    for key, (value, span) in kw.items():  # type: ignore[misc]
+    fields: dict[str, int | float] = {}
+    for key, (value, span) in kw.items():
         checked = _keyword(prim, key, value, span, rep)
         if checked is None:
             return None
         fields[key] = checked
-    return Layer(layer.prim, layer.kernel, layer.stride, dilation=int(fields.get("dilation", 1)),  # type: ignore[arg-type]
-                 groups=0 if prim == "dwconv" else int(fields.get("groups", 1)),  # type: ignore[arg-type]
-                 width=int(fields.get("width", 1)), search_only="search" in flags,  # type: ignore[arg-type]
-                 count_pad="count_pad" in flags, std=float(fields.get("std", 1.0)),  # type: ignore[arg-type]
-                 mean=float(fields.get("mean", 0.0)))  # type: ignore[arg-type]
+    return Layer(layer.prim, layer.kernel, layer.stride, dilation=int(fields.get("dilation", 1)),
+                 groups=0 if prim == "dwconv" else int(fields.get("groups", 1)),
+                 width=int(fields.get("width", 1)), search_only="search" in flags,
+                 count_pad="count_pad" in flags, std=float(fields.get("std", 1.0)),
+                 mean=float(fields.get("mean", 0.0)))
 
 
 def _axes(flags: set[str]) -> str:
@@ -244,13 +245,13 @@ def _axes(flags: set[str]) -> str:
     return ""
 
 
-def _kernel(value: object, span: Span | None, prim: str, rep: Reporter) -> tuple[int, int] | None:
+def _kernel(value: A.ValueData, span: Span | None, prim: str, rep: Reporter) -> tuple[int, int] | None:
     if isinstance(value, A.Kernel):
         kernel = (value.height, value.width)
     elif isinstance(value, int) and not isinstance(value, bool):
         kernel = (value, value)
     else:
-        rep.error(span, f"{prim}'s kernel must be a whole number or HxW, got '{format_value(value)}'",  # type: ignore[arg-type]
+        rep.error(span, f"{prim}'s kernel must be a whole number or HxW, got '{format_value(value)}'",
                   PRIMITIVE_HELP[prim])
         return None
     if any(k < 1 or k > MAX_KERNEL or k % 2 == 0 for k in kernel):
@@ -260,10 +261,10 @@ def _kernel(value: object, span: Span | None, prim: str, rep: Reporter) -> tuple
     return kernel
 
 
-def _keyword(prim: str, key: str, value: object, span: Span | None, rep: Reporter) -> object | None:
+def _keyword(prim: str, key: str, value: A.ValueData, span: Span | None, rep: Reporter) -> int | float | None:
     if key in ("std", "mean"):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            rep.error(span, f"'{key}' must be a number, got '{format_value(value)}'")  # type: ignore[arg-type]
+            rep.error(span, f"'{key}' must be a number, got '{format_value(value)}'")
             return None
         if key == "std" and not value > 0:
             rep.error(span, f"'std' must be positive, got {value}")
@@ -271,7 +272,7 @@ def _keyword(prim: str, key: str, value: object, span: Span | None, rep: Reporte
         return float(value)
     bounds = {"dilation": MAX_DILATION, "groups": MAX_WIDTH * 1024, "width": MAX_WIDTH}[key]
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= bounds:
-        rep.error(span, f"'{key}' must be a whole number from 1 to {bounds}, got '{format_value(value)}'")  # type: ignore[arg-type]
+        rep.error(span, f"'{key}' must be a whole number from 1 to {bounds}, got '{format_value(value)}'")
         return None
     return value
 
@@ -339,6 +340,9 @@ class _Broken:
 
 BROKEN = _Broken()
 
+# What ``Library.op_cache`` holds for a name: the checked op, BROKEN, or None (unknown).
+CachedOp = OpDef | _Broken | None
+
 
 class OpResolver:
     """Resolves the op names of one file: its own declarations (checked on first use),
@@ -369,7 +373,7 @@ class OpResolver:
                 self.checked.setdefault(name, BROKEN)  # while checking: a cycle finds it broken, never loops
             for op in check_op_decl(decl, self.rep, self.get, self.path, stack):
                 self.checked[op.name] = op
-        return [op for n in names if isinstance(op := self.checked[n], OpDef)]
+        return [found for n in names if isinstance(found := self.checked[n], OpDef)]
 
     def get(self, name: str, stack: tuple[str, ...] = ()) -> OpDef | _Broken | None:
         if name in self.local:
@@ -389,7 +393,7 @@ def library_op(library: Library, name: str, errors: list[SpecError] | None = Non
     declaring it go to ``errors``."""
     cache = library.op_cache
     if name in cache:
-        return cache[name]  # type: ignore[return-value]
+        return cache[name]
     cache[name] = BROKEN  # while checking it: a cycle through the library is an error, never a hang
     try:
         found = library.find_op(name)

@@ -12,11 +12,15 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from genolang import resources
 from genolang.errors import SpecError
 from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
+
+if TYPE_CHECKING:
+    from genolang.spec.opcheck import CachedOp
 
 SUFFIX = ".geno"
 _KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network, "op": A.OpDecl}
@@ -39,7 +43,7 @@ class Library:
         self.roots = [Path(r) for r in roots]
         self.recursive_roots = [Path(r) for r in (recursive_roots or [])]
         self._files: dict[Path, tuple[A.SpecFile, str] | SpecError] = {}
-        self.op_cache: dict[str, object] = {}  # name -> checked op (genolang.spec.opcheck keeps it)
+        self.op_cache: dict[str, CachedOp] = {}  # name -> checked op (genolang.spec.opcheck keeps it)
 
     @classmethod
     def for_file(cls, path: str | os.PathLike[str] | None) -> Library:

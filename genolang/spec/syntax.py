@@ -18,8 +18,8 @@ from genolang.spec.resolve import Library
 from genolang.spec.validate import CNN_FIELDS, RNN_FIELDS
 
 
-def _prop(key: str, *values: object, qualifier: str | None = None) -> A.Prop:
-    return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),  # type: ignore[arg-type]
+def _prop(key: str, *values: A.ValueData, qualifier: str | None = None) -> A.Prop:
+    return A.Prop(A.Name(key), tuple(A.Value(v) for v in values),
                   A.Name(qualifier) if qualifier else None)
 
 
@@ -94,7 +94,7 @@ def genotype_tree(geno: GenotypeSpec, name: str | None = None) -> A.Genotype:
         (c.name, [(n.name, list(n.edges)) for n in c.nodes], c.shape.reducer, list(c.output))
         for c in geno.cells
     ]
-    return A.make_genotype(name or geno.name, geno.space.name, cells)  # type: ignore[arg-type]
+    return A.make_genotype(name or geno.name, geno.space.name, cells)
 
 
 def network_tree(network: NetworkSpec) -> A.Network:

@@ -265,7 +265,7 @@ def int_problem(key: str, value: int, minimum: int, maximum: int | None = None,
     return None
 
 
-def _show(x: float) -> str:
+def _show(x: int | float) -> str:
     return repr(x) if isinstance(x, float) else str(x)
 
 

@@ -68,7 +68,6 @@ def run_training(config: TrainConfig, *, run_dir: str | Path | None = None, resu
     try:
         geno = load_named("genotype", config.genotype)
         network = load_named("network", config.network)
-        assert isinstance(geno, GenotypeSpec) and isinstance(network, NetworkSpec)
         check_pair(geno, network)
         network = apply_overrides(network, **config.overrides)
         folder = Path(run_dir) if run_dir is not None else Path(str(dist.broadcast_object(

@@ -84,8 +84,8 @@ def shape_of(data: ImageData) -> DataShape:
     return DataShape("cnn", in_channels=data.in_channels, input_size=data.input_size, classes=data.classes)
 
 
-def loader(dataset: Dataset, batch_size: int, order: Sequence[int] | None, workers: int,
-           device: torch.device) -> DataLoader:  # type: ignore[type-arg]
+def loader(dataset: Dataset[tuple[torch.Tensor, torch.Tensor]], batch_size: int, order: Sequence[int] | None,
+           workers: int, device: torch.device) -> DataLoader[tuple[torch.Tensor, torch.Tensor]]:
     return DataLoader(dataset, batch_size=batch_size, sampler=order, shuffle=False, num_workers=workers,
                       pin_memory=device.type == "cuda", persistent_workers=False)
 

@@ -160,7 +160,7 @@ def recipe_from_dict(d: dict[str, Any]) -> Recipe:
     kind = d.pop("kind", "image")
     cls = TextRecipe if kind == "text" else ImageRecipe
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in names})  # type: ignore[arg-type]
+    return cls(**{k: v for k, v in d.items() if k in names})
 
 
 _IMAGE_DEFAULTS: dict[str, dict[str, Any]] = {

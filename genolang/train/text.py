@@ -190,8 +190,8 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
                 emit(callbacks, Progress("note", epoch + 1, recipe.epochs,
                                          message=f"switching to ASGD after epoch {epoch + 1}"))
             history.append(val_loss)
-        total, count = dist.reduce_sums([total, count], world, dev)
-        train_loss = total / max(count, 1)
+        total, tokens = dist.reduce_sums([total, count], world, dev)
+        train_loss = total / max(tokens, 1)
         record = {
             "epoch": epoch + 1, "train_loss": train_loss, "train_ppl": perplexity(train_loss),
             "valid_loss": val_loss, "valid_ppl": perplexity(val_loss), "lr": recipe.lr,
