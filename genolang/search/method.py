@@ -277,7 +277,7 @@ class MethodRun:
 
     # -- the end -------------------------------------------------------------------------
     def select(self, context: SelectionContext) -> GenotypeSpec:
-        return self.selection.select(context)  # type: ignore[no-any-return]
+        return self.selection.select(context)
 
 
 def method_spec(name: str = "darts") -> MethodSpec:

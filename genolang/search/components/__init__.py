@@ -60,7 +60,7 @@ def registry(kind: str) -> dict[str, type]:
 def parameters(kind: str, name: str) -> dict[str, Param]:
     """A component's hyperparameters and their defaults."""
     cls = _component_class(kind, name)
-    sig = inspect.signature(cls.__init__)
+    sig = inspect.signature(cls)
     return {p.name: p.default for p in sig.parameters.values() if p.name != "self" and p.default is not p.empty}
 
 
