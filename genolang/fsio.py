@@ -290,7 +290,7 @@ def stat_regular(path: str | os.PathLike[str], what: str = "file") -> os.stat_re
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such {what}") from None
+        raise UsageError(f"{path}: no such file") from None
     except OSError as err:
         raise UsageError(f"{path}: cannot read ({os_reason(err)})") from None
     if not stat.S_ISREG(st.st_mode):

@@ -265,13 +265,17 @@ def test_all_errors_of_a_file_are_reported() -> None:
     text = edit(edit(edit(GENO, 4, "sep_conv_3x3(c0)", "sep_cnv_3x3(c0)"), 12, "skip_connect(n2)", "skip_connect(n7)"),
                 15, "n5)", "n5, c1)")
     diags, rendered = diagnostics(text)
-    assert [(d.span.line, d.span.column) for d in diags if d.span] == [(4, 14), (12, 27), (15, 38)]
-    assert [d.message.split(";")[0] for d in diags] == [
+    errors = [d for d in diags if d.severity == "error"]
+    assert [(d.span.line, d.span.column) for d in errors if d.span] == [(4, 14), (12, 27), (15, 38)]
+    assert [d.message.split(";")[0] for d in errors] == [
         "unknown op 'sep_cnv_3x3'", "undefined node 'n7'", "output lists input 'c1'"]
+    # then a note naming the file the space resolved to
+    (note,) = [d for d in diags if d.severity == "note"]
+    assert note.message.startswith("space 'darts_cnn' is the one declared at ") and "darts_cnn.geno:" in note.message
     assert rendered.endswith("\n3 errors")
     with pytest.raises(SpecError) as info:
         load_text(text, "case.geno")
-    assert len(info.value.diagnostics) == 3
+    assert len([d for d in info.value.diagnostics if d.severity == "error"]) == 3
 
 
 def test_errors_across_declarations_are_all_reported() -> None:

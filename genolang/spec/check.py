@@ -7,13 +7,13 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Callable, Iterable, Union
 
-from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
+from genolang.errors import Diagnostic, GenolangError, Span, SpecError, did_you_mean
 from genolang.spec.checked import (KEEP_ALL, CellGenotype, CellShape, DeriveRule, GenotypeSpec, NetworkSpec, NodeSpec,
                             SpaceSpec)
 from genolang.parse import ast as A
-from genolang.parse.parser import parse, read_text
+from genolang.parse.parser import STDIN, parse, read_text
 from genolang.spec.opnames import OPS
-from genolang.spec.resolve import Library
+from genolang.spec.resolve import Ambiguous, Library, where_found
 from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
 REDUCERS = ("concat", "mean", "last")
@@ -38,11 +38,12 @@ class Checked:
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
+        """The errors, with the notes that explain them (notes come only with errors)."""
+        return [d for d in self.diagnostics if d.severity in ("error", "note")]
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity != "error"]
+        return [d for d in self.diagnostics if d.severity == "warning"]
 
     def raise_errors(self) -> "Checked":
         """Raise a ``SpecError`` holding every error (warnings alone pass)."""
@@ -656,16 +657,42 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
             if space is None:
                 rep.error(ref.span, f"space '{ref.text}' has errors (see above)")
             return space
+        other = names.get(("genotype", ref.text)) or names.get(("network", ref.text))
+        if other is not None:
+            kind = "genotype" if ("genotype", ref.text) in names else "network"
+            line = f" (line {other.span.line})" if other.span else ""
+            rep.error(ref.span, f"'{ref.text}' is a {kind} of this file{line}, not a space",
+                      "after ':' a genotype names the space it was chosen from, e.g. 'genotype g : darts_cnn'")
+            return None
         return _library_space(ref, library, rep, result)
 
     for decl in spec.decls:
         if isinstance(decl, A.Genotype) and names.get(("genotype", decl.name.text)) is decl.name:
+            start = len(rep.items)
             geno = check_genotype(decl, find_space, rep)
             if geno is not None:
                 result.genotypes[geno.name] = geno
+            _note_resolved_space(decl, local_spaces, library, rep, start)
     result.diagnostics.extend(rep.items)
-    result.diagnostics.sort(key=lambda d: (d.path != spec.path, d.span or Span(0, 0, 0, 0)))
+    result.diagnostics.sort(key=lambda d: (d.path != spec.path, d.severity == "note", d.span or Span(0, 0, 0, 0)))
     return result
+
+
+def _note_resolved_space(decl: A.Genotype, local: set[str], library: Library, rep: _Report, start: int) -> None:
+    """With errors in a genotype checked against a space of another file, a note
+    naming that file (the space a name resolves to may not be the one its author
+    thought of)."""
+    if decl.space.text in local or not rep.errors_since(start):
+        return
+    if any(d.span == decl.space.span for d in rep.items[start:]):
+        return  # the space reference itself is the error, and says so
+    try:
+        found = library.find("space", decl.space.text)
+    except GenolangError:
+        return
+    if found is not None:
+        rep.items.append(Diagnostic(rep.path, decl.space.span, f"space '{decl.space.text}' is the one declared at "
+                                    f"{where_found(found)}", None, "note"))
 
 
 def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked) -> SpaceSpec | None:
@@ -676,10 +703,27 @@ def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked)
         result.diagnostics.extend(err.diagnostics)
         result.sources.update(err.sources)
         return None
+    except Ambiguous as err:
+        rep.error(ref.span, f"space '{ref.text}' is ambiguous: it is declared differently in "
+                  f"{' and '.join(where_found(f) for f in err.found)}",
+                  "rename or remove one of them: names must be unique within a folder")
+        return None
+    except GenolangError as err:  # the file named after the space cannot be read
+        rep.error(ref.span, f"space '{ref.text}' cannot be read: {err}")
+        return None
     if found is None:
-        rep.error(ref.span, f"unknown space '{ref.text}'{did_you_mean(ref.text, library.names('space'))}",
-                  "spaces are found in this file, its folder, GENOLANG_PATH and the shipped library "
-                  "('genolang list' shows them)")
+        hint = ("spaces are found in this file, its folder, GENOLANG_PATH and the shipped library "
+                "('genolang list' shows them)" + library.unreadable_note())
+        for kind in ("genotype", "network"):
+            try:
+                other = library.find(kind, ref.text)
+            except GenolangError:
+                other = None
+            if other is not None:
+                rep.error(ref.span, f"'{ref.text}' is a {kind} ({where_found(other)}), not a space",
+                          "after ':' a genotype names the space it was chosen from, e.g. 'genotype g : darts_cnn'")
+                return None
+        rep.error(ref.span, f"unknown space '{ref.text}'{did_you_mean(ref.text, library.names('space'))}", hint)
         return None
     other = _Report(found.file.path)
     space = check_space(found.decl, other)  # type: ignore[arg-type]
@@ -696,6 +740,7 @@ def load_text(text: str, path: str = "<spec>", library: Library | None = None) -
 
 
 def load(path: str, library: Library | None = None) -> Checked:
-    """Parse and check a spec file; raises ``SpecError`` (spec problems) or
-    ``UsageError`` (unreadable file)."""
-    return load_text(read_text(path), path, library)
+    """Parse and check a spec file ('-': standard input, labelled ``<stdin>``); raises
+    ``SpecError`` (spec problems) or ``UsageError`` (unreadable file)."""
+    label = STDIN if path == "-" else path
+    return load_text(read_text(path), label, library)
