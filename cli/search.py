@@ -25,9 +25,10 @@ from genolang.errors import UsageError
 @click.option("--order", type=click.Choice(["1", "2"]), default=None,
               help="1: first-order DARTS (default); 2: second order (unrolled weight step).")
 @click.option("--seed", type=int, default=None, help="Random seed (default 0).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
+@click.option("-o", "--output", "--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Where to write the found genotype (default found.geno; with --run-dir only "
-                   "RUN_DIR/genotype.geno).")
+                   "RUN_DIR/genotype.geno). An existing file is refused before the search starts unless --force.")
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder: checkpoint, per-epoch genotypes, metrics (default runs/search-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the search in --run-dir from its last checkpoint.")
@@ -54,7 +55,7 @@ from genolang.errors import UsageError
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
-           resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
+           resume: bool, force: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
            threads: int | None, augment: bool | None, sync_bn: bool | None, passes: str | None, no_opt: bool,
            quiet: bool) -> None:
     """Search SPACE (a space .geno file or a space name) with DARTS and write the found
@@ -87,13 +88,17 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     from genolang.run.dist import is_main_process
 
     main_rank = is_main_process()
-    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=Reporter(quiet or not main_rank, "searching"))
+    result = run_search(config, run_dir=run_dir, out=out, resume=resume, replace_out=force,
+                        progress=Reporter(quiet or not main_rank, "searching"))
     if not main_rank:
         return
     m = result.metrics
     score = (f"valid accuracy {100 * m['valid_acc']:.2f}%" if "valid_acc" in m
              else f"valid perplexity {m.get('valid_ppl', float('nan')):.2f}")
-    where = result.out if result.out is not None else result.run_dir / "genotype.geno"
-    click.echo(f"wrote {where} ({score}; run folder {result.run_dir})")
+    click.echo(f"wrote {result.kept} ({score}; run folder {result.run_dir})")
     if not quiet:
         click.echo(result.declaration)
+    if result.out_error is not None:
+        click.echo(f"error: the genotype was not written to {out}: {result.out_error}\n"
+                   f"  it is kept in {result.kept}; copy it from there", err=True)
+        raise click.exceptions.Exit(1)

@@ -235,15 +235,23 @@ def graph(file: str, output: str | None, cell: str | None) -> None:
 @click.argument("kind", required=False, type=click.Choice(["spaces", "genotypes", "networks"]))
 def list_specs(kind: str | None) -> None:
     """List the spaces, genotypes and networks that names resolve to from the current
-    folder: the folder itself, GENOLANG_PATH and the shipped library."""
+    folder: the folder itself, GENOLANG_PATH and the shipped library (declarations
+    only: names in comments are not names). Files with errors are named on stderr."""
     lib = Library.for_file(str(Path.cwd() / "x.geno"))
     for keyword in (("space", "genotype", "network") if kind is None else (kind[:-1],)):
         names = lib.names(keyword)
         click.echo(f"{keyword}s:")
         for name in names:
-            found = lib.find(keyword, name)
-            where = found.file.path if found else "?"
+            try:
+                found = lib.find(keyword, name)
+                where = found.file.path if found else "?"
+            except GenolangError as err:
+                where = f"({err})"
             click.echo(f"  {name:<16} {where}")
+    for path in lib.broken():
+        click.echo(f"note: {path} has errors, so its names are not listed ('genolang check {path}')", err=True)
+    for path, why in lib.unreadable.items():
+        click.echo(f"note: cannot read {path} ({why})", err=True)
 
 
 @click.command("ops")

@@ -11,6 +11,7 @@ Exit statuses, deliberately:
 * ``SpecError`` (1): diagnostics in spec files. The fix is in the file.
 * ``InputError`` (1): the content of another input is wrong: a damaged or foreign
   checkpoint, a run folder whose files do not parse, malformed data files.
+* ``MissingTool`` (1): an optional package or program is not installed.
 * every other ``GenolangError`` (1): the command was right but the work cannot be
   done (a genotype that does not fit a skeleton, a model too large to build, a
   diverged run).
@@ -253,6 +254,12 @@ class InputError(GenolangError):
     """An input other than a spec whose content is wrong: a damaged or foreign
     checkpoint, a run folder's files, malformed data. Exit status 1; the message names
     the file and what to do."""
+
+
+class MissingTool(GenolangError):
+    """An optional package or program the command needs is not installed (exit 1: the
+    command is right, the environment lacks something); the message says how to
+    install it."""
 
 
 def suggest(name: str, candidates: Iterable[str]) -> str | None:

@@ -41,15 +41,17 @@ def save_run_state(run: RunDir, state: dict[str, Any], world: dist.World = dist.
     dist.barrier(world)
 
 
-def claim(run: RunDir, resume: bool, command: str) -> None:
+def claim(run: RunDir, resume: bool, command: str, world: dist.World = dist.SINGLE) -> None:
     """Refuse what would lose or mix runs: a new run in a folder holding a checkpoint,
-    ``--resume`` where there is none."""
+    ``--resume`` where there is none, a folder genolang did not make (see
+    ``RunDir.claim``); rank 0 then marks the folder as this run's."""
     if resume and not run.has_checkpoint():
         raise UsageError(f"--resume: {run.path} holds no checkpoint ({run.checkpoint.name}); run without "
                          f"--resume to start a {command} there")
     if not resume and run.has_checkpoint():
         raise UsageError(f"{run.path} already holds a {command} run ({run.checkpoint.name}); pass --resume to "
                          "continue it or choose another --run-dir")
+    run.claim(command, resume, write=world.is_main)
 
 
 def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:

@@ -85,6 +85,17 @@ class GenotypeFile:
         return compose_file(decls, lines)
 
 
+_DATASET_LINE = re.compile(r"^#\s*dataset:\s*([A-Za-z0-9_.-]+)\s*;", re.MULTILINE)
+
+
+def provenance_dataset(text: str) -> str | None:
+    """The data set a genotype file written by a search was searched on (its header's
+    ``dataset:`` line, before the first declaration), or None."""
+    head = text.split("\ngenolang ", 1)[0] if not text.startswith("genolang ") else ""
+    match = _DATASET_LINE.search(head)
+    return match.group(1) if match else None
+
+
 def declaration(geno: GenotypeSpec) -> str:
     """The canonical text of a genotype's declaration alone (its space by name)."""
     return format_decl(genotype_tree(geno))
