@@ -9,8 +9,9 @@ from typing import Any
 
 import click
 
+from genolang.cli.options import SEED
 from genolang.data.registry import dataset_help
-from genolang.errors import GenolangError, UsageError
+from genolang.errors import GenolangError, UsageError, plural
 from genolang.parse.parser import read_text
 from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
@@ -90,7 +91,7 @@ def format_summary(summary: Any) -> str:
     lines = [f"genotype {s.genotype} on network {s.network}: {s.shape.describe()}"]
     if s.kind == "rnn":
         lines.append(f"parameters     {human(s.params)}")
-        lines.append(f"sizes          embedding {s.embedding}, hidden {s.hidden}, {s.nodes} nodes, "
+        lines.append(f"sizes          embedding {s.embedding}, hidden {s.hidden}, {plural(s.nodes or 0, 'node')}, "
                      f"vocabulary {s.shape.ntokens}")
         lines.append(f"multiply-adds  {human(s.macs)} per token (cell maps and decoder)")
         return "\n".join(lines)
@@ -125,7 +126,7 @@ def format_summary(summary: Any) -> str:
 @click.option("--vocab", type=click.IntRange(min=2), help="Vocabulary size of a recurrent model (default 10000).")
 @click.option("--embedding", type=click.IntRange(min=1), help="Override a recurrent skeleton's embedding size.")
 @click.option("--hidden", type=click.IntRange(min=1), help="Override a recurrent skeleton's hidden size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.option("-d", "--dataset", default=None,
               help=f"Build for this data set's images or vocabulary: {dataset_help()} (default: the data set a "

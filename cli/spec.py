@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from genolang.spec.check import Checked, check, load
-from genolang.errors import GenolangError, SpecError, UsageError
+from genolang.errors import GenolangError, SpecError, UsageError, plural
 from genolang.fsio import check_destination, os_reason, write_text
 from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype, lower_space
@@ -158,9 +158,9 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"  ops ({len(space.ops)}): {', '.join(space.ops)}")
         for cell in space.cells:
             edges = sum(cell.inputs + i for i in range(cell.nodes))
-            click.echo(f"  cell {cell.name}: {cell.inputs} inputs, {cell.nodes} nodes, "
+            click.echo(f"  cell {cell.name}: {plural(cell.inputs, 'input')}, {plural(cell.nodes, 'node')}, "
                        f"keep {'all' if cell.keeps_all else cell.keep}, "
-                       f"{cell.reducer}, stride {cell.stride}; supernet: {edges} edges x {len(space.ops)} ops")
+                       f"{cell.reducer}, stride {cell.stride}; supernet: {plural(edges, 'edge')} x {plural(len(space.ops), 'op')}")
         d = space.derive
         caps = ", ".join(f"{op} <= {n}" for op, n in d.caps) or "none"
         click.echo(f"  derive: exclude {', '.join(d.exclude) or 'nothing'}; "
@@ -172,7 +172,7 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"genotype {geno.name} : {geno.space.name} ({geno.space.path})")
         for cell in geno.cells:
             ops = [op for n in cell.nodes for op, _ in n.edges]
-            click.echo(f"  cell {cell.name}: {len(cell.nodes)} nodes, {len(ops)} edges, "
+            click.echo(f"  cell {cell.name}: {plural(len(cell.nodes), 'node')}, {plural(len(ops), 'edge')}, "
                        f"{cell.shape.reducer} of {', '.join(cell.output)}")
         if ir:
             for cell_ir in lower_genotype(geno).values():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genolang.errors import UsageError
+from genolang.errors import UsageError, plural
 from genolang.run import dist
 from genolang.run.folder import RunDir
 from genolang.run.runtime import rng_state, set_rng_state
@@ -29,7 +29,7 @@ def restore_rng(section: dict[str, Any], where: str, world: dist.World = dist.SI
     """Set this rank's generators from a section written by as many ranks."""
     written = int(section.get("world_size", 1))
     if written != world.size:
-        raise UsageError(f"{where} was written by {written} process(es); resume it with the same number of "
+        raise UsageError(f"{where} was written by {plural(written, 'process', 'processes')}; resume it with the same number of "
                          f"processes (now {world.size})")
     set_rng_state(section["rng_ranks"][world.rank] if world.distributed else section["rng"])
 

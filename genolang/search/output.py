@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from genolang.errors import GenolangError
+from genolang.errors import GenolangError, plural
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.parse import ast as A
 from genolang.spec.check import checked_space
@@ -114,7 +114,7 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
         f"space: {provenance['space']} (space {provenance['space_name']}, sha256 {provenance['space_sha256']})",
         f"skeleton: {provenance['network']} ({provenance['network_path']})",
         f"dataset: {r['dataset']}; order {r['order']}; seed {r['seed']}; epochs {r['epochs']}; batch {r['batch_size']}"
-        + (f"; limit {r['limit']} steps per epoch" if r.get("limit") else ""),
+        + (f"; limit {plural(r['limit'], 'step')} per epoch" if r.get("limit") else ""),
     ]
     if "valid_acc" in metrics:
         lines.append(f"final validation accuracy: {100 * metrics['valid_acc']:.2f}% "

@@ -110,8 +110,10 @@ class SearchRun:
         self.network = network
         if self.saved is not None:
             if int(self.saved.get("world_size", 1)) != world.size:
-                raise UsageError(f"--resume: {self.run.checkpoint} was written by {self.saved.get('world_size', 1)} "
-                                 f"process(es); resume it with the same number of processes (now {world.size})")
+                written = int(self.saved.get("world_size", 1))
+                raise UsageError(f"--resume: {self.run.checkpoint} was written by "
+                                 f"{plural(written, 'process', 'processes')}; resume it with the same number of "
+                                 f"processes (now {world.size})")
             if not same_content(self._saved_spec("network", self.network.path, "skeleton"), self.network):
                 raise UsageError(f"--resume: skeleton '{self.network.name}' ({self.network.path}) changed since "
                                  "the checkpoint was written; restore it or start a new --run-dir")
