@@ -191,7 +191,7 @@ CASES = [
     Case("space-exclude-unknown", edit(SPACE, 18, "none", "nne"), "cannot exclude 'nne'", 18, 19),
     Case("space-keep-over-inputs", edit(SPACE, 7, "2", "3"), "keeps 3 distinct inputs per node", 4, 5),
     Case("space-no-ops", drop(SPACE, 3), "space 's' has no 'ops'", 2, 7),
-    Case("space-too-many-nodes", edit(SPACE, 6, "4", "30000000"), "'nodes' must be at most 10000, got 30000000", 6, 17),
+    Case("space-too-many-nodes", edit(SPACE, 6, "4", "30000000"), "'nodes' must be at most 32, got 30000000", 6, 17),
     Case("space-too-many-inputs", edit(SPACE, 5, "2", "100"), "'inputs' must be at most 64, got 100", 5, 18),
     # ---- networks --------------------------------------------------------------------
     Case("negative-channels", edit(NET, 4, "16", "-16"), "'channels' must be positive, got -16", 4, 16),
@@ -335,7 +335,7 @@ def test_suggestions() -> None:
 
 
 BIG_SPACE = """genolang 1
-space big { ops = skip_connect; cell normal { nodes = 300 } }
+space big { ops = skip_connect; cell normal { nodes = 30 } }
 genotype g : big { normal { n2 = skip_connect(c0) + skip_connect(c1) } }
 """
 
@@ -343,11 +343,11 @@ genotype g : big { normal { n2 = skip_connect(c0) + skip_connect(c1) } }
 def test_hints_for_big_cells_stay_short() -> None:
     diags, rendered = diagnostics(BIG_SPACE)
     hints = {d.message.split(";")[0]: d.hint for d in diags}
-    assert hints["cell 'normal' has 1 node"] == ("define exactly 300 nodes "
-                                                 "(n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, ..., n301)")
+    assert hints["cell 'normal' has 1 node"] == ("define exactly 30 nodes "
+                                                 "(n2, n3, n4, n5, n6, n7, n8, n9, n10, n11, ..., n31)")
     assert hints["cell 'normal' has no output"] == "add 'out = concat(n2)'"
     many = BIG_SPACE.replace("skip_connect(c1) }", "skip_connect(c1)\n" + "\n".join(
-        f"n{k} = skip_connect(n{k - 1}) + skip_connect(c0)" for k in range(3, 302)) + " }")
+        f"n{k} = skip_connect(n{k - 1}) + skip_connect(c0)" for k in range(3, 32)) + " }")
     diags, _ = diagnostics(many)
-    assert [d.hint for d in diags] == ["add 'out = concat(n2..n301)'"]
+    assert [d.hint for d in diags] == ["add 'out = concat(n2..n31)'"]
     assert len(rendered) < 2000

@@ -22,9 +22,10 @@ _comments: list[Token] = []
 _numbers: list[Token] = []
 _lock = threading.Lock()
 
-# The largest spec file genolang reads (shipped specs are a few KiB; a search's genotype
-# file with its alpha table tens of KiB); larger files are refused before parsing.
-MAX_SPEC_BYTES = 1 << 20
+# The largest spec file genolang reads (shipped specs are a few KiB, a search's genotype
+# file with its alpha table about 10 KiB; parsing runs at roughly 100 KiB a second);
+# larger files are refused before parsing.
+MAX_SPEC_BYTES = 256 << 10
 MAX_NAME_CHARS = 100
 
 

@@ -116,10 +116,15 @@ def _show(v: A.Value) -> str:
     return format_value(v.value)
 
 
-# Upper bounds that keep checking, lowering and planning finite: a cell or a stack this
-# large is a typo, and 'nodes = 30000000' would otherwise spend seconds listing node names.
+# Upper bounds that keep every later stage (lowering, 'show --ir', the supernet passes,
+# 'graph', drawing, building) answering in seconds: DARTS cells have 4 nodes, NASNet's
+# 5, recurrent ones 8; a supernet cell holds at most MAX_SUPERNET_TERMS (edge, op) terms
+# (DARTS: 14 edges x 8 ops = 112), a space at most MAX_CELL_TYPES cell types.
 MAX_CELL_INPUTS = 64
-MAX_CELL_NODES = 10_000
+MAX_CELL_NODES = 32
+MAX_KEEP = 64
+MAX_SUPERNET_TERMS = 4096
+MAX_CELL_TYPES = 16
 
 
 def _whole(prop: A.Prop, rep: _Report) -> int | None:
@@ -256,7 +261,7 @@ def _keep(prop: A.Prop, rep: _Report) -> int | None:
         rep.error(v.span, f"'keep' must be a whole number or 'all', got '{v.value}'",
                   "write 'keep = 2', or 'keep = all' for a node that reads every earlier node")
         return None
-    return _int_value(v, "keep", rep, 1)
+    return _int_value(v, "keep", rep, 1, MAX_KEEP)
 
 
 _CELL_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
@@ -344,6 +349,15 @@ def check_space(space: A.Space, rep: _Report) -> SpaceSpec | None:
         shape = _check_cell(decl, kind, rep)
         if shape is not None:
             cells.append(shape)
+    if len(space.cells) > MAX_CELL_TYPES:
+        rep.error(space.cells[MAX_CELL_TYPES].name.span, f"{where} declares {len(space.cells)} cell types; at most "
+                  f"{MAX_CELL_TYPES} are allowed", "a network stacks 'normal' and 'reduce' cells: keep those")
+    for shape in cells:
+        terms = (shape.inputs * shape.nodes + shape.nodes * (shape.nodes - 1) // 2) * max(len(ops), 1)
+        if terms > MAX_SUPERNET_TERMS:
+            rep.error(names[shape.name].span, f"cell '{shape.name}' of {where} would make a supernet cell of {terms:,} "
+                      f"(edge, op) terms ({shape.inputs} inputs, {shape.nodes} nodes, {len(ops)} ops); at most "
+                      f"{MAX_SUPERNET_TERMS:,} can be searched", "use fewer nodes, inputs or ops")
     if not space.cells:
         rep.error(space.name.span, f"{where} declares no cell",
                   "add e.g. 'cell normal { inputs = 2; nodes = 4; keep = 2; output = concat }'")
@@ -627,6 +641,7 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
     """Check every declaration of a parsed file, resolving space names through
     the file itself first and then ``library``."""
     library = library if library is not None else Library.for_file(spec.path)
+    library.preload(spec, source)
     rep = _Report(spec.path)
     result = Checked(spec, source)
     names: dict[tuple[str, str], A.Name] = {}

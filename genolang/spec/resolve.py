@@ -48,6 +48,27 @@ class Ambiguous(GenolangError):
                          "or remove one of them (names must be unique within a folder)")
 
 
+_PARSED: dict[tuple[Path, str], A.SpecFile | SpecError] = {}
+_PARSED_MAX = 128
+
+
+def _parse_cached(path: Path, text: str) -> A.SpecFile:
+    """``parse`` of a library file, remembered for other lookups in this process while
+    its text is the same (checking many files of one folder parses each neighbour once)."""
+    key = (path, text)
+    if key not in _PARSED:
+        if len(_PARSED) >= _PARSED_MAX:
+            _PARSED.pop(next(iter(_PARSED)))
+        try:
+            _PARSED[key] = parse(text, str(path))
+        except SpecError as err:
+            _PARSED[key] = err
+    entry = _PARSED[key]
+    if isinstance(entry, SpecError):
+        raise entry
+    return entry
+
+
 def where_found(found: Found) -> str:
     """``path:line`` of a declaration found by name."""
     span = found.decl.name.span
@@ -61,6 +82,8 @@ class Library:
         self.roots = [Path(r) for r in roots]
         self.recursive_roots = [Path(r) for r in (recursive_roots or [])]
         self._files: dict[Path, tuple[A.SpecFile, str] | GenolangError] = {}
+        self._texts: dict[Path, str | GenolangError] = {}
+        self._found: dict[tuple[str, str], Found | None | GenolangError] = {}
         self._listing: dict[tuple[Path, bool], list[Path]] = {}
         self.unreadable: dict[str, str] = {}  # path -> why it could not be read
 
@@ -122,18 +145,40 @@ class Library:
             problems.append(err)
             return []
 
+    def preload(self, spec: A.SpecFile, text: str) -> None:
+        """Use an already parsed file (the one being checked) instead of reading it again."""
+        if spec.path and not spec.path.startswith("<"):
+            key = Path(os.path.abspath(spec.path))
+            self._texts[key] = text
+            self._files[key] = (spec, text)
+
+    def text(self, path: Path) -> str:
+        """The text of a file of the library (cached); raises the ``UsageError`` or
+        ``SpecError`` of a file that cannot be read."""
+        key = Path(os.path.abspath(path))
+        if key not in self._texts:
+            try:
+                self._texts[key] = read_text(str(path))
+            except GenolangError as err:
+                self._texts[key] = err
+                if not isinstance(err, SpecError) or not err.diagnostics or err.diagnostics[0].span is None:
+                    self.unreadable[str(path)] = str(err).partition(": ")[2] or str(err)
+        entry = self._texts[key]
+        if isinstance(entry, GenolangError):
+            raise entry
+        return entry
+
     def load(self, path: Path) -> tuple[A.SpecFile, str]:
-        """Parse a file of the library (cached); raises its ``SpecError`` or the
-        ``UsageError`` of a file that cannot be read."""
+        """Parse a file of the library (cached, also across libraries while the file is
+        unchanged); raises its ``SpecError`` or the ``UsageError`` of a file that cannot
+        be read."""
         key = Path(os.path.abspath(path))
         if key not in self._files:
             try:
-                text = read_text(str(path))
-                self._files[key] = (parse(text, str(path)), text)
+                text = self.text(path)
+                self._files[key] = (_parse_cached(key, text), text)
             except GenolangError as err:
                 self._files[key] = err
-                if not isinstance(err, SpecError):
-                    self.unreadable[str(path)] = str(err).partition(": ")[2] or str(err)
         entry = self._files[key]
         if isinstance(entry, GenolangError):
             raise entry
@@ -149,13 +194,32 @@ class Library:
         """The ``keyword`` declaration (space, genotype, network) named ``name`` in the
         first folder of the search path that has one. Raises ``Ambiguous`` when that
         folder declares it differently in two files, the ``SpecError`` of a broken
-        ``NAME.geno``, and a ``UsageError`` when ``NAME.geno`` cannot be read."""
+        ``NAME.geno``, and a ``UsageError`` when ``NAME.geno`` cannot be read.
+        Remembered: a file checking many genotypes of one space looks it up once."""
+        key = (keyword, name)
+        if key not in self._found:
+            try:
+                self._found[key] = self._find(keyword, name)
+            except GenolangError as err:
+                self._found[key] = err
+        entry = self._found[key]
+        if isinstance(entry, GenolangError):
+            raise entry
+        return entry
+
+    def _find(self, keyword: str, name: str) -> Found | None:
         wanted = _KEYWORD[keyword]
         pattern = re.compile(rf"\b{keyword}\s+{re.escape(name)}\b")
         for _root, files in self._ordered(name):
             hits: list[Found] = []
             for path in files:
                 named = path.stem == name
+                if not named:
+                    try:  # a cheap look first: only files whose text names it are parsed
+                        if not pattern.search(self.text(path)):
+                            continue
+                    except GenolangError:
+                        continue
                 try:
                     spec, text = self.load(path)
                 except SpecError:
