@@ -147,6 +147,8 @@ def eval_cmd(checkpoint: str, dataset: str, data_dir: str | None, download: bool
         path = path / "model.pt" if (path / "model.pt").is_file() else path / "checkpoint.pt"
     result = evaluate_checkpoint(path, dataset, data_dir=data_dir, download=download, batch_size=batch_size,
                                  device=device, limit=limit)
+    if "note" in result:
+        click.echo(f"note: {result['note']}", err=True)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     elif "test_ppl" in result:

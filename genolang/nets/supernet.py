@@ -38,7 +38,7 @@ from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.spec.opnames import OPS
 from genolang.ops.cnn import PoolBN
 from genolang.ops.grouped import GROUPED_OPS, SHARED_OPS, relu_keep_input
-from genolang.ops.registry import CNN_OPS, build_cnn_op
+from genolang.ops.registry import CNN_OPS, UnknownOpError, build_cnn_op
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 
 ALPHA_INIT_SCALE = 1e-3  # alphas start as 1e-3 * N(0, 1), as in the paper's code
@@ -345,7 +345,7 @@ def check_space_ops(space: SpaceSpec) -> None:
                          "genolang.nets.supernet_rnn.build_rnn_supernet")
     missing = [op for op in space.ops if op not in CNN_OPS]
     if missing:
-        raise UsageError(f"space '{space.name}' ({space.path}) uses op{'s' if len(missing) > 1 else ''} "
+        raise UnknownOpError(f"space '{space.name}' ({space.path}) uses op{'s' if len(missing) > 1 else ''} "
                          f"{', '.join(missing)} with no CNN module registered; remove "
                          f"{'them' if len(missing) > 1 else 'it'} from 'ops' or register a builder with "
                          "genolang.ops.register_cnn_op")

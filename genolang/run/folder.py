@@ -35,9 +35,15 @@ class RunDir:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        self.command: str | None = None  # set by ``claim``: the marker ``ensure`` writes
 
     def ensure(self) -> RunDir:
+        """Make the folder (and, for a claimed run, its marker) when the run first writes
+        into it: a run that fails before writing anything leaves nothing behind."""
         make_folder(self.path)
+        if self.command is not None and not self.marker.exists():
+            write_text(self.marker, json.dumps({"command": self.command, "genolang": __version__,
+                                                "created": _now()}, indent=2) + "\n")
         return self
 
     # -- ownership --------------------------------------------------------------------
@@ -61,7 +67,8 @@ class RunDir:
         """Take this folder for a ``command`` run: refuse a file where the folder should
         be, a folder that cannot be written, one holding another command's run, and
         one holding files genolang did not write (no marker) unless it is an older
-        genolang's run being resumed; then (``write``: rank 0) make it and mark it."""
+        genolang's run being resumed; then (``write``: rank 0) mark it when the run
+        first writes into it (``ensure``)."""
         check_folder(self.path)
         kind = self.marked_kind()
         if kind is not None and kind != command:
@@ -77,9 +84,10 @@ class RunDir:
                 raise UsageError(f"{self.path} holds files that genolang did not write there ({shown}); choose an "
                                  "empty or new --run-dir (genolang only reuses folders it made, which hold "
                                  f"{MARKER})")
-        if write and kind is None:
-            self.ensure()
-            self.write_json(MARKER, {"command": command, "genolang": __version__, "created": _now()})
+        if write:
+            self.command = command
+            if self.path.is_dir():
+                self.ensure()  # a folder that exists (empty, or an older genolang's run) is marked now
 
     @property
     def checkpoint(self) -> Path:
@@ -118,6 +126,7 @@ class RunDir:
 
     def write_jsonl(self, name: str, records: list[dict[str, Any]]) -> None:
         """Replace ``name`` with ``records`` (atomically)."""
+        self.ensure()
         write_text(self.path / name, "".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
 
     def truncate_jsonl(self, name: str, upto_epoch: int) -> None:
@@ -129,6 +138,7 @@ class RunDir:
 
     # -- files ------------------------------------------------------------------------
     def write_text(self, name: str, text: str) -> Path:
+        self.ensure()
         path = self.path / name
         write_text(path, text)
         return path

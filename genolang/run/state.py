@@ -37,6 +37,7 @@ def restore_rng(section: dict[str, Any], where: str, world: dist.World = dist.SI
 def save_run_state(run: RunDir, state: dict[str, Any], world: dist.World = dist.SINGLE) -> None:
     """Rank 0 writes ``state`` as the run's checkpoint (atomically); every rank waits."""
     if world.is_main:
+        run.ensure()
         save_state(run.checkpoint, state)
     dist.barrier(world)
 

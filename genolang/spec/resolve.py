@@ -26,6 +26,7 @@ from genolang.parse.parser import STDIN, parse, read_text
 from genolang.parse.printer import format_decl
 
 SUFFIX = ".geno"
+_COMMENT = re.compile(r"#[^\n]*")
 _KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network}
 
 
@@ -48,8 +49,27 @@ class Ambiguous(GenolangError):
                          "or remove one of them (names must be unique within a folder)")
 
 
+_TEXTS: dict[Path, tuple[tuple[int, int, int], str]] = {}
 _PARSED: dict[tuple[Path, str], A.SpecFile | SpecError] = {}
 _PARSED_MAX = 128
+
+
+def _read_cached(key: Path, path: Path) -> str:
+    """``read_text`` of a library file, remembered in this process while the file's
+    inode, size and modification time stay the same."""
+    try:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        return read_text(str(path))  # says why
+    cached = _TEXTS.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    text = read_text(str(path))
+    if len(_TEXTS) >= 4 * _PARSED_MAX:
+        _TEXTS.pop(next(iter(_TEXTS)))
+    _TEXTS[key] = (stamp, text)
+    return text
 
 
 def _parse_cached(path: Path, text: str) -> A.SpecFile:
@@ -158,7 +178,7 @@ class Library:
         key = Path(os.path.abspath(path))
         if key not in self._texts:
             try:
-                self._texts[key] = read_text(str(path))
+                self._texts[key] = _read_cached(key, path)
             except GenolangError as err:
                 self._texts[key] = err
                 if not isinstance(err, SpecError) or not err.diagnostics or err.diagnostics[0].span is None:
@@ -215,8 +235,8 @@ class Library:
             for path in files:
                 named = path.stem == name
                 if not named:
-                    try:  # a cheap look first: only files whose text names it are parsed
-                        if not pattern.search(self.text(path)):
+                    try:  # a cheap look first: only files whose text (outside comments) names it are parsed
+                        if not pattern.search(_COMMENT.sub("", self.text(path))):
                             continue
                     except GenolangError:
                         continue

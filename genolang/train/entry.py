@@ -88,7 +88,8 @@ def run_training(config: TrainConfig, *, run_dir: str | Path | None = None, resu
         callbacks: list[ProgressFn] = [progress] if progress is not None and world.is_main else []
         emit(callbacks, Progress("note", message=f"training {geno.name} on {network.name} with {config.dataset} "
                                                  f"in {folder}"))
-        tb = TensorBoardLog.create(run.path / "tb") if config.tensorboard and world.is_main else None
+        tb = TensorBoardLog.create(run.ensure().path / "tb") if config.tensorboard and world.is_main and \
+            TensorBoardLog.available() else None
         if tb is not None:
             callbacks.append(tb)
         try:
