@@ -85,7 +85,7 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except Exception as err:  # noqa: BLE001 - only failures of a torchrun job's collectives are caught
+        except Exception as err:
             message = distributed_failure(err)
             if message is None:
                 raise

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import importlib
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import click
-
 from genolang.cli.options import DEVICE, DEVICE_HELP
+
 from genolang.errors import UsageError, plural
 
 # command name -> (module, attribute, one-line help)

@@ -8,13 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-
 from genolang.cli.options import SEED
+
 from genolang.data.registry import dataset_help
 from genolang.errors import GenolangError, UsageError, plural
 from genolang.parse.parser import read_text
-from genolang.spec.lookup import load_named
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.spec.lookup import load_named
 
 
 def data_sizes(geno: GenotypeSpec, kind: str, dataset: str | None,
@@ -153,7 +153,13 @@ def compile_cmd(genotype: str, network: str, channels: int | None, layers: int |
     table. Example: genolang compile darts_v2 --network cifar"""
     from genolang.fsio import check_destination
     from genolang.nets.checkpoint import save_model
-    from genolang.nets.compile import apply_overrides, build, check_pair, data_shape, summarize
+    from genolang.nets.compile import (
+        apply_overrides,
+        build,
+        check_pair,
+        data_shape,
+        summarize,
+    )
     from genolang.nets.export import export_model, require_onnx
     from genolang.run.runtime import seed_everything
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import click
+from genolang.cli.spec import read_input
 
-from genolang.spec.check import load, load_text
 from genolang.errors import SpecError, UsageError
 from genolang.fsio import check_destination, write_text
 from genolang.interop import FORMATS, at_input
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
+from genolang.spec.check import load, load_text
 from genolang.spec.resolve import Library
-
-from genolang.cli.spec import read_input
 
 
 @click.command("import")

@@ -4,12 +4,11 @@ It does not import torch or matplotlib."""
 from __future__ import annotations
 
 import click
+from genolang.cli.spec import dot_for
 
-from genolang.spec.check import load
 from genolang.draw import FORMATS, write_drawing
 from genolang.fsio import check_destination
-
-from genolang.cli.spec import dot_for
+from genolang.spec.check import load
 
 
 @click.command("draw")

@@ -4,8 +4,8 @@ genotype as a spec file."""
 from __future__ import annotations
 
 import click
-
 from genolang.cli.options import DEVICE, DEVICE_HELP, POSITIVE, SEED
+
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
 from genolang.errors import UsageError
 
@@ -66,6 +66,7 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     small_search skeleton (first order, a few minutes on two CPU cores); a recurrent
     space on Penn Treebank with the DARTS recipe."""
     from genolang.cli.progress import Reporter
+
     from genolang.search.entry import run_search
     from genolang.search.recipe import SearchConfig
 

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import click
 
-from genolang.spec.check import Checked, check, load
+from genolang.draw import dot_document
 from genolang.errors import GenolangError, SpecError, UsageError, plural
 from genolang.fsio import check_destination, os_reason, write_text
-from genolang.draw import dot_document
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.spec.opnames import OPS
 from genolang.parse.parser import MAX_SPEC_BYTES, STDIN, parse, read_text
 from genolang.parse.printer import format_spec, format_value
+from genolang.spec.check import Checked, check, load
+from genolang.spec.opnames import OPS
 from genolang.spec.resolve import SUFFIX, Library
 
 

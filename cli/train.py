@@ -9,11 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from genolang.cli.options import DEVICE, DEVICE_HELP, NON_NEGATIVE, POSITIVE, PROBABILITY, SEED
-from genolang.errors import plural
+from genolang.cli.options import (
+    DEVICE,
+    DEVICE_HELP,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+)
 
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
+from genolang.errors import plural
 
 # option name -> recipe field, for the options that change the recipe
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
@@ -93,6 +99,7 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
         genolang train darts_v2 --network small --dataset digits --epochs 2
     """
     from genolang.cli.progress import Reporter
+
     from genolang.run.dist import is_main_process
     from genolang.train.entry import TrainConfig, run_training
 
@@ -103,7 +110,7 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
     main_rank = is_main_process()
     config = TrainConfig(genotype, network, dataset, data_dir=data_dir, download=download,
                          options={k: v for k, v in options.items() if k in RECIPE_OPTIONS},
-                         overrides=dict(channels=channels, layers=layers, embedding=embedding, hidden=hidden),
+                         overrides={"channels": channels, "layers": layers, "embedding": embedding, "hidden": hidden},
                          device=device, workers=workers, threads=threads, tensorboard=tensorboard)
     result = run_training(config, run_dir=run_dir, resume=resume,
                           progress=Reporter(quiet or not main_rank, "training"))

@@ -3,12 +3,10 @@ imports torch."""
 
 from __future__ import annotations
 
-from typing import Union
-
 import click
 
-from genolang.spec.check import Checked, load
 from genolang.errors import GenolangError, UsageError
+from genolang.spec.check import Checked, load
 from genolang.spec.checked import GenotypeSpec, SpaceSpec
 from genolang.vcs.canon import cell_hash, genotype_hash, short, space_hash
 from genolang.vcs.diff import diff_genotypes, diff_spaces
@@ -17,7 +15,7 @@ from genolang.vcs.git import genolang_command, setup_repo
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
 
-def _one_decl(result: Checked, path: str) -> Union[GenotypeSpec, SpaceSpec]:
+def _one_decl(result: Checked, path: str) -> GenotypeSpec | SpaceSpec:
     """The genotype of a file, or its space when it holds no genotype."""
     if len(result.genotypes) == 1:
         return next(iter(result.genotypes.values()))

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 MAX_SHOWN_PER_FILE = 20  # diagnostics shown per file; the rest are counted
-LINE_WINDOW = 100  # columns of a source line shown around the caret
+LINE_WINDOW = 120  # a source line longer than this is shown as a window around the caret
 MAX_MESSAGE_CHARS = 1000  # a message or hint longer than this is clipped
 
 
@@ -136,10 +136,13 @@ def _caret_lines(text: str, start: int, width: int) -> tuple[str, str]:
     start = min(max(start, 0), len(text))
     width = max(width, 1)
     end = min(start + width, len(text))
-    lo = max(0, start - LINE_WINDOW // 3)
-    hi = min(len(text), max(end, start + 1) + LINE_WINDOW // 2)
-    if hi - lo > LINE_WINDOW * 2:  # a very wide span: its start is what matters
-        hi = lo + LINE_WINDOW * 2
+    if len(text) <= LINE_WINDOW:
+        lo, hi = 0, len(text)  # a line of ordinary length is shown whole
+    else:
+        lo = max(0, start - LINE_WINDOW // 3)
+        hi = min(len(text), max(end, start + 1) + LINE_WINDOW // 2)
+        if hi - lo > LINE_WINDOW * 2:  # a very wide span: its start is what matters
+            hi = lo + LINE_WINDOW * 2
     head = "..." if lo > 0 else ""
     tail = "..." if hi < len(text) else ""
     before = head + "".join(_shown(c) for c in text[lo:start])

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from click.testing import CliRunner, Result
-
 from genolang.cli import main
 
 _WITHOUT_TORCH = """

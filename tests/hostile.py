@@ -29,13 +29,13 @@ import re
 import resource
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from conftest import SPEC_FILES
 
-TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?|\s+|.", re.S)
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?|\s+|.", re.DOTALL)
 LIMIT = 256 << 10  # genolang.parse.parser.MAX_SPEC_BYTES, restated: the corpus probes both sides
 
 
@@ -91,7 +91,7 @@ def _encoding_mutations(rng: random.Random, stem: str, text: str) -> list[Hostil
     return [
         Hostile(f"{stem}-nul.geno", data[:at] + b"\x00" + data[at:], "nul"),
         Hostile(f"{stem}-ff-byte.geno", data[:at] + b"\xff" + data[at:], "invalid-utf8"),
-        Hostile(f"{stem}-cut-utf8.geno", data + "é".encode("utf-8")[:1], "invalid-utf8"),
+        Hostile(f"{stem}-cut-utf8.geno", data + "é".encode()[:1], "invalid-utf8"),
         Hostile(f"{stem}-overlong.geno", data[:at] + b"\xc0\xaf" + data[at:], "invalid-utf8"),
         Hostile(f"{stem}-surrogate.geno", data[:at] + b"\xed\xa0\x80" + data[at:], "invalid-utf8"),
         Hostile(f"{stem}-bom.geno", b"\xef\xbb\xbf" + data, "bom"),
@@ -244,6 +244,6 @@ def run_driver(jobs: Sequence[dict[str, object]], cwd: Path, memory: int, timeou
     seconds in all."""
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", COLUMNS="100", GENOLANG_PATH="")
     proc = subprocess.run([sys.executable, "-c", DRIVER], input=json.dumps(list(jobs)), capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, env=env, preexec_fn=limit_memory(memory))
+                          check=False, text=True, timeout=timeout, cwd=cwd, env=env, preexec_fn=limit_memory(memory))
     assert proc.returncode == 0, proc.stderr[-5000:]
     return json.loads(proc.stdout)  # type: ignore[no-any-return]

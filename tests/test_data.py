@@ -12,13 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _cli import fails_with_usage, run
+from _train_data import (
+    cifar_like_images,
+    write_cifar_bin,
+    write_cifar_py,
+    write_fashion,
+    write_ptb,
+    write_skeletons,
+)
 
-from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
-from _cli import fails_cleanly, fails_with_usage, run
 from genolang.data import load_corpus, load_images
 from genolang.data.images import channel_stats
-from genolang.errors import GenolangError, InputError, UsageError
-
+from genolang.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

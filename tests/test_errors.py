@@ -351,3 +351,42 @@ def test_hints_for_big_cells_stay_short() -> None:
     diags, _ = diagnostics(many)
     assert [d.hint for d in diags] == ["add 'out = concat(n2..n31)'"]
     assert len(rendered) < 2000
+
+
+# ---- messages that say what is wrong (issue 15) --------------------------------------------
+
+def test_a_hexadecimal_number_is_not_a_number() -> None:
+    diags, rendered = diagnostics(edit(SPACE, 7, "keep = 2", "keep = 0x2"))
+    assert diags[0].message == "'0x2' is not a number"
+    assert (diags[0].span.line, diags[0].span.column) == (7, 16)  # type: ignore[union-attr]
+    assert "must be positive" not in rendered and "write 2" in rendered
+
+
+def test_an_empty_value_is_reported_at_its_own_line() -> None:
+    diags, _ = diagnostics(edit(SPACE, 3, "ops = none, skip_connect, sep_conv_3x3", "ops ="))
+    assert diags[0].message == "'ops' has no value"
+    assert (diags[0].span.line, diags[0].span.column) == (3, 9)  # type: ignore[union-attr]
+
+
+def test_a_confusable_letter_in_a_keyword_is_named() -> None:
+    diags, rendered = diagnostics(SPACE.replace("space s", "sp\u0430ce s"))
+    assert diags[0].message == "'sp\u0430ce' contains U+0430 CYRILLIC SMALL LETTER A, which looks like 'a'"
+    assert diags[0].hint == "retype it as 'space'"
+    diags, rendered = diagnostics(GENO.replace("sep_conv_3x3(c0) + sep_conv_3x3(c1)\n        n3",
+                                               "sep_conv_3x3(c0) + sep_conv_3x3(c1)\u200b\n        n3", 1))
+    assert "U+200B ZERO WIDTH SPACE" in diags[0].message and "<U+200B>" in rendered
+
+
+def test_bidirectional_marks_are_shown_not_obeyed() -> None:
+    text = GENO.replace("n2 = sep_conv_3x3(c0)", "n2 = sep_cnv_3x3(c0)", 1).replace(
+        "    normal {", "    normal { # \u202e reversed", 1)
+    _, rendered = diagnostics(text)
+    assert "\u202e" not in rendered
+
+
+def test_a_genotype_named_as_a_space_says_it_is_a_genotype() -> None:
+    text = GENO + "genotype h : g {\n    normal {\n        out = concat(n2)\n    }\n}\n"
+    diags, _ = diagnostics(text)
+    assert any(d.message == "'g' is a genotype of this file (line 2), not a space" for d in diags), diags
+    diags, _ = diagnostics("genolang 1\ngenotype h : darts_v2 {}\n")
+    assert diags[0].message.startswith("'darts_v2' is a genotype (") and "darts_v2.geno" in diags[0].message

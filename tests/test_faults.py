@@ -24,14 +24,20 @@ from typing import Any
 import click
 import pytest
 import torch
-from click.testing import CliRunner
-
 from _cli import fails_cleanly, fails_with_usage, run
 from _search_util import write_tiny_cnn
+from click.testing import CliRunner
 from conftest import SPECS
 from genolang.cli import COMMANDS, main
+
 from genolang.errors import GenolangError, InputError, UsageError, plural
-from genolang.fsio import STALE_SECONDS, atomic_path, check_destination, clean_stale_temps, write_text
+from genolang.fsio import (
+    STALE_SECONDS,
+    atomic_path,
+    check_destination,
+    clean_stale_temps,
+    write_text,
+)
 from genolang.nets.checkpoint import load_model, model_record, save_model
 from genolang.nets.compile import DataShape, apply_overrides, build
 from genolang.nets.size import TooLarge
@@ -69,6 +75,8 @@ def _tiny_search(tmp_path: Path, *extra: str, run_dir: str = "run", out: str = "
 
 # ---- 2. destinations checked before any work ---------------------------------------------
 
+NB201 = "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+
 @pytest.mark.parametrize("argv", [
     ["search", "darts_cnn", "--out", "{blocked}/found.geno", "--run-dir", "{tmp}/run"],
     ["search", "darts_cnn", "--run-dir", "{blocked}/run"],
@@ -78,8 +86,7 @@ def _tiny_search(tmp_path: Path, *extra: str, run_dir: str = "run", out: str = "
     ["graph", str(V2), "-o", "{blocked}/g.dot"],
     ["graph", str(V2), "-o", "{tmp}"],
     ["draw", str(V2), "-o", "{blocked}/g.svg"],
-    ["import", "--from", "nb201", "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|skip_connect~0|"
-     "skip_connect~1|skip_connect~2|", "-o", "{blocked}/i.geno"],
+    ["import", "--from", "nb201", NB201, "-o", "{blocked}/i.geno"],
     ["plot", "{tmp}", "-o", "{blocked}"],
     ["report", "{tmp}", "-o", "{blocked}/r.html"],
 ])
@@ -547,6 +554,7 @@ def test_bench_takes_the_skeletons_sizes() -> None:
 
 def test_progress_to_a_pipe_is_whole_lines(capsys: pytest.CaptureFixture[str]) -> None:
     from genolang.cli.progress import Reporter
+
     from genolang.run.progress import Progress
 
     reporter = Reporter(False, "training", every=0.0)
@@ -559,9 +567,8 @@ def test_progress_to_a_pipe_is_whole_lines(capsys: pytest.CaptureFixture[str]) -
         reporter(event)
     err = capsys.readouterr().err
     assert "\r" not in err and "\x1b" not in err
-    assert err.splitlines() == ["training: 1 epoch of 1 step", "epoch 1/1: step 1/1, loss 0.500, acc 80.0%",
-                                "epoch 1/1  train loss 0.5000 acc 80.00%  test loss 0.4000 acc 90.00%  lr 0.01  "
-                                "drop path 0.000  1.0s"]
+    last = "epoch 1/1  train loss 0.5000 acc 80.00%  test loss 0.4000 acc 90.00%  lr 0.01  drop path 0.000  1.0s"
+    assert err.splitlines() == ["training: 1 epoch of 1 step", "epoch 1/1: step 1/1, loss 0.500, acc 80.0%", last]
 
 
 def test_counts_are_pluralised() -> None:

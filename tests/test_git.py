@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
-from genolang.cli import main
-from genolang.vcs.git import ATTRIBUTE_LINE, config
-
 from conftest import REPO, SPECS
+from genolang.cli import main
+
+from genolang.vcs.git import ATTRIBUTE_LINE, config
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -94,7 +93,7 @@ def test_textconv_shows_one_line_for_one_op(repo: Path, git_env: dict[str, str])
     git(repo, git_env, "add", ".")
     git(repo, git_env, "commit", "-q", "-m", "darts_v2")
     # re-indent everything, squeeze spaces, add ';' (all formatting), and change one op
-    messy = re.sub(r"^ +", "\t", original, flags=re.M).replace(" = ", "=").replace(")\n", ");\n")
+    messy = re.sub(r"^ +", "\t", original, flags=re.MULTILINE).replace(" = ", "=").replace(")\n", ");\n")
     messy = messy.replace("dil_conv_3x3(n2)", "sep_conv_5x5(n2)")
     spec.write_text(messy, encoding="utf-8")
     raw = git(repo, git_env, "diff", "--no-textconv", "--", "darts_v2.geno")
@@ -105,7 +104,7 @@ def test_textconv_shows_one_line_for_one_op(repo: Path, git_env: dict[str, str])
     assert changed == ["-        n5 = skip_connect(c0) + dil_conv_3x3(n2)",
                        "+        n5 = skip_connect(c0) + sep_conv_5x5(n2)"]
     # the hunk header names the enclosing block
-    assert re.search(r"^@@ .* @@ .*(normal|genotype darts_v2)", diff, flags=re.M), diff
+    assert re.search(r"^@@ .* @@ .*(normal|genotype darts_v2)", diff, flags=re.MULTILINE), diff
     git(repo, git_env, "commit", "-q", "-am", "one op")
     log = git(repo, git_env, "log", "-p", "-1")
     assert "+        n5 = skip_connect(c0) + sep_conv_5x5(n2)" in log
@@ -121,7 +120,7 @@ def test_textconv_works_without_the_environment_on_path(repo: Path, git_env: dic
     works from a shell where the virtual environment is not activated."""
     script = Path(sys.executable).parent / "genolang"
     done = subprocess.run([str(script), "git-setup", "--repo", str(repo)], env=git_env, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     textconv = git(repo, git_env, "config", "--local", "--get", "diff.genolang.textconv").strip()
     assert textconv == f"{script.absolute()} fmt --stdout --lenient"
@@ -139,8 +138,8 @@ def test_pre_commit_hooks_file() -> None:
     text = (REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
     assert "\t" not in text
     hooks = {}
-    for block in re.split(r"^- (?=id: )", text, flags=re.M)[1:]:  # one YAML list item per hook
-        fields = dict(re.findall(r"^\s*(\w+): (.+)$", block, flags=re.M))
+    for block in re.split(r"^- (?=id: )", text, flags=re.MULTILINE)[1:]:  # one YAML list item per hook
+        fields = dict(re.findall(r"^\s*(\w+): (.+)$", block, flags=re.MULTILINE))
         hooks[fields["id"]] = fields
     assert set(hooks) == {"genolang-fmt", "genolang-check"}
     assert hooks["genolang-fmt"]["entry"] == "genolang fmt --check"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from genolang.errors import Diagnostic, Span, SpecError
 from genolang.interop import darts, naslib, nb201
@@ -21,7 +21,7 @@ class Format:
     tree were written (empty when the reader checks every part itself)."""
 
     name: str
-    read: Callable[[str, str, str, "str | None"], A.Genotype]
+    read: Callable[[str, str, str, str | None], A.Genotype]
     write: Callable[[GenotypeSpec], str]
     locate: Callable[[str, str], SourceMap] = lambda text, label: {}
 
@@ -60,9 +60,9 @@ def at_input(err: SpecError, generated: str, generated_path: str, where: SourceM
             keys[number] = (cell, m.group(1))
     stripped = text.strip()
     first = text.find(stripped) if stripped else 0
-    line = text.count("\n", 0, first) + 1
-    whole = Span(line, first - (text.rfind("\n", 0, first) + 1) + 1, line,
-                 first - (text.rfind("\n", 0, first) + 1) + 1 + len(stripped.split("\n")[0]))
+    row = text.count("\n", 0, first) + 1
+    column = first - (text.rfind("\n", 0, first) + 1) + 1
+    whole = Span(row, column, row, column + len(stripped.split("\n")[0]))
     moved = []
     for d in err.diagnostics:
         if d.path != generated_path:

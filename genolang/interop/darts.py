@@ -12,11 +12,12 @@ is rejected with the line and column of the offending part."""
 from __future__ import annotations
 
 import ast as pyast
-from dataclasses import dataclass, field
+import dataclasses
+from dataclasses import dataclass
 
 from genolang.errors import Diagnostic, Span, SpecError
-from genolang.spec.checked import GenotypeSpec
 from genolang.parse import ast as A
+from genolang.spec.checked import GenotypeSpec
 
 CNN_FIELDS = ("normal", "normal_concat", "reduce", "reduce_concat")
 RNN_FIELDS = ("recurrent", "concat")
@@ -30,7 +31,7 @@ class DartsGenotype:
 
     fields: dict[str, list]  # type: ignore[type-arg]
     # where each part was written: (field, index of its pair or None for the whole field) -> span
-    spans: dict[tuple[str, int | None], Span] = field(default_factory=dict)
+    spans: dict[tuple[str, int | None], Span] = dataclasses.field(default_factory=dict)
 
     @property
     def recurrent(self) -> bool:

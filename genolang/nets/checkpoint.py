@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from genolang.nets.compile import DataShape, build, check_pair
-from genolang.spec.syntax import genotype_text, network_text, read_bundle, spec_bundle
 from genolang.errors import GenolangError, InputError
+from genolang.nets.compile import DataShape, build, check_pair
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
+from genolang.spec.syntax import genotype_text, network_text, read_bundle, spec_bundle
 from genolang.tensorio import read_state, save_state
 
 MODEL_FIX = ("write it again ('genolang compile GENOTYPE --network NET -o FILE', or train again) or restore it "

@@ -9,20 +9,27 @@ the data cannot flow through, or an op without a builder is a ``GenolangError``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
+from genolang.errors import GenolangError, UsageError
+from genolang.ir.lower import lower_genotype
 from genolang.nets.count import count_macs, count_params
 from genolang.nets.fixed import FixedCNN, plan_for
 from genolang.nets.rnn import RNNModel, build_fixed_rnn
-from genolang.spec.validate import errors, network_problems
-from genolang.errors import GenolangError, UsageError
-from genolang.ir.lower import lower_genotype
-from genolang.nets.size import TooLarge, estimate_cnn, estimate_rnn, genotype_edges, refuse_too_large
+from genolang.nets.size import (
+    TooLarge,
+    estimate_cnn,
+    estimate_rnn,
+    genotype_edges,
+    refuse_too_large,
+)
 from genolang.spec.checked import GenotypeSpec, Kind, NetworkSpec
+from genolang.spec.validate import errors, network_problems
 
 
 class CompileError(GenolangError):
@@ -44,7 +51,7 @@ class DataShape:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DataShape":
+    def from_dict(cls, d: dict[str, Any]) -> DataShape:
         fields = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in fields})
 

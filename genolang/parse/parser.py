@@ -12,7 +12,13 @@ from functools import lru_cache
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from genolang import resources
 from genolang.errors import Diagnostic, Span, SpecError, describe_char, is_hidden
@@ -278,7 +284,8 @@ def _missing_value(err: UnexpectedToken, text: str, path: str) -> Diagnostic | N
     stack = list(getattr(err.interactive_parser.parser_state, "value_stack", []) or [])
     tail = stack[-3:]
     if (len(tail) == 3 and all(isinstance(t, Token) for t in tail) and tail[1].type == "EQUAL"
-            and tail[0].type == "NAME" and tail[2].line > tail[1].line and (err.token.line or 0) >= tail[2].line):
+            and tail[0].type == "NAME" and (tail[2].line or 0) > (tail[1].line or 0)
+            and (err.token.line or 0) >= (tail[2].line or 0)):
         return Diagnostic(path, _tok_span(tail[1]), f"'{tail[0]}' has no value",
                           f"write '{tail[0]} = <value>' on one line, or remove the line (the parser read "
                           f"'{tail[2]}' from line {tail[2].line} as its value)")
@@ -290,7 +297,7 @@ def _missing_value(err: UnexpectedToken, text: str, path: str) -> Diagnostic | N
     if len(values) != 1 or not values[0].children or not isinstance(values[0].children[0], Token):
         return None
     value = values[0].children[0]
-    if value.line <= key.line or (err.token.line or 0) < value.line:
+    if (value.line or 0) <= (key.line or 0) or (err.token.line or 0) < (value.line or 0):
         return None
     after = qualifier if isinstance(qualifier, Token) else key
     eq = text.find("=", after.end_pos, value.start_pos)
@@ -320,10 +327,11 @@ def _last_key(err: UnexpectedToken) -> str | None:
 
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(err, UnexpectedCharacters):
-        foreign = _foreign_word(text, err.pos_in_stream, path) if err.pos_in_stream < len(text) else None
+        at = err.pos_in_stream or 0
+        foreign = _foreign_word(text, at, path) if at < len(text) else None
         if foreign is not None:
             return foreign
-        ch = text[err.pos_in_stream] if err.pos_in_stream < len(text) else ""
+        ch = text[at] if at < len(text) else ""
         hint = "names use ASCII letters, digits and '_'; comments start with '#'"
         what = f"{ch!r} ({describe_char(ch)})" if ch and (not ch.isascii() or is_hidden(ch)) else repr(ch)
         return Diagnostic(path, Span.point(err.line, err.column), f"unexpected character {what}", hint)
@@ -480,13 +488,14 @@ def _glued_numbers(text: str, path: str, before: int | None = None) -> tuple[Dia
     out = []
     for tok in _numbers:
         end = tok.end_pos
-        if end is None or end >= len(text) or (before is not None and tok.start_pos > before):
+        if end is None or end >= len(text) or (before is not None and (tok.start_pos or 0) > before):
             continue
         nxt = text[end]
         if not (nxt.isascii() and (nxt.isalnum() or nxt == "_")):
             continue
         word = tok + _GLUED.match(text, end).group(0)  # type: ignore[union-attr]
-        span = Span(tok.line, tok.column, tok.line, tok.column + len(word))
+        line, column = tok.line or 1, tok.column or 1
+        span = Span(line, column, line, column + len(word))
         hint = ("genolang reads decimal numbers only (no 0x, 0o, 0b or '_' separators): write "
                 f"{_decimal(word)}" if _decimal(word) else
                 "write a number alone (e.g. 2 or 0.5) or a name that starts with a letter")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import torch
 import torch.distributed as dist

@@ -4,7 +4,8 @@ mean negative log-likelihood of a language model, and perplexity."""
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F

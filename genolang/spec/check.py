@@ -731,11 +731,11 @@ def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked)
                 "('genolang list' shows them)" + library.unreadable_note())
         for kind in ("genotype", "network"):
             try:
-                other = library.find(kind, ref.text)
+                declared = library.find(kind, ref.text)
             except GenolangError:
-                other = None
-            if other is not None:
-                rep.error(ref.span, f"'{ref.text}' is a {kind} ({where_found(other)}), not a space",
+                declared = None
+            if declared is not None:
+                rep.error(ref.span, f"'{ref.text}' is a {kind} ({where_found(declared)}), not a space",
                           "after ':' a genotype names the space it was chosen from, e.g. 'genotype g : darts_cnn'")
                 return None
         rep.error(ref.span, f"unknown space '{ref.text}'{did_you_mean(ref.text, library.names('space'))}", hint)

@@ -147,9 +147,9 @@ class Library:
                         found.append(path)
                 except OSError as err:
                     self.unreadable[str(path)] = os_reason(err)
-        for err in problems:
-            if err.filename is not None and os.path.exists(err.filename):
-                self.unreadable[str(err.filename)] = os_reason(err)
+        for problem in problems:
+            if problem.filename is not None and os.path.exists(problem.filename):
+                self.unreadable[str(problem.filename)] = os_reason(problem)
         self._listing[(root, recursive)] = found
         return found
 
