@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/genolang search specs/spaces/darts_cnn.geno --out found.geno
+	$(BIN)/genolang search specs/spaces/darts_cnn.geno --out found.geno --force
 	$(BIN)/genolang compile found.geno --network small
 
 test: $(STAMP)

@@ -2,18 +2,24 @@
 
 Commands are loaded lazily, one module per command group, so commands that only read
 and write specs never import torch. Every ``GenolangError`` becomes its rendered
-message on stderr and exit status 1; click reports usage errors with status 2."""
+message on stderr and its class's exit status (``UsageError`` 2, as click's own usage
+errors; spec and other errors 1, see ``genolang.errors``). An ``OSError`` nobody
+expected (a disk that fills up, a file that vanished) and running out of memory are
+reported in words with status 1, a closed output pipe ends the command quietly."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import sys
 from typing import Any
 
 import click
 
 from genolang import __version__
 from genolang.errors import GenolangError
+from genolang.fsio import os_reason
 from genolang.parse.ast import FORMAT_VERSION
 
 # command name -> (module, attribute, one-line help); modules are imported on use.
@@ -62,6 +68,19 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except GenolangError as err:
             click.echo(err.render(), err=True)
+            ctx.exit(err.exit_code)
+        except BrokenPipeError:
+            # the reader of stdout went away ('genolang show --ir x | head'): nothing to say
+            with contextlib.suppress(OSError):
+                sys.stdout = open(os.devnull, "w")
+            ctx.exit(1)
+        except MemoryError:
+            click.echo("error: out of memory; the command needs more memory than this machine (or its limit) "
+                       "allows; try smaller sizes", err=True)
+            ctx.exit(1)
+        except OSError as err:
+            where = f"{err.filename}: " if err.filename else ""
+            click.echo(f"error: {where}{os_reason(err)}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)

@@ -13,7 +13,8 @@ from typing import Any
 
 import click
 
-from genolang.errors import UsageError
+from genolang.cli.options import DEVICE, DEVICE_HELP
+from genolang.errors import UsageError, plural
 
 # command name -> (module, attribute, one-line help)
 BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -56,13 +57,16 @@ def bench_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option("--genotype", default="darts_v2", show_default=True, help="Genotype name or .geno file."),
         click.option("--network", default="cifar", show_default=True, help="Skeleton name or .geno file."),
-        click.option("--channels", type=click.IntRange(min=1), default=36, show_default=True,
-                     help="Initial channels C (CNN skeletons)."),
-        click.option("--layers", type=click.IntRange(min=1), default=20, show_default=True,
-                     help="Number of cells (CNN skeletons)."),
-        click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True, help="Batch size."),
-        click.option("--input-size", type=click.IntRange(min=1), default=32, show_default=True, help="Image side."),
-        click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True, help="Classes."),
+        click.option("--channels", type=click.IntRange(min=1), default=None,
+                     help="Initial channels C (CNN skeletons) [the skeleton's: cifar 36]."),
+        click.option("--layers", type=click.IntRange(min=1), default=None,
+                     help="Number of cells (CNN skeletons) [the skeleton's: cifar 20]."),
+        click.option("--batch-size", type=click.IntRange(min=2), default=32, show_default=True,
+                     help="Batch size (at least 2: batch norm needs two)."),
+        click.option("--input-size", type=click.IntRange(min=1), default=None,
+                     help="Image side [the skeleton's, else 32]."),
+        click.option("--classes", type=click.IntRange(min=2), default=None,
+                     help="Classes [the skeleton's, else 10]."),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -76,7 +80,7 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--warmup", type=click.IntRange(min=0), default=2, show_default=True, help="Untimed steps first."),
         click.option("--threads", type=click.IntRange(min=1), default=2, show_default=True,
                      help="torch.set_num_threads for the run."),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda[:N] or auto."),
+        click.option("--device", type=DEVICE, default="cpu", show_default=True, help=DEVICE_HELP),
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the network (search-step: each cell) first; the compile time "
                           "shows as info.first_step_s."),
@@ -95,7 +99,7 @@ def report(step: str, as_json: bool, compile_: bool = False, **options: Any) -> 
     d = result.to_dict()
     if not as_json:
         click.echo(f"{step}: median {d['median_s'] * 1000:.1f} ms, min {d['min_s'] * 1000:.1f} ms over "
-                   f"{len(d['times_s'])} steps on {d['device']} ({d['threads']} threads); "
+                   f"{plural(len(d['times_s']), 'step')} on {d['device']} ({plural(d['threads'], 'thread')}); "
                    f"peak RSS {d['peak_rss_mb']:.0f} MiB", err=True)
     click.echo(json.dumps(d, sort_keys=True))
 
@@ -119,13 +123,16 @@ def eval_step(as_json: bool, **options: Any) -> None:
 @click.option("--network", default="cifar_search", show_default=True, help="CNN skeleton name or .geno file.")
 @click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
               help="1: first-order architecture step; 2: second order (unrolled, finite difference).")
-@click.option("--channels", type=click.IntRange(min=1), default=16, show_default=True, help="Initial channels C.")
-@click.option("--layers", type=click.IntRange(min=1), default=8, show_default=True, help="Number of cells.")
+@click.option("--channels", type=click.IntRange(min=1), default=None,
+              help="Initial channels C [the skeleton's: cifar_search 16].")
+@click.option("--layers", type=click.IntRange(min=1), default=None,
+              help="Number of cells [the skeleton's: cifar_search 8].")
 @click.option("--batch-size", type=click.IntRange(min=2), default=16, show_default=True,
               help="Batch size (of each of the two batches).")
-@click.option("--input-size", type=click.IntRange(min=1), default=32, show_default=True, help="Image side.")
-@click.option("--in-channels", type=click.IntRange(min=1), default=3, show_default=True, help="Image channels.")
-@click.option("--classes", type=click.IntRange(min=2), default=10, show_default=True, help="Classes.")
+@click.option("--input-size", type=click.IntRange(min=1), default=None, help="Image side [the skeleton's, else 32].")
+@click.option("--in-channels", type=click.IntRange(min=1), default=None,
+              help="Image channels [the skeleton's, else 3].")
+@click.option("--classes", type=click.IntRange(min=2), default=None, help="Classes [the skeleton's, else 10].")
 @click.option("--passes", default=None, metavar="A,B,...",
               help="Run only these passes over the cell IR, in this order (default: all; '' for none).")
 @click.option("--no-opt", is_flag=True, help="No passes and NCHW tensors: the supernet as the paper's code builds it.")

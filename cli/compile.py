@@ -9,9 +9,58 @@ from typing import Any
 
 import click
 
-from genolang.errors import UsageError
+from genolang.cli.options import SEED
+from genolang.data.registry import dataset_help
+from genolang.errors import GenolangError, UsageError, plural
+from genolang.parse.parser import read_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
 from genolang.spec.lookup import load_named
+
+
+def data_sizes(geno: GenotypeSpec, kind: str, dataset: str | None,
+               data_dir: str | None) -> tuple[dict[str, int], str | None]:
+    """The data sizes to build for: those of ``dataset``, else of the data set the
+    genotype's file says it was searched on (a 'genolang search' header), else none;
+    with where they came from, for the report."""
+    from genolang.data.registry import dataset_info
+    from genolang.search.output import provenance_dataset
+
+    origin = None
+    if dataset is None and geno.path and not geno.path.startswith("<"):
+        try:
+            dataset = provenance_dataset(read_text(geno.path))
+        except GenolangError:
+            dataset = None
+        if dataset is not None:
+            origin = f"sized for {dataset}, the data set the genotype was searched on; --dataset changes it"
+    elif dataset is not None:
+        origin = f"sized for {dataset}"
+    if dataset is None:
+        return {}, None
+    info = dataset_info(dataset)
+    want = "image" if kind == "cnn" else "text"
+    if info.kind != want:
+        if origin is not None and "searched on" in origin:
+            return {}, None  # a search on other data: nothing to take from it
+        raise UsageError(f"--dataset {dataset} is a {info.kind} data set, but the skeleton needs {want} data")
+    if info.shape is not None:
+        channels, side, classes = info.shape
+        return {"in_channels": channels, "input_size": side, "classes": classes}, origin
+    if info.tokens is not None:
+        return {"vocab": info.tokens}, origin
+    if data_dir is None:
+        if "searched on" in (origin or ""):
+            return {}, (f"the genotype was searched on {dataset} data; give --dataset {dataset} --data-dir DIR to "
+                        "size it for that data")
+        raise UsageError(f"--dataset {dataset} reads the sizes from your data: add --data-dir DIR")
+    if info.kind == "image":
+        from genolang.data.images import load_images
+
+        data = load_images(dataset, data_dir)
+        return {"in_channels": data.in_channels, "input_size": data.input_size, "classes": data.classes}, origin
+    from genolang.data.text import load_corpus
+
+    return {"vocab": load_corpus(dataset, data_dir).ntokens}, origin
 
 
 def load_specs(genotype: str, network: str) -> tuple[GenotypeSpec, NetworkSpec]:
@@ -42,7 +91,7 @@ def format_summary(summary: Any) -> str:
     lines = [f"genotype {s.genotype} on network {s.network}: {s.shape.describe()}"]
     if s.kind == "rnn":
         lines.append(f"parameters     {human(s.params)}")
-        lines.append(f"sizes          embedding {s.embedding}, hidden {s.hidden}, {s.nodes} nodes, "
+        lines.append(f"sizes          embedding {s.embedding}, hidden {s.hidden}, {plural(s.nodes or 0, 'node')}, "
                      f"vocabulary {s.shape.ntokens}")
         lines.append(f"multiply-adds  {human(s.macs)} per token (cell maps and decoder)")
         return "\n".join(lines)
@@ -77,30 +126,63 @@ def format_summary(summary: Any) -> str:
 @click.option("--vocab", type=click.IntRange(min=2), help="Vocabulary size of a recurrent model (default 10000).")
 @click.option("--embedding", type=click.IntRange(min=1), help="Override a recurrent skeleton's embedding size.")
 @click.option("--hidden", type=click.IntRange(min=1), help="Override a recurrent skeleton's hidden size.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the initial weights.")
+@click.option("--seed", type=SEED, default=0, show_default=True, help="Seed of the initial weights.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="Save a checkpoint (weights, spec texts, data shape) that reloads with no other file.")
+@click.option("-d", "--dataset", default=None,
+              help=f"Build for this data set's images or vocabulary: {dataset_help()} (default: the data set a "
+                   "'genolang search' genotype file was searched on, from its header; else the skeleton's sizes, "
+                   "then 3x32x32 (224 for an imagenet stem), 10 classes, 10,000 tokens). --in-channels, --input-size, "
+                   "--classes and --vocab override it.")
+@click.option("--data-dir", type=click.Path(), help="With --dataset folder or text: the data's folder "
+                                                    "(its sizes are read from it).")
+@click.option("-o", "--output", "--out", "output", type=click.Path(dir_okay=False),
+              help="Save a checkpoint (weights, spec texts, data shape) that reloads with no other file. An "
+                   "existing file is refused unless --force.")
 @click.option("--export", "export_fmt", type=click.Choice(["onnx", "torchscript"]),
               help="Also export the network for inference, verified against PyTorch.")
 @click.option("--export-path", type=click.Path(dir_okay=False),
-              help="Where the export goes (default: GENOTYPE_NETWORK.onnx / .pt beside -o, or here).")
+              help="Where the export goes (default: GENOTYPE_NETWORK.onnx / .pt beside -o, or here). An existing "
+                   "file is refused unless --force.")
+@click.option("--force", is_flag=True, help="Replace existing -o and --export-path files.")
 def compile_cmd(genotype: str, network: str, channels: int | None, layers: int | None, classes: int | None,
                 input_size: int | None, in_channels: int | None, vocab: int | None, embedding: int | None,
-                hidden: int | None, seed: int, as_json: bool, output: str | None, export_fmt: str | None,
-                export_path: str | None) -> None:
+                hidden: int | None, seed: int, as_json: bool, dataset: str | None, data_dir: str | None,
+                output: str | None, export_fmt: str | None, export_path: str | None, force: bool) -> None:
     """Compile GENOTYPE (a name or a .geno file) on the skeleton --network and report
     parameters (with and without the auxiliary head), multiply-adds and a per-cell
     table. Example: genolang compile darts_v2 --network cifar"""
+    from genolang.fsio import check_destination
     from genolang.nets.checkpoint import save_model
-    from genolang.nets.compile import apply_overrides, build, check_pair, data_shape, summarize
+    from genolang.nets.compile import (
+        apply_overrides,
+        build,
+        check_pair,
+        data_shape,
+        summarize,
+    )
     from genolang.nets.export import export_model, require_onnx
     from genolang.run.runtime import seed_everything
 
     if export_fmt == "onnx":
         require_onnx()  # fail before anything is built or written
+    if export_path is not None and export_fmt is None:
+        raise UsageError("--export-path names the file of an export: add --export onnx or --export torchscript")
+    if output:
+        check_destination(output, replace=force, flag="--force")
     geno, net = load_specs(genotype, network)
     check_pair(geno, net)
+    target = None
+    if export_fmt:
+        suffix = ".onnx" if export_fmt == "onnx" else ".pt"
+        target = export_path or str((Path(output).parent if output else Path.cwd()) / f"{geno.name}_{net.name}{suffix}")
+        if output and Path(target).resolve() == Path(output).resolve():
+            raise UsageError("--export-path must differ from -o")
+        check_destination(target, replace=force, flag="--force")
+    sizes, origin = data_sizes(geno, net.kind, dataset, data_dir)
+    in_channels = in_channels or sizes.get("in_channels")
+    input_size = input_size or sizes.get("input_size")
+    classes = classes or sizes.get("classes")
+    vocab = vocab or sizes.get("vocab")
     skeleton = {"channels": channels, "layers": layers, "embedding": embedding, "hidden": hidden}
     net = apply_overrides(net, **skeleton)
     data = {"in_channels": in_channels, "input_size": input_size, "classes": classes, "vocab": vocab}
@@ -111,7 +193,16 @@ def compile_cmd(genotype: str, network: str, channels: int | None, layers: int |
     shape = data_shape(net, in_channels=in_channels, input_size=input_size, classes=classes, ntokens=vocab)
     seed_everything(seed)
     model = build(geno, net, shape, auxiliary=True)
-    summary = summarize(model, geno, net, shape)
+    try:
+        summary = summarize(model, geno, net, shape)
+    except (RuntimeError, MemoryError) as err:
+        from genolang.nets.compile import SIZE_FIX, is_out_of_memory
+        from genolang.nets.size import TooLarge
+
+        if not is_out_of_memory(err):
+            raise
+        raise TooLarge(f"genotype '{geno.name}' on network '{net.name}' for {shape.describe()}: out of memory "
+                       f"while counting multiply-adds; {SIZE_FIX}") from None
     overrides = {k: v for k, v in {**skeleton, **data}.items() if v is not None}
     report: dict[str, Any] = {**summary.to_dict(), "genotype_path": geno.path, "network_path": net.path,
                               "overrides": overrides, "seed": seed, "checkpoint": None, "export": None}
@@ -119,18 +210,15 @@ def compile_cmd(genotype: str, network: str, channels: int | None, layers: int |
         save_model(output, model, geno, net, shape,
                    extra={"overrides": overrides, "seed": seed, "source": {"genotype": geno.path, "network": net.path}})
         report["checkpoint"] = output
-    if export_fmt:
-        suffix = ".onnx" if export_fmt == "onnx" else ".pt"
-        target = export_path or str((Path(output).parent if output else Path.cwd()) / f"{geno.name}_{net.name}{suffix}")
-        if output and Path(target).resolve() == Path(output).resolve():
-            raise UsageError("--export-path must differ from -o")
+    if export_fmt and target is not None:
         exported = export_model(model, shape, export_fmt, target)
         report["export"] = {"format": exported.format, "path": exported.path, "max_abs_diff": exported.max_abs_diff,
                             "inputs": [list(s) for s in exported.inputs]}
     if as_json:
         click.echo(json.dumps(report, sort_keys=True))
         return
-    click.echo(format_summary(summary))
+    click.echo(format_summary(summary) if origin is None else
+               format_summary(summary).replace("\n", f" ({origin})\n", 1))
     if output:
         click.echo(f"wrote {output} (weights, genotype and skeleton specs, data shape)")
     if report["export"]:

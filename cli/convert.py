@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from genolang.cli.spec import read_input
-from genolang.errors import UsageError
-from genolang.fsio import write_text
-from genolang.interop import FORMATS
+from genolang.errors import SpecError, UsageError
+from genolang.fsio import check_destination, write_text
+from genolang.interop import FORMATS, at_input
 from genolang.parse.ast import SpecFile
 from genolang.parse.printer import format_spec
 from genolang.spec.check import load, load_text
@@ -19,15 +19,21 @@ from genolang.spec.resolve import Library
 @click.argument("text")
 @click.option("--name", default="imported", show_default=True, help="Name of the genotype to write.")
 @click.option("--space", help="Space the genotype belongs to (default: the format's usual space).")
-@click.option("-o", "--output", type=click.Path(), help="Write the spec here (atomically) instead of stdout.")
+@click.option("-o", "--output", "--out", "output", type=click.Path(),
+              help="Write the spec here (atomically; an existing file is replaced) instead of stdout.")
 def import_(fmt: str, text: str, name: str, space: str | None, output: str | None) -> None:
     """Convert TEXT (the genotype itself, a file holding it, or '-' for stdin) into a
     checked genotype spec."""
+    if output:
+        check_destination(output)
     source, label = read_input(text)
     tree = FORMATS[fmt].read(source, label, name, space)
     spec_text = format_spec(SpecFile((tree,)), header_comments=[f"imported from the {fmt} format ({label})"])
     target = output or "<import>"
-    load_text(spec_text, target, Library.for_file(output))
+    try:
+        load_text(spec_text, target, Library.for_file(output))
+    except SpecError as err:  # said of the user's text, not of the spec text made from it
+        raise at_input(err, spec_text, target, FORMATS[fmt].locate(source, label), source, label) from None
     if output:
         write_text(output, spec_text)
         click.echo(f"wrote {output}", err=True)

@@ -5,14 +5,13 @@ line per epoch."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
 import click
 
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+from genolang.errors import plural
 
 
 def _bar_postfix(metrics: Mapping[str, float], changes: Mapping[str, int]) -> str:
@@ -50,21 +49,27 @@ def epoch_line(m: Mapping[str, Any], epochs: int, changes: Mapping[str, int] | N
 
 class Reporter:
     """``Progress`` events to stderr. ``what`` names the run in its first line
-    (``searching`` or ``training``)."""
+    (``searching`` or ``training``). On a terminal a bar shows each epoch's steps; to a
+    pipe or a file (a job log) no bar is drawn, only whole lines: the epoch lines, and
+    within a long epoch a step line every ``every`` seconds."""
 
-    def __init__(self, quiet: bool, what: str) -> None:
+    def __init__(self, quiet: bool, what: str, every: float = 60.0) -> None:
         self.quiet = quiet
         self.what = what
         self.show_bar = not quiet and sys.stderr.isatty()
         self.bar: Any = None
         self.search = what == "searching"
+        self.every = every
+        self.last_line = time.monotonic()
 
     def __call__(self, p: Any) -> None:
         if p.kind == "start" and not self.quiet:
             resumed = f", resuming after epoch {p.epoch}" if p.epoch else ""
-            size = f" of {p.steps} steps" if p.steps else ""
+            size = f" of {plural(p.steps, 'step')}" if p.steps else ""
             detail = f" ({p.message}{resumed})" if p.message or resumed else ""
             click.echo(f"{self.what}: {plural(p.epochs, 'epoch')}{size}{detail}", err=True)
+        elif p.kind == "epoch_start" and not self.show_bar:
+            self.last_line = time.monotonic()
         elif p.kind == "epoch_start" and self.show_bar:
             from tqdm import tqdm
 
@@ -73,6 +78,10 @@ class Reporter:
         elif p.kind == "step" and self.bar is not None:
             self.bar.update(p.step - self.bar.n)
             self.bar.set_postfix_str(_bar_postfix(p.metrics, p.changes), refresh=False)
+        elif p.kind == "step" and not self.quiet and time.monotonic() - self.last_line >= self.every:
+            self.last_line = time.monotonic()
+            click.echo(f"epoch {p.epoch}/{p.epochs}: step {p.step}/{p.steps}, {_bar_postfix(p.metrics, p.changes)}",
+                       err=True)
         elif p.kind == "epoch_end":
             self.close_bar()
             if not self.quiet:

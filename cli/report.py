@@ -7,13 +7,14 @@ from pathlib import Path
 
 import click
 
+from genolang.fsio import check_destination, check_folder
 from genolang.report.run import load_genotype, load_run
 
 
 @click.command("plot")
 @click.argument("run_dir", type=click.Path())
-@click.option("-o", "--output", "outdir", type=click.Path(file_okay=False),
-              help="Folder for the PNGs (made if missing; default RUN_DIR/plots).")
+@click.option("-o", "--output", "--out", "outdir", type=click.Path(file_okay=False),
+              help="Folder for the PNGs (made if missing; default RUN_DIR/plots); PNGs there are replaced.")
 def plot(run_dir: str, outdir: str | None) -> None:
     """Plot a search run (the --run-dir of 'genolang search'): a heatmap of the final
     softmax alphas per cell (alphas.png), each edge's op weights over the epochs
@@ -21,17 +22,20 @@ def plot(run_dir: str, outdir: str | None) -> None:
     epoch (curves.png). Needs matplotlib: pip install matplotlib."""
     from genolang.report.plots import write_plots
 
+    if outdir is not None:
+        check_folder(outdir)
     run = load_run(run_dir)
     genotype = load_genotype(run.genotype_file) if run.genotype_file is not None else None
     folder = Path(outdir) if outdir is not None else run.path / "plots"
+    check_folder(folder)
     for path in write_plots(run, folder, genotype):
         click.echo(f"wrote {path}", err=True)
 
 
 @click.command("report")
 @click.argument("run_dir", type=click.Path())
-@click.option("-o", "--output", type=click.Path(dir_okay=False),
-              help="HTML file to write (atomically; default RUN_DIR/report.html).")
+@click.option("-o", "--output", "--out", "output", type=click.Path(dir_okay=False),
+              help="HTML file to write (atomically; default RUN_DIR/report.html); an existing one is replaced.")
 def report(run_dir: str, output: str | None) -> None:
     """Write one self-contained HTML page about a search run: the found genotype and
     its cell diagrams, the alpha plots and curves, the genotype after each epoch with
@@ -39,6 +43,8 @@ def report(run_dir: str, output: str | None) -> None:
     page loads nothing else and runs no scripts."""
     from genolang.report.page import write_report
 
+    if output is not None:
+        check_destination(output)
     path, page = write_report(run_dir, output)
     for note in page.notes:
         click.echo(f"note: {note}", err=True)

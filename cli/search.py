@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from genolang.cli.options import DEVICE, DEVICE_HELP, POSITIVE, SEED
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
 from genolang.errors import UsageError
 
@@ -60,28 +61,29 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
               help=f"CNN spaces: {dataset_help('image')} (default digits); recurrent spaces: {dataset_help('text')} "
                    "(default ptb).")
 @click.option("--data-dir", default=None, type=click.Path(), help=DATA_DIR_HELP)
-@click.option("--epochs", type=int, default=None,
+@click.option("--epochs", type=click.IntRange(min=1), default=None,
               help="Epochs (default: 8 for digits, 10 for fashion-mnist, 50 for cifar10, cifar100, folder, ptb "
                    "and text).")
-@click.option("--batch-size", type=int, default=None, help="Batch size (default 64; 256 for ptb).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Batch size (default 64; 256 for ptb; at least 2 for images: batch norm needs two).")
 @click.option("--order", type=click.Choice(["1", "2"]), default=None,
               help="1: first-order DARTS (default); 2: second order (unrolled weight step).")
-@click.option("--seed", type=int, default=None, help="Random seed (default 0).")
-@click.option("--out", type=click.Path(dir_okay=False), default=None,
+@click.option("--seed", type=SEED, default=None, help="Random seed (default 0).")
+@click.option("-o", "--output", "--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Where to write the found genotype (default found.geno; with --run-dir only "
-                   "RUN_DIR/genotype.geno).")
+                   "RUN_DIR/genotype.geno). An existing file is refused before the search starts unless --force.")
+@click.option("--force", is_flag=True, help="Replace an existing --out file.")
 @click.option("--run-dir", type=click.Path(file_okay=False), default=None,
               help="Run folder: checkpoint, per-epoch genotypes, metrics (default runs/search-<time>).")
 @click.option("--resume", is_flag=True, help="Continue the search in --run-dir from its last checkpoint.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="auto takes CUDA when present.")
-@click.option("--lr", type=float, default=None, help="Weight learning rate (default 0.025 cosine to 0.001; 20 ptb).")
-@click.option("--arch-lr", type=float, default=None,
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--lr", type=POSITIVE, default=None, help="Weight learning rate (default 0.025 cosine to 0.001; 20 ptb).")
+@click.option("--arch-lr", type=POSITIVE, default=None,
               help="Alpha learning rate for Adam (default 3e-4 as the paper; 3e-3 for ptb, and for digits, whose "
                    "short search takes 100x fewer alpha steps).")
-@click.option("--limit", type=int, default=None,
-              help="At most N steps per epoch and N evaluation batches (quick trials and tests).")
-@click.option("--threads", type=int, default=None,
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="At most N training steps per epoch and N evaluation batches (quick trials and tests).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch's operators (default: 1 for digits and fashion-mnist, whose tiny "
                    "tensors gain little from more; torch's choice, one per core, otherwise).")
 @click.option("--augment/--no-augment", default=None,
@@ -117,7 +119,7 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
-           resume: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
+           resume: bool, force: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
            threads: int | None, augment: bool | None, sync_bn: bool | None, passes: str | None, no_opt: bool,
            method: str | None, relaxation: str | None, transforms: tuple[str, ...],
            regularizers: tuple[str, ...], perturbation: str | None, selection: str | None,
@@ -156,14 +158,17 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     from genolang.run.dist import is_main_process
 
     main_rank = is_main_process()
-    reporter = Reporter(quiet or not main_rank, "searching")
-    result = run_search(config, run_dir=run_dir, out=out, resume=resume, progress=reporter)
+    result = run_search(config, run_dir=run_dir, out=out, resume=resume, replace_out=force,
+                        progress=Reporter(quiet or not main_rank, "searching"))
     if not main_rank:
         return
     m = result.metrics
     score = (f"valid accuracy {100 * m['valid_acc']:.2f}%" if "valid_acc" in m
              else f"valid perplexity {m.get('valid_ppl', float('nan')):.2f}")
-    where = result.out if result.out is not None else result.run_dir / "genotype.geno"
-    click.echo(f"wrote {where} ({score}; run folder {result.run_dir})")
+    click.echo(f"wrote {result.kept} ({score}; run folder {result.run_dir})")
     if not quiet:
         click.echo(result.declaration)
+    if result.out_error is not None:
+        click.echo(f"error: the genotype was not written to {out}: {result.out_error}\n"
+                   f"  it is kept in {result.kept}; copy it from there", err=True)
+        raise click.exceptions.Exit(1)

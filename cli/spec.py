@@ -3,17 +3,17 @@ them imports torch."""
 
 from __future__ import annotations
 
-import sys
+import os
 from pathlib import Path
 
 import click
 
 from genolang import resources
 from genolang.draw import dot_document
-from genolang.errors import GenolangError, SpecError, UsageError, did_you_mean
-from genolang.fsio import write_text
+from genolang.errors import GenolangError, SpecError, UsageError, did_you_mean, plural
+from genolang.fsio import check_destination, os_reason, write_text
 from genolang.ir.lower import lower_genotype, lower_space
-from genolang.parse.parser import parse, read_text
+from genolang.parse.parser import MAX_SPEC_BYTES, STDIN, parse, read_text
 from genolang.parse.printer import format_spec, format_value
 from genolang.spec.check import Checked, check, load
 from genolang.spec.ops import OpDef
@@ -21,12 +21,16 @@ from genolang.spec.resolve import SUFFIX, Library
 
 
 def expand(paths: tuple[str, ...]) -> list[str]:
-    """Files as given; folders become their ``*.geno`` files, recursively."""
+    """Files as given ('-' is standard input, at most once); folders become their
+    ``*.geno`` files, recursively (symlinked folders are not followed, so a loop
+    cannot recur; folders that cannot be read are an error naming them)."""
     out: list[str] = []
+    if paths.count("-") > 1:
+        raise UsageError("'-' (standard input) can be given once")
     for p in paths:
         path = Path(p)
-        if path.is_dir():
-            found = sorted(str(f) for f in path.rglob(f"*{SUFFIX}"))
+        if p != "-" and path.is_dir():
+            found = spec_files_under(path)
             if not found:
                 raise UsageError(f"{p}: folder holds no {SUFFIX} files")
             out.extend(found)
@@ -35,31 +39,45 @@ def expand(paths: tuple[str, ...]) -> list[str]:
     return out
 
 
+def spec_files_under(folder: Path) -> list[str]:
+    """The ``*.geno`` regular files below ``folder``, sorted."""
+    problems: list[OSError] = []
+    found = []
+    for root, dirs, files in os.walk(folder, onerror=problems.append, followlinks=False):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in files if f.endswith(SUFFIX)]
+    if problems:
+        err = problems[0]
+        raise UsageError(f"{err.filename}: cannot read the folder ({os_reason(err)})")
+    return sorted(found)
+
+
 @click.command("check")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("-q", "--quiet", is_flag=True, help="Print errors only, not a line per good file.")
 def check_cmd(files: tuple[str, ...], quiet: bool) -> None:
-    """Parse and check FILES (spec files or folders of them), reporting every error
-    with its file, line and column. Exits 1 when any file has an error."""
-    failed = 0
+    """Parse and check FILES (spec files, folders of them, or '-' for standard input),
+    reporting every error and warning with its file, line and column. Exit status: 1
+    when a file has an error, 2 when a file cannot be read (or the command is misused)."""
+    status = 0
     for path in expand(files):
+        label = STDIN if path == "-" else path
         try:
             text = read_text(path)
-            result = check(parse(text, path), text)
+            result = check(parse(text, label), text)
         except GenolangError as err:
             click.echo(err.render(), err=True)
-            failed += 1
+            status = max(status, err.exit_code)
             continue
         if result.warnings:
             click.echo(result.render_warnings(), err=True)
         if result.errors:
-            click.echo(SpecError(tuple(result.errors), {path: text, **result.sources}).render(), err=True)
-            failed += 1
+            click.echo(SpecError(tuple(result.errors), {label: text, **result.sources}).render(), err=True)
+            status = max(status, 1)
         elif not quiet:
-            click.echo(f"{path}: ok ({_summary(result)})")
-    if failed:
-        raise click.exceptions.Exit(1)
-
+            click.echo(f"{label}: ok ({_summary(result)})")
+    if status:
+        raise click.exceptions.Exit(status)
 
 
 def _summary(result: Checked) -> str:
@@ -80,27 +98,37 @@ def _summary(result: Checked) -> str:
                    "(git's textconv uses this, so 'git log -p' survives a broken revision).")
 def fmt(files: tuple[str, ...], check_only: bool, to_stdout: bool, lenient: bool = False) -> None:
     """Rewrite FILES in canonical form, in place and atomically (like black).
-    '-' reads standard input and prints the result."""
+    '-' reads standard input and prints the result. A symlink's target is rewritten
+    (the link stays); a read-only file is refused, not replaced."""
     changed = 0
-    for path in (["-"] if files == ("-",) else expand(files)):
-        text = sys.stdin.read() if path == "-" else read_text(path)
+    status = 0
+    for path in expand(files):
+        label = STDIN if path == "-" else path
         try:
-            formatted = format_spec(parse(text, "<stdin>" if path == "-" else path))
-        except SpecError:
-            if not (lenient and (to_stdout or path == "-") and not check_only):
-                raise
-            formatted = text
-        if path == "-" or to_stdout:
-            if not check_only:
+            text = read_text(path)
+            try:
+                formatted = format_spec(parse(text, label))
+            except SpecError:
+                if not (lenient and (to_stdout or path == "-") and not check_only):
+                    raise
+                formatted = text
+            if (path == "-" or to_stdout) and not check_only:
                 click.echo(formatted, nl=False)
-        if formatted == text:
-            continue
-        changed += 1
-        if check_only:
-            click.echo(f"would reformat {path}", err=True)
-        elif path != "-" and not to_stdout:
-            write_text(path, formatted)
-            click.echo(f"reformatted {path}", err=True)
+            if formatted == text:
+                continue
+            changed += 1
+            if check_only:
+                click.echo(f"would reformat {label}", err=True)
+            elif path != "-" and not to_stdout:
+                write_text(path, formatted)
+                click.echo(f"reformatted {path}", err=True)
+        except GenolangError as err:
+            if len(files) == 1 and not Path(files[0]).is_dir():
+                raise
+            click.echo(err.render(), err=True)  # the other files are still formatted
+            status = max(status, err.exit_code)
+    if status:
+        raise click.exceptions.Exit(status)
     if check_only and changed:
         raise click.exceptions.Exit(1)
 
@@ -133,9 +161,12 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"  ops ({len(space.ops)}): {', '.join(space.ops)}")
         for cell in space.cells:
             edges = sum(cell.inputs + i for i in range(cell.nodes))
-            click.echo(f"  cell {cell.name}: {cell.inputs} inputs, {cell.nodes} nodes, "
-                       f"keep {'all' if cell.keeps_all else cell.keep}, "
-                       f"{cell.reducer}, stride {cell.stride}; supernet: {edges} edges x {len(space.ops)} ops")
+            click.echo(
+                f"  cell {cell.name}: {plural(cell.inputs, 'input')}, {plural(cell.nodes, 'node')}, "
+                f"keep {'all' if cell.keeps_all else cell.keep}, "
+                f"{cell.reducer}, stride {cell.stride}; "
+                f"supernet: {plural(edges, 'edge')} x {plural(len(space.ops), 'op')}"
+            )
         d = space.derive
         caps = ", ".join(f"{op} <= {n}" for op, n in d.caps) or "none"
         click.echo(f"  derive: exclude {', '.join(d.exclude) or 'nothing'}; "
@@ -147,7 +178,7 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"genotype {geno.name} : {geno.space.name} ({geno.space.path})")
         for geno_cell in geno.cells:
             ops = [op for n in geno_cell.nodes for op, _ in n.edges]
-            click.echo(f"  cell {geno_cell.name}: {len(geno_cell.nodes)} nodes, {len(ops)} edges, "
+            click.echo(f"  cell {geno_cell.name}: {plural(len(geno_cell.nodes), 'node')}, {plural(len(ops), 'edge')}, "
                        f"{geno_cell.shape.reducer} of {', '.join(geno_cell.output)}")
         if ir:
             for cell_ir in lower_genotype(geno).values():
@@ -191,10 +222,14 @@ def dot_for(result: Checked, cell: str | None = None) -> str:
 
 @click.command("graph")
 @click.argument("file", type=click.Path())
-@click.option("-o", "--output", type=click.Path(), help="Write the DOT text here (atomically) instead of stdout.")
+@click.option("-o", "--output", "--out", "output", type=click.Path(),
+              help="Write the DOT text here (atomically) instead of stdout.")
 @click.option("--cell", help="Only this cell (a cell name, or GENOTYPE.CELL).")
 def graph(file: str, output: str | None, cell: str | None) -> None:
-    """Write the cells of FILE's genotypes and spaces as one Graphviz DOT graph."""
+    """Write the cells of FILE's genotypes and spaces as one Graphviz DOT graph ('-':
+    the spec from standard input). -o replaces an existing file."""
+    if output:
+        check_destination(output)
     dot = dot_for(_load(file), cell)
     if output:
         write_text(output, dot)
@@ -207,15 +242,23 @@ def graph(file: str, output: str | None, cell: str | None) -> None:
 @click.argument("kind", required=False, type=click.Choice(["spaces", "genotypes", "networks"]))
 def list_specs(kind: str | None) -> None:
     """List the spaces, genotypes and networks that names resolve to from the current
-    folder: the folder itself, GENOLANG_PATH and the shipped library."""
+    folder: the folder itself, GENOLANG_PATH and the shipped library (declarations
+    only: names in comments are not names). Files with errors are named on stderr."""
     lib = Library.for_file(str(Path.cwd() / "x.geno"))
     for keyword in (("space", "genotype", "network") if kind is None else (kind[:-1],)):
         names = lib.names(keyword)
         click.echo(f"{keyword}s:")
         for name in names:
-            found = lib.find(keyword, name)
-            where = found.file.path if found else "?"
+            try:
+                found = lib.find(keyword, name)
+                where = found.file.path if found else "?"
+            except GenolangError as err:
+                where = f"({err})"
             click.echo(f"  {name:<16} {where}")
+    for path in lib.broken():
+        click.echo(f"note: {path} has errors, so its names are not listed ('genolang check {path}')", err=True)
+    for path, why in lib.unreadable.items():
+        click.echo(f"note: cannot read {path} ({why})", err=True)
 
 
 @click.command("ops")
@@ -271,11 +314,13 @@ def ops(name: str | None) -> None:
 def read_input(text_or_path: str) -> tuple[str, str]:
     """TEXT as given, a file's contents, or standard input for '-'; with a label."""
     if text_or_path == "-":
-        return sys.stdin.read(), "<stdin>"
-    path = Path(text_or_path)
+        return read_text("-"), STDIN
     try:
-        if len(text_or_path) < 4096 and "\n" not in text_or_path and path.is_file():
-            return read_text(text_or_path), text_or_path
-    except OSError:
-        pass
+        exists = len(text_or_path) < 4096 and "\n" not in text_or_path and os.path.exists(text_or_path)
+    except (OSError, ValueError):
+        exists = False
+    if exists:
+        return read_text(text_or_path), text_or_path
+    if len(text_or_path) > MAX_SPEC_BYTES:
+        raise UsageError(f"the text to import is longer than {MAX_SPEC_BYTES // 1024} KiB")
     return text_or_path, "<text>"

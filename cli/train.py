@@ -10,8 +10,16 @@ from typing import Any
 
 import click
 
-from genolang.cli.progress import plural
+from genolang.cli.options import (
+    DEVICE,
+    DEVICE_HELP,
+    NON_NEGATIVE,
+    POSITIVE,
+    PROBABILITY,
+    SEED,
+)
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
+from genolang.errors import plural
 
 # option name -> recipe field, for the options that change the recipe
 RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "schedule", "lr_min", "decay", "cutout",
@@ -32,26 +40,28 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
                    "ptb and text 8000].")
 @click.option("--batch-size", type=click.IntRange(min=1),
               help="Batch size [cifar10 and cifar100 96, digits 64, fashion-mnist 96, folder 64, imagenet-stem 128, "
-                   "ptb and text 64].")
-@click.option("--lr", type=float, help="Initial learning rate [0.025; 0.1 for an imagenet stem; 20 for ptb].")
-@click.option("--momentum", type=float, help="SGD momentum [0.9].")
-@click.option("--weight-decay", type=float, help="Weight decay [3e-4; 3e-5 for an imagenet stem; 8e-7 for ptb].")
+                   "ptb and text 64; at least 2 for images: batch norm needs two].")
+@click.option("--lr", type=POSITIVE, help="Initial learning rate [0.025; 0.1 for an imagenet stem; 20 for ptb].")
+@click.option("--momentum", type=PROBABILITY, help="SGD momentum [0.9].")
+@click.option("--weight-decay", type=NON_NEGATIVE, help="Weight decay [3e-4; 3e-5 for an imagenet stem; 8e-7 for ptb].")
 @click.option("--schedule", type=click.Choice(["cosine", "step", "constant"]),
               help="Learning-rate schedule [cosine to --lr-min; step (x --decay per epoch) for an imagenet stem].")
-@click.option("--lr-min", type=float, help="Final learning rate of the cosine schedule [0].")
-@click.option("--decay", type=float, help="Per-epoch factor of the step schedule [0.97].")
-@click.option("--cutout", type=click.IntRange(min=0),
-              help="Cutout square side, 0 for none [cifar10 and cifar100 16, else 0].")
+@click.option("--lr-min", type=NON_NEGATIVE, help="Final learning rate of the cosine schedule [0].")
+@click.option("--decay", type=POSITIVE, help="Per-epoch factor of the step schedule [0.97].")
+@click.option(
+    "--cutout", type=click.IntRange(min=0), help="Cutout square side, 0 for none [cifar10 and cifar100 16, else 0]."
+)
 @click.option("--augment/--no-augment", default=None, help="Random crop / flip of the training images [on].")
-@click.option("--drop-path", type=float, help="Final drop-path probability [the skeleton's drop_path].")
-@click.option("--aux-weight", type=float, help="Weight of the auxiliary loss [the skeleton's, 0 without a head].")
-@click.option("--grad-clip", type=float, help="Gradient-norm clip, 0 for none [5; 0.25 for ptb].")
-@click.option("--label-smoothing", type=float, help="Label smoothing [the skeleton's: 0.1 for imagenet].")
+@click.option("--drop-path", type=PROBABILITY, help="Final drop-path probability [the skeleton's drop_path].")
+@click.option("--aux-weight", type=NON_NEGATIVE,
+              help="Weight of the auxiliary loss [the skeleton's, 0 without a head].")
+@click.option("--grad-clip", type=NON_NEGATIVE, help="Gradient-norm clip, 0 for none [5; 0.25 for ptb].")
+@click.option("--label-smoothing", type=PROBABILITY, help="Label smoothing [the skeleton's: 0.1 for imagenet].")
 @click.option("--eval-batch-size", type=click.IntRange(min=1),
               help="Evaluation batch size [images: --batch-size; ptb 10].")
 @click.option("--bptt", type=click.IntRange(min=2), help="ptb: mean sequence length [35].")
-@click.option("--alpha", type=float, help="ptb: activation regularisation weight [0].")
-@click.option("--beta", type=float, help="ptb: temporal activation regularisation weight [1e-3].")
+@click.option("--alpha", type=NON_NEGATIVE, help="ptb: activation regularisation weight [0].")
+@click.option("--beta", type=NON_NEGATIVE, help="ptb: temporal activation regularisation weight [1e-3].")
 @click.option("--nonmono", type=click.IntRange(min=1), help="ptb: evaluations without improvement before ASGD [5].")
 @click.option("--amp/--no-amp", default=None,
               help="Mixed precision: bfloat16 autocast where supported, else float16 with loss scaling [off].")
@@ -62,8 +72,11 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
 @click.option("--sync-bn/--no-sync-bn", default=None,
               help="Under torchrun: batch norm over the global batch, so N processes train as one with N x the "
                    "batch [on]; off, each process normalises its own batch and skips that communication.")
-@click.option("--seed", type=int, help="Random seed [0].")
+@click.option("--seed", type=SEED, help="Random seed [0].")
 @click.option("--limit-train", type=click.IntRange(min=1), help="Use only this many training images (tokens for ptb).")
+@click.option("--limit", type=click.IntRange(min=1),
+              help="Shorthand for --limit-train N --limit-test N (as 'eval --limit': this many images, "
+                   "tokens for ptb).")
 @click.option("--limit-test", type=click.IntRange(min=1),
               help="Use only this many test images (valid/test tokens for ptb).")
 @click.option("--channels", type=click.IntRange(min=1), help="Override the skeleton's initial channels.")
@@ -73,7 +86,7 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "sch
 @click.option("--run-dir", type=click.Path(file_okay=False),
               help="Folder for metrics, checkpoints and results [runs/GENOTYPE-NETWORK-DATASET-TIME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --run-dir from its last checkpoint.")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data-loading processes.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: PyTorch's choice).")
 @click.option("--tensorboard/--no-tensorboard", default=True, show_default=True,
@@ -94,6 +107,10 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
     from genolang.run.dist import is_main_process
     from genolang.train.entry import TrainConfig, run_training
 
+    limit = options.pop("limit", None)
+    if limit is not None:
+        for key in ("limit_train", "limit_test"):
+            options[key] = options.get(key) or limit
     main_rank = is_main_process()
     config = TrainConfig(genotype, network, dataset, data_dir=data_dir, download=download,
                          options={k: v for k, v in options.items() if k in RECIPE_OPTIONS},
@@ -123,7 +140,7 @@ def train(genotype: str, network: str, dataset: str, data_dir: str | None, downl
 @click.option("--download", is_flag=True, help="Download CIFAR-10 or CIFAR-100 into --data-dir (needs internet).")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Evaluation batch size [images 256, ptb 10].")
 @click.option("--limit", type=click.IntRange(min=1), help="Evaluate only this many test images (tokens).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: PyTorch's choice).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def eval_cmd(checkpoint: str, dataset: str, data_dir: str | None, download: bool, batch_size: int | None,
@@ -141,11 +158,13 @@ def eval_cmd(checkpoint: str, dataset: str, data_dir: str | None, download: bool
         path = path / "model.pt" if (path / "model.pt").is_file() else path / "checkpoint.pt"
     result = evaluate_checkpoint(path, dataset, data_dir=data_dir, download=download, batch_size=batch_size,
                                  device=device, limit=limit)
+    if "note" in result:
+        click.echo(f"note: {result['note']}", err=True)
     if as_json:
         click.echo(json.dumps(result, sort_keys=True))
     elif "test_ppl" in result:
         click.echo(f"{result['genotype']} on {result['network']}: test perplexity {result['test_ppl']:.2f} "
-                   f"(loss {result['test_loss']:.4f}) on {result['test_tokens']} {dataset} tokens")
+                   f"(loss {result['test_loss']:.4f}) on {plural(result['test_tokens'], dataset + ' token')}")
     else:
         click.echo(f"{result['genotype']} on {result['network']}: test accuracy {100 * result['test_acc']:.2f}% "
-                   f"(loss {result['test_loss']:.4f}) on {result['test_images']} {dataset} images")
+                   f"(loss {result['test_loss']:.4f}) on {plural(result['test_images'], dataset + ' image')}")

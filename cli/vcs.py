@@ -3,8 +3,6 @@ imports torch."""
 
 from __future__ import annotations
 
-import shutil
-
 import click
 
 from genolang.errors import GenolangError, UsageError
@@ -12,7 +10,7 @@ from genolang.spec.check import Checked, load
 from genolang.spec.checked import GenotypeSpec, SpaceSpec
 from genolang.vcs.canon import cell_hash, genotype_hash, short, space_hash
 from genolang.vcs.diff import GenotypeDiff, SpaceDiff, diff_genotypes, diff_spaces
-from genolang.vcs.git import setup_repo
+from genolang.vcs.git import genolang_command, setup_repo
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_TROUBLE = 0, 1, 2
 
@@ -88,6 +86,4 @@ def git_setup(repo: str) -> None:
         click.echo(line)
     if not done:
         click.echo("already set up: git diff shows .geno files canonically")
-    if shutil.which("genolang") is None:
-        click.echo("warning: 'genolang' is not on PATH, so git cannot run the textconv driver; "
-                   "activate the environment genolang is installed in before 'git diff'", err=True)
+    click.echo(f"git runs {genolang_command()} to show .geno files (run git-setup again after moving it)")

@@ -29,16 +29,16 @@ from genolang.run.runtime import pick_device
 @dataclass(frozen=True)
 class BenchConfig:
     """What to time: a genotype on a skeleton (names or .geno paths), its size, and
-    how. ``channels``/``layers`` None keep the skeleton's."""
+    how. Sizes left None are the skeleton's (and then the defaults: 3x32x32, 10 classes)."""
 
     genotype: str = "darts_v2"
     network: str = "cifar"
-    channels: int | None = 36
-    layers: int | None = 20
+    channels: int | None = None
+    layers: int | None = None
     batch_size: int = 32
-    input_size: int = 32
-    in_channels: int = 3
-    classes: int = 10
+    input_size: int | None = None
+    in_channels: int | None = None
+    classes: int | None = None
     seq_len: int = 35
     iters: int = 10
     warmup: int = 2
@@ -123,7 +123,7 @@ def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: b
     else:
         shape = data_shape(network)
     torch.manual_seed(config.seed)
-    return build(geno, network, shape, auxiliary=auxiliary).to(device), shape
+    return build(geno, network, shape, auxiliary=auxiliary, batch=config.batch_size, training=True).to(device), shape
 
 
 def maybe_compile(module: nn.Module, config: BenchConfig) -> None:
@@ -229,6 +229,13 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
                          "is not one")
     network = apply_overrides(network, channels=config.channels, layers=config.layers)
     shape = data_shape(network, in_channels=config.in_channels, input_size=config.input_size, classes=config.classes)
+    from genolang.nets.compile import SIZE_FIX
+    from genolang.nets.size import estimate_supernet, refuse_too_large
+
+    refuse_too_large(estimate_supernet(space, network, in_channels=shape.in_channels or 3,
+                                       input_size=shape.input_size or 32, classes=shape.classes or 10),
+                     f"the supernet of space '{space.name}' on network '{network.name}'", SIZE_FIX,
+                     2 * config.batch_size, training=True)
     passes = DEFAULT_PASSES if config.passes is None else config.passes
     options = SupernetOptions(passes=passes, channels_last=config.channels_last)
     assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None  # set for a CNN

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from genolang.errors import UsageError
+from genolang.errors import GenolangError, MissingTool, UsageError
 from genolang.fsio import write_bytes, write_text
 from genolang.ir.graph import CellIR
 
@@ -39,16 +39,16 @@ def render(dot_text: str, fmt: str, timeout: float = 120.0) -> bytes:
         raise UsageError(f"cannot render '{fmt}'; Graphviz renders {', '.join(IMAGE_FORMATS)}")
     program = graphviz()
     if program is None:
-        raise UsageError(f"Graphviz's 'dot' program is not installed, so no {fmt.upper()} can be drawn; "
+        raise MissingTool(f"Graphviz's 'dot' program is not installed, so no {fmt.upper()} can be drawn; "
                          + INSTALL_HINT)
     try:
         done = subprocess.run([program, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True,
                               timeout=timeout, check=False)
     except (OSError, subprocess.TimeoutExpired) as err:
-        raise UsageError(f"Graphviz failed to draw the cells: {err}") from None
+        raise GenolangError(f"Graphviz failed to draw the cells: {err}") from None
     if done.returncode != 0 or not done.stdout:
         detail = done.stderr.decode("utf-8", "replace").strip() or f"exit status {done.returncode}"
-        raise UsageError(f"Graphviz failed to draw the cells: {detail}")
+        raise GenolangError(f"Graphviz failed to draw the cells: {detail}")
     return done.stdout
 
 

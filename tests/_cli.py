@@ -34,17 +34,23 @@ def run(*args: object) -> Result:
     return result
 
 
-def assert_clean_failure(code: int, output: str, *fragments: str) -> None:
-    """Exit status 1, no traceback, and every fragment in the output."""
-    assert code == 1, output
+def assert_clean_failure(code: int, output: str, *fragments: str, status: int = 1) -> None:
+    """Exit ``status`` (1: a spec, input or work error; 2: a usage error), no
+    traceback, and every fragment in the output."""
+    assert code == status, output
     assert "Traceback" not in output
     for fragment in fragments:
         assert fragment in output, output
 
 
 def fails_cleanly(result: Result, *fragments: str) -> None:
-    """``assert_clean_failure`` on a runner result."""
+    """``assert_clean_failure`` on a runner result: exit status 1."""
     assert_clean_failure(result.exit_code, result.output, *fragments)
+
+
+def fails_with_usage(result: Result, *fragments: str) -> None:
+    """A usage error on a runner result: exit status 2, no traceback, the fragments."""
+    assert_clean_failure(result.exit_code, result.output, *fragments, status=2)
 
 
 def assert_torch_free(argv: Sequence[Sequence[str]], cwd: Path) -> None:

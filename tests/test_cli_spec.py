@@ -111,14 +111,14 @@ def test_check_reports_warnings_and_passes(tmp_path: Path) -> None:
 
 def test_check_a_missing_file_and_a_syntax_error(tmp_path: Path) -> None:
     result = run("check", str(tmp_path / "nope.geno"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a path on the command line that is not there: a usage error
     assert "nope.geno: no such file" in result.stderr
     broken = write_spec(tmp_path, "space s {\n", "broken.geno")
     result = run("check", str(broken))
     assert result.exit_code == 1
     assert f"{broken}:1:10: error: unexpected end of file" in result.stderr
     result = run("check", str(tmp_path / "empty_dir_does_not_exist"), str(broken))
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # the worst: a missing file
 
 
 def test_fmt_rewrites_in_place(tmp_path: Path) -> None:
@@ -197,7 +197,7 @@ def test_show_the_optimized_ir_of_a_space() -> None:
                           (("--ir", "--passes", "share_rlu", space), "did you mean 'share_relu'?"),
                           (("--ir", "--passes", "all", str(SPECS / "spaces" / "darts_rnn.geno")), "only CNN spaces")):
         result = run("show", *argv)
-        assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+        assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output
 
 
 def test_show_a_broken_file(tmp_path: Path) -> None:
@@ -221,10 +221,10 @@ def test_graph(tmp_path: Path) -> None:
     assert result.exit_code == 0
     assert "cluster" not in result.stdout and 'label="darts_v2.normal";' in result.stdout
     result = run("graph", str(V2), "--cell", "nope")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "no cell 'nope'" in result.stderr and "darts_v2.normal" in result.stderr
     result = run("graph", str(SPECS / "networks" / "cifar.geno"))
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "holds no genotype or space to draw" in result.stderr
 
 
@@ -287,7 +287,7 @@ def test_export_errors(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "expected exactly one genotype in this file, found 0" in result.stderr
     result = run("export", "--to", "darts", str(V2), "--name", "other")
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "has no genotype 'other'; it has: darts_v2" in result.stderr
 
 
@@ -326,7 +326,7 @@ def test_encodings(tmp_path: Path) -> None:
     latin.write_bytes("# caf\xe9\n".encode("latin-1") + canonical.encode())
     result = run("check", str(latin))
     assert result.exit_code == 1
-    assert f"{latin}: not UTF-8 text (invalid continuation byte at byte 5)" in result.stderr
+    assert f"{latin}:1:6: error: not UTF-8 text: byte 0xe9 (invalid continuation byte)" in result.stderr
     assert run("check", str(tmp_path)).exit_code == 1  # the folder holds the latin-1 file
     result = run("check", str(tmp_path / "empty"))
-    assert result.exit_code == 1 and "no such file" in result.stderr
+    assert result.exit_code == 2 and "no such file" in result.stderr

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _cli import fails_cleanly, run
+from _cli import assert_clean_failure, fails_cleanly, fails_with_usage, run
 from genolang.nets.checkpoint import load_model
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
@@ -86,19 +86,19 @@ def test_onnx_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert not list(tmp_path.iterdir())
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["darts_rnn_v2", "--network", "cifar"], "CNN skeleton"),
-    (["darts_v2", "--network", "ptb"], "recurrent skeleton"),
-    (["darts_v2", "--network", "cifar", "--input-size", "7"], "even size"),
-    (["darts_v2", "--network", "small", "--input-size", "4"], "auxiliary head"),
-    (["darts_v9", "--network", "cifar"], "did you mean 'darts_v2'"),
-    (["darts_v2", "--network", "cifra"], "did you mean 'cifar'"),
-    (["darts_v2", "--network", "cifar", "--vocab", "100"], "--vocab"),
-    (["darts_rnn_v2", "--network", "ptb", "--layers", "3"], "--layers"),
-    (["missing.geno", "--network", "cifar"], "missing.geno"),
+@pytest.mark.parametrize("args,fragment,status", [
+    (["darts_rnn_v2", "--network", "cifar"], "CNN skeleton", 1),
+    (["darts_v2", "--network", "ptb"], "recurrent skeleton", 1),
+    (["darts_v2", "--network", "cifar", "--input-size", "7"], "even size", 1),
+    (["darts_v2", "--network", "cifar", "--input-size", "4"], "auxiliary head", 1),
+    (["darts_v9", "--network", "cifar"], "did you mean 'darts_v2'", 2),  # names on the command line: usage
+    (["darts_v2", "--network", "cifra"], "did you mean 'cifar'", 2),
+    (["darts_v2", "--network", "cifar", "--vocab", "100"], "--vocab", 2),
+    (["darts_rnn_v2", "--network", "ptb", "--layers", "3"], "--layers", 2),
+    (["missing.geno", "--network", "cifar"], "missing.geno", 2),
 ])
-def test_compile_errors_exit_1_without_traceback(args: list[str], fragment: str) -> None:
-    fails_cleanly(run("compile", *args), fragment)
+def test_compile_errors_exit_cleanly(args: list[str], fragment: str, status: int) -> None:
+    assert_clean_failure(run("compile", *args).exit_code, run("compile", *args).output, fragment, status=status)
 
 
 def test_genotype_with_an_op_the_registry_lacks(tmp_path: Path) -> None:
@@ -136,9 +136,9 @@ def test_bench_search_step_prints_json_with_and_without_passes() -> None:
             assert d["info"]["passes"] == ["drop_none", "share_relu"]
         else:
             assert "group_convs" in d["info"]["passes"] and d["info"]["channels_last"] is True
-    fails_cleanly(run("bench", "search-step", "--passes", "share_rel", *tiny), "no pass named 'share_rel'")
-    fails_cleanly(run("bench", "search-step", "--space", "darts_rnn", *tiny), "search-step times CNN spaces")
-    fails_cleanly(run("bench", "search-step", "--no-opt", "--passes", "drop_none", *tiny), "contradict")
+    fails_with_usage(run("bench", "search-step", "--passes", "share_rel", *tiny), "no pass named 'share_rel'")
+    fails_with_usage(run("bench", "search-step", "--space", "darts_rnn", *tiny), "search-step times CNN spaces")
+    fails_with_usage(run("bench", "search-step", "--no-opt", "--passes", "drop_none", *tiny), "contradict")
 
 
 def test_bench_compile_times_the_compiled_network_after_compiling_it() -> None:

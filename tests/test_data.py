@@ -13,11 +13,18 @@ import numpy as np
 import pytest
 import torch
 
-from _cli import fails_cleanly, run
-from _train_data import cifar_like_images, write_cifar_bin, write_cifar_py, write_fashion, write_ptb, write_skeletons
+from _cli import fails_with_usage, run
+from _train_data import (
+    cifar_like_images,
+    write_cifar_bin,
+    write_cifar_py,
+    write_fashion,
+    write_ptb,
+    write_skeletons,
+)
 from genolang.data import load_corpus, load_images
 from genolang.data.images import channel_stats
-from genolang.errors import UsageError
+from genolang.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -74,7 +81,7 @@ def test_cifar_pickles_cannot_run_code(tmp_path: Path) -> None:
 
     with open(folder / "data_batch_2", "wb") as f:
         pickle.dump({"data": Evil(), "labels": []}, f)
-    with pytest.raises(UsageError, match="refusing to load"):
+    with pytest.raises(InputError, match="refusing to load"):
         load_images("cifar10", str(tmp_path))
     assert not marker.exists()
 
@@ -82,11 +89,11 @@ def test_cifar_pickles_cannot_run_code(tmp_path: Path) -> None:
 def test_damaged_cifar_batch_is_a_clear_error(tmp_path: Path) -> None:
     folder = write_cifar_py(tmp_path)
     (folder / "test_batch").write_bytes(b"garbage")
-    with pytest.raises(UsageError, match="not a CIFAR-10 python batch"):
+    with pytest.raises(InputError, match="not a CIFAR-10 python batch"):
         load_images("cifar10", str(tmp_path))
     with open(folder / "test_batch", "wb") as f:
         pickle.dump({"data": np.zeros((2, 100), np.uint8), "labels": [0, 1]}, f)
-    with pytest.raises(UsageError, match="expected \\(N, 3072\\)"):
+    with pytest.raises(InputError, match="expected \\(N, 3072\\)"):
         load_images("cifar10", str(tmp_path))
 
 
@@ -114,11 +121,11 @@ def test_training_a_step_on_fashion_mnist(tmp_path: Path) -> None:
 def test_damaged_idx_files(tmp_path: Path) -> None:
     write_fashion(tmp_path, gz=False)
     (tmp_path / "t10k-labels-idx1-ubyte").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x0a\x01")
-    with pytest.raises(UsageError, match="truncated idx file"):
+    with pytest.raises(InputError, match="truncated idx file"):
         load_images("fashion-mnist", str(tmp_path))
     (tmp_path / "t10k-labels-idx1-ubyte").unlink()
     (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(b"\x1f\x8b broken")
-    with pytest.raises(UsageError, match="damaged gzip"):
+    with pytest.raises(InputError, match="damaged gzip"):
         load_images("fashion-mnist", str(tmp_path))
 
 
@@ -159,24 +166,26 @@ def test_missing_data_sets_say_how_to_get_them(tmp_path: Path, dataset: str, fra
     genotype, network = ("darts_rnn_v2", "ptb_search") if dataset == "ptb" else ("darts_v2", "small_search")
     result = run("train", genotype, "--network", network, "--dataset", dataset, "--data-dir", empty,
                  "--epochs", "1", "--run-dir", tmp_path / "run", "--quiet", "--no-tensorboard")
-    fails_cleanly(result, *fragments)
+    fails_with_usage(result, *fragments)
     assert not (tmp_path / "run" / "checkpoint.pt").exists()
 
 
 @pytest.mark.parametrize("dataset", ["cifar10", "fashion-mnist", "ptb", "digits"])
 def test_data_dir_that_is_not_a_folder(tmp_path: Path, dataset: str) -> None:
     genotype, network = ("darts_rnn_v2", "ptb_search") if dataset == "ptb" else ("darts_v2", "small_search")
-    fails_cleanly(run("train", genotype, "--network", network, "--dataset", dataset, "--data-dir", tmp_path / "nope",
+    fails_with_usage(run("train", genotype, "--network", network, "--dataset", dataset, "--data-dir", tmp_path / "nope",
                       "--run-dir", tmp_path / "run", "--quiet"), "no such folder")
     (tmp_path / "file").write_text("x")
     result = run("train", genotype, "--network", network, "--dataset", dataset, "--data-dir", tmp_path / "file",
                  "--run-dir", tmp_path / "run2", "--quiet")
-    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert result.exit_code == 2 and "Traceback" not in result.output
 
 
 def test_unknown_data_set_and_wrong_kind(tmp_path: Path) -> None:
-    fails_cleanly(run("train", "darts_v2", "--network", "small", "--dataset", "cifar-10"), "did you mean 'cifar10'")
-    fails_cleanly(run("train", "darts_v2", "--network", "small", "--dataset", "ptb", "--run-dir", tmp_path / "r"),
+    fails_with_usage(run("train", "darts_v2", "--network", "small", "--dataset", "cifar-10"), "did you mean 'cifar10'")
+    fails_with_usage(run("train", "darts_v2", "--network", "small", "--dataset", "ptb", "--run-dir", tmp_path / "r"),
                   "text corpus")
-    fails_cleanly(run("train", "darts_rnn_v2", "--network", "ptb", "--dataset", "digits", "--run-dir", tmp_path / "r"),
-                  "image data set")
+    fails_with_usage(
+        run("train", "darts_rnn_v2", "--network", "ptb", "--dataset", "digits", "--run-dir", tmp_path / "r"),
+        "image data set",
+    )

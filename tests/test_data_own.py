@@ -16,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from _cli import fails_cleanly, run
+from _cli import fails_cleanly, fails_with_usage, run
 from _search_util import write_tiny_cnn, write_tiny_rnn
 from _train_data import write_skeletons
 from genolang.data import folder as folder_mod
@@ -24,7 +24,7 @@ from genolang.data import load_corpus, load_images
 from genolang.data.images import ImageRecord, channel_stats, class_digest
 from genolang.data.registry import DATASETS, dataset_help, dataset_kind
 from genolang.data.text import tokenize
-from genolang.errors import UsageError
+from genolang.errors import GenolangError, InputError, UsageError
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -309,7 +309,7 @@ def _broken(tmp: Path, case: str) -> Path:
 ])
 def test_broken_image_folders_are_clear_errors(tmp_path: Path, case: str, fragments: list[str]) -> None:
     root = _broken(tmp_path, case)
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(GenolangError) as err:
         load_images("folder", str(root))
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
@@ -320,7 +320,7 @@ def test_a_folder_too_large_for_memory_is_refused_before_reading(tmp_path: Path,
     root = flat_folder(tmp_path / "imgs", size=(32, 32))
     monkeypatch.setattr(folder_mod, "_decode", lambda *a: pytest.fail("decoded before the memory check"))
     monkeypatch.setenv("GENOLANG_MAX_DATA_GIB", "0.00001")
-    with pytest.raises(UsageError, match=r"15 images of 3x32x32 would take 0.0 MiB|15 images of 3x32x32") as err:
+    with pytest.raises(GenolangError, match=r"15 images of 3x32x32 would take 0.0 MiB|15 images of 3x32x32") as err:
         load_images("folder", str(root))
     assert "GENOLANG_MAX_DATA_GIB" in str(err.value) and "downscale" in str(err.value)
     monkeypatch.setenv("GENOLANG_MAX_DATA_GIB", "lots")
@@ -329,7 +329,7 @@ def test_a_folder_too_large_for_memory_is_refused_before_reading(tmp_path: Path,
 
 
 def test_folder_needs_a_data_dir_and_cannot_be_downloaded(tmp_path: Path) -> None:
-    fails_cleanly(run("train", "darts_v2", "--network", "small", "--dataset", "folder", "--run-dir", tmp_path / "r",
+    fails_with_usage(run("train", "darts_v2", "--network", "small", "--dataset", "folder", "--run-dir", tmp_path / "r",
                       "--quiet"), "--dataset folder reads your own images: add --data-dir DIR")
     root = flat_folder(tmp_path / "imgs")
     with pytest.raises(UsageError, match="--download fetches CIFAR-10 or CIFAR-100"):
@@ -381,17 +381,17 @@ def test_cifar100_errors(tmp_path: Path) -> None:
     folder = write_cifar100(tmp_path)
     with open(folder / "meta", "wb") as f:
         pickle.dump({"fine_label_names": Evil()}, f)
-    with pytest.raises(UsageError, match=r"refusing to load posix.system|refusing to load"):
+    with pytest.raises(InputError, match=r"refusing to load posix.system|refusing to load"):
         load_images("cifar100", str(folder))
     assert not marker.exists()
     write_cifar100(tmp_path)
     with open(folder / "test", "wb") as f:
         pickle.dump({"data": np.zeros((2, 3072), np.uint8), "fine_labels": [0, 100]}, f)
-    with pytest.raises(UsageError, match=r"fine labels must be 0\.\.99"):
+    with pytest.raises(InputError, match=r"fine labels must be 0..99"):
         load_images("cifar100", str(folder))
     with open(folder / "test", "wb") as f:
         pickle.dump({"data": np.zeros((2, 3072), np.uint8), "labels": [0, 1]}, f)
-    with pytest.raises(UsageError, match="without 'data' and 'fine_labels'"):
+    with pytest.raises(InputError, match="without 'data' and 'fine_labels'"):
         load_images("cifar100", str(folder))
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -451,7 +451,7 @@ def test_broken_text_folders_are_clear_errors(tmp_path: Path, case: str, fragmen
         (root / "test.txt").write_text("\n  \n")
     elif case == "binary":
         (root / "train.txt").write_bytes(b"\xff\xfe\x00 bad")
-    with pytest.raises(UsageError) as err:
+    with pytest.raises(GenolangError) as err:
         load_corpus("text", None if case == "no dir" else str(root))
     for fragment in fragments:
         assert fragment in str(err.value), str(err.value)
@@ -483,7 +483,7 @@ def test_train_and_eval_on_an_image_folder(tmp_path: Path, monkeypatch: pytest.M
     again = json.loads(run("eval", tmp_path / "run", "--dataset", "folder", "--data-dir", root, "--json").output)
     assert again["test_loss"] == first["test_loss"]
     other = split_folder(tmp_path / "other", ("bird", "frog"), train=2, test=1, size=(8, 8), mode="RGB")
-    fails_cleanly(run("eval", tmp_path / "run", "--dataset", "folder", "--data-dir", other),
+    fails_with_usage(run("eval", tmp_path / "run", "--dataset", "folder", "--data-dir", other),
                   "other classes than the model was trained on", "missing here: fish", "not known to the model: frog")
 
 
@@ -515,4 +515,4 @@ def test_search_train_and_eval_on_a_text_folder(tmp_path: Path) -> None:
     assert evaluated.exit_code == 0, evaluated.output
     assert json.loads(evaluated.output)["test_ppl"] > 1
     other = write_text_folder(tmp_path / "other", train="completely different words here\n" * 20)
-    fails_cleanly(run("eval", tmp_path / "t", "--dataset", "text", "--data-dir", other), "tokens")
+    fails_with_usage(run("eval", tmp_path / "t", "--dataset", "text", "--data-dir", other), "tokens")

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from conftest import REPO, SPECS
 from genolang.cli import main
-from genolang.vcs.git import ATTRIBUTE_LINE, CONFIG
+from genolang.vcs.git import ATTRIBUTE_LINE, config
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 
@@ -58,7 +58,7 @@ def test_git_setup_is_idempotent(repo: Path, git_env: dict[str, str], monkeypatc
     assert first.exit_code == 0, first.output
     assert "added '*.geno diff=genolang'" in first.stdout
     assert (repo / ".gitattributes").read_text(encoding="utf-8") == "*.png binary\n" + ATTRIBUTE_LINE + "\n"
-    for key, value in CONFIG.items():
+    for key, value in config().items():
         assert git(repo, git_env, "config", "--local", "--get", key).rstrip("\n") == value
     second = CliRunner().invoke(main, ["git-setup", "--repo", str(repo)])
     assert second.exit_code == 0 and second.stdout.startswith("already set up")
@@ -74,10 +74,10 @@ def test_git_setup_outside_a_repository(tmp_path: Path, git_env: dict[str, str],
     plain = tmp_path / "plain"
     plain.mkdir()
     result = CliRunner().invoke(main, ["git-setup", "--repo", str(plain)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # --repo names a folder outside any repository: a usage error
     assert "not inside a git repository" in result.stderr and "git init" in result.stderr
     result = CliRunner().invoke(main, ["git-setup", "--repo", str(tmp_path / "missing")])
-    assert result.exit_code == 1 and "no such folder" in result.stderr
+    assert result.exit_code == 2 and "no such folder" in result.stderr
     assert "Traceback" not in result.output
 
 
@@ -93,7 +93,7 @@ def test_textconv_shows_one_line_for_one_op(repo: Path, git_env: dict[str, str])
     git(repo, git_env, "add", ".")
     git(repo, git_env, "commit", "-q", "-m", "darts_v2")
     # re-indent everything, squeeze spaces, add ';' (all formatting), and change one op
-    messy = re.sub(r"^ +", "\t", original, flags=re.M).replace(" = ", "=").replace(")\n", ");\n")
+    messy = re.sub(r"^ +", "\t", original, flags=re.MULTILINE).replace(" = ", "=").replace(")\n", ");\n")
     messy = messy.replace("dil_conv_3x3(n2)", "sep_conv_5x5(n2)")
     spec.write_text(messy, encoding="utf-8")
     raw = git(repo, git_env, "diff", "--no-textconv", "--", "darts_v2.geno")
@@ -104,7 +104,7 @@ def test_textconv_shows_one_line_for_one_op(repo: Path, git_env: dict[str, str])
     assert changed == ["-        n5 = skip_connect(c0) + dil_conv_3x3(n2)",
                        "+        n5 = skip_connect(c0) + sep_conv_5x5(n2)"]
     # the hunk header names the enclosing block
-    assert re.search(r"^@@ .* @@ .*(normal|genotype darts_v2)", diff, flags=re.M), diff
+    assert re.search(r"^@@ .* @@ .*(normal|genotype darts_v2)", diff, flags=re.MULTILINE), diff
     git(repo, git_env, "commit", "-q", "-am", "one op")
     log = git(repo, git_env, "log", "-p", "-1")
     assert "+        n5 = skip_connect(c0) + sep_conv_5x5(n2)" in log
@@ -113,12 +113,33 @@ def test_textconv_shows_one_line_for_one_op(repo: Path, git_env: dict[str, str])
     assert "out concat" in git(repo, git_env, "diff", "--", "darts_v2.geno")
 
 
+@pytest.mark.skipif(not (Path(sys.executable).parent / "genolang").exists(),
+                    reason="the genolang script is not installed beside this Python")
+def test_textconv_works_without_the_environment_on_path(repo: Path, git_env: dict[str, str]) -> None:
+    """git-setup writes the absolute path of the genolang that ran it, so 'git diff'
+    works from a shell where the virtual environment is not activated."""
+    script = Path(sys.executable).parent / "genolang"
+    done = subprocess.run([str(script), "git-setup", "--repo", str(repo)], env=git_env, capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    textconv = git(repo, git_env, "config", "--local", "--get", "diff.genolang.textconv").strip()
+    assert textconv == f"{script.absolute()} fmt --stdout --lenient"
+    bare = dict(git_env, PATH=os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                                               if Path(p).resolve() != script.parent.resolve()))
+    spec = repo / "darts_v2.geno"
+    spec.write_text((SPECS / "genotypes" / "darts_v2.geno").read_text(encoding="utf-8"), encoding="utf-8")
+    git(repo, bare, "add", ".")
+    git(repo, bare, "commit", "-q", "-m", "darts_v2")
+    spec.write_text(spec.read_text(encoding="utf-8").replace("dil_conv_3x3(n2)", "sep_conv_5x5(n2)"), encoding="utf-8")
+    assert "+        n5 = skip_connect(c0) + sep_conv_5x5(n2)" in git(repo, bare, "diff", "--", "darts_v2.geno")
+
+
 def test_pre_commit_hooks_file() -> None:
     text = (REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
     assert "\t" not in text
     hooks = {}
-    for block in re.split(r"^- (?=id: )", text, flags=re.M)[1:]:  # one YAML list item per hook
-        fields = dict(re.findall(r"^\s*(\w+): (.+)$", block, flags=re.M))
+    for block in re.split(r"^- (?=id: )", text, flags=re.MULTILINE)[1:]:  # one YAML list item per hook
+        fields = dict(re.findall(r"^\s*(\w+): (.+)$", block, flags=re.MULTILINE))
         hooks[fields["id"]] = fields
     assert set(hooks) == {"genolang-fmt", "genolang-check"}
     assert hooks["genolang-fmt"]["entry"] == "genolang fmt --check"

@@ -219,3 +219,28 @@ def test_importer_raises_only_spec_errors(text: str, space: str | None) -> None:
         load_text(format_spec(SpecFile((tree,))), "<import>")
     except SpecError as err:
         assert err.render()
+
+
+def test_import_errors_point_into_the_imported_text(tmp_path: Path) -> None:
+    """An error found checking an imported genotype is shown at the pair of the user's
+    DARTS text it comes from, not at a line of the spec text made from it."""
+    from click.testing import CliRunner
+
+    from genolang.cli import main
+
+    text = (
+        "Genotype(\n    normal=[('sep_conv_3x3', 0), ('sep_conv_3x3', 1), ('sep_conv_3x3', 0), ('sep_conv_3x3', 1),\n"
+        "            ('sep_conv_3x3', 1), ('skip_connect', 0), ('skip_connect', 0), ('dil_conv_9x9', 2)],\n"
+        "    normal_concat=[2, 3, 4, 5],\n"
+        "    reduce=[('max_pool_3x3', 0), ('max_pool_3x3', 1), ('skip_connect', 2), ('max_pool_3x3', 1),\n"
+        "            ('max_pool_3x3', 0), ('skip_connect', 2), ('skip_connect', 2), ('max_pool_3x3', 7)],\n"
+        "    reduce_concat=[2, 3, 4, 5])\n"
+    )
+    source = tmp_path / "genotype.txt"
+    source.write_text(text)
+    result = CliRunner().invoke(main, ["import", "--from", "darts", str(source)])
+    assert result.exit_code == 1
+    assert f"{source}:3:76: error: unknown op 'dil_conv_9x9'" in result.stderr
+    assert " 3 |             ('sep_conv_3x3', 1), ('skip_connect', 0)" in result.stderr
+    assert f"{source}:6:76: error: undefined node 'n7'" in result.stderr
+    assert "<import>" not in result.stderr

@@ -274,8 +274,8 @@ def test_plan_rejects_an_odd_map_at_a_reduction() -> None:
 
 
 def test_plan_rejects_a_tiny_auxiliary_map() -> None:
-    with pytest.raises(PlanError, match=r"auxiliary head after cell 5 sees a 1x1 map"):
-        plan_cnn(network("small"), {"normal": 4, "reduce": 4}, in_channels=1, input_size=4, classes=10)
+    with pytest.raises(PlanError, match=r"auxiliary head after cell 13 sees a 1x1 map"):
+        plan_cnn(network("cifar"), {"normal": 4, "reduce": 4}, in_channels=1, input_size=4, classes=10)
 
 
 def test_plan_needs_the_cell_names_and_a_cnn() -> None:

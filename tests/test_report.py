@@ -426,7 +426,7 @@ def test_report_is_written_atomically(fake_run: Path, tmp_path: Path, monkeypatc
 
     monkeypatch.setattr(page_module, "build_report", broken)
     code, _, err = run("report", str(fake_run), "-o", str(out))
-    assert code == 1 and "error: boom" in err
+    assert code == 2 and "error: boom" in err
     assert out.read_text(encoding="utf-8") == "old report"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html", "run"]
 
@@ -524,11 +524,11 @@ def test_broken_run_folders_are_clear_errors(case: str, command: str, fake_run: 
 @pytest.mark.parametrize("command", ["plot", "report"])
 def test_not_a_run_folder(command: str, tmp_path: Path) -> None:
     code, _, err = run(command, str(tmp_path / "nowhere"))
-    assert code == 1 and "nowhere: no such folder; expected a search run folder" in err
+    assert code == 2 and "nowhere: no such folder; expected a search run folder" in err
     a_file = tmp_path / "file.txt"
     a_file.write_text("x", encoding="utf-8")
     code, _, err = run(command, str(a_file))
-    assert code == 1 and "file.txt: a file, not a folder" in err
+    assert code == 2 and "file.txt: a file, not a folder" in err
     code, _, err = run(command, str(tmp_path))
     assert code == 1 and "run.json: missing" in err and "genolang search --run-dir" in err
 

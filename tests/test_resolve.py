@@ -194,3 +194,79 @@ def test_library_lists_names_along_the_path(tmp_path: Path, monkeypatch: pytest.
     assert found is not None and Path(found.file.path).resolve() == (tmp_path / "myspace.geno").resolve()
     assert lib.find("network", "cifar") is not None
     assert lib.find("space", "cifar") is None  # a network of that name is no space
+
+
+# ---- the documented order, ambiguity, comments, unreadable files (issue 15) ----------------
+
+def _local_darts_cnn(ops: str) -> str:
+    return SMALL_SPACE.format(name="darts_cnn").replace("skip_connect, sep_conv_3x3, max_pool_3x3", ops)
+
+
+def test_a_local_space_in_any_file_of_the_folder_beats_the_shipped_one(tmp_path: Path) -> None:
+    """The folder comes before the shipped library, whatever the file is called."""
+    write_spec(tmp_path, _local_darts_cnn("skip_connect, sep_conv_3x3, max_pool_3x3"), "variants.geno")
+    geno = write_spec(tmp_path, SMALL_GENO.format(name="g", space="darts_cnn"), "g.geno")
+    space = load(str(geno)).genotypes["g"].space
+    assert Path(space.path).name == "variants.geno" and space.ops == ("skip_connect", "sep_conv_3x3", "max_pool_3x3")
+
+
+def test_two_files_of_a_folder_declaring_a_name_differently_is_an_ambiguity(tmp_path: Path) -> None:
+    write_spec(tmp_path, SMALL_SPACE.format(name="mine"), "a.geno")
+    write_spec(tmp_path, SMALL_SPACE.format(name="mine").replace("max_pool_3x3", "avg_pool_3x3"), "b.geno")
+    geno = write_spec(tmp_path, SMALL_GENO.format(name="g", space="mine"), "g.geno")
+    with pytest.raises(SpecError) as info:
+        load(str(geno))
+    rendered = info.value.render()
+    assert "space 'mine' is ambiguous" in rendered
+    assert f"{tmp_path / 'a.geno'}:3" in rendered and f"{tmp_path / 'b.geno'}:3" in rendered
+    # the same declaration in two files (a copy) is no ambiguity
+    write_spec(tmp_path, SMALL_SPACE.format(name="mine"), "b.geno")
+    assert load(str(geno)).genotypes["g"].space.name == "mine"
+
+
+def test_names_in_comments_are_not_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from genolang.cli import main
+
+    write_spec(tmp_path, "genolang 1\n# a network for tests; runs in one network on CPUs\n"
+                         "network real { stem = cifar }\n", "nets.geno")
+    monkeypatch.chdir(tmp_path)
+    listed = CliRunner().invoke(main, ["list", "networks"]).stdout.split()
+    assert "real" in listed and not {"for", "in", "on"} & set(listed)
+    lib = Library.for_file(str(tmp_path / "x.geno"))
+    assert lib.find("network", "for") is None and "for" not in lib.names("network")
+
+
+def test_an_unreadable_file_named_after_the_space_is_reported_as_such(tmp_path: Path) -> None:
+    (tmp_path / "broken.geno").write_bytes(b"genolang 1\nspace broken {\n    ops = \xff\n}\n")
+    geno = write_spec(tmp_path, SMALL_GENO.format(name="g", space="broken"), "g.geno")
+    with pytest.raises(SpecError) as info:
+        load(str(geno))
+    rendered = info.value.render()
+    assert "unknown space" not in rendered
+    assert "space 'broken' is defined in a file with errors" in rendered
+    assert f"{tmp_path / 'broken.geno'}:3:11: error: not UTF-8 text: byte 0xff" in rendered
+
+
+def test_errors_name_the_file_the_space_resolved_to(tmp_path: Path) -> None:
+    _outside(tmp_path)
+    path = write_spec(tmp_path, V2.replace("dil_conv_3x3(n2)", "sep_conv_7x7(n2)"), "v2.geno")
+    with pytest.raises(SpecError) as info:
+        load(str(path))
+    rendered = info.value.render()
+    assert "op 'sep_conv_7x7' is not in space 'darts_cnn'" in rendered
+    assert f"note: space 'darts_cnn' is the one declared at {SPECS / 'spaces' / 'darts_cnn.geno'}:" in rendered
+
+
+def test_genolang_path_comes_after_the_folder_and_before_the_library(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    lib = tmp_path / "lib"
+    work = tmp_path / "work"
+    write_spec(lib, _local_darts_cnn("skip_connect, sep_conv_3x3, avg_pool_3x3"), "spaces.geno")
+    geno = write_spec(work, SMALL_GENO.format(name="g", space="darts_cnn").replace("max_pool_3x3", "avg_pool_3x3"),
+                      "g.geno")
+    monkeypatch.setenv("GENOLANG_PATH", str(lib))
+    assert Path(load(str(geno)).genotypes["g"].space.path).parent == lib
+    write_spec(work, _local_darts_cnn("skip_connect, sep_conv_3x3, avg_pool_3x3, none"), "local.geno")
+    assert Path(load(str(geno)).genotypes["g"].space.path).parent == work

@@ -102,9 +102,9 @@ def test_the_passes_do_not_change_what_a_search_finds(tmp_path: Path) -> None:
 
 def test_contradicting_pass_options_fail_cleanly(tmp_path: Path) -> None:
     code, output, out, _ = search(tmp_path, "--no-opt", "--passes", "drop_none")
-    assert_clean_failure(code, output, "--no-opt and --passes contradict")
+    assert_clean_failure(code, output, "--no-opt and --passes contradict", status=2)
     code, output, out, _ = search(tmp_path, "--passes", "drop_nnoe")
-    assert_clean_failure(code, output, "no pass named 'drop_nnoe'; did you mean 'drop_none'?")
+    assert_clean_failure(code, output, "no pass named 'drop_nnoe'; did you mean 'drop_none'?", status=2)
     assert not out.exists()
 
 
@@ -165,7 +165,7 @@ def test_a_recurrent_search_runs_on_a_tiny_corpus(tmp_path: Path) -> None:
         assert "final validation perplexity" in (tmp_path / f"rnn{order}.geno").read_text()
     result = CliRunner().invoke(main, ["search", "darts_rnn", "--network", str(net), "--dataset", "ptb", "--data-dir",
                                        str(corpus), "--no-opt", "--out", str(tmp_path / "x.geno"), "--quiet"])
-    assert result.exit_code == 1 and "optimize CNN supernets; space darts_rnn is recurrent" in result.output
+    assert result.exit_code == 2 and "optimize CNN supernets; space darts_rnn is recurrent" in result.output
     assert not (tmp_path / "x.geno").exists()
 
 
@@ -197,19 +197,19 @@ def test_a_skeleton_that_does_not_fit_the_data_fails_cleanly(tmp_path: Path) -> 
 
 def test_resume_problems_fail_cleanly(tmp_path: Path) -> None:
     code, output, _, run = search(tmp_path, "--resume", run="nothing-here")
-    assert_clean_failure(code, output, "holds no checkpoint")
+    assert_clean_failure(code, output, "holds no checkpoint", status=2)
     code, output, _, run = search(tmp_path, "--epochs", "1")
     assert code == 0, output
-    code, output, _, _ = search(tmp_path, "--epochs", "1")
-    assert_clean_failure(code, output, "already holds a search run", "--resume")
-    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--seed", "5")
-    assert_clean_failure(code, output, "other settings", "seed: 0 -> 5")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--force")
+    assert_clean_failure(code, output, "already holds a search run", "--resume", status=2)
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--seed", "5", "--force")
+    assert_clean_failure(code, output, "other settings", "seed: 0 -> 5", status=2)
     good = (run / "checkpoint.pt").read_bytes()
     (run / "checkpoint.pt").write_bytes(good[: len(good) // 2])
-    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
-    assert_clean_failure(code, output, "not a readable genolang checkpoint")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--force")
+    assert_clean_failure(code, output, "checkpoint.pt: damaged", "start the search again in a new --run-dir")
     (run / "checkpoint.pt").write_bytes(b"not a checkpoint at all")
-    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--force")
     assert_clean_failure(code, output, "checkpoint")
 
 
@@ -234,9 +234,9 @@ def test_a_nan_loss_stops_with_the_last_good_checkpoint_kept(tmp_path: Path,
 
 def test_a_data_set_of_the_wrong_kind_fails_cleanly(tmp_path: Path) -> None:
     code, output, _, _ = search(tmp_path, "--dataset", "ptb")
-    assert_clean_failure(code, output, "text data", "image data set")
+    assert_clean_failure(code, output, "text data", "image data set", status=2)
     result = CliRunner().invoke(main, ["search", "no_such_space", "--quiet"])
-    assert_clean_failure(result.exit_code, result.output, "no space named 'no_such_space'")
+    assert_clean_failure(result.exit_code, result.output, "no space named 'no_such_space'", status=2)
 
 
 def test_parses_do_not_grow_with_the_epochs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

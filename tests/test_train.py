@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import torch
 
-from _cli import fails_cleanly, run
+from _cli import fails_cleanly, fails_with_usage, run
 from _train_data import write_ptb, write_skeletons
 from genolang.data.images import ImageData
 from genolang.run.diverged import Diverged as TrainingDiverged
@@ -192,10 +192,10 @@ def test_resume_refuses_a_different_run(tmp_path: Path, skeletons: tuple[Path, P
     base = ["--network", skeletons[0], "--dataset", "digits", "--epochs", "1", "--batch-size", "16",
             "--limit-train", "40", "--limit-test", "10", "--run-dir", tmp_path / "r", "--quiet", "--no-tensorboard"]
     assert run("train", "darts_v2", *base).exit_code == 0
-    fails_cleanly(run("train", "darts_v2", *base), "already holds a training run", "--resume")
-    fails_cleanly(run("train", "darts_v1", *base, "--resume"), "was written for genotype 'darts_v2'")
-    fails_cleanly(run("train", "darts_v2", *base, "--resume", "--channels", "6"), "differ in content")
-    fails_cleanly(run("train", "darts_v2", *base, "--resume", "--lr", "0.5"), "other settings", "lr")
+    fails_with_usage(run("train", "darts_v2", *base), "already holds a training run", "--resume")
+    fails_with_usage(run("train", "darts_v1", *base, "--resume"), "was written for genotype 'darts_v2'")
+    fails_with_usage(run("train", "darts_v2", *base, "--resume", "--channels", "6"), "differ in content")
+    fails_with_usage(run("train", "darts_v2", *base, "--resume", "--lr", "0.5"), "other settings", "lr")
     before = (tmp_path / "r" / "checkpoint.pt").read_bytes()
     assert run("train", "darts_v2", *base, "--resume").exit_code == 0  # finished: nothing left to do
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == before
@@ -239,9 +239,11 @@ def test_eval_refuses_a_model_of_another_shape(tmp_path: Path) -> None:
     ok = run("eval", model, "--dataset", "digits", "--limit", "20", "--json")
     assert ok.exit_code == 0, ok.output
     fashion = write_fashion(tmp_path / "fashion")
-    fails_cleanly(run("eval", model, "--dataset", "fashion-mnist", "--data-dir", fashion),
-                  "built for 1x8x8 images", "1x28x28")
-    fails_cleanly(run("eval", model, "--dataset", "ptb"), "image model")
-    fails_cleanly(run("eval", tmp_path / "nothing.pt", "--dataset", "digits"), "no such checkpoint")
+    fails_with_usage(run("eval", model, "--dataset", "fashion-mnist", "--data-dir", fashion),
+                     "built for 1x8x8 images", "1x28x28", "--dataset fashion-mnist")
+    fails_with_usage(run("eval", model, "--dataset", "ptb"), "image model")
+    fails_with_usage(run("eval", tmp_path / "nothing.pt", "--dataset", "digits"), "nothing.pt: no such file")
     (tmp_path / "junk.pt").write_bytes(b"\x00" * 10)
-    fails_cleanly(run("eval", tmp_path / "junk.pt", "--dataset", "digits"), "not a readable genolang checkpoint")
+    fails_cleanly(
+        run("eval", tmp_path / "junk.pt", "--dataset", "digits"), "junk.pt: damaged or not a file genolang wrote"
+    )

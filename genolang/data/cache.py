@@ -21,7 +21,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from genolang.fsio import write_text
+from genolang.errors import GenolangError
+from genolang.fsio import read_regular, write_text
 
 ENV = "GENOLANG_CACHE_DIR"
 VERSION = 1
@@ -51,8 +52,8 @@ def entry_path(kind: str, key: str) -> Path:
 def read(kind: str, key: str) -> dict[str, Any] | None:
     """The cached value for ``key``, or None (absent, unreadable or damaged)."""
     try:
-        value = json.loads(entry_path(kind, key).read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError):
+        value = json.loads(read_regular(entry_path(kind, key), 1 << 20).decode("utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, GenolangError):
         return None
     if not isinstance(value, dict) or value.get("version") != VERSION or value.get("key") != key:
         return None
@@ -63,6 +64,6 @@ def write(kind: str, key: str, value: dict[str, Any]) -> bool:
     """Store ``value`` under ``key`` atomically; False when the cache cannot be written."""
     try:
         write_text(entry_path(kind, key), json.dumps({**value, "version": VERSION, "key": key}, indent=1) + "\n")
-    except OSError:
+    except (OSError, GenolangError):
         return False
     return True

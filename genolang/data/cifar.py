@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from genolang.data.images import Augment, ImageData, ImageRecord, finish, read_bytes
-from genolang.errors import UsageError
+from genolang.errors import GenolangError, InputError, UsageError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -64,9 +64,9 @@ def _unpickle(path: Path, what: str) -> dict[str | bytes, object]:
     except UsageError:
         raise
     except Exception as err:  # noqa: BLE001 - any failure means a bad file
-        raise UsageError(f"{path}: not a {what} ({err})") from None
+        raise InputError(f"{path}: not a {what} ({err})") from None
     if not isinstance(batch, dict):
-        raise UsageError(f"{path}: not a {what} (no dict inside)")
+        raise InputError(f"{path}: not a {what} (no dict inside)")
     return batch
 
 
@@ -79,21 +79,21 @@ def _load_py_batch(path: Path, labels_key: str = "labels",
     batch = _unpickle(path, what)
     data, labels = _get(batch, "data"), _get(batch, labels_key)
     if data is None or labels is None:
-        raise UsageError(f"{path}: {what} without 'data' and '{labels_key}'")
+        raise InputError(f"{path}: {what} without 'data' and '{labels_key}'")
     try:
         arr = np.asarray(data, dtype=np.uint8)
         label_arr = np.asarray(labels, dtype=np.int64)
     except (TypeError, ValueError) as err:
-        raise UsageError(f"{path}: a {what} with unreadable data or labels ({err})") from None
+        raise InputError(f"{path}: a {what} with unreadable data or labels ({err})") from None
     if arr.ndim != 2 or arr.shape[1] != 3072 or label_arr.shape != (arr.shape[0],):
-        raise UsageError(f"{path}: {what} has shape {arr.shape}; expected (N, 3072) with N labels")
+        raise InputError(f"{path}: {what} has shape {arr.shape}; expected (N, 3072) with N labels")
     return arr.reshape(-1, 3, 32, 32), label_arr
 
 
 def _load_bin_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     raw = np.frombuffer(read_bytes(path), dtype=np.uint8)
     if raw.size % 3073:
-        raise UsageError(f"{path}: not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
+        raise InputError(f"{path}: not a CIFAR-10 binary batch (size {raw.size} is not a multiple of 3073)")
     rows = raw.reshape(-1, 3073)
     return rows[:, 1:].reshape(-1, 3, 32, 32).copy(), rows[:, 0].astype(np.int64)
 
@@ -104,7 +104,7 @@ def _download(cls_name: str, root: Path, what: str) -> None:
 
         getattr(tvd, cls_name)(str(root), download=True)
     except Exception as err:  # noqa: BLE001 - network errors of all kinds
-        raise UsageError(f"could not download {what} into {root}: {err}") from None
+        raise GenolangError(f"could not download {what} into {root}: {err}") from None
 
 
 def load_cifar10(data_dir: str | None, download: bool, like: ImageRecord | None = None) -> ImageData:
@@ -136,7 +136,7 @@ def _cifar100_names(path: Path) -> tuple[str, ...]:
         return ()
     names = _get(_unpickle(path, "CIFAR-100 meta file"), "fine_label_names")
     if not isinstance(names, (list, tuple)) or len(names) != 100:
-        raise UsageError(f"{path}: a CIFAR-100 meta file has 100 'fine_label_names'; this one does not. "
+        raise InputError(f"{path}: a CIFAR-100 meta file has 100 'fine_label_names'; this one does not. "
                          "Restore it from the archive or delete it (the classes are then known by number only)")
     return tuple(n.decode("latin-1") if isinstance(n, bytes) else str(n) for n in names)
 
@@ -153,7 +153,7 @@ def load_cifar100(data_dir: str | None, download: bool, like: ImageRecord | None
             names = _cifar100_names(folder / "meta")
             for path, labels in ((folder / "train", ty), (folder / "test", vy)):
                 if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < 100:
-                    raise UsageError(f"{path}: fine labels must be 0..99; found {int(labels.min())}..."
+                    raise InputError(f"{path}: fine labels must be 0..99; found {int(labels.min())}..."
                                      f"{int(labels.max())}. The file is damaged; restore it from the archive")
             classes = names or tuple(str(i) for i in range(100))
             data = finish("cifar100", torch.from_numpy(tx), torch.from_numpy(ty), torch.from_numpy(vx),

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from genolang.data.images import Augment, ImageData, ImageRecord, finish, read_bytes
-from genolang.errors import UsageError
+from genolang.errors import InputError, UsageError
 
 FASHION_DIRS = ("/usr/share/datasets/fashion-mnist",)
 CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -25,16 +25,16 @@ def _read_idx(path: Path) -> np.ndarray:
         try:
             raw = gzip.decompress(raw)
         except (OSError, EOFError, zlib.error) as err:
-            raise UsageError(f"{path}: a damaged gzip file ({err})") from None
+            raise InputError(f"{path}: a damaged gzip file ({err})") from None
     if len(raw) < 8 or raw[:2] != b"\x00\x00":
-        raise UsageError(f"{path}: not an idx file")
+        raise InputError(f"{path}: not an idx file")
     dtype_code, ndim = raw[2], raw[3]
     if dtype_code != 0x08:
-        raise UsageError(f"{path}: expected unsigned byte data (idx type 0x08), got 0x{dtype_code:02x}")
+        raise InputError(f"{path}: expected unsigned byte data (idx type 0x08), got 0x{dtype_code:02x}")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if data.size != int(np.prod(dims)):
-        raise UsageError(f"{path}: truncated idx file ({data.size} values for shape {dims})")
+        raise InputError(f"{path}: truncated idx file ({data.size} values for shape {dims})")
     return data.reshape(dims)
 
 

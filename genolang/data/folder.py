@@ -56,7 +56,7 @@ import torch
 from genolang.data import cache
 from genolang.data.images import Augment, ImageData, ImageRecord, channel_stats, check_classes
 from genolang.data.limits import check_memory
-from genolang.errors import UsageError
+from genolang.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     from PIL.Image import Image as PILImage
@@ -106,7 +106,7 @@ def _entries(folder: Path) -> list[os.DirEntry[str]]:
         with os.scandir(folder) as it:
             return sorted((e for e in it if _visible(e.name)), key=lambda e: e.name)
     except OSError as err:
-        raise UsageError(f"{folder}: cannot list the folder ({err.strerror or err}); check its permissions") from None
+        raise InputError(f"{folder}: cannot list the folder ({err.strerror or err}); check its permissions") from None
 
 
 def _is_dir(entry: os.DirEntry[str]) -> bool:
@@ -123,10 +123,10 @@ def _class_folders(top: Path, root: Path, extensions: tuple[str, ...]) -> dict[s
         if _is_dir(entry):
             classes[entry.name] = Path(entry.path)
         elif entry.name.lower().endswith(extensions):
-            raise UsageError(f"{entry.path}: an image outside any class folder, so it has no label; move it into "
+            raise InputError(f"{entry.path}: an image outside any class folder, so it has no label; move it into "
                              f"the folder of its class ({top}/<class>/)")
     if not classes:
-        raise UsageError(f"{top}: no class folders. Put the images of each class in a folder of their own: {LAYOUT}")
+        raise InputError(f"{top}: no class folders. Put the images of each class in a folder of their own: {LAYOUT}")
     return classes
 
 
@@ -136,7 +136,7 @@ def _images_of(folder: Path, root: Path, label: int, extensions: tuple[str, ...]
     seen: set[str] = set()
 
     def failed(err: OSError) -> None:
-        raise UsageError(f"{err.filename or folder}: cannot list the folder ({err.strerror or err}); "
+        raise InputError(f"{err.filename or folder}: cannot list the folder ({err.strerror or err}); "
                          "check its permissions")
 
     for here, dirs, files in os.walk(folder, onerror=failed, followlinks=True):
@@ -149,16 +149,16 @@ def _images_of(folder: Path, root: Path, label: int, extensions: tuple[str, ...]
         for name in sorted(f for f in files if _visible(f)):
             path = Path(here) / name
             if not name.lower().endswith(extensions):
-                raise UsageError(f"{path}: not an image file of a type genolang reads ({' '.join(extensions)}); "
+                raise InputError(f"{path}: not an image file of a type genolang reads ({' '.join(extensions)}); "
                                  "move it out of the class folder (or convert it to PNG)")
             try:
                 st = path.stat()
             except OSError as err:
-                raise UsageError(f"{path}: cannot read ({err.strerror or err}); check the file (a broken link?) "
+                raise InputError(f"{path}: cannot read ({err.strerror or err}); check the file (a broken link?) "
                                  "and its permissions") from None
             out.append(_File(path, path.relative_to(root).as_posix(), label, st.st_size, st.st_mtime_ns))
     if not out:
-        raise UsageError(f"{folder}: a class folder without images; put the images of class '{folder.name}' in it "
+        raise InputError(f"{folder}: a class folder without images; put the images of class '{folder.name}' in it "
                          "or delete the folder")
     return sorted(out, key=lambda f: f.rel)
 
@@ -196,11 +196,11 @@ def list_folder(root: Path) -> tuple[list[str], list[_File], list[_File]]:
     if split.is_dir():
         for entry in _entries(root):
             if entry.name not in ("train", "test") and _is_dir(entry):
-                raise UsageError(f"{entry.path}: a folder beside train/ and test/. With train/ present, {root} holds "
+                raise InputError(f"{entry.path}: a folder beside train/ and test/. With train/ present, {root} holds "
                                  "only train/ and test/ (search takes its validation half from train/); merge it "
                                  "into those or move it out")
             if entry.name.lower().endswith(extensions):
-                raise UsageError(f"{entry.path}: an image outside any class folder; move it into "
+                raise InputError(f"{entry.path}: an image outside any class folder; move it into "
                                  f"{root}/train/<class>/ or {root}/test/<class>/")
         train_classes = _class_folders(split, root, extensions)
         has_test = (root / "test").is_dir()
@@ -208,15 +208,15 @@ def list_folder(root: Path) -> tuple[list[str], list[_File], list[_File]]:
         if has_test:
             problem = _mismatch(root, list(train_classes), list(test_classes))
             if problem:
-                raise UsageError(problem)
+                raise InputError(problem)
     elif (root / "test").is_dir():
-        raise UsageError(f"{root}/test/ without {root}/train/: put the training images in {root}/train/<class>/ "
+        raise InputError(f"{root}/test/ without {root}/train/: put the training images in {root}/train/<class>/ "
                          f"(or give the class folders directly: {LAYOUT})")
     else:
         train_classes, test_classes = _class_folders(root, root, extensions), {}
     names = list(train_classes)
     if len(names) < 2:
-        raise UsageError(f"{root}: only one class folder ({train_classes[names[0]]}); a classifier needs at least two "
+        raise InputError(f"{root}: only one class folder ({train_classes[names[0]]}); a classifier needs at least two "
                          f"classes, each in a folder of its own: {LAYOUT}")
     train: list[_File] = []
     test: list[_File] = []
@@ -230,9 +230,9 @@ def list_folder(root: Path) -> tuple[list[str], list[_File], list[_File]]:
             train.extend(tr)
             test.extend(te)
     if len(train) < 2:
-        raise UsageError(f"{root}: {len(train)} training image; training needs at least two")
+        raise InputError(f"{root}: {len(train)} training image; training needs at least two")
     if not test:
-        raise UsageError(f"{root}: no test images: every class has a single image, and a held-out test image needs "
+        raise InputError(f"{root}: no test images: every class has a single image, and a held-out test image needs "
                          "a class with two or more. Add images, or give a test split in test/<class>/")
     return names, train, test
 
@@ -245,16 +245,16 @@ def _open(path: Path) -> PILImage:
     try:
         return Image.open(path)
     except Image.DecompressionBombError as err:
-        raise UsageError(f"{path}: too large to read safely ({err}); downscale it") from None
+        raise InputError(f"{path}: too large to read safely ({err}); downscale it") from None
     except UnidentifiedImageError:
-        raise UsageError(f"{path}: not a readable image (damaged, or not the format its name says); replace it "
+        raise InputError(f"{path}: not a readable image (damaged, or not the format its name says); replace it "
                          "or delete it") from None
     except OSError as err:
-        raise UsageError(f"{path}: cannot read ({err.strerror or err}); check the file and its permissions") from None
+        raise InputError(f"{path}: cannot read ({err.strerror or err}); check the file and its permissions") from None
     except MemoryError:
         raise
     except Exception as err:  # noqa: BLE001 - Pillow's plugins raise many kinds of errors on damaged files
-        raise UsageError(f"{path}: not a readable image ({type(err).__name__}: {err}); replace it or delete "
+        raise InputError(f"{path}: not a readable image ({type(err).__name__}: {err}); replace it or delete "
                          "it") from None
 
 
@@ -269,7 +269,7 @@ def _kind(path: Path, mode: str, info: dict[str, Any]) -> tuple[bool, bool]:
         return True, transparent and mode in ("P", "RGB")
     if mode in _COLOUR_ALPHA:
         return True, True
-    raise UsageError(f"{path}: images of Pillow mode '{mode}' (such as 32-bit float or CIE Lab) are not read; "
+    raise InputError(f"{path}: images of Pillow mode '{mode}' (such as 32-bit float or CIE Lab) are not read; "
                      "save it as an 8-bit grayscale or colour (RGB) image")
 
 
@@ -280,7 +280,7 @@ def _header(path: Path) -> _Header:
             mode, info, (width, height) = img.mode, dict(img.info), img.size
     colour, alpha = _kind(path, mode, info)
     if width < 1 or height < 1:
-        raise UsageError(f"{path}: an empty image ({width}x{height}); replace it or delete it")
+        raise InputError(f"{path}: an empty image ({width}x{height}); replace it or delete it")
     return _Header(width, height, colour, alpha)
 
 
@@ -314,7 +314,7 @@ def _decode(path: Path, mode: str, size: int) -> torch.Tensor:
             except (UsageError, MemoryError):
                 raise
             except Exception as err:  # noqa: BLE001 - Pillow's plugins raise many kinds of errors on damaged files
-                raise UsageError(f"{path}: a damaged image ({err}); replace it or delete it") from None
+                raise InputError(f"{path}: a damaged image ({err}); replace it or delete it") from None
 
 
 def _read_all(files: list[_File], mode: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:

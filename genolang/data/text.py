@@ -14,7 +14,7 @@ import torch
 
 from genolang.data.limits import check_memory
 from genolang.data.registry import loader
-from genolang.errors import UsageError
+from genolang.errors import InputError, UsageError
 
 EOS = "<eos>"
 UNK = "<unk>"
@@ -75,7 +75,7 @@ def build_corpus(name: str, train: str, valid: str, test: str, unknown: str = "e
                         i = vocab[UNK] = len(vocab)
                         unknown_count[0] += 1
                     else:
-                        raise UsageError(f"{name}: word {w!r} of the {split} split is not in the training "
+                        raise InputError(f"{name}: word {w!r} of the {split} split is not in the training "
                                          "vocabulary and there is no <unk> token")
                 out.append(i)
         return out
@@ -100,14 +100,14 @@ def read_texts(files: list[Path], what: str) -> list[str]:
         try:
             sizes.append(f.stat().st_size)
         except OSError as err:
-            raise UsageError(f"{f}: cannot read ({err.strerror or err}); check the file and its permissions") from None
+            raise InputError(f"{f}: cannot read ({err.strerror or err}); check the file and its permissions") from None
     check_memory(f"{what} ({sum(sizes):,} bytes of text)", 9 * sum(sizes), "use smaller text files")
     texts = []
     for f in files:
         try:
             texts.append(f.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as err:
-            raise UsageError(f"{f}: cannot read as UTF-8 text ({err}); save it as UTF-8") from None
+            raise InputError(f"{f}: cannot read as UTF-8 text ({err}); save it as UTF-8") from None
     return texts
 
 

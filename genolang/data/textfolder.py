@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from genolang.data.text import Corpus, build_corpus, read_texts
-from genolang.errors import UsageError
+from genolang.errors import InputError, UsageError
 
 SPLITS = ("train", "valid", "test")
 LAYOUT = "DIR/train.txt, DIR/valid.txt and DIR/test.txt (UTF-8 text, one sentence or line of words per line)"
@@ -40,6 +40,6 @@ def load(data_dir: str | None) -> Corpus:
     corpus = build_corpus("text", train, valid, test, unknown="unk")
     for f, ids in zip(files, (corpus.train, corpus.valid, corpus.test)):
         if len(ids) == 0:
-            raise UsageError(f"{f}: no words; every split needs text (training learns from train.txt, search and "
+            raise InputError(f"{f}: no words; every split needs text (training learns from train.txt, search and "
                              "early stopping measure valid.txt, eval test.txt)")
     return corpus

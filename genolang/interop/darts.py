@@ -12,6 +12,7 @@ is rejected with the line and column of the offending part."""
 from __future__ import annotations
 
 import ast as pyast
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +31,8 @@ class DartsGenotype:
     """The fields of a DARTS ``Genotype(...)`` in plain Python values."""
 
     fields: dict[str, list[Any]]  # (op, input) pairs or node numbers, by DARTS field name
+    # where each part was written: (field, index of its pair or None for the whole field) -> span
+    spans: dict[tuple[str, int | None], Span] = dataclasses.field(default_factory=dict)
 
     @property
     def recurrent(self) -> bool:
@@ -40,13 +43,15 @@ class _Reader:
     def __init__(self, text: str, path: str) -> None:
         self.text, self.path = text, path
 
-    def fail(self, node: pyast.expr | None, message: str, hint: str | None = None) -> SpecError:
-        span = None
-        if node is not None and hasattr(node, "lineno"):
-            end_col = (getattr(node, "end_col_offset", None) or node.col_offset + 1) + 1
-            span = Span(node.lineno, node.col_offset + 1, getattr(node, "end_lineno", node.lineno) or node.lineno,
-                        end_col)
-        return SpecError((Diagnostic(self.path, span, message, hint),), {self.path: self.text})
+    def span(self, node: pyast.AST | None) -> Span | None:
+        if node is None or not hasattr(node, "lineno"):
+            return None
+        end_col = (getattr(node, "end_col_offset", None) or node.col_offset + 1) + 1  # type: ignore[attr-defined]
+        return Span(node.lineno, node.col_offset + 1, getattr(node, "end_lineno", node.lineno) or node.lineno,  # type: ignore[attr-defined]
+                    end_col)
+
+    def fail(self, node: pyast.AST | None, message: str, hint: str | None = None) -> SpecError:
+        return SpecError((Diagnostic(self.path, self.span(node), message, hint),), {self.path: self.text})
 
     def pairs(self, node: pyast.expr, field: str) -> list[tuple[str, int]]:
         if not isinstance(node, (pyast.List, pyast.Tuple)):
@@ -125,9 +130,52 @@ def read_darts(text: str, path: str = "<darts>") -> DartsGenotype:
     if missing:
         raise reader.fail(call, f"missing field{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
     fields: dict[str, list[Any]] = {}
-    for field in order:
-        fields[field] = reader.ints(given[field], field) if "concat" in field else reader.pairs(given[field], field)
-    return DartsGenotype(fields)
+    spans: dict[tuple[str, int | None], Span] = {}
+    for name in order:
+        node = given[name]
+        fields[name] = reader.ints(node, name) if "concat" in name else reader.pairs(node, name)
+        whole = reader.span(node)
+        if whole is not None:
+            spans[(name, None)] = whole
+        for i, item in enumerate(getattr(node, "elts", ())):
+            item_span = reader.span(item)
+            if item_span is not None:
+                spans[(name, i)] = item_span
+    return DartsGenotype(fields, spans)
+
+
+def source_map(geno: DartsGenotype) -> dict[tuple[str, str], Span]:
+    """Where the parts of ``darts_to_tree``'s genotype were written in the DARTS text:
+    (cell, node name) -> the span of its pairs, (cell, 'NODE#J') -> its J-th pair,
+    (cell, 'out') -> the concat field, (cell, '') -> the cell's whole list."""
+    out: dict[tuple[str, str], Span] = {}
+
+    def join(a: Span | None, b: Span | None) -> Span | None:
+        if a is None or b is None:
+            return a or b
+        return Span(a.line, a.column, b.end_line, b.end_column)
+
+    cells = (
+        [("recurrent", "concat", 1)]
+        if geno.recurrent
+        else [("normal", "normal_concat", 2), ("reduce", "reduce_concat", 2)]
+    )
+    for cell, concat, per_node in cells:
+        pairs = geno.fields[cell]
+        for k in range(0, len(pairs), per_node):
+            node = f"n{k // per_node + (1 if geno.recurrent else CNN_INPUTS)}"
+            span = join(geno.spans.get((cell, k)), geno.spans.get((cell, k + per_node - 1)))
+            if span is not None:
+                out[(cell, node)] = span
+            for j in range(per_node):
+                term = geno.spans.get((cell, k + j))
+                if term is not None:
+                    out[(cell, f"{node}#{j}")] = term
+        for key, field_name in (("out", concat), ("", cell)):
+            whole = geno.spans.get((field_name, None))
+            if whole is not None:
+                out[(cell, key)] = whole
+    return out
 
 
 def _cnn_name(index: int) -> str:

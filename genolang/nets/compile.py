@@ -9,6 +9,7 @@ the data cannot flow through, or an op without a builder is a ``GenolangError``.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,13 @@ from genolang.ir.lower import lower_genotype
 from genolang.nets.count import count_macs, count_params
 from genolang.nets.fixed import FixedCNN, plan_for
 from genolang.nets.rnn import RNNModel, build_fixed_rnn
+from genolang.nets.size import (
+    TooLarge,
+    estimate_cnn,
+    estimate_rnn,
+    genotype_edges,
+    refuse_too_large,
+)
 from genolang.spec.checked import GenotypeSpec, Kind, NetworkSpec
 from genolang.spec.validate import errors, network_problems
 
@@ -91,20 +99,51 @@ def compile_network(geno: GenotypeSpec, network: NetworkSpec, *, in_channels: in
     return build(geno, network, shape, auxiliary=auxiliary)
 
 
-def build(geno: GenotypeSpec, network: NetworkSpec, shape: DataShape, *, auxiliary: bool = True) -> nn.Module:
-    """Compile for a resolved ``DataShape``."""
+SIZE_FIX = "lower --channels, --layers, --input-size (or --hidden, --embedding, --vocab) or the batch size"
+
+
+def build(geno: GenotypeSpec, network: NetworkSpec, shape: DataShape, *, auxiliary: bool = True,
+          batch: int = 1, training: bool = False) -> nn.Module:
+    """Compile for a resolved ``DataShape``. The memory the network needs (for
+    ``batch`` examples, with what training keeps) is estimated from its plan first and
+    a network beyond the limit is refused before anything is allocated
+    (``genolang.nets.size``); running out of memory while building is a clear error
+    too."""
     check_pair(geno, network)
     if shape.kind != network.kind:
         raise CompileError(f"data of kind {shape.kind} ({shape.describe()}) cannot feed network '{network.name}'")
+    what = f"genotype '{geno.name}' on network '{network.name}' for {shape.describe()}"
     if network.kind == "rnn":
         (ir,) = lower_genotype(geno).values()
         assert shape.ntokens is not None
         if shape.ntokens < 2:
             raise CompileError(f"a vocabulary of {shape.ntokens} tokens is too small for a language model")
-        return build_fixed_rnn(ir, network, ntokens=shape.ntokens)
+        refuse_too_large(estimate_rnn(network, len(ir.nodes), shape.ntokens), what, SIZE_FIX, batch, training)
+        return _allocating(lambda: build_fixed_rnn(ir, network, ntokens=shape.ntokens or 2), what)
     assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None
     plan = plan_for(geno, network, in_channels=shape.in_channels, input_size=shape.input_size, classes=shape.classes)
-    return FixedCNN(geno, plan, auxiliary=auxiliary)
+    refuse_too_large(estimate_cnn(plan, *genotype_edges(geno)), what, SIZE_FIX, batch, training)
+    return _allocating(lambda: FixedCNN(geno, plan, auxiliary=auxiliary), what)
+
+
+def _allocating(make: Callable[[], nn.Module], what: str) -> nn.Module:
+    """``make()``, with running out of memory (torch's allocator says so in a
+    ``RuntimeError``) turned into a ``TooLarge`` error."""
+    try:
+        return make()
+    except MemoryError:
+        raise TooLarge(f"{what}: out of memory while building it; {SIZE_FIX}") from None
+    except RuntimeError as err:
+        if not is_out_of_memory(err):
+            raise
+        raise TooLarge(f"{what}: out of memory while building it; {SIZE_FIX}") from None
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether a torch error says an allocation failed."""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text or \
+        "not enough memory" in text or "failed to allocate" in text
 
 
 def example_input(shape: DataShape, batch: int = 1, seq_len: int = 35,
@@ -207,7 +246,7 @@ def apply_overrides(network: NetworkSpec, **changes: object) -> NetworkSpec:
     if wrong:
         kind = "CNN" if network.kind == "cnn" else "recurrent"
         flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
-        raise CompileError(f"{flags} does not apply to the {kind} skeleton '{network.name}'; "
+        raise UsageError(f"{flags} does not apply to the {kind} skeleton '{network.name}'; "
                            f"it takes: {', '.join('--' + k.replace('_', '-') for k in allowed)}")
     changed = network.replace(**given)
     if network.kind == "rnn" and changed.tied and changed.embedding != changed.hidden:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from genolang.errors import GenolangError, UsageError
+from genolang.errors import GenolangError, MissingTool, UsageError
 from genolang.fsio import atomic_path
 from genolang.nets.compile import DataShape, example_input
 from genolang.nets.rnn import RNNModel
@@ -111,7 +111,7 @@ def require_onnx() -> tuple[Any, Any]:
         import onnx
         import onnxruntime
     except ImportError as err:
-        raise UsageError(f"--export onnx needs the optional packages onnx and onnxruntime ({err.name} is missing); "
+        raise MissingTool(f"--export onnx needs the optional packages onnx and onnxruntime ({err.name} is missing); "
                          "install them with 'pip install genolang[onnx]' or 'pip install onnx onnxruntime'") from None
     return onnx, onnxruntime
 

@@ -5,20 +5,39 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 import threading
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any, TypeAlias, cast
 
 from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import (
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
 
 from genolang import resources
-from genolang.errors import Diagnostic, Span, SpecError
+from genolang.errors import Diagnostic, Span, SpecError, describe_char, is_hidden
 from genolang.parse import ast as A
 
 _comments: list[Token] = []
+_numbers: list[Token] = []
 _lock = threading.Lock()
+
+# The largest spec file genolang reads (shipped specs are a few KiB, a search's genotype
+# file with its alpha table about 10 KiB; parsing runs at roughly 100 KiB a second);
+# larger files are refused before parsing.
+MAX_SPEC_BYTES = 256 << 10
+MAX_NAME_CHARS = 100
+
+
+def _seen_number(tok: Token) -> Token:
+    _numbers.append(tok)
+    return tok
 
 
 @lru_cache(maxsize=1)
@@ -29,7 +48,7 @@ def _lark() -> Lark:
         parser="lalr",
         propagate_positions=True,
         maybe_placeholders=True,
-        lexer_callbacks={"COMMENT": _comments.append},
+        lexer_callbacks={"COMMENT": _comments.append, "NUMBER": _seen_number},
     )
 
 
@@ -46,6 +65,9 @@ def _meta_span(meta: Any) -> Span | None:
 
 
 def _name(tok: Token) -> A.Name:
+    if len(tok) > MAX_NAME_CHARS:
+        raise _BadNumber(tok, f"name is too long ({len(tok):,} characters)",
+                         f"names have at most {MAX_NAME_CHARS} characters")
     return A.Name(str(tok), _tok_span(tok))
 
 
@@ -53,11 +75,13 @@ MAX_NUMBER_CHARS = 100
 
 
 class _BadNumber(Exception):
-    """A number token that cannot become a value (too long, or out of float range)."""
+    """A token that cannot become a value (a number too long or out of float range, a
+    name too long)."""
 
-    def __init__(self, tok: Token, message: str) -> None:
+    def __init__(self, tok: Token, message: str, hint: str | None = None) -> None:
         super().__init__(message)
         self.tok, self.message = tok, message
+        self.hint = hint or f"write numbers of at most {MAX_NUMBER_CHARS} characters that fit a float"
 
 
 def _number(tok: Token) -> int | float:
@@ -107,7 +131,7 @@ class _ToAst(Transformer[Token, _Parsed]):
         return A.Value(f"{children[0]}/{children[1]}", span)  # rejected by the checker
 
     def word(self, meta: Any, children: list[Token]) -> A.Value:
-        return A.Value(str(children[0]), _tok_span(children[0]))
+        return A.Value(_name(children[0]).text, _tok_span(children[0]))
 
     def prop(self, meta: Any, children: list[Any]) -> A.Prop:
         key, qualifier, *values = children
@@ -246,12 +270,124 @@ def _unclosed_brace(text: str, upto: int) -> tuple[int, int] | None:
     return stack[-1] if stack else None
 
 
+def _word_at(text: str, pos: int) -> tuple[int, int]:
+    """The run of letters, digits, '_' and invisible characters around offset ``pos``."""
+    def part(ch: str) -> bool:
+        return ch.isalnum() or ch == "_" or (is_hidden(ch) and ch not in "\n\r\t\f ")
+
+    start = pos
+    while start > 0 and part(text[start - 1]) and pos - start < MAX_NAME_CHARS:
+        start -= 1
+    end = pos
+    while end < len(text) and part(text[end]) and end - pos < MAX_NAME_CHARS:
+        end += 1
+    return start, end
+
+
+def _foreign_word(text: str, pos: int, path: str) -> Diagnostic | None:
+    """A word at ``pos`` holding a character that is not ASCII (a Cyrillic 'а' in
+    'spаce', a zero-width space): name the code point and what it looks like."""
+    start, end = _word_at(text, pos)
+    if start == end:
+        return None
+    word = text[start:end]
+    odd = next((c for c in word if not c.isascii() or is_hidden(c)), None)
+    if odd is None:
+        return None
+    line = text.count("\n", 0, start) + 1
+    column = start - (text.rfind("\n", 0, start) + 1) + 1
+    where = text.index(odd, start) - start
+    ascii_word = "".join(_ascii_for(c) for c in word)
+    shown = "".join(f"<U+{ord(c):04X}>" if is_hidden(c) else c for c in word)
+    fix = (f"retype it as '{ascii_word}'" if ascii_word and ascii_word != word and ascii_word.isascii()
+           else "names use ASCII letters, digits and '_'; delete or retype that character")
+    message = (f"'{shown}' contains {describe_char(odd)}" if len(word) > 1
+               else f"unexpected character {describe_char(odd)}")
+    span = Span(line, column + where, line, column + where + 1) if len(word) > 1 else Span.point(line, column)
+    return Diagnostic(path, span, message, fix)
+
+
+def _ascii_for(ch: str) -> str:
+    if ch.isascii() and not is_hidden(ch):
+        return ch
+    if is_hidden(ch):
+        return ""
+    looks = describe_char(ch).partition(", which looks like '")[2]
+    return looks[:-1] if looks and looks[:-1].isascii() else ch
+
+
+def _missing_value(err: UnexpectedToken, text: str, path: str) -> Diagnostic | None:
+    """A property whose '=' has no value on its line (``ops =`` then a newline): the
+    parser reads on into the next line and fails there; report it at the '='."""
+    prev = _previous_token(err)
+    if prev is not None and prev.type == "EQUAL" and err.token.type in ("RBRACE", "$END", "SEMICOLON"):
+        key = _last_key(err)
+        return Diagnostic(path, _tok_span(prev), f"'{key}' has no value" if key else "a property has no value",
+                          f"write '{key or 'key'} = <value>' or remove the line")
+    stack = list(getattr(err.interactive_parser.parser_state, "value_stack", []) or [])
+    tail = stack[-3:]
+    if (len(tail) == 3 and all(isinstance(t, Token) for t in tail) and tail[1].type == "EQUAL"
+            and tail[0].type == "NAME" and (tail[2].line or 0) > (tail[1].line or 0)
+            and (err.token.line or 0) >= (tail[2].line or 0)):
+        return Diagnostic(path, _tok_span(tail[1]), f"'{tail[0]}' has no value",
+                          f"write '{tail[0]} = <value>' on one line, or remove the line (the parser read "
+                          f"'{tail[2]}' from line {tail[2].line} as its value)")
+    props = [t for t in _trees(stack) if getattr(t, "data", None) == "prop"]
+    if not props:
+        return None
+    prop = max(props, key=lambda t: t.meta.line if not t.meta.empty else 0)
+    key, qualifier, *values = prop.children
+    if len(values) != 1 or not values[0].children or not isinstance(values[0].children[0], Token):
+        return None
+    value = values[0].children[0]
+    if (value.line or 0) <= (key.line or 0) or (err.token.line or 0) < (value.line or 0):
+        return None
+    after = qualifier if isinstance(qualifier, Token) else key
+    eq = text.find("=", after.end_pos, value.start_pos)
+    if eq < 0:
+        return None
+    line = text.count("\n", 0, eq) + 1
+    column = eq - (text.rfind("\n", 0, eq) + 1) + 1
+    return Diagnostic(path, Span.point(line, column), f"'{key}' has no value",
+                      f"write '{key} = <value>' on one line, or remove the line (the parser read '{value}' from "
+                      f"line {value.line} as its value)")
+
+
+def _trees(stack: Any) -> list[Any]:
+    out = []
+    for item in stack or ():
+        if hasattr(item, "children"):
+            out.append(item)
+            out.extend(_trees(item.children))
+    return out
+
+
+def _last_key(err: UnexpectedToken) -> str | None:
+    stack = getattr(err.interactive_parser.parser_state, "value_stack", [])
+    names = [v for v in stack if isinstance(v, Token) and v.type == "NAME"]
+    return str(names[-1]) if names else None
+
+
 def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic:
     if isinstance(err, UnexpectedCharacters):
-        pos = cast(int, err.pos_in_stream)  # the lexer's position (lark's class attribute says None)
-        ch = text[pos] if pos < len(text) else ""
+        at = cast(int, err.pos_in_stream)  # the lexer's position (lark's class attribute says None)
+        foreign = _foreign_word(text, at, path) if at < len(text) else None
+        if foreign is not None:
+            return foreign
+        ch = text[at] if at < len(text) else ""
         hint = "names use ASCII letters, digits and '_'; comments start with '#'"
-        return Diagnostic(path, Span.point(err.line, err.column), f"unexpected character {ch!r}", hint)
+        what = f"{ch!r} ({describe_char(ch)})" if ch and (not ch.isascii() or is_hidden(ch)) else repr(ch)
+        return Diagnostic(path, Span.point(err.line, err.column), f"unexpected character {what}", hint)
+    if isinstance(err, UnexpectedToken) and err.token.type != "$END":
+        pos = err.token.end_pos if err.token.end_pos is not None else 0
+        if pos < len(text) and (not text[pos].isascii() or is_hidden(text[pos])) and text[pos] not in "\n\r\t\f":
+            foreign = _foreign_word(text, pos, path)
+            if foreign is not None:
+                return foreign
+    if isinstance(err, UnexpectedToken):
+        missing = _missing_value(err, text, path)
+        if missing is not None:
+            return missing
     if isinstance(err, (UnexpectedToken, UnexpectedEOF)):
         tok = err.token if isinstance(err, UnexpectedToken) else Token("$END", "")
         expected = sorted(
@@ -340,21 +476,30 @@ def parse(text: str, path: str = "<spec>") -> A.SpecFile:
     """Parse spec text into a ``SpecFile``; raises ``SpecError`` on a syntax error."""
     with _lock:
         _comments.clear()
+        _numbers.clear()
         try:
-            version, vspan, decls = _ToAst().transform(_lark().parse(text))
-        except UnexpectedInput as err:
-            raise SpecError((_syntax_diagnostic(err, text, path),), {path: text}) from None
+            try:
+                tree = _lark().parse(text)
+            except UnexpectedInput as err:
+                bad = _glued_numbers(text, path, before=_error_offset(err, text))
+                raise SpecError(bad[:1] or (_syntax_diagnostic(err, text, path),), {path: text}) from None
+            bad = _glued_numbers(text, path)
+            if bad:
+                raise SpecError(bad, {path: text})
+            version, vspan, decls = _ToAst().transform(tree)
         except VisitError as err:
             if not isinstance(err.orig_exc, _BadNumber):
                 raise
-            bad = err.orig_exc
-            hint = f"write numbers of at most {MAX_NUMBER_CHARS} characters that fit a float"
-            diag = Diagnostic(path, _tok_span(bad.tok), bad.message, hint)
+            bad_tok = err.orig_exc
+            diag = Diagnostic(path, _tok_span(bad_tok.tok), bad_tok.message, bad_tok.hint)
             raise SpecError((diag,), {path: text}) from None
         except RecursionError:  # pragma: no cover - the grammar is not recursive
             raise SpecError((Diagnostic(path, None, "spec is nested too deeply"),), {path: text}) from None
-        comments = tuple(A.Comment(str(t), _tok_span(t)) for t in _comments)
-        _comments.clear()
+        finally:
+            found_comments = list(_comments)
+            _comments.clear()
+            _numbers.clear()
+        comments = tuple(A.Comment(str(t), _tok_span(t)) for t in found_comments)
     if version == A.FORMAT_VERSION:
         version = A.FORMAT_VERSION  # 'genolang 1.0' is version 1, printed as 'genolang 1'
     else:
@@ -368,18 +513,76 @@ def parse(text: str, path: str = "<spec>") -> A.SpecFile:
     return A.SpecFile(decls, version, comments, path, vspan)
 
 
-def read_text(path: str) -> str:
-    """Read a spec file as UTF-8 text, with a clear error when that is impossible."""
-    from genolang.errors import UsageError
+_GLUED = re.compile(r"[A-Za-z0-9_.]+")
 
+
+def _error_offset(err: UnexpectedInput, text: str) -> int:
+    tok = getattr(err, "token", None)
+    if isinstance(tok, Token) and tok.start_pos is not None:
+        return int(tok.start_pos)
+    pos = getattr(err, "pos_in_stream", None)
+    return int(pos) if isinstance(pos, int) else len(text)
+
+
+def _glued_numbers(text: str, path: str, before: int | None = None) -> tuple[Diagnostic, ...]:
+    """Numbers the lexer split off a longer word (``0x2`` is ``0`` and then ``x2``,
+    ``1_000`` is ``1`` and ``_000``): genolang numbers are decimal, and a value that
+    runs on into letters is not one. Only tokens lexed before offset ``before``."""
+    out = []
+    for tok in _numbers:
+        end = tok.end_pos
+        if end is None or end >= len(text) or (before is not None and (tok.start_pos or 0) > before):
+            continue
+        nxt = text[end]
+        if not (nxt.isascii() and (nxt.isalnum() or nxt == "_")):
+            continue
+        word = tok + _GLUED.match(text, end).group(0)  # type: ignore[union-attr]
+        line, column = tok.line or 1, tok.column or 1
+        span = Span(line, column, line, column + len(word))
+        hint = ("genolang reads decimal numbers only (no 0x, 0o, 0b or '_' separators): write "
+                f"{_decimal(word)}" if _decimal(word) else
+                "write a number alone (e.g. 2 or 0.5) or a name that starts with a letter")
+        out.append(Diagnostic(path, span, f"'{word}' is not a number", hint))
+    return tuple(out)
+
+
+def _decimal(word: str) -> str | None:
+    """``0x2`` -> ``2``, ``1_000`` -> ``1000``: the decimal a Python-style literal means."""
     try:
-        with open(path, encoding="utf-8-sig") as fh:  # a BOM (Windows editors) is not part of the spec
-            return fh.read()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a spec file") from None
+        value = int(word, 0)
+    except ValueError:
+        return None
+    return str(value) if len(word) <= MAX_NUMBER_CHARS else None
+
+
+def read_text(path: str) -> str:
+    """Read a spec file (or standard input for ``-``) as UTF-8 text. A path that is not
+    a regular file, a file larger than ``MAX_SPEC_BYTES`` and bytes that are not UTF-8
+    are clear errors; a leading BOM is dropped."""
+    from genolang.fsio import read_regular
+
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_SPEC_BYTES + 1)
+        label = STDIN
+    else:
+        data = read_regular(path, MAX_SPEC_BYTES, "spec file")
+        label = path
+    if len(data) > MAX_SPEC_BYTES:
+        diag = Diagnostic(label, None, f"spec file is larger than {MAX_SPEC_BYTES // 1024} KiB",
+                          "spec files hold declarations of a few KiB; is this the right file?")
+        raise SpecError((diag,), {})
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM (Windows editors) is not part of the spec
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as err:
-        raise UsageError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
-    except OSError as err:
-        raise UsageError(f"{path}: cannot read ({err.strerror})") from None
+        line = data.count(b"\n", 0, err.start) + 1
+        line_start = data.rfind(b"\n", 0, err.start) + 1
+        column = len(data[line_start:err.start].decode("utf-8", errors="replace")) + 1
+        shown = data.decode("utf-8", errors="replace")
+        diag = Diagnostic(label, Span.point(line, column), f"not UTF-8 text: byte 0x{data[err.start]:02x} "
+                          f"({err.reason})", "save the file as UTF-8")
+        raise SpecError((diag,), {label: shown}) from None
+
+
+STDIN = "<stdin>"  # the label of standard input in messages

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genolang.errors import UsageError
+from genolang.errors import InputError, MissingTool, UsageError
 from genolang.fsio import write_bytes
 from genolang.report.run import SearchRun
 from genolang.spec.checked import GenotypeSpec
@@ -38,7 +38,7 @@ class Plot:
     png: bytes
 
 
-class MatplotlibMissing(UsageError):
+class MatplotlibMissing(MissingTool):
     """matplotlib is not installed."""
 
 
@@ -219,7 +219,7 @@ def curves_figure(run: SearchRun) -> Any:
     names = set(run.metric_names())
     panels = [p for p in panels if any(key in names for key, _ in p[1])]
     if not panels:
-        raise UsageError(f"{run.path / 'metrics.jsonl'}: no train_loss, valid_loss, accuracy, perplexity or lr "
+        raise InputError(f"{run.path / 'metrics.jsonl'}: no train_loss, valid_loss, accuracy, perplexity or lr "
                          "to plot")
     fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)[0]

@@ -8,8 +8,8 @@
     epoch-NNN.geno   the genotype derived after each epoch
     genotype.geno    the found genotype (when the search finished)
 
-Every problem with these files is a ``UsageError`` that names the file (and line) and
-says what was expected."""
+Every problem with these files is an ``InputError`` that names the file (and line) and
+says what was expected (a path that is no folder at all is a ``UsageError``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genolang.errors import UsageError
+from genolang.errors import InputError, UsageError
+from genolang.fsio import read_regular
 from genolang.ir.alphas import CellAlphas
 from genolang.spec.checked import GenotypeSpec
 
@@ -107,7 +108,7 @@ class SearchRun:
         """The alphas of ``cell`` over the epochs that recorded it."""
         records = [(r.epoch, r.cells[cell]) for r in self.alphas if cell in r.cells]
         if not records:
-            raise UsageError(f"{self.path / ALPHAS}: no alphas of cell '{cell}'; cells: "
+            raise InputError(f"{self.path / ALPHAS}: no alphas of cell '{cell}'; cells: "
                              f"{', '.join(self.final_alphas)}")
         _, last = records[-1]  # read_alphas checked that every epoch has the same edges and ops
         return Trajectory(cell, tuple(e for e, _ in records), last.edge_names, last.ops,
@@ -120,13 +121,23 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+MAX_RUN_FILE = 512 << 20  # a run's logs: far more than a search of thousands of epochs writes
+
+
 def _read_text(path: Path, what: str) -> str:
-    if not path.is_file():
-        raise UsageError(f"{path}: missing; expected {what} (is {path.parent} {LAYOUT}?)")
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"{path}: missing; expected {what} (is {path.parent} {LAYOUT}?)")
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot be read as UTF-8 text ({err}); expected {what}") from None
+        data = read_regular(path, MAX_RUN_FILE)
+    except UsageError as err:
+        raise InputError(f"{err}; expected {what}") from None
+    if len(data) > MAX_RUN_FILE:
+        raise InputError(f"{path}: larger than {MAX_RUN_FILE >> 20} MiB; expected {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"{path}: cannot be read as UTF-8 text ({err.reason} at byte {err.start}); "
+                         f"expected {what}") from None
 
 
 def _jsonl(path: Path, what: str) -> list[tuple[int, Any]]:
@@ -138,18 +149,18 @@ def _jsonl(path: Path, what: str) -> list[tuple[int, Any]]:
         try:
             out.append((number, json.loads(line)))
         except json.JSONDecodeError as err:
-            raise UsageError(f"{path}:{number}: not JSON ({err.msg} at column {err.colno}); expected {what}") from None
+            raise InputError(f"{path}:{number}: not JSON ({err.msg} at column {err.colno}); expected {what}") from None
     if not out:
-        raise UsageError(f"{path}: empty; expected {what} (has an epoch of the search finished?)")
+        raise InputError(f"{path}: empty; expected {what} (has an epoch of the search finished?)")
     return out
 
 
 def _epoch(value: Any, where: str, what: str) -> int:
     if not isinstance(value, dict):
-        raise UsageError(f"{where}: expected a JSON object ({what}), not {type(value).__name__}")
+        raise InputError(f"{where}: expected a JSON object ({what}), not {type(value).__name__}")
     epoch = value.get("epoch")
     if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
-        raise UsageError(f"{where}: expected an 'epoch' that is a whole number >= 0, not {epoch!r}")
+        raise InputError(f"{where}: expected an 'epoch' that is a whole number >= 0, not {epoch!r}")
     return epoch
 
 
@@ -168,9 +179,9 @@ def read_provenance(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UsageError(f"{path}:{err.lineno}: not JSON ({err.msg}); expected {what}") from None
+        raise InputError(f"{path}:{err.lineno}: not JSON ({err.msg}); expected {what}") from None
     if not isinstance(data, dict):
-        raise UsageError(f"{path}: expected {what}, not a JSON {type(data).__name__}")
+        raise InputError(f"{path}: expected {what}, not a JSON {type(data).__name__}")
     return data
 
 
@@ -183,7 +194,7 @@ def read_metrics(path: Path) -> tuple[dict[str, float], ...]:
         epoch = _epoch(value, where, what)
         for key, v in value.items():
             if v is not None and not _number(v):
-                raise UsageError(f"{where}: '{key}' should be a number, not {v!r}")
+                raise InputError(f"{where}: '{key}' should be a number, not {v!r}")
         records.append((epoch, {k: (math.nan if v is None else float(v)) if k != "epoch" else epoch
                                 for k, v in value.items()}))
     return tuple(_last_per_epoch(records))
@@ -192,18 +203,18 @@ def read_metrics(path: Path) -> tuple[dict[str, float], ...]:
 def _cell_alphas(cell: Any, table: Any, where: str) -> CellAlphas:
     shape = 'expected {"edges": ["n2<-c0", ...], "ops": [...], "softmax": [[...], ...]}'
     if not isinstance(cell, str) or not isinstance(table, dict):
-        raise UsageError(f"{where}: cell '{cell}': {shape}")
+        raise InputError(f"{where}: cell '{cell}': {shape}")
     edges, ops, rows = table.get("edges"), table.get("ops"), table.get("softmax")
     if not (isinstance(edges, list) and all(isinstance(e, str) and "<-" in e for e in edges)):
-        raise UsageError(f"{where}: cell '{cell}': 'edges' should be a list of names such as \"n2<-c0\"; {shape}")
+        raise InputError(f"{where}: cell '{cell}': 'edges' should be a list of names such as \"n2<-c0\"; {shape}")
     if not (isinstance(ops, list) and ops and all(isinstance(o, str) for o in ops)):
-        raise UsageError(f"{where}: cell '{cell}': 'ops' should be a list of op names; {shape}")
+        raise InputError(f"{where}: cell '{cell}': 'ops' should be a list of op names; {shape}")
     if not (isinstance(rows, list) and all(isinstance(r, list) and all(_number(x) for x in r) for r in rows)):
-        raise UsageError(f"{where}: cell '{cell}': 'softmax' should be a list of rows of numbers; {shape}")
+        raise InputError(f"{where}: cell '{cell}': 'softmax' should be a list of rows of numbers; {shape}")
     try:
         return CellAlphas.from_json(cell, table)
     except ValueError as err:
-        raise UsageError(f"{where}: {err} (one row per edge, one column per op)") from None
+        raise InputError(f"{where}: {err} (one row per edge, one column per op)") from None
 
 
 def read_alphas(path: Path) -> tuple[EpochAlphas, ...]:
@@ -216,18 +227,18 @@ def read_alphas(path: Path) -> tuple[EpochAlphas, ...]:
         epoch = _epoch(value, where, what)
         cells = value.get("cells")
         if not isinstance(cells, dict) or not cells:
-            raise UsageError(f"{where}: expected 'cells', an object with the alphas of each cell type")
+            raise InputError(f"{where}: expected 'cells', an object with the alphas of each cell type")
         record = EpochAlphas(epoch, {c: _cell_alphas(c, t, where) for c, t in cells.items()})
         if first is None:
             first = record
         elif list(record.cells) != list(first.cells):
-            raise UsageError(f"{where}: cells {', '.join(record.cells)} at epoch {epoch}, but "
+            raise InputError(f"{where}: cells {', '.join(record.cells)} at epoch {epoch}, but "
                              f"{', '.join(first.cells)} at epoch {first.epoch}; expected one space for the whole run")
         else:
             for name, table in record.cells.items():
                 then = first.cells[name]
                 if table.edge_names != then.edge_names or table.ops != then.ops:
-                    raise UsageError(f"{where}: cell '{name}' has other edges or ops at epoch {epoch} than at epoch "
+                    raise InputError(f"{where}: cell '{name}' has other edges or ops at epoch {epoch} than at epoch "
                                      f"{first.epoch}; expected one space for the whole run")
         records.append((epoch, record))
     return tuple(_last_per_epoch(records))

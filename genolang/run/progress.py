@@ -44,6 +44,16 @@ class TensorBoardLog:
     def __init__(self, writer: Any) -> None:
         self.writer = writer
 
+    @staticmethod
+    def available() -> bool:
+        """Whether TensorBoard can be written (without creating anything)."""
+        import importlib.util
+
+        try:
+            return importlib.util.find_spec("tensorboard") is not None
+        except (ImportError, ValueError):
+            return False
+
     @classmethod
     def create(cls, folder: str | Path, purge_step: int | None = None) -> TensorBoardLog | None:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from genolang.errors import UsageError
+from genolang.errors import UsageError, plural
 from genolang.run import dist
 from genolang.run.folder import RunDir
 from genolang.run.runtime import rng_state, set_rng_state
@@ -29,27 +29,32 @@ def restore_rng(section: dict[str, Any], where: str, world: dist.World = dist.SI
     """Set this rank's generators from a section written by as many ranks."""
     written = int(section.get("world_size", 1))
     if written != world.size:
-        raise UsageError(f"{where} was written by {written} process(es); resume it with the same number of "
-                         f"processes (now {world.size})")
+        raise UsageError(
+            f"{where} was written by {plural(written, 'process', 'processes')}; resume it with the same number of "
+            f"processes (now {world.size})"
+        )
     set_rng_state(section["rng_ranks"][world.rank] if world.distributed else section["rng"])
 
 
 def save_run_state(run: RunDir, state: dict[str, Any], world: dist.World = dist.SINGLE) -> None:
     """Rank 0 writes ``state`` as the run's checkpoint (atomically); every rank waits."""
     if world.is_main:
+        run.ensure()
         save_state(run.checkpoint, state)
     dist.barrier(world)
 
 
-def claim(run: RunDir, resume: bool, command: str) -> None:
+def claim(run: RunDir, resume: bool, command: str, world: dist.World = dist.SINGLE) -> None:
     """Refuse what would lose or mix runs: a new run in a folder holding a checkpoint,
-    ``--resume`` where there is none."""
+    ``--resume`` where there is none, a folder genolang did not make (see
+    ``RunDir.claim``); rank 0 then marks the folder as this run's."""
     if resume and not run.has_checkpoint():
         raise UsageError(f"--resume: {run.path} holds no checkpoint ({run.checkpoint.name}); run without "
                          f"--resume to start a {command} there")
     if not resume and run.has_checkpoint():
         raise UsageError(f"{run.path} already holds a {command} run ({run.checkpoint.name}); pass --resume to "
                          "continue it or choose another --run-dir")
+    run.claim(command, resume, write=world.is_main)
 
 
 def differences(saved: dict[str, Any], now: dict[str, Any]) -> list[str]:

@@ -22,6 +22,8 @@ import torch
 
 from genolang.data.images import load_images
 from genolang.errors import UsageError
+from genolang.nets.compile import SIZE_FIX
+from genolang.nets.size import estimate_supernet, refuse_too_large
 from genolang.nets.supernet import SupernetOptions, build_supernet
 from genolang.ops.norm import globalize_batchnorm
 from genolang.run import dist
@@ -91,6 +93,10 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     valid_set = data.dataset("train", augment=False, indices=torch.arange(split, n))
 
     seed_everything(r.seed)
+    refuse_too_large(estimate_supernet(s.space, s.network, in_channels=data.in_channels, input_size=data.input_size,
+                                       classes=data.classes),
+                     f"the supernet of space '{s.space.name}' on network '{s.network.name}' for {r.dataset}", SIZE_FIX,
+                     2 * r.batch_size, training=True)
     options = s.method.supernet_options(s.config.supernet if s.config.supernet is not None else SupernetOptions())
     model = build_supernet(s.space, s.network, in_channels=data.in_channels, input_size=data.input_size,
                            classes=data.classes, options=options).to(s.device)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from genolang.errors import GenolangError
+from genolang.errors import GenolangError, plural
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.parse import ast as A
 from genolang.parse.printer import compose_file, format_decl
@@ -86,6 +86,17 @@ class GenotypeFile:
         return compose_file(decls, lines)
 
 
+_DATASET_LINE = re.compile(r"^#\s*dataset:\s*([A-Za-z0-9_.-]+)\s*;", re.MULTILINE)
+
+
+def provenance_dataset(text: str) -> str | None:
+    """The data set a genotype file written by a search was searched on (its header's
+    ``dataset:`` line, before the first declaration), or None."""
+    head = text.split("\ngenolang ", 1)[0] if not text.startswith("genolang ") else ""
+    match = _DATASET_LINE.search(head)
+    return match.group(1) if match else None
+
+
 def declaration(geno: GenotypeSpec) -> str:
     """The canonical text of a genotype's declaration alone (its space by name)."""
     return format_decl(genotype_tree(geno))
@@ -104,7 +115,7 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
         f"space: {provenance['space']} (space {provenance['space_name']}, sha256 {provenance['space_sha256']})",
         f"skeleton: {provenance['network']} ({provenance['network_path']})",
         f"dataset: {r['dataset']}; order {r['order']}; seed {r['seed']}; epochs {r['epochs']}; batch {r['batch_size']}"
-        + (f"; limit {r['limit']} steps per epoch" if r.get("limit") else ""),
+        + (f"; limit {plural(r['limit'], 'step')} per epoch" if r.get("limit") else ""),
     ]
     if "valid_acc" in metrics:
         lines.append(f"final validation accuracy: {100 * metrics['valid_acc']:.2f}% "

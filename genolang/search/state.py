@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from genolang import __version__
-from genolang.errors import SpecError, UsageError
-from genolang.fsio import write_text
+from genolang.errors import GenolangError, InputError, SpecError, UsageError, plural
+from genolang.fsio import check_destination, write_text
 from genolang.ir.alphas import CellAlphas
 from genolang.ir.derive import changed_edges, derive_genotype
 from genolang.run import dist
@@ -28,10 +28,12 @@ from genolang.search.recipe import Recipe, SearchConfig, resolve_recipe
 from genolang.spec.check import load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
 from genolang.spec.lookup import load_named_source
-from genolang.tensorio import load_state
+from genolang.tensorio import read_state
 from genolang.vcs import genotype_hash
 
 FORMAT = "genolang-search/1"
+RESUME_FIX = ("start the search again in a new --run-dir (its epoch-NNN.geno files stay as they are) or restore "
+              "the file from a backup")
 ALPHAS_LOG = "alphas.jsonl"
 GENOTYPE = "genotype.geno"
 
@@ -48,6 +50,12 @@ class SearchResult:
     run_dir: Path
     metrics: Mapping[str, Any]
     alphas: Mapping[str, CellAlphas]
+    out_error: str | None = None  # why ``out`` could not be written (the genotype is in the run folder)
+
+    @property
+    def kept(self) -> Path:
+        """The file that holds the genotype for sure: ``out`` or the run folder's copy."""
+        return self.out if self.out is not None else self.run_dir / GENOTYPE
 
 
 def now() -> str:
@@ -58,8 +66,9 @@ class SearchRun:
     """Specs, recipe, device and process group, and run folder of one search."""
 
     def __init__(self, config: SearchConfig, run_dir: Path, resume: bool, progress: ProgressFn | None,
-                 world: dist.World, device: torch.device) -> None:
+                 world: dist.World, device: torch.device, replace_out: bool = False) -> None:
         self.config = config
+        self.replace_out = replace_out
         self.world, self.device = world, device
         self.progress: ProgressFn = (progress or (lambda p: None)) if world.is_main else (lambda p: None)
         self.run = RunDir(run_dir)
@@ -67,18 +76,22 @@ class SearchRun:
         assert isinstance(space, SpaceSpec)
         self.space = space
         self.kind = space.kind
-        claim(self.run, resume, "search")
+        claim(self.run, resume, "search", world)
         self.saved: dict[str, Any] | None = None
         if resume:
-            self.saved = load_state(self.run.checkpoint)
+            loaded = read_state(self.run.checkpoint, fix=RESUME_FIX)
+            self.saved = loaded.state
+            if not loaded.verified:
+                self.progress(Progress("note", message=f"note: {self.run.checkpoint} was written by a genolang "
+                                       "without checksums; it was loaded unverified"))
             if self.saved.get("format") != FORMAT:
-                raise UsageError(f"{self.run.checkpoint}: not a search checkpoint (format "
+                raise InputError(f"{self.run.checkpoint}: not a search checkpoint (format "
                                  f"{self.saved.get('format')!r}, expected {FORMAT!r}); resume it with the command "
                                  "that wrote it")
             try:
                 saved_recipe = Recipe.from_json(self.saved["recipe"])
             except (KeyError, TypeError, ValueError) as err:
-                raise UsageError(f"{self.run.checkpoint}: incomplete checkpoint ({err}); start a new run") from None
+                raise InputError(f"{self.run.checkpoint}: incomplete checkpoint ({err}); start a new run") from None
             self.recipe = resolve_recipe(config, self.kind, saved_recipe)
             refuse_changes(str(self.run.checkpoint), differences(saved_recipe.to_json(), self.recipe.to_json()))
             if not same_content(self._saved_spec("space", self.space.path, "space"), self.space):
@@ -98,8 +111,10 @@ class SearchRun:
         self.method = MethodRun(self.recipe.method_spec(), self.recipe.epochs)
         if self.saved is not None:
             if int(self.saved.get("world_size", 1)) != world.size:
-                raise UsageError(f"--resume: {self.run.checkpoint} was written by {self.saved.get('world_size', 1)} "
-                                 f"process(es); resume it with the same number of processes (now {world.size})")
+                written = int(self.saved.get("world_size", 1))
+                raise UsageError(f"--resume: {self.run.checkpoint} was written by "
+                                 f"{plural(written, 'process', 'processes')}; resume it with the same number of "
+                                 f"processes (now {world.size})")
             if not same_content(self._saved_spec("network", self.network.path, "skeleton"), self.network):
                 raise UsageError(f"--resume: skeleton '{self.network.name}' ({self.network.path}) changed since "
                                  "the checkpoint was written; restore it or start a new --run-dir")
@@ -116,7 +131,7 @@ class SearchRun:
         try:
             return load_text(str(self.saved[f"{kind}_text"]), path).single(kind)
         except (KeyError, SpecError):
-            raise UsageError(f"{self.run.checkpoint}: its copy of the {what} does not check; start a new run") from None
+            raise InputError(f"{self.run.checkpoint}: its copy of the {what} does not check; start a new run") from None
 
     # -- run folder --------------------------------------------------------------------
     def provenance(self) -> dict[str, Any]:
@@ -137,7 +152,7 @@ class SearchRun:
         if (self.run.path / RUN_JSON).is_file():
             try:
                 data = dict(self.run.read_json(RUN_JSON))
-            except UsageError:
+            except (InputError, TypeError, ValueError):
                 data = {}
         data.update(self.provenance())
         data.update(extra)
@@ -200,10 +215,10 @@ class SearchRun:
             epoch = int(s["epoch"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise UsageError(f"{where}: does not match this search ({first[:300]}); resume with the space, "
+            raise InputError(f"{where}: does not match this search ({first[:300]}); resume with the space, "
                              "skeleton and data it was made with, or start a new --run-dir") from None
         if not 0 <= epoch <= self.recipe.epochs:
-            raise UsageError(f"{where}: records epoch {epoch} of a {self.recipe.epochs}-epoch search")
+            raise InputError(f"{where}: records epoch {epoch} of a {plural(self.recipe.epochs, 'epoch')} search")
         if self.world.is_main:
             for name in ("metrics.jsonl", ALPHAS_LOG):
                 self.run.truncate_jsonl(name, epoch)
@@ -229,8 +244,11 @@ class SearchRun:
 
     def finish(self, out: Path | None, model: Any, metrics: Mapping[str, Any],
                context: SelectionContext | None = None) -> SearchResult:
-        """Select the found genotype by the method's selection, write it
-        (run_dir/genotype.geno and ``out``) and report the end."""
+        """Select the found genotype by the method's selection and write it
+        (run_dir/genotype.geno first, then ``out``) and report the end. ``out`` is not
+        written when it cannot be, or when a file appeared there during the search and
+        ``replace_out`` is off: the result then says why (``out_error``) and the genotype
+        is in the run folder, never lost."""
         name = genotype_name(out)
         context = context or SelectionContext(self.space, model, name)
         context.name = name
@@ -245,15 +263,22 @@ class SearchRun:
         text = run_file.compose(decl, lines, digest)
         if self.world.is_main:
             self.run.write_text(GENOTYPE, text)
+        out_error = None
         if out is not None:
             out_file = self.file_for(out.parent)
             if out_file.embed_space != run_file.embed_space:
                 text = out_file.compose(decl, lines, digest)
             if self.world.is_main:
-                write_text(out, text)
+                try:
+                    check_destination(out, replace=self.replace_out, flag="--force")
+                    write_text(out, text)
+                except GenolangError as err:
+                    out_error = str(err)
+            if out_error is not None:
+                out = None
         self.write_run_json(status="done", finished=now(), final=dict(metrics),
-                            out=str(out) if out is not None else None)
-        result = SearchResult(geno, text, decl, out, self.run.path, metrics, alphas)
+                            out=str(out) if out is not None else None, out_error=out_error)
+        result = SearchResult(geno, text, decl, out, self.run.path, metrics, alphas, out_error)
         self.progress(Progress("done", self.recipe.epochs, self.recipe.epochs, metrics=metrics,
                                message=str(result.out or result.run_dir)))
         return result

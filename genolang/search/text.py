@@ -22,6 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from genolang.data.text import batchify, get_batch, load_corpus
+from genolang.nets.compile import SIZE_FIX
+from genolang.nets.size import estimate_rnn, refuse_too_large
 from genolang.nets.supernet_rnn import build_rnn_supernet
 from genolang.run import dist
 from genolang.run.diverged import check_finite
@@ -50,6 +52,10 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
     r = s.recipe
     corpus = load_corpus(r.dataset, r.data_dir)
     seed_everything(r.seed)
+    nodes = sum(cell.nodes for cell in s.space.cells)
+    refuse_too_large(estimate_rnn(s.network, nodes, corpus.ntokens),
+                     f"the supernet of space '{s.space.name}' on network '{s.network.name}' for {s.recipe.dataset}",
+                     SIZE_FIX, s.recipe.batch_size, training=True)
     model = build_rnn_supernet(s.space, s.network, corpus.ntokens).to(s.device)
     s.method.prepare(model)
     distribute(model, s)

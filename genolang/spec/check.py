@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal, overload
 
-from genolang.errors import Diagnostic, Span, SpecError, did_you_mean
+from genolang.errors import Diagnostic, GenolangError, Span, SpecError, did_you_mean
 from genolang.parse import ast as A
-from genolang.parse.parser import parse, read_text
+from genolang.parse.parser import STDIN, parse, read_text
 from genolang.spec.checked import (
     KEEP_ALL,
     CellGenotype,
@@ -24,7 +24,7 @@ from genolang.spec.checked import (
 )
 from genolang.spec.opcheck import OpResolver, family_names, supported_strides
 from genolang.spec.ops import OpDef
-from genolang.spec.resolve import Found, Library
+from genolang.spec.resolve import Ambiguous, Found, Library, where_found
 from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
 REDUCERS = ("concat", "mean", "last")
@@ -50,11 +50,12 @@ class Checked:
 
     @property
     def errors(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity == "error"]
+        """The errors, with the notes that explain them (notes come only with errors)."""
+        return [d for d in self.diagnostics if d.severity in ("error", "note")]
 
     @property
     def warnings(self) -> list[Diagnostic]:
-        return [d for d in self.diagnostics if d.severity != "error"]
+        return [d for d in self.diagnostics if d.severity == "warning"]
 
     def raise_errors(self) -> Checked:
         """Raise a ``SpecError`` holding every error (warnings alone pass)."""
@@ -138,10 +139,15 @@ def _show(v: A.Value) -> str:
     return format_value(v.value)
 
 
-# Upper bounds that keep checking, lowering and planning finite: a cell or a stack this
-# large is a typo, and 'nodes = 30000000' would otherwise spend seconds listing node names.
+# Upper bounds that keep every later stage (lowering, 'show --ir', the supernet passes,
+# 'graph', drawing, building) answering in seconds: DARTS cells have 4 nodes, NASNet's
+# 5, recurrent ones 8; a supernet cell holds at most MAX_SUPERNET_TERMS (edge, op) terms
+# (DARTS: 14 edges x 8 ops = 112), a space at most MAX_CELL_TYPES cell types.
 MAX_CELL_INPUTS = 64
-MAX_CELL_NODES = 10_000
+MAX_CELL_NODES = 32
+MAX_KEEP = 64
+MAX_SUPERNET_TERMS = 4096
+MAX_CELL_TYPES = 16
 
 
 def _whole(prop: A.Prop, rep: _Report) -> int | None:
@@ -280,7 +286,7 @@ def _keep(prop: A.Prop, rep: _Report) -> int | None:
         rep.error(v.span, f"'keep' must be a whole number or 'all', got '{v.value}'",
                   "write 'keep = 2', or 'keep = all' for a node that reads every earlier node")
         return None
-    return _int_value(v, "keep", rep, 1)
+    return _int_value(v, "keep", rep, 1, MAX_KEEP)
 
 
 _CELL_KEYS: dict[str, Callable[[A.Prop, _Report], int | str | None]] = {
@@ -374,6 +380,15 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
         shape = _check_cell(decl, kind, rep)
         if shape is not None:
             cells.append(shape)
+    if len(space.cells) > MAX_CELL_TYPES:
+        rep.error(space.cells[MAX_CELL_TYPES].name.span, f"{where} declares {len(space.cells)} cell types; at most "
+                  f"{MAX_CELL_TYPES} are allowed", "a network stacks 'normal' and 'reduce' cells: keep those")
+    for shape in cells:
+        terms = (shape.inputs * shape.nodes + shape.nodes * (shape.nodes - 1) // 2) * max(len(ops), 1)
+        if terms > MAX_SUPERNET_TERMS:
+            rep.error(names[shape.name].span, f"cell '{shape.name}' of {where} would make a supernet cell of {terms:,} "
+                      f"(edge, op) terms ({shape.inputs} inputs, {shape.nodes} nodes, {len(ops)} ops); at most "
+                      f"{MAX_SUPERNET_TERMS:,} can be searched", "use fewer nodes, inputs or ops")
     if not space.cells:
         rep.error(space.name.span, f"{where} declares no cell",
                   "add e.g. 'cell normal { inputs = 2; nodes = 4; keep = 2; output = concat }'")
@@ -675,6 +690,7 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
     """Check every declaration of a parsed file, resolving space names through
     the file itself first and then ``library``."""
     library = library if library is not None else Library.for_file(spec.path)
+    library.preload(spec, source)
     rep = _Report(spec.path)
     result = Checked(spec, source)
     ops_in = OpResolver(spec, spec.path, rep, library)
@@ -716,13 +732,22 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
             if space is None:
                 rep.error(ref.span, f"space '{ref.text}' has errors (see above)")
             return space
+        other = names.get(("genotype", ref.text)) or names.get(("network", ref.text))
+        if other is not None:
+            kind = "genotype" if ("genotype", ref.text) in names else "network"
+            line = f" (line {other.span.line})" if other.span else ""
+            rep.error(ref.span, f"'{ref.text}' is a {kind} of this file{line}, not a space",
+                      "after ':' a genotype names the space it was chosen from, e.g. 'genotype g : darts_cnn'")
+            return None
         return _library_space(ref, library, rep, result)
 
     for decl in spec.decls:
         if isinstance(decl, A.Genotype) and names.get(("genotype", decl.name.text)) is decl.name:
+            start = len(rep.items)
             geno = check_genotype(decl, find_space, rep, lambda name: isinstance(ops_in.get(name), OpDef))
             if geno is not None:
                 result.genotypes[geno.name] = geno
+            _note_resolved_space(decl, local_spaces, library, rep, start)
         elif isinstance(decl, A.OpDecl) and names.get(("op", family_names(decl)[0])) is decl.name:
             for op in ops_in.check_local(decl):  # every declaration is checked, used or not
                 result.ops[op.name] = op
@@ -730,8 +755,25 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
         result.diagnostics.extend(err.diagnostics)
         result.sources.update(err.sources)
     result.diagnostics.extend(rep.items)
-    result.diagnostics.sort(key=lambda d: (d.path != spec.path, d.span or Span(0, 0, 0, 0)))
+    result.diagnostics.sort(key=lambda d: (d.path != spec.path, d.severity == "note", d.span or Span(0, 0, 0, 0)))
     return result
+
+
+def _note_resolved_space(decl: A.Genotype, local: set[str], library: Library, rep: _Report, start: int) -> None:
+    """With errors in a genotype checked against a space of another file, a note
+    naming that file (the space a name resolves to may not be the one its author
+    thought of)."""
+    if decl.space.text in local or not rep.errors_since(start):
+        return
+    if any(d.span == decl.space.span for d in rep.items[start:]):
+        return  # the space reference itself is the error, and says so
+    try:
+        found = library.find("space", decl.space.text)
+    except GenolangError:
+        return
+    if found is not None:
+        rep.items.append(Diagnostic(rep.path, decl.space.span, f"space '{decl.space.text}' is the one declared at "
+                                    f"{where_found(found)}", None, "note"))
 
 
 def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked) -> SpaceSpec | None:
@@ -742,10 +784,27 @@ def _library_space(ref: A.Name, library: Library, rep: _Report, result: Checked)
         result.diagnostics.extend(err.diagnostics)
         result.sources.update(err.sources)
         return None
+    except Ambiguous as err:
+        rep.error(ref.span, f"space '{ref.text}' is ambiguous: it is declared differently in "
+                  f"{' and '.join(where_found(f) for f in err.found)}",
+                  "rename or remove one of them: names must be unique within a folder")
+        return None
+    except GenolangError as err:  # the file named after the space cannot be read
+        rep.error(ref.span, f"space '{ref.text}' cannot be read: {err}")
+        return None
     if found is None:
-        rep.error(ref.span, f"unknown space '{ref.text}'{did_you_mean(ref.text, library.names('space'))}",
-                  "spaces are found in this file, its folder, GENOLANG_PATH and the shipped library "
-                  "('genolang list' shows them)")
+        hint = ("spaces are found in this file, its folder, GENOLANG_PATH and the shipped library "
+                "('genolang list' shows them)" + library.unreadable_note())
+        for kind in ("genotype", "network"):
+            try:
+                declared = library.find(kind, ref.text)
+            except GenolangError:
+                declared = None
+            if declared is not None:
+                rep.error(ref.span, f"'{ref.text}' is a {kind} ({where_found(declared)}), not a space",
+                          "after ':' a genotype names the space it was chosen from, e.g. 'genotype g : darts_cnn'")
+                return None
+        rep.error(ref.span, f"unknown space '{ref.text}'{did_you_mean(ref.text, library.names('space'))}", hint)
         return None
     space, other, resolver = checked_space(found)
     if space is None:
@@ -764,6 +823,7 @@ def load_text(text: str, path: str = "<spec>", library: Library | None = None) -
 
 
 def load(path: str, library: Library | None = None) -> Checked:
-    """Parse and check a spec file; raises ``SpecError`` (spec problems) or
-    ``UsageError`` (unreadable file)."""
-    return load_text(read_text(path), path, library)
+    """Parse and check a spec file ('-': standard input, labelled ``<stdin>``); raises
+    ``SpecError`` (spec problems) or ``UsageError`` (unreadable file)."""
+    label = STDIN if path == "-" else path
+    return load_text(read_text(path), label, library)

@@ -3,22 +3,29 @@ name resolved along the search path."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal, overload
 
 from genolang.errors import UsageError, did_you_mean
-from genolang.parse.parser import read_text
+from genolang.parse.parser import STDIN, read_text
 from genolang.spec.check import check, load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec
-from genolang.spec.resolve import Library
+from genolang.spec.resolve import Ambiguous, Library
 
 Spec = SpaceSpec | GenotypeSpec | NetworkSpec
 
 
 def is_path(name_or_path: str) -> bool:
-    """Whether a command-line argument names a file rather than a spec."""
-    return name_or_path.endswith(".geno") or "/" in name_or_path or Path(name_or_path).is_file()
+    """Whether a command-line argument names a file (or '-', standard input) rather
+    than a spec."""
+    if name_or_path == "-" or name_or_path.endswith(".geno") or "/" in name_or_path or os.sep in name_or_path:
+        return True
+    try:
+        return os.path.lexists(name_or_path)
+    except (OSError, ValueError):
+        return False
 
 
 @overload
@@ -41,12 +48,16 @@ def load_named_source(kind: str, name_or_path: str, relative_to: str | None = No
     one declaration of that kind. The file is read once."""
     if is_path(name_or_path):
         text = read_text(name_or_path)
-        return load_text(text, name_or_path).single(kind), text
+        label = STDIN if name_or_path == "-" else name_or_path
+        return load_text(text, label).single(kind), text
     library = Library.for_file(relative_to or str(Path.cwd() / "_.geno"))
-    found = library.find(kind, name_or_path)
+    try:
+        found = library.find(kind, name_or_path)
+    except Ambiguous as err:
+        raise UsageError(str(err)) from None
     if found is None:
         raise UsageError(f"no {kind} named '{name_or_path}'{did_you_mean(name_or_path, library.names(kind))}; "
-                         f"give a .geno file or a name from 'genolang list {kind}s'")
+                         f"give a .geno file or a name from 'genolang list {kind}s'{library.unreadable_note()}")
     checked = check(found.file, found.source, Library.for_file(found.file.path)).raise_errors()
     tables: dict[str, Mapping[str, Spec]] = {"space": checked.spaces, "genotype": checked.genotypes,
                                              "network": checked.networks}

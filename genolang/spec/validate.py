@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from genolang.errors import did_you_mean
+from genolang.errors import did_you_mean, plural
 from genolang.spec.checked import CellGenotype, GenotypeSpec, NetworkSpec, resolve_position
 
 Where = tuple[str | int, ...]
@@ -144,7 +144,7 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec,
     if len(cell.nodes) != shape.nodes:
         out.append(Problem(here, f"cell '{cname}' has {len(cell.nodes)} node{'s' if len(cell.nodes) != 1 else ''}; "
                            f"space '{space.name}' declares {shape.nodes}",
-                           f"define exactly {shape.nodes} nodes ({_list_names(shape.node_names)})"))
+                           f"define exactly {plural(shape.nodes, 'node')} ({_list_names(shape.node_names)})"))
     out += _output_problems(cell, defined, inputs)
     if errors(out):
         return out
@@ -301,14 +301,19 @@ def network_problems(net: NetworkSpec) -> list[Problem]:
             return out
         aux = net.auxiliary_cell()
         if aux is not None and aux >= net.layers:
-            out.append(Problem(("network", "auxiliary"), f"auxiliary head after cell {aux}, but network "
-                               f"'{net.name}' has {net.layers} cells", "use a fraction such as 2/3 or a smaller index"))
+            out.append(
+                Problem(
+                    ("network", "auxiliary"),
+                    f"auxiliary head after cell {aux}, but network '{net.name}' has {plural(net.layers, 'cell')}",
+                    "use a fraction such as 2/3 or a smaller index",
+                )
+            )
             return out
         for i, pos in enumerate(net.reduce_at):
             if resolve_position(pos, net.layers) >= net.layers:
                 cell = resolve_position(pos, net.layers)
                 out.append(Problem(("network", "reduce_at", i), f"reduction at cell {cell}, "
-                                   f"but network '{net.name}' has {net.layers} cells",
+                                   f"but network '{net.name}' has {plural(net.layers, 'cell')}",
                                    "use fractions such as 1/3, 2/3 or smaller indices"))
                 return out
     elif net.tied and net.embedding != net.hidden:

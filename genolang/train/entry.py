@@ -18,9 +18,10 @@ import torch
 
 from genolang.data.registry import dataset_kind
 from genolang.errors import UsageError
+from genolang.fsio import check_folder
 from genolang.nets.compile import apply_overrides, check_pair
 from genolang.run import dist
-from genolang.run.folder import RunDir
+from genolang.run.folder import RunDir, unused
 from genolang.run.progress import Progress, ProgressFn, TensorBoardLog, emit
 from genolang.run.state import claim
 from genolang.spec.checked import GenotypeSpec, NetworkSpec
@@ -51,8 +52,9 @@ class TrainConfig:
 
 
 def default_run_dir(geno: GenotypeSpec, network: NetworkSpec, dataset: str) -> Path:
-    """``runs/GENOTYPE-NETWORK-DATASET-TIME`` under the current folder."""
-    return Path("runs") / f"{geno.name}-{network.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``runs/GENOTYPE-NETWORK-DATASET-TIME`` under the current folder (``-2`` ... added
+    when that folder exists)."""
+    return unused(Path("runs") / f"{geno.name}-{network.name}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
 
 
 def run_training(config: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
@@ -62,6 +64,8 @@ def run_training(config: TrainConfig, *, run_dir: str | Path | None = None, resu
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir (the folder of the run to continue)")
     dataset_kind(config.dataset)
+    if run_dir is not None:
+        check_folder(run_dir)
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     world, device = dist.join(config.device)
@@ -73,7 +77,7 @@ def run_training(config: TrainConfig, *, run_dir: str | Path | None = None, resu
         folder = Path(run_dir) if run_dir is not None else Path(str(dist.broadcast_object(
             str(default_run_dir(geno, network, config.dataset)), world)))  # rank 0's clock names it for every rank
         run = RunDir(folder)
-        claim(run, resume, "training")
+        claim(run, resume, "training", world)
         explicit = {k: v for k, v in config.options.items() if v is not None}
         if resume:
             recipe = stored_recipe(read_training(run)).replace(**explicit)
@@ -84,7 +88,8 @@ def run_training(config: TrainConfig, *, run_dir: str | Path | None = None, resu
         callbacks: list[ProgressFn] = [progress] if progress is not None and world.is_main else []
         emit(callbacks, Progress("note", message=f"training {geno.name} on {network.name} with {config.dataset} "
                                                  f"in {folder}"))
-        tb = TensorBoardLog.create(run.path / "tb") if config.tensorboard and world.is_main else None
+        tb = TensorBoardLog.create(run.ensure().path / "tb") if config.tensorboard and world.is_main and \
+            TensorBoardLog.available() else None
         if tb is not None:
             callbacks.append(tb)
         try:

@@ -29,7 +29,11 @@ def evaluate_checkpoint(path: str | os.PathLike[str], dataset: str, *, data_dir:
     model, geno, network, meta = load_model(path, map_location="cpu")
     shape: DataShape = meta["data_shape"]
     where = f"{path} (genotype {geno.name} on network {network.name}, built for {shape.describe()})"
-    base = {"checkpoint": str(path), "genotype": geno.name, "network": network.name, "dataset": dataset}
+    base: dict[str, Any] = {"checkpoint": str(path), "genotype": geno.name, "network": network.name,
+                            "dataset": dataset}
+    if not meta["verified"]:
+        base["note"] = (f"{path} was written by a genolang without checksums; it was loaded unverified (save it "
+                        "again to add one)")
     if kind == "text":
         if shape.kind != "rnn":
             raise UsageError(f"{where} is an image model; {dataset} is a text corpus")
@@ -49,8 +53,9 @@ def evaluate_checkpoint(path: str | os.PathLike[str], dataset: str, *, data_dir:
     images = load_images(dataset, data_dir, download, like=ImageRecord.from_model(shape, meta["extra"]))
     have = shape_of(images)
     if have != shape:
-        raise UsageError(f"{where}, but {dataset} has {have.describe()}; evaluate it on data of that shape "
-                         "or compile the genotype for this data set")
+        raise UsageError(f"{where}, but {dataset} has {have.describe()}; evaluate it on data of that shape, or "
+                         f"compile the genotype for this data set ('genolang compile GENOTYPE --network "
+                         f"{network.name} --dataset {dataset} -o FILE')")
     test_set = images.dataset("test", indices=subset(len(images.test_y), limit))
     result = evaluate_images(model.to(dev), loader(test_set, batch_size or 256, None, 0, dev), dev)
     return {**base, "test_loss": result["loss"], "test_acc": result["acc"], "test_images": result["n"]}

@@ -113,7 +113,8 @@ def train_images(geno: GenotypeSpec, network: NetworkSpec, recipe: ImageRecipe, 
     shape = shape_of(data)
     seed_everything(recipe.seed)
     use_aux = recipe.aux_weight > 0 and network.auxiliary is not None
-    model = build(geno, network, shape, auxiliary=use_aux).to(dev)  # a skeleton that misfits the data fails here
+    # a skeleton that misfits the data, or one too large for this machine, fails here
+    model = build(geno, network, shape, auxiliary=use_aux, batch=recipe.batch_size, training=True).to(dev)
     assert isinstance(model, FixedCNN)
     state = start_run(run, geno, network, recipe, resume, world)
     if recipe.channels_last:

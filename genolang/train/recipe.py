@@ -135,6 +135,12 @@ def validate(recipe: Recipe) -> None:
     """A clear error for values no run can use."""
     if recipe.epochs < 1 or recipe.batch_size < 1:
         raise UsageError("--epochs and --batch-size must be at least 1")
+    if isinstance(recipe, ImageRecipe) and recipe.batch_size < 2:
+        raise UsageError("--batch-size must be at least 2 to train on images: batch norm needs two images per batch")
+    for f in dataclasses.fields(recipe):
+        value = getattr(recipe, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise UsageError(f"--{f.name.replace('_', '-')} must be a finite number, got {value}")
     if not 0 < recipe.lr <= FLOAT32_MAX:
         raise UsageError(f"--lr must be positive and finite (at most {FLOAT32_MAX:.3g}), got {recipe.lr}")
     if recipe.weight_decay < 0 or recipe.grad_clip < 0:

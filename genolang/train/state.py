@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genolang.errors import GenolangError, UsageError
+from genolang.errors import GenolangError, InputError, UsageError
 from genolang.nets.checkpoint import model_record
 from genolang.nets.compile import DataShape
 from genolang.run import dist
@@ -42,9 +42,10 @@ def save_training(run: RunDir, model: nn.Module, geno: GenotypeSpec, network: Ne
 
 def read_training(run: RunDir) -> dict[str, Any]:
     """The run's checkpoint dict (a training checkpoint, or a clear error)."""
-    state = load_state(run.checkpoint)
+    state = load_state(run.checkpoint, fix="start the training again in a new --run-dir or restore the file from a "
+                                           "backup")
     if not isinstance(state.get("train"), dict):
-        raise UsageError(f"{run.checkpoint}: a model checkpoint without training state cannot be resumed; "
+        raise InputError(f"{run.checkpoint}: a model checkpoint without training state cannot be resumed; "
                          "choose another --run-dir")
     return state
 
@@ -61,7 +62,7 @@ def check_resumable(state: dict[str, Any], where: str, geno: GenotypeSpec, netwo
     try:
         stored = read_bundle(state["spec"], f"{where}:spec")
     except GenolangError as err:
-        raise UsageError(f"{where}: the spec stored in the checkpoint does not check:\n{err.render()}") from None
+        raise InputError(f"{where}: the spec stored in the checkpoint does not check:\n{err.render()}") from None
     if not same_specs(stored, (geno, network)):
         raise UsageError(
             f"{where} was written for genotype '{stored[0].name}' on network '{stored[1].name}', but this command asks "
@@ -79,7 +80,7 @@ def start_run(run: RunDir, geno: GenotypeSpec, network: NetworkSpec, recipe: Rec
     """Prepare the run folder: refuse to overwrite a run unless resuming, check a
     resumed checkpoint against what is asked for, and record the spec and recipe
     (rank 0 only). Returns the checkpoint to resume from (None for a fresh run)."""
-    claim(run, resume, "training")
+    claim(run, resume, "training", world)
     state = read_training(run) if resume else None
     if state is not None:
         check_resumable(state, str(run.checkpoint), geno, network, recipe)

@@ -99,7 +99,7 @@ def train_text(geno: GenotypeSpec, network: NetworkSpec, recipe: TextRecipe, run
     train_data, val_data, test_data = (t.to(dev) for t in _splits(corpus, recipe, world))
     shape = DataShape("rnn", ntokens=corpus.ntokens)
     seed_everything(recipe.seed)
-    model = build(geno, network, shape).to(dev)
+    model = build(geno, network, shape, batch=recipe.batch_size, training=True).to(dev)
     assert isinstance(model, RNNModel)
     state = start_run(run, geno, network, recipe, resume, world)
     net = dist.data_parallel(model, world, dev)  # the model itself in a single process

@@ -4,8 +4,11 @@ declaration or cell a change is in. Setting up twice changes nothing the second 
 
 from __future__ import annotations
 
+import os
+import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from genolang.errors import UsageError
@@ -13,13 +16,28 @@ from genolang.fsio import write_text
 
 DRIVER = "genolang"
 ATTRIBUTE_LINE = f"*.geno diff={DRIVER}"
-# key -> value of the repository's local git config
-CONFIG: dict[str, str] = {
-    f"diff.{DRIVER}.textconv": "genolang fmt --stdout --lenient",
-    # hunk headers: the enclosing 'genotype x : s {', 'space x {', or a cell block
-    f"diff.{DRIVER}.xfuncname":
-        r"^[ \t]*((genotype|space|network|cell)[ \t]+[A-Za-z_].*|[A-Za-z_][A-Za-z0-9_]*[ \t]*\{.*)$",
-}
+# hunk headers: the enclosing 'genotype x : s {', 'space x {', or a cell block
+XFUNCNAME = r"^[ \t]*((genotype|space|network|cell)[ \t]+[A-Za-z_].*|[A-Za-z_][A-Za-z0-9_]*[ \t]*\{.*)$"
+
+
+def genolang_command() -> str:
+    """The running genolang as a shell command with an absolute path: the ``genolang``
+    script when that is what runs, else this Python with ``-m genolang``; so git runs
+    the textconv driver without the environment being activated."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "genolang":
+        found = script if script.is_absolute() else shutil.which(str(script))
+        if found is not None and os.access(found, os.X_OK):
+            return shlex.quote(str(Path(found).absolute()))
+    return f"{shlex.quote(str(Path(sys.executable).absolute()))} -m genolang"
+
+
+def config() -> dict[str, str]:
+    """Key -> value of the repository's local git config."""
+    return {
+        f"diff.{DRIVER}.textconv": f"{genolang_command()} fmt --stdout --lenient",
+        f"diff.{DRIVER}.xfuncname": XFUNCNAME,
+    }
 
 
 def _git(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -69,7 +87,7 @@ def setup_repo(path: str | Path = ".") -> list[str]:
             text += "\n"
         write_text(attributes, text + ATTRIBUTE_LINE + "\n")
         done.append(f"added '{ATTRIBUTE_LINE}' to {attributes}")
-    for key, value in CONFIG.items():
+    for key, value in config().items():
         current = _git(root, "config", "--local", "--get", key, check=False)
         if current.returncode == 0 and current.stdout.rstrip("\n") == value:
             continue
