@@ -137,7 +137,10 @@ def show(file: str, ir: bool, passes: str | None) -> None:
             edges = sum(cell.inputs + i for i in range(cell.nodes))
             click.echo(f"  cell {cell.name}: {cell.inputs} inputs, {cell.nodes} nodes, "
                        f"keep {'all' if cell.keeps_all else cell.keep}, "
-                       f"{cell.reducer}, stride {cell.stride}; supernet: {edges} edges x {len(space.ops)} ops")
+                       f"{cell.reducer}, stride {cell.stride}; supernet: {edges} edges x {len(space.ops)} ops"
+                       + (f", {len(cell.edge_sets)} of them with their own ops" if cell.edge_sets else ""))
+            for src, dst, ops in cell.edge_sets:
+                click.echo(f"    edge {src} -> {dst}: {', '.join(ops)}")
         d = space.derive
         caps = ", ".join(f"{op} <= {n}" for op, n in d.caps) or "none"
         click.echo(f"  derive: exclude {', '.join(d.exclude) or 'nothing'}; "
