@@ -161,12 +161,12 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         click.echo(f"  ops ({len(space.ops)}): {', '.join(space.ops)}")
         for cell in space.cells:
             edges = sum(cell.inputs + i for i in range(cell.nodes))
-            click.echo(
-                f"  cell {cell.name}: {plural(cell.inputs, 'input')}, {plural(cell.nodes, 'node')}, "
-                f"keep {'all' if cell.keeps_all else cell.keep}, "
-                f"{cell.reducer}, stride {cell.stride}; "
-                f"supernet: {plural(edges, 'edge')} x {plural(len(space.ops), 'op')}"
-            )
+            click.echo(f"  cell {cell.name}: {plural(cell.inputs, 'input')}, {plural(cell.nodes, 'node')}, "
+                       f"keep {'all' if cell.keeps_all else cell.keep}, {cell.reducer}, stride {cell.stride}; "
+                       f"supernet: {plural(edges, 'edge')} x {plural(len(space.ops), 'op')}"
+                       + (f", {len(cell.edge_sets)} of them with their own ops" if cell.edge_sets else ""))
+            for src, dst, edge_ops in cell.edge_sets:
+                click.echo(f"    edge {src} -> {dst}: {', '.join(edge_ops)}")
         d = space.derive
         caps = ", ".join(f"{op} <= {n}" for op, n in d.caps) or "none"
         click.echo(f"  derive: exclude {', '.join(d.exclude) or 'nothing'}; "

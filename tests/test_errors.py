@@ -106,6 +106,11 @@ def drop(base: str, *numbers: int) -> str:
     return "\n".join(line for i, line in enumerate(base.split("\n"), 1) if i not in numbers)
 
 
+def on_line_8(edge: str) -> str:
+    """``SPACE`` with ``edge`` (an edge line of its normal cell) at the end of line 8."""
+    return edit(SPACE, 8, "output = concat", "output = concat; " + edge)
+
+
 class Case(NamedTuple):
     id: str
     text: str
@@ -319,6 +324,31 @@ CASES = [
     Case("space-no-ops", drop(SPACE, 3), "space 's' has no 'ops'", 2, 7),
     Case("space-too-many-nodes", edit(SPACE, 6, "4", "30000000"), "'nodes' must be at most 32, got 30000000", 6, 17),
     Case("space-too-many-inputs", edit(SPACE, 5, "2", "100"), "'inputs' must be at most 64, got 100", 5, 18),
+    # ---- edges with their own ops ------------------------------------------------------
+    Case("edge-no-arrow", on_line_8("edge c0 n2 = none"), "unexpected name 'n2'; expected '->'", 8, 34,
+         hint="write an edge of a cell as 'edge c0 -> n2 = skip_connect, sep_conv_3x3'"),
+    Case("edge-no-op", on_line_8("edge c0 -> n2 ="), "unexpected '}'; expected a name", 9, 5,
+         hint="'=' and at least one op"),
+    Case("edge-unknown-node", on_line_8("edge c0 -> n7 = none"), "edge c0 -> n7: cell 'normal' has no node 'n7'",
+         8, 37, hint="the nodes of cell 'normal' are: c0, c1, n2, n3, n4, n5"),
+    Case("edge-into-input", on_line_8("edge n2 -> c1 = none"), "'c1' is an input of cell 'normal'; no edge leads "
+         "into an input", 8, 37),
+    Case("edge-backwards", on_line_8("edge n4 -> n3 = none"), "edge n4 -> n3: there is no such edge", 8, 31,
+         hint="did you mean 'edge n3 -> n4'?"),
+    Case("edge-twice", on_line_8("edge c0 -> n3 = none; edge c0 -> n3 = skip_connect"),
+         "edge c0 -> n3 is listed twice in cell 'normal' (first at line 8)", 8, 48),
+    Case("edge-op-not-in-space", on_line_8("edge c0 -> n3 = sep_conv_5x5"),
+         "edge c0 -> n3: op 'sep_conv_5x5' is not one of the ops of space 's'", 8, 42,
+         hint="add 'sep_conv_5x5' to 'ops' first"),
+    Case("edge-unknown-op", on_line_8("edge c0 -> n3 = sep_cnv_3x3"),
+         "edge c0 -> n3: unknown op 'sep_cnv_3x3'; did you mean 'sep_conv_3x3'?", 8, 42),
+    Case("edge-op-twice", on_line_8("edge c0 -> n3 = none, none"), "op 'none' is listed twice on edge c0 -> n3",
+         8, 48),
+    Case("edge-underivable", on_line_8("edge c0 -> n2 = none"), "node 'n2' of cell 'normal' cannot keep 2 inputs: "
+         "the derive rule excludes every op of edge c0 -> n2 (none)", 8, 26),
+    Case("genotype-op-off-its-edge", on_line_8("edge c0 -> n2 = skip_connect") + GENO.split("\n", 1)[1]
+         .replace("darts_cnn", "s"), "op 'sep_conv_3x3' is not on edge c0 -> n2 of cell 'normal': space 's' lets that "
+         "edge choose from skip_connect only", 23, 14, hint="'edge c0 -> n2 = skip_connect'"),
     # ---- networks --------------------------------------------------------------------
     Case("negative-channels", edit(NET, 4, "16", "-16"), "'channels' must be positive, got -16", 4, 16),
     Case("float-channels", edit(NET, 4, "16", "16.0"), "'channels' must be a whole number, got '16.0'", 4, 16),

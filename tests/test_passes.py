@@ -140,6 +140,65 @@ def test_the_passes_serve_user_declared_ops(channels_last: bool) -> None:
     assert_close(run_step(model), expected)
 
 
+EDGE_SPACE = """genolang 1
+space edges {
+    ops = none, max_pool_3x3, avg_pool_3x3, skip_connect, sep_conv_3x3, sep_conv_5x5, dil_conv_3x3, dil_conv_5x5
+    cell normal {
+        nodes = 3
+        edge c0 -> n2 = skip_connect, sep_conv_3x3
+        edge c1 -> n2 = max_pool_3x3, sep_conv_3x3, dil_conv_5x5
+        edge c1 -> n3 = none, avg_pool_3x3
+        edge n2 -> n3 = none
+        edge n2 -> n4 = sep_conv_5x5
+        edge n3 -> n4 = sep_conv_3x3, sep_conv_5x5, skip_connect
+    }
+    cell reduce {
+        nodes = 3
+        stride = 2
+        edge c0 -> n2 = skip_connect, max_pool_3x3
+        edge c1 -> n2 = dil_conv_3x3
+        edge c0 -> n3 = sep_conv_3x3, dil_conv_3x3, avg_pool_3x3
+        edge n2 -> n4 = none, skip_connect
+    }
+}
+"""
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_the_passes_serve_edges_with_their_own_ops(channels_last: bool) -> None:
+    """Groups and shared pools of different sizes per node (an op on some edges of a
+    node only), edges of one op or of 'none' alone, strided factorized reduces next to
+    pools: the optimized supernet computes the unoptimized one, and the alphas of ops
+    off an edge get no gradient in either."""
+    from genolang.spec.check import load_text
+
+    space = load_text(EDGE_SPACE, "edges.geno").spaces["edges"]
+
+    def build(options: SupernetOptions):  # type: ignore[no-untyped-def]
+        torch.manual_seed(0)
+        model = build_supernet(space, NET, in_channels=3, input_size=16, classes=10, options=options)
+        with torch.no_grad():
+            for alpha in model.arch_parameters():
+                alpha.normal_(0.0, 0.7)
+        return model
+
+    torch.set_num_threads(1)
+    expected = run_step(build(NO_OPT))
+    model = build(SupernetOptions(DEFAULT_PASSES, channels_last))
+    lines = model.optimized_irs["normal"].dump().splitlines()
+    # c1's sep_conv_3x3 is on n2's and n4's edges, not on n3's; n2's one ReLU op keeps its
+    # own ReLU; the edge n2 -> n3 has only 'none', which stays
+    assert "  sep_conv_3x3(relu(c1)) = sep_conv_3x3 x2 grouped of relu(c1)" in lines
+    assert "  sep_conv_5x5(n2) = sep_conv_5x5 x1 grouped of n2" in lines
+    assert next(line for line in lines if line.startswith("  n3 = ")).endswith(" + mixed[1](n2)")
+    got = run_step(model)
+    assert_close(got, expected)
+    for cell in space.cell_names:
+        off = torch.isneginf(model.alpha_mask(cell))
+        assert torch.equal(got[f"grad:alphas.{cell}"][off], torch.zeros(int(off.sum())))
+        assert torch.equal(expected[f"grad:alphas.{cell}"][off], torch.zeros(int(off.sum())))
+
+
 def test_grouped_1x1_convs_as_grouped_convolutions(monkeypatch: pytest.MonkeyPatch,
                                                    reference: dict[str, torch.Tensor]) -> None:
     """Blocks too wide for a dense matmul run as grouped convs (with a channel shuffle

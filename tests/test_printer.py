@@ -267,7 +267,8 @@ def test_property_values_round_trip(values: list[int | float | Fraction | str]) 
 
 # ---- any layout ---------------------------------------------------------------------
 
-LAYOUT_TOKEN = re.compile(r"#[^\n]*|[A-Za-z_][A-Za-z0-9_]*|\d+x\d+|[-+]?\d+(?:\.\d*)?(?:/\d+)?|\.\.|\S")
+# kernels (1x7) and arrows (->) are one token each: a layout may not split them
+LAYOUT_TOKEN = re.compile(r"#[^\n]*|\d+x\d+|[A-Za-z_][A-Za-z0-9_]*|[-+]?\d+(?:\.\d*)?(?:/\d+)?|\.\.|->|\S")
 
 
 @st.composite

@@ -1,8 +1,9 @@
 """Derivation: softmax alphas to a discrete genotype (DARTS section 2.4), following the
 space's derive rule (``genolang.spec.checked.DeriveRule``: ``exclude``, ``distinct``, caps).
 
-The rule, for one cell. A *choice* is an (edge, op) pair whose op is not excluded; its
-strength is its softmax weight. Choices are taken greedily, strongest first, over the
+The rule, for one cell. A *choice* is an (edge, op) pair whose op the edge chooses from
+(``CellShape.edge_ops``: the edge's own set, or the space's ops) and the rule does not
+exclude; its strength is its softmax weight. Choices are taken greedily, strongest first, over the
 whole cell; a choice is skipped when its node already has ``keep`` choices (every
 in-edge for ``keep = all``), when ``distinct`` holds and the node already reads that
 input, when the node already has that very (input, op) pair, or when its op has reached
@@ -53,8 +54,9 @@ def derive_cell(shape: CellShape, alphas: CellAlphas, rule: DeriveRule) -> list[
     for node, rows in in_edges.items():
         for slot, row in enumerate(rows):
             src = alphas.edges[row][0]
+            allowed = shape.edge_ops(src, node, alphas.ops)  # never an op outside the edge's own set
             for k, op in enumerate(alphas.ops):
-                if op not in rule.exclude:
+                if op in allowed and op not in rule.exclude:
                     choices.append((-alphas.weights[row][k], node_index[node], slot, k, node, src, op))
     choices.sort(key=lambda c: c[:4])
 

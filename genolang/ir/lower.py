@@ -1,6 +1,6 @@
 """Lowering checked specs to the cell IR: a genotype cell becomes a fixed DAG, a space
 cell becomes the complete DAG of a supernet (every node reads every earlier node
-through a mixed edge over all the space's ops)."""
+through a mixed edge over the ops that edge chooses from)."""
 
 from __future__ import annotations
 
@@ -38,9 +38,10 @@ def lower_genotype_cell(cell: CellGenotype, kind: Kind, op_defs: tuple[OpDef, ..
 
 
 def lower_space_cell(shape: CellShape, space: SpaceSpec) -> CellIR:
-    """A supernet cell: node j reads every earlier node through one mixed edge; the
-    edges, node by node and source by source, are the rows of the cell's alpha (each
-    edge's ``row``). The
+    """A supernet cell: node j reads every earlier node through one mixed edge whose
+    candidates are the ops that edge chooses from (``CellShape.edge_ops``: its own set,
+    or all the space's ops); the edges, node by node and source by source, are the rows
+    of the cell's alpha (each edge's ``row``), whose columns stay the space's ops. The
     output reduces every node, or only the last one for ``output = last``."""
     names = shape.node_names
     g = _skeleton(shape, names)
@@ -48,7 +49,8 @@ def lower_space_cell(shape: CellShape, space: SpaceSpec) -> CellIR:
     row = 0
     for name in names:
         for slot, src in enumerate(earlier):
-            g.add_edge(src, name, candidates=space.ops, stride=_stride(shape, src), slot=slot, row=row)
+            g.add_edge(src, name, candidates=shape.edge_ops(src, name, space.ops), stride=_stride(shape, src),
+                       slot=slot, row=row)
             row += 1
         earlier.append(name)
     # ``last`` (NAS-Bench-201): the cell's output is its last node; otherwise all nodes.

@@ -14,7 +14,10 @@ n4.c1.ops.sep_conv_3x3`` is the ``sep_conv_3x3`` of the mixed edge ``c1 -> n4`` 
 3 (a grouped call reads its edges' modules where they are), so state dicts and
 checkpoints are the same with and without passes; its counterpart in a fixed network
 (``genolang.nets.fixed``) is ``cells.cell03.nodes.n4.c1_sep_conv_3x3``. The alphas are
-``alphas.<cell type>``, one (edges x ops) tensor per cell type.
+``alphas.<cell type>``, one (edges x ops) tensor per cell type; where an edge chooses
+from some of the space's ops only (``edge c0 -> n2 = ...`` in the space), its ``MixedOp``
+holds only those and the other entries of its row are masked to weight 0
+(``AlphaMixin.edge_weights``).
 
 As in the paper: BatchNorm has no affine parameters anywhere in the supernet (stem,
 preprocessors, ops), every pool is followed by such a BN, and ``none`` is a zero."""
@@ -43,6 +46,7 @@ from genolang.spec.ops import OpDef
 
 ALPHA_INIT_SCALE = 1e-3  # alphas start as 1e-3 * N(0, 1), as in the paper's code
 ALPHAS = "alphas"  # the attribute (and parameter-name prefix) holding the alphas
+ALPHA_MASK = "alpha_mask"  # buffer-name prefix of the masks of cell types whose edges choose from some ops only
 
 
 @dataclass(frozen=True)
@@ -247,6 +251,16 @@ class SearchCell(nn.Module):
         return total.total
 
 
+def allowed_ops(space: SpaceSpec, cell: str, edges: list[tuple[str, str]]) -> torch.Tensor | None:
+    """(edges x space ops) booleans: which ops each edge of cell type ``cell`` chooses
+    from (``CellShape.edge_ops``); None when every edge chooses from all of them."""
+    shape = space.cell(cell)
+    if not shape.edge_sets:
+        return None
+    rows = [[op in shape.edge_ops(src, dst, space.ops) for op in space.ops] for src, dst in edges]
+    return torch.tensor(rows, dtype=torch.bool)
+
+
 def softmax_rows(alpha: torch.Tensor) -> torch.Tensor:
     """DARTS's relaxation: each edge's row of alphas through a softmax over its ops."""
     return F.softmax(alpha, dim=-1)
@@ -269,11 +283,29 @@ class AlphaMixin:
     named_parameters: Callable[..., Iterator[tuple[str, nn.Parameter]]]  # nn.Module's, in the classes mixing it in
 
     def _init_alphas(self) -> None:
+        """One (edges x space ops) alpha table per cell type, 1e-3 * N(0, 1); where an edge
+        chooses from some ops only (``CellShape.edge_ops``), the other entries start at 0
+        and an additive mask (0 or -inf, a buffer ``alpha_mask_<cell>`` that checkpoints
+        do not store: the space says it) keeps them out of the relaxation."""
         tables = {}
+        self._masked: dict[str, str] = {}
         for name, ir in self.irs.items():
-            rows = len(mixed_edges(ir))
-            tables[name] = nn.Parameter(ALPHA_INIT_SCALE * torch.randn(rows, len(self.space.ops)))
+            edges = mixed_edges(ir)
+            alpha = ALPHA_INIT_SCALE * torch.randn(len(edges), len(self.space.ops))
+            allowed = allowed_ops(self.space, name, [(e.src, e.dst) for e in edges])
+            if allowed is not None:
+                alpha = alpha * allowed
+                mask = torch.zeros(allowed.shape).masked_fill(~allowed, float("-inf"))
+                self.register_buffer(f"{ALPHA_MASK}_{name}", mask, persistent=False)  # type: ignore[attr-defined]
+                self._masked[name] = f"{ALPHA_MASK}_{name}"
+            tables[name] = nn.Parameter(alpha)
         setattr(self, ALPHAS, nn.ParameterDict(tables))
+
+    def alpha_mask(self, cell: str) -> torch.Tensor | None:
+        """The additive mask of a cell type's alphas (0 where the edge chooses the op,
+        -inf elsewhere), or None when every edge chooses from every op."""
+        buffer = self._masked.get(cell)
+        return None if buffer is None else getattr(self, buffer)
 
     @property
     def alpha_dict(self) -> nn.ParameterDict:
@@ -296,31 +328,47 @@ class AlphaMixin:
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """The relaxed alphas per cell type, (edges x ops): what each edge mixes by in
         this forward pass (a sample, for a stochastic relaxation), perturbed during a
-        perturbing method's weight step."""
-        out = {name: self.relaxation(self.alpha_dict[name]) for name in self.irs}
+        perturbing method's weight step. An op outside its edge's set gets weight
+        exactly 0 and its alpha no gradient, whatever the relaxation: its alpha enters
+        as -inf (softmax and sigmoid give 0 there, and the softmax normalises over the
+        edge's own ops, as a table of only those would), and the relaxed entry is then
+        set to 0 (for relaxations that give -inf something else)."""
+        out = {name: self._relax_masked(self.relaxation, name) for name in self.irs}
         if self.perturbation is not None:
             out = {name: self.perturbation(w) for name, w in out.items()}
         return out
 
+    def _relax_masked(self, relax: Callable[[torch.Tensor], torch.Tensor], name: str) -> torch.Tensor:
+        alpha = self.alpha_dict[name]
+        mask = self.alpha_mask(name)
+        if mask is None:
+            return relax(alpha)
+        return relax(alpha + mask).masked_fill(torch.isneginf(mask), 0.0)
+
     def selection_weights(self) -> dict[str, torch.Tensor]:
         """The weights derivation and the logs read: the relaxation's deterministic
-        weights (its ``selection``: softmax for DARTS), times what the supernet's
-        transforms scale the edges by (``edge_scale``: PC-DARTS's normalised betas)."""
+        weights (its ``selection``: softmax for DARTS; 0 off an edge's own ops), times
+        what the supernet's transforms scale the edges by (``edge_scale``: PC-DARTS's
+        normalised betas)."""
         select = getattr(self.relaxation, "selection", self.relaxation)
-        out = {name: select(self.alpha_dict[name]) for name in self.irs}
+        out = {name: self._relax_masked(select, name) for name in self.irs}
         scale = getattr(self, "edge_scale", None)
         if scale is not None:
             out = {name: w * scale(name).unsqueeze(-1) for name, w in out.items()}
         return out
 
     def cell_alphas(self) -> dict[str, CellAlphas]:
-        """The structured tables of selection weights: rows named by IR edges, columns by ops."""
+        """The structured tables of selection weights: rows named by IR edges, columns by
+        ops (0 where an edge does not choose the op; ``allowed`` says which those are)."""
         out = {}
         with torch.no_grad():
             for name, probs in self.selection_weights().items():
                 edges = tuple((e.src, e.dst) for e in mixed_edges(self.irs[name]))
                 weights = tuple(tuple(float(x) for x in row) for row in probs.detach().double().cpu().tolist())
-                out[name] = CellAlphas(name, edges, tuple(self.space.ops), weights)
+                shape = self.space.cell(name)
+                allowed = (tuple(shape.edge_ops(src, dst, self.space.ops) for src, dst in edges)
+                           if shape.edge_sets else ())
+                out[name] = CellAlphas(name, edges, tuple(self.space.ops), weights, allowed)
         return out
 
 

@@ -36,13 +36,23 @@ class SearchRecurrentCell(RecurrentCellBase):
         row = {(e.src, e.dst): i for i, e in enumerate(mixed_edges(ir))}
         # per node: its sources, the alpha rows of those edges (a buffer, so it follows
         # the model's device), and the (column, activation) pairs that contribute
-        self.wiring: list[tuple[str, list[str], list[tuple[int, Callable[[torch.Tensor], torch.Tensor]]]]] = []
+        # (column, activation, which of the node's sources have it: None for all of them)
+        self.wiring: list[tuple[str, list[str], list[tuple[int, Callable[[torch.Tensor], torch.Tensor],
+                                                      str | None]]]] = []
         for node in ir.nodes:
             edges = ir.in_edges(node)
-            candidates = edges[0].candidates
-            if candidates is None or any(e.candidates != candidates for e in edges):
-                raise UsageError(f"cell '{ir.name}': node {node} needs mixed edges with one candidate list")
-            acts = [(space_ops.index(op), elementwise(ir.op(op))) for op in candidates if not ir.op(op).is_zero]
+            if any(e.candidates is None for e in edges):
+                raise UsageError(f"cell '{ir.name}': node {node} needs mixed edges")
+            acts = []
+            for op in space_ops:  # an edge may choose from some of the ops only (its candidates)
+                having = [j for j, e in enumerate(edges) if op in (e.candidates or ())]
+                if not having or ir.op(op).is_zero:
+                    continue
+                subset = None
+                if len(having) < len(edges):
+                    subset = f"sources_{node}_{op}"
+                    self.register_buffer(subset, torch.tensor(having), persistent=False)
+                acts.append((space_ops.index(op), elementwise(ir.op(op)), subset))
             self.register_buffer(f"rows_{node}", torch.tensor([row[(e.src, e.dst)] for e in edges]),
                                  persistent=False)
             self.wiring.append((node, [e.src for e in edges], acts))
@@ -60,9 +70,15 @@ class SearchRecurrentCell(RecurrentCellBase):
             c = c.sigmoid()
             rows = getattr(self, f"rows_{node}")
             total = torch.zeros_like(prev[0])
-            for col, activation in acts:
-                w = weights[rows, col].view(-1, 1, 1)  # (J, 1, 1)
-                total = total + (w * (prev + c * (activation(hh) - prev))).sum(0)
+            for col, activation, subset in acts:
+                if subset is None:
+                    w = weights[rows, col].view(-1, 1, 1)  # (J, 1, 1)
+                    total = total + (w * (prev + c * (activation(hh) - prev))).sum(0)
+                else:  # only the sources whose edge chooses this activation
+                    j = getattr(self, subset)
+                    p, cj = prev.index_select(0, j), c.index_select(0, j)
+                    w = weights[rows.index_select(0, j), col].view(-1, 1, 1)
+                    total = total + (w * (p + cj * (activation(hh.index_select(0, j)) - p))).sum(0)
             states[node] = self.bn(total)
         return torch.stack([states[n] for n in self.output], -1).mean(-1)
 

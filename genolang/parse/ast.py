@@ -65,12 +65,30 @@ class Prop:
 
 
 @dataclass(frozen=True)
+class EdgeDecl:
+    """``edge c0 -> n2 = skip_connect, dil_conv_3x3`` in a cell of a space: the ops the
+    mixed edge from ``src`` into ``dst`` chooses from (some of the space's ops)."""
+
+    src: Name
+    dst: Name
+    ops: tuple[Name, ...]
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
 class CellDecl:
-    """A cell type of a search space: ``cell normal { inputs = 2 ... }``."""
+    """A cell type of a search space: ``cell normal { inputs = 2 ... }``, with the
+    edges that choose from their own ops."""
 
     name: Name
     props: tuple[Prop, ...]
     span: Span | None = _span()
+    edges: tuple[EdgeDecl, ...] = ()
+    items: tuple[Prop | EdgeDecl, ...] = field(default=(), compare=False, repr=False)
+
+    def ordered_items(self) -> tuple[Prop | EdgeDecl, ...]:
+        """Properties and edges in source order (properties first for trees built in code)."""
+        return self.items or (*self.props, *self.edges)
 
 
 @dataclass(frozen=True)

@@ -144,7 +144,14 @@ class _ToAst(Transformer[Token, _Parsed]):
 
     # -- spaces ------------------------------------------------------------------
     def cell(self, meta: Any, children: list[Any]) -> A.CellDecl:
-        return A.CellDecl(_name(children[0]), tuple(children[1:]), _meta_span(meta))
+        name, *items = children
+        props = tuple(i for i in items if isinstance(i, A.Prop))
+        edges = tuple(i for i in items if isinstance(i, A.EdgeDecl))
+        return A.CellDecl(_name(name), props, _meta_span(meta), edges, tuple(items))
+
+    def edge(self, meta: Any, children: list[Token]) -> A.EdgeDecl:
+        src, dst, *ops = children
+        return A.EdgeDecl(_name(src), _name(dst), tuple(_name(op) for op in ops), _meta_span(meta))
 
     def derive(self, meta: Any, children: list[Any]) -> A.Derive:
         return A.Derive(tuple(children), _meta_span(meta))
@@ -375,7 +382,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
         if foreign is not None:
             return foreign
         ch = text[at] if at < len(text) else ""
-        hint = "names use ASCII letters, digits and '_'; comments start with '#'"
+        hint: str | None = "names use ASCII letters, digits and '_'; comments start with '#'"
         what = f"{ch!r} ({describe_char(ch)})" if ch and (not ch.isascii() or is_hidden(ch)) else repr(ch)
         return Diagnostic(path, Span.point(err.line, err.column), f"unexpected character {what}", hint)
     if isinstance(err, UnexpectedToken) and err.token.type != "$END":
@@ -415,7 +422,8 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             return Diagnostic(path, _tok_span(keyword), f"'{keyword}' is a keyword and cannot be used as a name", hint)
         span = _tok_span(tok)
         message = f"unexpected {_describe_token(tok)}; expected {_join(expected)}"
-        return Diagnostic(path, span, message, _hint_for(tok, set(err.expected), _previous_token(err)))
+        hint = EDGE_HINT if _in_edge(err) else _hint_for(tok, set(err.expected), _previous_token(err))
+        return Diagnostic(path, span, message, hint)
     line = getattr(err, "line", 1) or 1
     col = getattr(err, "column", 1) or 1
     return Diagnostic(path, Span.point(line, col), "syntax error")
@@ -429,7 +437,7 @@ def _join(items: list[str]) -> str:
     return "one of " + ", ".join(items)
 
 
-_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG", "OP"}
+_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG", "OP", "EDGE"}
 
 
 def _misused_keyword(err: UnexpectedToken) -> Token | None:
@@ -446,6 +454,18 @@ def _misused_keyword(err: UnexpectedToken) -> Token | None:
         if outs:
             return outs[-1]
     return None
+
+
+EDGE_HINT = ("write an edge of a cell as 'edge c0 -> n2 = skip_connect, sep_conv_3x3': where it comes from, "
+             "'->', the node it feeds, '=' and at least one op")
+
+
+def _in_edge(err: UnexpectedToken) -> bool:
+    """Whether the parser was inside an ``edge ...`` line of a cell."""
+    parser = getattr(err, "interactive_parser", None)
+    if parser is None:
+        return False
+    return any(isinstance(v, Token) and v.type == "EDGE" for v in parser.parser_state.value_stack)
 
 
 def _previous_token(err: UnexpectedToken) -> Token | None:

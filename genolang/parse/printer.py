@@ -39,6 +39,10 @@ def format_prop(prop: A.Prop) -> str:
     return f"{head} = " + ", ".join(format_value(v.value) for v in prop.values)
 
 
+def format_edge(edge: A.EdgeDecl) -> str:
+    return f"edge {edge.src.text} -> {edge.dst.text} = " + ", ".join(op.text for op in edge.ops)
+
+
 def format_term(term: A.Term) -> str:
     return f"{term.op.text}({term.input.text})"
 
@@ -187,6 +191,15 @@ def _emit_props_block(em: _Emitter, header: str, props: tuple[A.Prop, ...], dept
     em.close_block(depth, span)
 
 
+def _emit_cell(em: _Emitter, cell: A.CellDecl, depth: int) -> None:
+    items = cell.ordered_items()
+    em.open_block(f"cell {cell.name.text}", depth, cell.span, _span_of(items[0]) if items else None)
+    for item, nxt in _with_next(items):
+        text = format_prop(item) if isinstance(item, A.Prop) else format_edge(item)
+        em.line(text, depth + 1, item.span, nxt)
+    em.close_block(depth, cell.span)
+
+
 def _emit_space(em: _Emitter, space: A.Space) -> None:
     items = space.ordered_items()
     em.open_block(f"space {space.name.text}", 0, space.span, _span_of(items[0]) if items else None)
@@ -194,7 +207,7 @@ def _emit_space(em: _Emitter, space: A.Space) -> None:
         if isinstance(item, A.Prop):
             em.line(format_prop(item), 1, item.span, nxt)
         elif isinstance(item, A.CellDecl):
-            _emit_props_block(em, f"cell {item.name.text}", item.props, 1, item.span)
+            _emit_cell(em, item, 1)
         else:
             _emit_props_block(em, "derive", item.props, 1, item.span)
     em.close_block(0, space.span)

@@ -104,7 +104,7 @@ def alpha_heatmap(run: SearchRun, genotype: GenotypeSpec | None = None) -> Plot:
 
 
 def heatmap_figure(run: SearchRun, genotype: GenotypeSpec | None = None) -> Any:
-    """The figure of ``alpha_heatmap``."""
+    """The figure of ``alpha_heatmap`` (ops outside an edge's own set shown as '-')."""
     Figure = _matplotlib()
     from matplotlib.patches import Rectangle
 
@@ -118,8 +118,10 @@ def heatmap_figure(run: SearchRun, genotype: GenotypeSpec | None = None) -> Any:
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     epoch = run.alphas[-1].epoch
     for ax, table in zip(axes, tables):
-        data = [list(row) for row in table.weights]
-        flat = [x for row in data for x in row]
+        # an op outside its edge's own set is left blank (NaN), not drawn as a weight of 0
+        data = [[w if op in table.row_ops(r) else math.nan for op, w in zip(table.ops, row)]
+                for r, row in enumerate(table.weights)]
+        flat = [x for row in data for x in row if not math.isnan(x)]
         lo, hi = min(flat), max(flat)
         if hi - lo < 1e-12:
             lo, hi = lo - 1e-3, hi + 1e-3
@@ -131,6 +133,9 @@ def heatmap_figure(run: SearchRun, genotype: GenotypeSpec | None = None) -> Any:
         digits = _digits(max(flat) - min(flat))
         for r, row in enumerate(data):
             for c, w in enumerate(row):
+                if math.isnan(w):
+                    ax.text(c, r, "-", ha="center", va="center", fontsize=6.5, color="gray")
+                    continue
                 ax.text(c, r, f"{w:.{digits}f}", ha="center", va="center", fontsize=6.5,
                         color="black" if w > mid else "white")
         cell_kept = kept.get(table.cell, {})
@@ -169,6 +174,8 @@ def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None =
     for i, edge in enumerate(traj.edges):
         ax = axes[i // cols][i % cols]
         for j, op in enumerate(traj.ops):
+            if op not in traj.edge_ops(i):
+                continue
             (line,) = ax.plot(traj.epochs, traj.series(i, j), color=colors[op], lw=1.2, marker=marker,
                               markersize=2.5, linestyle="--" if op == "none" else "-", label=op)
             handles.setdefault(op, line)

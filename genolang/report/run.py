@@ -55,10 +55,15 @@ class Trajectory:
     edges: tuple[str, ...]
     ops: tuple[str, ...]
     weights: tuple[tuple[tuple[float, ...], ...], ...]
+    allowed: tuple[tuple[str, ...], ...] = ()  # per edge, the ops it chooses from (empty: all)
 
     def series(self, edge: int, op: int) -> list[float]:
         """The weight of ``ops[op]`` on ``edges[edge]`` at every recorded epoch."""
         return [w[edge][op] for w in self.weights]
+
+    def edge_ops(self, edge: int) -> tuple[str, ...]:
+        """The ops ``edges[edge]`` chooses from."""
+        return self.allowed[edge] if self.allowed else self.ops
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,7 @@ class SearchRun:
                              f"{', '.join(self.final_alphas)}")
         _, last = records[-1]  # read_alphas checked that every epoch has the same edges and ops
         return Trajectory(cell, tuple(e for e, _ in records), last.edge_names, last.ops,
-                          tuple(t.weights for _, t in records))
+                          tuple(t.weights for _, t in records), last.allowed)
 
 
 # ---- reading ----------------------------------------------------------------------------
@@ -211,6 +216,11 @@ def _cell_alphas(cell: Any, table: Any, where: str) -> CellAlphas:
         raise InputError(f"{where}: cell '{cell}': 'ops' should be a list of op names; {shape}")
     if not (isinstance(rows, list) and all(isinstance(r, list) and all(_number(x) for x in r) for r in rows)):
         raise InputError(f"{where}: cell '{cell}': 'softmax' should be a list of rows of numbers; {shape}")
+    allowed = table.get("allowed")
+    if allowed is not None and not (isinstance(allowed, list) and all(
+            isinstance(r, list) and all(isinstance(o, str) for o in r) for r in allowed)):
+        raise InputError(f"{where}: cell '{cell}': 'allowed' should be a list, per edge, of the op names it "
+                         f"chooses from; {shape}")
     try:
         return CellAlphas.from_json(cell, table)
     except ValueError as err:
@@ -237,7 +247,7 @@ def read_alphas(path: Path) -> tuple[EpochAlphas, ...]:
         else:
             for name, table in record.cells.items():
                 then = first.cells[name]
-                if table.edge_names != then.edge_names or table.ops != then.ops:
+                if table.edge_names != then.edge_names or table.ops != then.ops or table.allowed != then.allowed:
                     raise InputError(f"{where}: cell '{name}' has other edges or ops at epoch {epoch} than at epoch "
                                      f"{first.epoch}; expected one space for the whole run")
         records.append((epoch, record))

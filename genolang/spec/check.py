@@ -3,6 +3,7 @@ problem in a file at once, each at its line and column with a way to fix it."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -378,6 +379,8 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
             continue
         names[decl.name.text] = decl
         shape = _check_cell(decl, kind, rep)
+        if shape is not None and decl.edges and "ops" in props:
+            shape = _check_edges(decl, shape, ops, rep, ops_in, where, space.name.text)
         if shape is not None:
             cells.append(shape)
     if len(space.cells) > MAX_CELL_TYPES:
@@ -399,13 +402,24 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
                 rep.error(names[shape.name].span, f"cell '{shape.name}' keeps {shape.keep} distinct inputs per node "
                           f"but its first node has only {shape.inputs} predecessors",
                           "lower 'keep', raise 'inputs', or set 'distinct = false' in derive")
+    if derive is not None and not rep.errors_since(start):
+        _check_derivable(cells, names, ops, derive, space.derive, rep, where)
+    on_edges = {shape.name: _ops_by_stride(shape, ops) for shape in cells}
+    if any(shape.edge_sets for shape in cells):
+        used = {op for by_stride in on_edges.values() for group in by_stride.values() for op in group}
+        for name in ops:
+            if name not in used:
+                rep.warning(spans[name], f"op '{name}' of {where} is on no edge: every edge of every cell lists "
+                            "its own ops without it", f"remove '{name}' from 'ops', or add it to an edge")
     if kind == "cnn":
-        for op in defs:  # every op must run at the strides of the cells it is used in
+        for op in defs:  # every op must run at the strides of the edges it is on
             strides, why = supported_strides(op)
             for shape in cells:
-                if shape.stride not in strides:
-                    rep.error(spans[op.name], f"op '{op.name}' cannot run at stride {shape.stride}, which cell "
-                              f"'{shape.name}' of {where} needs: {why[shape.stride]}",
+                bad = [stride for stride in (2, 1) if op.name in on_edges[shape.name].get(stride, ())
+                       and stride not in strides]
+                if bad:
+                    rep.error(spans[op.name], f"op '{op.name}' cannot run at stride {bad[0]}, which cell "
+                              f"'{shape.name}' of {where} needs: {why[bad[0]]}",
                               "use the op in spaces whose cells it fits, or change its declaration"
                               + (f" ({op.origin})" if op.origin else ""))
                     break
@@ -456,6 +470,146 @@ def _check_cell(decl: A.CellDecl, kind: str | None, rep: _Report) -> CellShape |
     return CellShape(decl.name.text, int(merged["inputs"]), int(merged["nodes"]),
                      int(merged["keep"]), str(merged["output"]), int(merged["stride"]),
                      "s" if kind == "rnn" else "c")
+
+
+def _ops_by_stride(shape: CellShape, ops: list[str]) -> dict[int, set[str]]:
+    """The ops on the edges of a cell type, by the stride they run at there (edges from
+    inputs at the cell's stride, the others at 1); linear in the listed edges."""
+    out: dict[int, set[str]] = {}
+    inputs = set(shape.input_names)
+    listed = {shape.stride: 0, 1: 0} if shape.stride != 1 else {1: 0}
+    for src, _, chosen in shape.edge_sets:
+        stride = shape.stride if src in inputs else 1
+        listed[stride] += 1
+        out.setdefault(stride, set()).update(chosen)
+    from_inputs = shape.inputs * shape.nodes
+    between_nodes = shape.nodes * (shape.nodes - 1) // 2
+    if shape.stride == 1:
+        if listed[1] < from_inputs + between_nodes:
+            out.setdefault(1, set()).update(ops)
+    else:
+        if listed[shape.stride] < from_inputs:
+            out.setdefault(shape.stride, set()).update(ops)
+        if listed[1] < between_nodes:
+            out.setdefault(1, set()).update(ops)
+    return out
+
+
+def _check_edges(decl: A.CellDecl, shape: CellShape, ops: list[str], rep: _Report, ops_in: OpResolver,
+                 where: str, space: str) -> CellShape | None:
+    """The cell's ``edge SRC -> DST = ops`` lines as the shape's ``edge_sets`` (None after
+    reporting a problem): each an edge the supernet has (from an input or an earlier
+    node into a node), listed once, with some of the space's ops, each once. A line
+    that lists every op of the space changes nothing and is not recorded."""
+    start = len(rep.items)
+    cname = decl.name.text
+    inputs, nodes = shape.input_names, shape.node_names
+    position = {name: i for i, name in enumerate((*inputs, *nodes))}
+    seen: dict[tuple[str, str], A.EdgeDecl] = {}
+    sets: dict[tuple[str, str], tuple[str, ...]] = {}
+    for edge in decl.edges:
+        src, dst = edge.src.text, edge.dst.text
+        text = f"edge {src} -> {dst}"
+        bad = False
+        for end in (edge.src, edge.dst):
+            if end.text not in position:
+                rep.error(end.span, f"{text}: cell '{cname}' has no node '{end.text}'"
+                          f"{did_you_mean(end.text, position)}",
+                          f"the nodes of cell '{cname}' are: {_list_names([*inputs, *nodes])}")
+                bad = True
+        if bad:
+            continue
+        if dst in inputs:
+            rep.error(edge.dst.span, f"{text}: '{dst}' is an input of cell '{cname}'; no edge leads into an input",
+                      f"an edge goes from an input or a node into a later node, e.g. 'edge {inputs[-1]} -> "
+                      f"{nodes[0]} = ...'")
+            continue
+        if src == dst:
+            rep.error(edge.src.span, f"{text}: a node does not read itself",
+                      "an edge goes from an input or a node into a later node")
+            continue
+        if position[src] > position[dst]:
+            rep.error(edge.src.span, f"{text}: there is no such edge; '{dst}' reads inputs and earlier nodes only, "
+                      f"and '{src}' comes after it", f"did you mean 'edge {dst} -> {src}'?")
+            continue
+        if (src, dst) in seen:
+            first = seen[(src, dst)].span
+            at = f" (first at line {first.line})" if first else ""
+            rep.error(edge.span, f"{text} is listed twice in cell '{cname}'{at}", "keep one line per edge")
+            continue
+        seen[(src, dst)] = edge
+        chosen: list[str] = []
+        for op in edge.ops:
+            name = op.text
+            if name in chosen:
+                rep.error(op.span, f"op '{name}' is listed twice on {text}", "list each op once")
+            elif name not in ops:
+                known = name in ops_in.known_names()
+                rep.error(op.span, f"{text}: {'op' if known else 'unknown op'} '{name}'"
+                          + (f" is not one of the ops of space '{space}'" if known else "") + did_you_mean(name, ops),
+                          f"an edge chooses among the space's ops (the columns of its alphas): {', '.join(ops)}"
+                          + (f"; add '{name}' to 'ops' first" if known else ""))
+            else:
+                chosen.append(name)
+        if len(chosen) < len(ops):
+            sets[(src, dst)] = tuple(op for op in ops if op in chosen)  # in the space's op order
+    if rep.errors_since(start):
+        return None
+    ordered = sorted(sets, key=lambda e: (position[e[1]], position[e[0]]))  # alpha-row order
+    return dataclasses.replace(shape, edge_sets=tuple((src, dst, sets[(src, dst)]) for src, dst in ordered))
+
+
+def _check_derivable(cells: list[CellShape], decls: dict[str, A.CellDecl], ops: list[str], rule: DeriveRule,
+                     derive: A.Derive | None, rep: _Report, where: str) -> None:
+    """Whether every node can get its ``keep`` inputs under the derive rule whatever the
+    alphas (caps aside: they are met, or reported, when deriving). An edge whose ops the
+    rule all excludes is never kept: that is an error when its node then cannot keep
+    enough inputs (the derivation at the end of every search would fail), and a warning
+    otherwise (the search trains the edge but never chooses it)."""
+    excluded = set(rule.exclude)
+    exclude_span = None
+    if derive is not None:
+        exclude_span = next((p.span for p in derive.props if p.key.text == "exclude"), derive.span)
+    default = [op for op in ops if op not in excluded]
+    if not default:  # the edges' own sets are some of the space's ops: excluded too
+        rep.error(exclude_span, f"the derive rule of {where} excludes every op: a search could choose nothing",
+                  "exclude fewer ops")
+        return
+    for shape in cells:
+        decl = decls[shape.name]
+        lines = {(e.src.text, e.dst.text): e for e in decl.edges}
+        dead: dict[str, list[str]] = {}
+        viable: dict[str, int] = {}  # ops a derivation may keep, summed over the listed edges into a node
+        for src, dst, chosen in shape.edge_sets:
+            count = sum(op not in excluded for op in chosen)
+            viable[dst] = viable.get(dst, 0) + count
+            if not count:
+                dead.setdefault(dst, []).append(src)
+        for dst, srcs in dead.items():
+            position = shape.node_names.index(dst)
+            need = shape.terms_of(position)
+            sources = shape.inputs + position
+            listed_into = sum(1 for _, d, _ in shape.edge_sets if d == dst)
+            if shape.keeps_all or rule.distinct:
+                can = sources - len(srcs)
+            else:
+                can = viable.get(dst, 0) + (sources - listed_into) * len(default)
+            shown = [lines[(src, dst)] for src in srcs if (src, dst) in lines]
+            span = shown[-1].span if shown else (exclude_span or decl.name.span)
+            what = ", ".join(f"{src} -> {dst}" for src in srcs)
+            only = sorted({op for src in srcs for op in shape.edge_ops(src, dst, ops)}, key=ops.index)
+            plural = len(srcs) > 1
+            why = (f"the derive rule excludes every op of edge{'s' if plural else ''} {what} "
+                   f"({', '.join(only)})")
+            if (shape.keeps_all and srcs) or can < need:
+                keeps = "all its inputs" if shape.keeps_all else f"{need} input{'s' if need != 1 else ''}"
+                rep.error(span, f"node '{dst}' of cell '{shape.name}' cannot keep {keeps}: {why}",
+                          f"allow an op the derive rule keeps on an edge into '{dst}', or exclude fewer ops in "
+                          "derive")
+            else:
+                it = "them" if plural else "it"
+                rep.warning(span, f"{why}: a search trains {it} but never keeps {it}",
+                            "allow an op the derive rule keeps, or leave the edge out if that is the point")
 
 
 def _check_derive(derive: A.Derive | None, ops: list[str], rep: _Report, where: str) -> DeriveRule | None:

@@ -5,8 +5,10 @@ skeleton. The checker builds these from the syntax tree; everything downstream
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Literal
 
 from genolang.spec.ops import OpDef
@@ -18,12 +20,19 @@ Position = int | Fraction
 KEEP_ALL = 0  # ``keep = all``: every node reads each earlier node once (NAS-Bench-201)
 
 
+EdgeSet = tuple[str, str, tuple[str, ...]]  # (source, destination, the ops the edge chooses from)
+
+
 @dataclass(frozen=True)
 class CellShape:
     """A cell type of a space: ``inputs`` input nodes, ``nodes`` intermediate nodes,
     ``keep`` chosen inputs per node (``KEEP_ALL``: one edge from every earlier node),
     outputs combined by ``reducer`` (``concat``, ``mean``, or ``last``: the cell's output
-    is its last intermediate node, as in NAS-Bench-201)."""
+    is its last intermediate node, as in NAS-Bench-201).
+
+    ``edge_sets`` are the edges that choose from some of the space's ops only (``edge c0
+    -> n2 = ...`` in the cell's block), in alpha-row order, each set in the space's op
+    order and never all of the space's ops; ``edge_ops`` says what any edge allows."""
 
     name: str
     inputs: int
@@ -32,6 +41,24 @@ class CellShape:
     reducer: str = "concat"
     stride: int = 1
     input_prefix: str = "c"  # c0, c1 for CNN cells; s0 (the initial state) for recurrent ones
+    edge_sets: tuple[EdgeSet, ...] = ()
+
+    @cached_property
+    def _edge_index(self) -> dict[tuple[str, str], tuple[str, ...]]:
+        return {(src, dst): ops for src, dst, ops in self.edge_sets}
+
+    def edge_ops(self, src: str, dst: str, space_ops: Sequence[str]) -> tuple[str, ...]:
+        """The ops the mixed edge ``src -> dst`` (names as in ``input_names`` and
+        ``node_names``) chooses from, in the space's op order: its own set when the cell
+        lists one, else every op of the space (``space_ops``). The supernet, the
+        derivation, genotype checks and samplers all ask this."""
+        return self._edge_index.get((src, dst), tuple(space_ops))
+
+    def sources(self, dst: str) -> tuple[str, ...]:
+        """What intermediate node ``dst`` reads in a supernet (its mixed edges, in alpha-row
+        order): every input, then every earlier node."""
+        position = self.node_names.index(dst)
+        return (*self.input_names, *self.node_names[:position])
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -98,6 +125,11 @@ class SpaceSpec:
             if cell.name == name:
                 return cell
         raise KeyError(name)
+
+    def edge_ops(self, cell: str, src: str, dst: str) -> tuple[str, ...]:
+        """The ops the edge ``src -> dst`` of cell type ``cell`` chooses from (see
+        ``CellShape.edge_ops``)."""
+        return self.cell(cell).edge_ops(src, dst, self.ops)
 
     @property
     def cell_names(self) -> tuple[str, ...]:

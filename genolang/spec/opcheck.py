@@ -95,9 +95,11 @@ def check_op_decl(decl: A.OpDecl, rep: Reporter, lookup: OpLookup, origin: str,
         body = _expr(decl.body, ctx)
         if body is None:
             continue
-        if name in PRIMITIVES and body != Layer(name):
+        # an op named after a primitive is that primitive, at no stride or at the op's
+        # (RobustDARTS's 'op noise = noise(stride)')
+        if name in PRIMITIVES and body not in (Layer(name), Layer(name, stride="hw")):
             rep.error(decl.name.span, f"op '{name}' is named after the primitive '{name}' but computes something "
-                      "else", f"give it another name, or write 'op {name} = {name}'")
+                      "else", f"give it another name, or write 'op {name} = {name}' (or '{name}(stride)')")
             continue
         op = OpDef(name, body, origin=origin, line=decl.name.span.line if decl.name.span else None)
         if _check_shape(op, decl, rep):

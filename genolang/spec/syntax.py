@@ -24,7 +24,8 @@ def _prop(key: str, *values: A.ValueData, qualifier: str | None = None) -> A.Pro
 
 
 def space_tree(space: SpaceSpec, name: str | None = None, canonical: bool = False) -> A.Space:
-    """The syntax tree of a checked space, every cell property written out; ``name``
+    """The syntax tree of a checked space, every cell property written out, then the
+    edges with their own ops (alpha-row order, ops in the space's order); ``name``
     replaces its name. ``canonical`` (for hashing) also spells out an empty exclude list
     and sorts the caps by op; otherwise the caps keep their order and ``exclude =
     nothing`` is written only where it differs from the default."""
@@ -32,7 +33,8 @@ def space_tree(space: SpaceSpec, name: str | None = None, canonical: bool = Fals
         A.CellDecl(A.Name(c.name), (
             _prop("inputs", c.inputs), _prop("nodes", c.nodes), _prop("keep", "all" if c.keeps_all else c.keep),
             _prop("output", c.reducer), _prop("stride", c.stride),
-        ))
+        ), edges=tuple(A.EdgeDecl(A.Name(src), A.Name(dst), tuple(A.Name(op) for op in ops))
+                       for src, dst, ops in c.edge_sets))
         for c in space.cells
     )
     rule = space.derive

@@ -59,7 +59,8 @@ def genotype_problems(geno: GenotypeSpec, known_op: Callable[[str], bool] | None
     uses, and choices the space's derive rule would never make (an excluded op, two
     terms from one input where inputs must be distinct, more edges of an op than its
     cap). ``known_op`` tells an op declared somewhere (but not in the space) from an
-    unknown name, for the message."""
+    unknown name, for the message. A term's op must also be one its edge chooses from
+    (``CellShape.edge_ops``: a space may give an edge some of its ops only)."""
     space = geno.space
     out: list[Problem] = []
     seen: set[str] = set()
@@ -92,6 +93,7 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec,
     out: list[Problem] = []
     defined: list[str] = []
     defined_set: set[str] = set()
+    order: dict[str, int] = {}  # node name -> its position among the nodes defined so far
     later = {n.name for n in cell.nodes}
     read: set[str] = set()
     for i, node in enumerate(cell.nodes):
@@ -124,6 +126,11 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec,
                     out.append(Problem((*at, "term", j, "op"), f"unknown op '{op}'"
                                        f"{did_you_mean(op, space.ops)}",
                                        f"the space's ops are: {', '.join(space.ops)}"))
+            elif shape.edge_sets and len(defined) < shape.nodes and (src in inputs or src in defined_set):
+                problem = _edge_set_problem(cell, (*at, "term", j, "op"), op, src, name, order, space.ops,
+                                            space.name)
+                if problem is not None:
+                    out.append(problem)
             if src == name:
                 out.append(Problem((*at, "term", j, "input"), f"node '{name}' reads itself",
                                    "a node may read inputs and earlier nodes only"))
@@ -139,6 +146,7 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec,
                 read.add(src)
         if shape.keeps_all:
             out += _keep_all_problems(at, name, node.edges, [*inputs, *defined], geno)
+        order[name] = len(defined)
         defined.append(name)
         defined_set.add(name)
     if len(cell.nodes) != shape.nodes:
@@ -159,6 +167,26 @@ def cell_problems(cell: CellGenotype, geno: GenotypeSpec,
                                "list it in 'out' or remove it", "warning"))
     out += _derive_rule_problems(cell, geno)
     return out
+
+
+def _edge_set_problem(cell: CellGenotype, at: Where, op: str, src: str, name: str, order: dict[str, int],
+                      space_ops: tuple[str, ...], space: str) -> Problem | None:
+    """A term whose op its edge does not choose from (``CellShape.edge_ops``). Genotype
+    nodes are matched to the space's by position, whatever they are called."""
+    shape = cell.shape
+    dst = shape.node_names[len(order)]
+    edge_src = src if src in shape.input_names else shape.node_names[order[src]]
+    allowed = shape.edge_ops(edge_src, dst, space_ops)
+    if op in allowed:
+        return None
+    edge = f"{src} -> {name}"
+    own = f"{edge_src} -> {dst}"
+    also = f" (the space's edge {own})" if own != edge else ""
+    return Problem(at, f"op '{op}' is not on edge {edge}{also} of cell '{cell.name}': space '{space}' lets that edge "
+                   f"choose from {', '.join(allowed)} only{did_you_mean(op, allowed)}",
+                   f"use {'one of ' if len(allowed) > 1 else ''}{', '.join(allowed)}, or read another input "
+                   f"(cell '{cell.name}' of the space says "
+                   f"'edge {own} = {', '.join(allowed)}')")
 
 
 def _keep_all_problems(at: Where, name: str, edges: tuple[tuple[str, str], ...], earlier: list[str],

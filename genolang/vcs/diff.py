@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
-from genolang.spec.checked import CellGenotype, GenotypeSpec, SpaceSpec
+from genolang.spec.checked import CellGenotype, CellShape, GenotypeSpec, SpaceSpec
 from genolang.vcs.canon import canonical_cell, space_text
 
 EXACT_MATCH_NODES = 7  # up to 7! = 5,040 matchings tried per cell
@@ -346,8 +346,24 @@ class SpaceDiff:
         return "\n".join(out) + "\n"
 
 
+def _edge_set_changes(a: CellShape, a_ops: tuple[str, ...], b: CellShape, b_ops: tuple[str, ...]) -> list[str]:
+    """``cell normal: edge c0 -> n2: skip_connect, dil_conv_3x3 -> skip_connect, sep_conv_3x3``
+    for every edge, listed in either cell, whose set of ops differs (as sets: the order of
+    a space's ops is a change of its own)."""
+    out = []
+    listed = dict.fromkeys([(src, dst) for src, dst, _ in a.edge_sets] + [(src, dst) for src, dst, _ in b.edge_sets])
+    for src, dst in listed:
+        before, after = a.edge_ops(src, dst, a_ops), b.edge_ops(src, dst, b_ops)
+        if set(before) != set(after):
+            def show(ops: tuple[str, ...], space_ops: tuple[str, ...]) -> str:
+                return "all the space's ops" if ops == space_ops else ", ".join(ops)
+            out.append(f"cell {a.name}: edge {src} -> {dst}: {show(before, a_ops)} -> {show(after, b_ops)}")
+    return out
+
+
 def diff_spaces(a: SpaceSpec, b: SpaceSpec) -> SpaceDiff:
-    """What differs between two spaces: ops (set and order), cells, derivation."""
+    """What differs between two spaces: ops (set and order), cells (their edges' own
+    sets of ops too), derivation."""
     changes: list[str] = []
     added = [op for op in b.ops if op not in a.ops]
     removed = [op for op in a.ops if op not in b.ops]
@@ -368,6 +384,7 @@ def diff_spaces(a: SpaceSpec, b: SpaceSpec) -> SpaceDiff:
             if x != y:
                 show = (lambda v: "all" if v == 0 else v) if field == "keep" else (lambda v: v)
                 changes.append(f"cell {cell.name}: {'output' if field == 'reducer' else field} {show(x)} -> {show(y)}")
+        changes += _edge_set_changes(cell, a.ops, other, b.ops)
     changes += [f"cell {c.name}: only in B" for c in b.cells if c.name not in {x.name for x in a.cells}]
     a_cells = {c.name for c in a.cells}
     if [c.name for c in a.cells if c.name in b_cells] != [c.name for c in b.cells if c.name in a_cells]:
