@@ -278,7 +278,7 @@ def test_cli_hash(tmp_path: Path) -> None:
     code, out2, _ = run("hash", "--full", swapped.path)
     assert out2.split()[0] == out.split()[0]
     code, _, err = run("hash", str(tmp_path / "nope.geno"))
-    assert code == 1 and "no such file" in err
+    assert code == 2 and "no such file" in err
 
 
 def test_commands_do_not_import_torch() -> None:
