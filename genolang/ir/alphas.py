@@ -52,8 +52,10 @@ class CellAlphas:
                           tuple(tuple(float(x) for x in row) for row in obj["softmax"]))
 
 
-def format_alpha_table(tables: Sequence[CellAlphas] | Mapping[str, CellAlphas], digits: int = 3) -> str:
-    """One line per edge, ops in the space's order::
+def format_alpha_table(tables: Sequence[CellAlphas] | Mapping[str, CellAlphas], digits: int = 3,
+                       weights: str = "softmax") -> str:
+    """One line per edge, ops in the space's order (``weights``: what the numbers are,
+    the relaxation's selection weights)::
 
         cell normal (softmax over 8 ops per edge)
           n2 <- c0: none 0.124  max_pool_3x3 0.126  ...  sep_conv_3x3 0.310  ...
@@ -61,7 +63,7 @@ def format_alpha_table(tables: Sequence[CellAlphas] | Mapping[str, CellAlphas], 
     cells = list(tables.values()) if isinstance(tables, Mapping) else list(tables)
     lines: list[str] = []
     for table in cells:
-        lines.append(f"cell {table.cell} (softmax over {len(table.ops)} ops per edge)")
+        lines.append(f"cell {table.cell} ({weights} over {len(table.ops)} ops per edge)")
         width = max((len(f"{dst} <- {src}") for src, dst in table.edges), default=0)
         for (src, dst), row in zip(table.edges, table.weights):
             cells_text = "  ".join(f"{op} {w:.{digits}f}" for op, w in zip(table.ops, row))
