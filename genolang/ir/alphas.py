@@ -79,9 +79,11 @@ class CellAlphas:
                           tuple(tuple(float(x) for x in row) for row in obj["softmax"]), allowed)
 
 
-def format_alpha_table(tables: Sequence[CellAlphas] | Mapping[str, CellAlphas], digits: int = 3) -> str:
+def format_alpha_table(tables: Sequence[CellAlphas] | Mapping[str, CellAlphas], digits: int = 3,
+                       weights: str = "softmax") -> str:
     """One line per edge, ops in the space's order (only the edge's own ops where a space
-    gives it some only)::
+    gives it some only; ``weights``: what the numbers are, the relaxation's selection
+    weights)::
 
         cell normal (softmax over 8 ops per edge)
           n2 <- c0: none 0.124  max_pool_3x3 0.126  ...  sep_conv_3x3 0.310  ...
@@ -92,9 +94,9 @@ def format_alpha_table(tables: Sequence[CellAlphas] | Mapping[str, CellAlphas], 
         if table.restricted:
             sizes = sorted({len(table.row_ops(r)) for r in range(len(table.edges))})
             span = f"{sizes[0]}" if len(sizes) == 1 else f"{sizes[0]} to {sizes[-1]}"
-            lines.append(f"cell {table.cell} (softmax over each edge's own ops: {span} of {len(table.ops)})")
+            lines.append(f"cell {table.cell} ({weights} over each edge's own ops: {span} of {len(table.ops)})")
         else:
-            lines.append(f"cell {table.cell} (softmax over {len(table.ops)} ops per edge)")
+            lines.append(f"cell {table.cell} ({weights} over {len(table.ops)} ops per edge)")
         width = max((len(f"{dst} <- {src}") for src, dst in table.edges), default=0)
         for r, ((src, dst), row) in enumerate(zip(table.edges, table.weights)):
             shown = table.row_ops(r)

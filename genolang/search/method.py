@@ -24,7 +24,7 @@ import torch
 from genolang.errors import UsageError, did_you_mean
 from genolang.run import dist
 from genolang.search.architect import Architect, ArchitectConfig
-from genolang.search.components import ComponentSpec, Param
+from genolang.search.components import ComponentSpec, Param, registry
 from genolang.spec.checked import GenotypeSpec, SpaceSpec
 
 STEP_ORDERS = ("arch_first", "weight_first")
@@ -49,6 +49,15 @@ class MethodSpec:
     def components(self) -> list[ComponentSpec]:
         out = [self.relaxation, *self.transforms, *self.regularizers, self.selection]
         return out + ([self.perturbation] if self.perturbation is not None else [])
+
+    def arch_weight_decay(self) -> float | None:
+        """The alpha weight decay one of the regularizers stands for, if any (DrNAS's KL
+        term: 0, as its code sets), in place of the recipe's default."""
+        for r in self.regularizers:
+            value = getattr(registry("regularizer")[r.name], "arch_weight_decay", None)
+            if value is not None:
+                return float(value)
+        return None
 
     def describe(self) -> str:
         parts = [f"relaxation {self.relaxation.describe()}"]
@@ -108,8 +117,43 @@ def _darts() -> MethodSpec:
     return MethodSpec("darts", paper="Liu, Simonyan and Yang, DARTS, ICLR 2019")
 
 
+def _drnas() -> MethodSpec:
+    # the official DARTS-space search runs two stages of 25 epochs (partial channels K 6
+    # then 4, 7 then 4 ops per edge) with the alphas frozen for the first 10 of each;
+    # genolang runs one stage: frozen for 0.4 of the epochs, that fraction of each stage
+    # and of the whole (30 of 50 epochs take architecture steps, as there)
+    return MethodSpec("drnas", relaxation=ComponentSpec.of("relaxation", "dirichlet"), warmup=0.4,
+                      paper="Chen, Wang, Cheng, Tang and Hsieh, DrNAS, ICLR 2021")
+
+
+def _fair_darts() -> MethodSpec:
+    return MethodSpec("fair_darts", relaxation=ComponentSpec.of("relaxation", "sigmoid"),
+                      regularizers=(ComponentSpec.of("regularizer", "zero_one"),),
+                      selection=ComponentSpec.of("selection", "threshold"),
+                      paper="Chu, Zhou, Zhang and Li, Fair DARTS, ECCV 2020")
+
+
+def _beta_darts() -> MethodSpec:
+    return MethodSpec("beta_darts", regularizers=(ComponentSpec.of("regularizer", "beta_decay"),),
+                      paper="Ye, Li, Wang, Li, Wang, Fan and Zhang, beta-DARTS, CVPR 2022")
+
+
+def _sdarts_rs() -> MethodSpec:
+    return MethodSpec("sdarts_rs", perturbation=ComponentSpec.of("perturbation", "random_smoothing"),
+                      paper="Chen and Hsieh, SDARTS (random smoothing), ICML 2020")
+
+
 PRESETS: dict[str, Preset] = {
     "darts": Preset(_darts),
+    # DrNAS, DARTS space on CIFAR-10: SGD 0.1 cosine to 0, alpha Adam 6e-4 (its l2 default is
+    # the alpha weight decay 1e-3, DARTS's); C=36 and 20 cells there (the skeleton is the user's)
+    "drnas": Preset(_drnas, {"lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4}, lr_scale=4.0, arch_lr_scale=2.0,
+                    lr_min=0.0),
+    # FairDARTS: SGD 0.005 cosine to 0.001, alpha Adam 3e-3 with betas (0.9, 0.999), batch 128
+    "fair_darts": Preset(_fair_darts, {"lr": 0.005, "arch_lr": 3e-3, "batch_size": 128}, lr_scale=0.2,
+                         arch_lr_scale=10.0, arch_betas=(0.9, 0.999)),
+    "beta_darts": Preset(_beta_darts),  # DARTS's settings otherwise
+    "sdarts_rs": Preset(_sdarts_rs),  # DARTS's settings otherwise (first order, as the authors ran it)
 }
 
 

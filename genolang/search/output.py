@@ -106,9 +106,10 @@ HASH_SLOT = "\x00genotype-hash"  # a header line replaced by the genotype's cano
 
 
 def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any],
-           alphas: Mapping[str, CellAlphas]) -> list[str]:
+           alphas: Mapping[str, CellAlphas], weights: str = "softmax") -> list[str]:
     """The provenance comments of a genotype file (``provenance``: the search's
-    ``SearchRun.provenance``)."""
+    ``SearchRun.provenance``; ``weights``: what the alpha table shows, the relaxation's
+    selection weights)."""
     r = provenance["recipe"]
     lines = [
         title,
@@ -123,7 +124,7 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
     if "valid_ppl" in metrics:
         lines.append(f"final validation perplexity: {metrics['valid_ppl']:.2f} (epoch {metrics['epoch']})")
     lines.append(HASH_SLOT)
-    lines += ["", "softmax alphas at the end of the search:"]
-    lines += format_alpha_table(alphas).splitlines()
+    lines += ["", f"{weights} alphas at the end of the search:"]
+    lines += format_alpha_table(alphas, weights=weights).splitlines()
     lines.append("")
     return lines

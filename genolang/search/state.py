@@ -109,6 +109,8 @@ class SearchRun:
                              f"use a skeleton with {want}")
         self.network = network
         self.method = MethodRun(self.recipe.method_spec(), self.recipe.epochs)
+        # what the alpha tables of the genotype files show (FairDARTS's: sigmoid)
+        self.weights_name = str(getattr(self.method.relaxation, "selection_name", "softmax"))
         if self.saved is not None:
             if int(self.saved.get("world_size", 1)) != world.size:
                 written = int(self.saved.get("world_size", 1))
@@ -236,7 +238,7 @@ class SearchRun:
         if self.world.is_main:
             name = f"epoch-{epoch:03d}.geno"
             lines = header(f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}",
-                           self.provenance(), metrics, alphas)
+                           self.provenance(), metrics, alphas, self.weights_name)
             self.run.write_text(name, self.file_for(self.run.path).text(geno, lines))
             self.run.log_metrics(metrics)
             self.run.append_jsonl(ALPHAS_LOG, {"epoch": epoch, "cells": {c: a.to_json() for c, a in alphas.items()}})
@@ -257,7 +259,8 @@ class SearchRun:
         order = "first" if self.recipe.order == 1 else "second"
         title = (f"Found by 'genolang search' (DARTS, {order} order)." if self.method.spec.name == "darts"
                  else f"Found by 'genolang search' ({self.method.spec.describe()}; {order} order).")
-        lines = header(title, self.provenance(), metrics, alphas)
+        lines = header(title, self.provenance(), metrics, alphas, self.weights_name)
+        lines[1:1] = list(getattr(self.method.selection, "notes", ()))  # what the selection says of its choice
         decl, digest = declaration(geno), genotype_hash(geno)
         run_file = self.file_for(self.run.path)
         text = run_file.compose(decl, lines, digest)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from genolang.errors import did_you_mean, plural
-from genolang.spec.checked import CellGenotype, GenotypeSpec, NetworkSpec, resolve_position
+from genolang.spec.checked import CellGenotype, GenotypeSpec, NetworkSpec, SpaceSpec, resolve_position
 
 Where = tuple[str | int, ...]
 
@@ -234,6 +234,10 @@ def _output_problems(cell: CellGenotype, defined: list[str], inputs: tuple[str, 
     return out
 
 
+def _is_zero(space: SpaceSpec, op: str) -> bool:
+    return any(d.name == op and d.is_zero for d in space.op_defs)
+
+
 def _derive_rule_problems(cell: CellGenotype, geno: GenotypeSpec) -> list[Problem]:
     """Warnings for choices the space's derive rule never makes: a search of this space
     cannot find such a cell (it is still a valid architecture)."""
@@ -245,7 +249,9 @@ def _derive_rule_problems(cell: CellGenotype, geno: GenotypeSpec) -> list[Proble
         srcs: list[str] = []
         for j, (op, src) in enumerate(node.edges):
             used[op] += 1
-            if op in rule.exclude:
+            # a zero op ('none') is how a cell says "no input here" (keep = all spaces, FairDARTS's
+            # threshold selection): no warning for it
+            if op in rule.exclude and not _is_zero(geno.space, op):
                 out.append(Problem((*at, "term", j, "op"), f"op '{op}' is excluded by the derive rule of space "
                                    f"'{geno.space.name}': a search never chooses it",
                                    "fine for a hand-written cell; a searched one would use another op", "warning"))
