@@ -31,7 +31,11 @@ from genolang.spec.lookup import load_named_source
 from genolang.tensorio import load_state
 from genolang.vcs import genotype_hash
 
-FORMAT = "genolang-search/1"
+# 2: the supernet's stem BN is affine (as the paper's code); /1 checkpoints lack its
+# weight and bias, and resuming them would mix two supernets: refused (see SearchRun)
+FORMAT = "genolang-search/2"
+OLD_FORMATS = {"genolang-search/1": "the supernet's stem batch norm had no affine parameters then (the paper's "
+                                    "code has them)"}
 ALPHAS_LOG = "alphas.jsonl"
 GENOTYPE = "genotype.geno"
 
@@ -71,6 +75,11 @@ class SearchRun:
         self.saved: dict[str, Any] | None = None
         if resume:
             self.saved = load_state(self.run.checkpoint)
+            if self.saved.get("format") in OLD_FORMATS:
+                raise UsageError(f"{self.run.checkpoint}: written by an older genolang (format "
+                                 f"{self.saved.get('format')!r}; {OLD_FORMATS[self.saved['format']]}), which this "
+                                 f"version cannot continue bit-exactly; start the search again in a new --run-dir, "
+                                 "or finish this one with the genolang that wrote it")
             if self.saved.get("format") != FORMAT:
                 raise UsageError(f"{self.run.checkpoint}: not a search checkpoint (format "
                                  f"{self.saved.get('format')!r}, expected {FORMAT!r}); resume it with the command "
