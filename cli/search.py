@@ -81,6 +81,8 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option("--arch-lr", type=POSITIVE, default=None,
               help="Alpha learning rate for Adam (default 3e-4 as the paper; 3e-3 for ptb, and for digits, whose "
                    "short search takes 100x fewer alpha steps).")
+@click.option("--nesterov/--no-nesterov", default=None,
+              help="Nesterov momentum for the weights [the method's: on for gdas, as its code; off otherwise].")
 @click.option("--limit", type=click.IntRange(min=1), default=None,
               help="At most N training steps per epoch and N evaluation batches (quick trials and tests).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
@@ -119,7 +121,8 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-epoch lines; only the result.")
 def search(space: str, network: str | None, dataset: str | None, data_dir: str | None, epochs: int | None,
            batch_size: int | None, order: str | None, seed: int | None, out: str | None, run_dir: str | None,
-           resume: bool, force: bool, device: str, lr: float | None, arch_lr: float | None, limit: int | None,
+           resume: bool, force: bool, device: str, lr: float | None, arch_lr: float | None, nesterov: bool | None,
+           limit: int | None,
            threads: int | None, augment: bool | None, sync_bn: bool | None, passes: str | None, no_opt: bool,
            method: str | None, relaxation: str | None, transforms: tuple[str, ...],
            regularizers: tuple[str, ...], perturbation: str | None, selection: str | None,
@@ -148,7 +151,8 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
         out = "found.geno"
     config = SearchConfig(space=space, network=network, dataset=dataset, data_dir=data_dir, epochs=epochs,
                           batch_size=batch_size, order=int(order) if order else None, seed=seed, lr=lr,
-                          arch_lr=arch_lr, limit=limit, augment=augment, sync_bn=sync_bn, device=device,
+                          arch_lr=arch_lr, nesterov=nesterov, limit=limit, augment=augment, sync_bn=sync_bn,
+                          device=device,
                           threads=threads, supernet=supernet, method=method, relaxation=relaxation,
                           transforms=transforms or None, regularizers=regularizers or None,
                           perturbation=perturbation, selection=selection, params=parse_settings(settings),

@@ -205,6 +205,15 @@ def test_resume_problems_fail_cleanly(tmp_path: Path) -> None:
     code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--seed", "5", "--force")
     assert_clean_failure(code, output, "other settings", "seed: 0 -> 5", status=2)
     good = (run / "checkpoint.pt").read_bytes()
+    # a checkpoint of the format before the stem's BN was affine: refused, saying what to do
+    old = torch.load(run / "checkpoint.pt", weights_only=True)
+    old["format"] = "genolang-search/1"
+    for key in ("stem0.1.weight", "stem0.1.bias"):
+        del old["model"][key]
+    torch.save(old, run / "checkpoint.pt")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
+    assert_clean_failure(code, output, "older genolang", "stem batch norm had no affine parameters",
+                         "start the search again in a new --run-dir")
     (run / "checkpoint.pt").write_bytes(good[: len(good) // 2])
     code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--force")
     assert_clean_failure(code, output, "checkpoint.pt: damaged", "start the search again in a new --run-dir")

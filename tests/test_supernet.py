@@ -76,7 +76,7 @@ def test_arch_and_weight_parameters_are_disjoint_and_complete() -> None:
     assert len(model.weight_parameters()) == len({id(p) for p in model.weight_parameters()})
 
 
-def test_modules_follow_the_ir_and_all_bn_is_non_affine() -> None:
+def test_modules_follow_the_ir_and_only_the_stem_bn_is_affine() -> None:
     model = tiny_supernet()
     names = dict(model.named_modules())
     irs = lower_space(darts_cnn())
@@ -88,13 +88,24 @@ def test_modules_follow_the_ir_and_all_bn_is_non_affine() -> None:
                 assert (name in names) == (op != "none"), name
     assert is_pool_bn(names["cells.cell00.nodes.n2.c0.ops.max_pool_3x3"])
     assert is_pool_bn(names["cells.cell00.nodes.n2.c0.ops.avg_pool_3x3"])
-    bns = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert bns and all(not bn.affine for bn in bns)
+    # as in the paper's code, the stem's BN is the one affine BN of the supernet
+    bns = {name: m for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)}
+    assert [name for name, bn in bns.items() if bn.affine] == ["stem0.1"]
     # the reduction cell's input edges stride, the others do not
     assert names["cells.cell01.nodes.n2.c0.ops.max_pool_3x3"][0].stride == 2
     assert names["cells.cell01.nodes.n3.n2.ops.max_pool_3x3"][0].stride == 1
     out = model(torch.randn(4, 1, 8, 8))
     assert out.shape == (4, 10)
+
+
+def test_the_darts_search_supernet_has_the_original_codes_weight_count() -> None:
+    """quark0/darts model_search.Network(16, 10, 8) has 1,930,618 weights (measured with
+    the original code: convs 1,927,952, classifier 2,570, the stem's affine BN 96)."""
+    model = build_supernet(darts_cnn(), load_named("network", "cifar_search"),
+                           in_channels=3, input_size=32, classes=10, options=NO_OPT)
+    assert sum(p.numel() for p in model.weight_parameters()) == 1_930_618
+    assert len(model.weight_parameters()) == 1399  # the original's tensor count too
+    assert sum(p.numel() for n, p in model.named_weight_parameters() if n.startswith("stem0.1.")) == 96
 
 
 def test_a_space_op_without_a_declaration_is_a_clear_error() -> None:
@@ -224,3 +235,29 @@ def test_one_hot_recurrent_supernet_computes_the_fixed_cell() -> None:
         expected, h_expected = fixed(words, fixed.init_hidden(2))
     assert torch.allclose(got, expected, atol=1e-5)
     assert torch.allclose(h_got, h_expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("channels", [2, 6, 8])
+def test_a_factorized_reduce_of_few_channels_computes_the_strided_convs(channels: int) -> None:
+    """Below 8 channels the two stride-2 1x1 convs run as stride-1 convs on the pixels
+    they read (torch 2.14's CPU weight gradient of such a strided conv corrupts the heap
+    for 2 to 7 input channels: PC-DARTS's C/K slices): the same values and gradients."""
+    from genolang.ops.cnn import FactorizedReduce
+
+    torch.manual_seed(0)
+    fr = FactorizedReduce(channels, channels, affine=False).double()
+    for memory_format in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(3, channels, 8, 8, dtype=torch.float64).contiguous(memory_format=memory_format)
+        x.requires_grad_(True)
+        got = fr(x)
+        relu = torch.relu(x)
+        # what the strided convs compute, as matrix products (the strided conv itself is the bug)
+        w1, w2 = (w.flatten(1) for w in (fr.conv_1.weight, fr.conv_2.weight))
+        strided = torch.cat([torch.einsum("oc,nchw->nohw", w1, relu[:, :, 0::2, 0::2]),
+                             torch.einsum("oc,nchw->nohw", w2, relu[:, :, 1::2, 1::2])], 1)
+        want = torch.nn.functional.batch_norm(strided, None, None, training=True)
+        assert torch.allclose(got, want, atol=1e-12)
+        g = torch.randn_like(got)
+        params = [x, fr.conv_1.weight, fr.conv_2.weight]
+        for a, b in zip(torch.autograd.grad(got, params, g), torch.autograd.grad(want, params, g)):
+            assert torch.allclose(a, b, atol=1e-12)

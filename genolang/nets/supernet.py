@@ -19,8 +19,31 @@ from some of the space's ops only (``edge c0 -> n2 = ...`` in the space), its ``
 holds only those and the other entries of its row are masked to weight 0
 (``AlphaMixin.edge_weights``).
 
-As in the paper: BatchNorm has no affine parameters anywhere in the supernet (stem,
-preprocessors, ops), every pool is followed by such a BN, and ``none`` is a zero."""
+As in the paper's code: the stem's BatchNorm is affine (the only affine BN of the
+supernet, as ``nn.BatchNorm2d``'s default in the original ``model_search.py``); every
+other BN (preprocessors, ops) has no affine parameters, every pool is followed by such
+a BN, and ``none`` is a zero.
+
+What search methods change (``SupernetOptions``, set by their transforms, and the
+relaxation ``AlphaMixin.relaxation``):
+
+* ``partial_channels = K`` (PC-DARTS, Xu et al. 2020): every mixed edge runs its ops
+  on the first C/K channels of its input (ops built for C/K channels), concatenates
+  the other channels (max-pooled 2x2 on stride-2 edges) and shuffles the channels in K
+  groups. Shuffle and concatenation are linear, so a node's sum of such edges is the
+  shuffle of [the weighted sum of the edges' ops on their C/K slices, the weighted sum
+  of their bypassed channels]: the cell IR and its passes run unchanged on the C/K
+  slices (grouped calls, the shared ReLU, the BN-scale fold), and each node adds the
+  bypass and shuffles once.
+* ``edge_normalization`` (PC-DARTS): extra architecture parameters ``betas.<cell
+  type>``, one per edge; each node weights its in-edges by the softmax of their betas
+  (``edge_scale``), which multiplies the edge's op weights (and its bypass).
+* ``aux_skip`` (DARTS-, Chu et al. 2021): every mixed edge adds ``aux_weight * aux(x)``,
+  aux the identity on stride-1 edges and ``FactorizedReduce(C, C)`` without affine
+  parameters on stride-2 edges (``cells...nodes.<dst>.<src>.aux``), outside the alphas.
+* a relaxation with ``one_op_per_edge`` (GDAS's hard Gumbel-softmax): each edge runs
+  only the op its (one-hot) weights select, ``op_k(x) * w[k]``, whatever the passes
+  (which batch ops across edges; the sampled path does not use them)."""
 
 from __future__ import annotations
 
@@ -39,7 +62,8 @@ from genolang.ir.lower import lower_space
 from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
 from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
-from genolang.ops.grouped import grouped_executor, relu_keep_input, shared_executor
+from genolang.ops.cnn import FactorizedReduce, Identity
+from genolang.ops.grouped import blocks_to_interleave, grouped_executor, relu_keep_input, shared_executor
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.spec.ops import OpDef
@@ -47,16 +71,23 @@ from genolang.spec.ops import OpDef
 ALPHA_INIT_SCALE = 1e-3  # alphas start as 1e-3 * N(0, 1), as in the paper's code
 ALPHAS = "alphas"  # the attribute (and parameter-name prefix) holding the alphas
 ALPHA_MASK = "alpha_mask"  # buffer-name prefix of the masks of cell types whose edges choose from some ops only
+BETAS = "betas"  # PC-DARTS's edge-normalisation parameters, one per edge (with edge_normalization)
 
 
 @dataclass(frozen=True)
 class SupernetOptions:
     """How a CNN supernet is compiled: the passes run over its cell IR, in order, and
     whether its tensors are channels-last (NHWC in memory; several times faster for the
-    depthwise convs of the DARTS ops on the CPU). Neither changes what it computes."""
+    depthwise convs of the DARTS ops on the CPU); neither changes what it computes.
+    The other fields change the supernet itself (search methods' transforms, see the
+    module's docstring): ``partial_channels`` K (1: every channel, DARTS),
+    ``edge_normalization`` (per-node softmax of per-edge betas), ``aux_skip``."""
 
     passes: tuple[str, ...] = DEFAULT_PASSES
     channels_last: bool = True
+    partial_channels: int = 1
+    edge_normalization: bool = False
+    aux_skip: bool = False
 
 
 NO_OPT = SupernetOptions(passes=(), channels_last=False)  # the supernet exactly as the paper's code builds it
@@ -74,14 +105,38 @@ def mixed_edges(ir: CellIR) -> list[Edge]:
     return [e for e in ir.edges() if e.mixed]
 
 
+def node_row_ranges(ir: CellIR) -> list[tuple[int, int]]:
+    """Per intermediate node of an unoptimized cell, the alpha rows of its in-edges as
+    a range ``(start, end)`` (rows run node by node)."""
+    out: list[tuple[int, int]] = []
+    dst = None
+    for row, e in enumerate(mixed_edges(ir)):
+        if e.row != row:
+            raise UsageError(f"cell '{ir.name}': edge {e.name} is alpha row {e.row}, expected {row}")
+        if e.dst != dst:
+            out.append((row, row + 1))
+            dst = e.dst
+        else:
+            out[-1] = (out[-1][0], row + 1)
+    return out
+
+
 class MixedOp(nn.Module):
     """One mixed edge: ``sum_k w[col_k] * op_k(x)`` over the edge's candidate ops, where
-    ``col_k`` is the op's column in the alpha table (the space's op order)."""
+    ``col_k`` is the op's column in the alpha table (the space's op order). With
+    ``aux`` (DARTS-) it also holds the auxiliary skip ``aux``: the identity at stride 1,
+    a factorized reduce without affine parameters at stride 2; the cell adds it."""
 
-    def __init__(self, candidates: tuple[OpDef, ...], space_ops: tuple[str, ...], channels: int, stride: int) -> None:
+    def __init__(self, candidates: tuple[OpDef, ...], space_ops: tuple[str, ...], channels: int, stride: int,
+                 aux: bool = False) -> None:
         super().__init__()
         self.ops = nn.ModuleDict({op.name: build_search_op(op, channels, stride) for op in candidates})
         self.columns = [space_ops.index(op.name) for op in candidates]
+        if aux:
+            self.aux: nn.Module | None = Identity() if stride == 1 else FactorizedReduce(channels, channels,
+                                                                                          affine=False)
+        else:
+            self.aux = None
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """``weights``: this edge's row of softmax(alpha), one entry per space op."""
@@ -93,41 +148,67 @@ class MixedOp(nn.Module):
         return out
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """PC-DARTS's shuffle: channels ordered (group, c) become (c, group), i.e. output
+    channel ``groups * i + j`` is input channel ``j * (C / groups) + i``; in the same
+    memory format."""
+    return blocks_to_interleave(x, groups)
+
+
 class _Sum:
-    """A node's running sum of (tensor, weight) terms: the first two make a new tensor,
-    the rest add in place (autograd keeps no sum for the backward)."""
+    """A node's running sum of (tensor, weight) terms, the weight a tensor, a number or
+    None (1): the first two make a new tensor, the rest add in place (autograd keeps no
+    sum for the backward)."""
 
     def __init__(self) -> None:
         self.total: torch.Tensor | None = None
         self.fresh = False
 
-    def add(self, t: torch.Tensor, w: torch.Tensor | None) -> None:
+    def add(self, t: torch.Tensor, w: torch.Tensor | float | None) -> None:
         if self.total is None:
             self.total, self.fresh = (t, False) if w is None else (t * w, True)
         elif not self.fresh:
-            self.total = self.total + t if w is None else torch.addcmul(self.total, t, w)
+            if w is None:
+                self.total = self.total + t
+            elif isinstance(w, float):
+                self.total = torch.add(self.total, t, alpha=w)
+            else:
+                self.total = torch.addcmul(self.total, t, w)
             self.fresh = True
         elif w is None:
             self.total.add_(t)
+        elif isinstance(w, float):
+            self.total.add_(t, alpha=w)
         else:
             self.total.addcmul_(t, w)
 
 
 class SearchCell(nn.Module):
     """A supernet cell: preprocess both inputs (non-affine), evaluate the (possibly
-    optimized) IR in order, concatenate the output nodes."""
+    optimized) IR in order, concatenate the output nodes. With ``partial`` K > 1 the IR
+    runs on the first C/K channels of every state and each node adds the bypassed
+    channels and shuffles (PC-DARTS); with ``aux`` every edge adds its auxiliary skip
+    (DARTS-)."""
 
     weight_index: torch.Tensor  # a buffer (registered in __init__)
 
-    def __init__(self, ir: CellIR, cp: CellPlan, space_ops: tuple[str, ...]) -> None:
+    def __init__(self, ir: CellIR, cp: CellPlan, space_ops: tuple[str, ...], partial: int = 1,
+                 aux: bool = False) -> None:
         super().__init__()
         if ir.reducer not in ("concat", "last"):
             raise UsageError(f"cell '{ir.name}' reduces its nodes with '{ir.reducer}'; a CNN supernet concatenates "
                              "its output nodes: use 'output = concat'")
+        if partial < 1 or cp.channels % partial:
+            raise UsageError(f"partial channels 1/{partial}: cell {cp.index} ({cp.cell}) has {cp.channels} channels, "
+                             f"which {partial} does not divide; choose a k that divides every cell's channels "
+                             "(the skeleton's channels, doubled at each reduction)")
         self.pre0, self.pre1 = preprocessors(cp, affine=False)
         self.inputs = ir.inputs
         self.output = ir.output_nodes
-        self.channels = cp.channels
+        self.partial = partial
+        self.channels = cp.channels // partial  # what the ops see
+        self.space_ops = space_ops
+        self.zero_ops = frozenset(op for op in space_ops if ir.op(op).is_zero)
         # one MixedOp per alpha row, holding every op the IR computes for that row
         rows: dict[int, tuple[str, str, int]] = {}
         ops: dict[int, set[str]] = {}
@@ -139,12 +220,17 @@ class SearchCell(nn.Module):
                 rows.setdefault(e.row, (ir.origin(e.src), node, e.stride))
                 ops.setdefault(e.row, set()).update(e.candidates or (() if e.op is None else (e.op,)))
         self.nodes = nn.ModuleDict()
+        # per node, its edges (row, source, stride) in row order: the unoptimized cell
+        self.node_rows: dict[str, list[tuple[int, str, int]]] = {}
         for row in sorted(rows):  # node by node, slot by slot: the unoptimized order
             src, dst, stride = rows[row]
             if dst not in self.nodes:
                 self.nodes[dst] = nn.ModuleDict()
             into = cast(nn.ModuleDict, self.nodes[dst])
-            into[src] = MixedOp(tuple(ir.op(op) for op in space_ops if op in ops[row]), space_ops, cp.channels, stride)
+            into[src] = MixedOp(tuple(ir.op(op) for op in space_ops if op in ops[row]), space_ops,
+                                self.channels, stride, aux)
+            self.node_rows.setdefault(dst, []).append((row, src, stride))
+        self.aux = aux
         # the alpha weights the terms multiply by, gathered once per forward: (row, col) -> slot
         self._slots: dict[tuple[int, int], int] = {}
         self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
@@ -201,9 +287,18 @@ class SearchCell(nn.Module):
                                               op in e.scaled) for op in e.candidates or ()]))
         return ("node", n, terms)
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        """``weights``: softmax(alpha) of this cell type, (edges x ops)."""
-        states = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, scale: torch.Tensor | None = None,
+                index: torch.Tensor | None = None, aux_weight: float = 0.0) -> torch.Tensor:
+        """``weights``: the relaxed alphas of this cell type, (edges x ops); ``scale``:
+        each edge's normalised beta (edge normalisation) or None; ``index``: the op each
+        edge runs (a one-op-per-edge relaxation: only that op is computed) or None;
+        ``aux_weight``: the auxiliary skips' weight (with ``aux``)."""
+        full = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
+        if scale is not None:
+            weights = weights * scale.unsqueeze(-1)
+        if index is not None:
+            return self._forward_sampled(full, weights, scale, index, aux_weight)
+        states = {name: self._slice(t) for name, t in full.items()}  # what the ops read
         results: dict[str, Any] = {}
         scalars: tuple[torch.Tensor, ...] | None = None
         for step in self.steps:
@@ -211,26 +306,94 @@ class SearchCell(nn.Module):
             if kind == "relu":
                 states[name] = relu_keep_input(states[step[2]])
             elif kind == "apply":
-                _, _, feed, run, shared, relu, col, index, scaled, origin = step
+                _, _, feed, run, shared, relu, col, index_name, scaled, origin = step
                 if shared:
                     results[name] = run(states[feed])
                 else:
-                    scale = None
+                    bn_scale = None
                     if scaled:
-                        rows = cast(torch.Tensor, getattr(self, index))  # the buffer _step registered
-                        scale = weights[:, col].index_select(0, rows)
+                        rows = cast(torch.Tensor, getattr(self, index_name))  # the buffer _step registered
+                        bn_scale = weights[:, col].index_select(0, rows)
                     keep = None if relu else states[origin]  # the ReLU's input, to store instead of its output
-                    results[name] = run(states[feed], relu, scale, keep).split(self.channels, dim=1)
+                    results[name] = run(states[feed], relu, bn_scale, keep).split(self.channels, dim=1)
             else:
                 if scalars is None:  # one gather (and one backward) for every weight the terms use
                     scalars = weights.reshape(-1).index_select(0, self.weight_index).unbind(0)
-                states[name] = self._node(step[2], states, results, weights, scalars)
-        return torch.cat([states[n] for n in self.output], dim=1)
+                total = _Sum()
+                self._node(step[2], states, results, weights, scalars, total)
+                full[name] = self._finish(name, total, full, states, scale, aux_weight)
+                if self.partial > 1:
+                    states[name] = self._slice(full[name])
+                else:
+                    states[name] = full[name]
+        return torch.cat([full[n] for n in self.output], dim=1)
+
+    def _forward_sampled(self, full: dict[str, torch.Tensor], weights: torch.Tensor, scale: torch.Tensor | None,
+                         index: torch.Tensor, aux_weight: float) -> torch.Tensor:
+        """GDAS's forward: every edge computes only its selected op, ``op_k(x) * w[k]``
+        (w already times the edge's scale); the other ops run not at all."""
+        chosen = index.tolist()  # one device sync per cell
+        states = {name: self._slice(t) for name, t in full.items()}
+        for node, edges in self.node_rows.items():
+            total = _Sum()
+            for row, src, stride in edges:
+                op = self.space_ops[chosen[row]]
+                x = states[src]
+                modules = self._edge(node, src).ops
+                if op in modules:
+                    total.add(modules[op](x), weights[row, chosen[row]])
+                elif op in self.zero_ops:  # 'none' (dropped from the modules by drop_none): a zero
+                    total.add(x[:, :, ::stride, ::stride].mul(0.0), weights[row, chosen[row]])
+                else:
+                    raise UsageError(f"edge {node}<-{src} has no op {op!r} to run (its alpha selects it)")
+            full[node] = self._finish(node, total, full, states, scale, aux_weight)
+            states[node] = self._slice(full[node])
+        return torch.cat([full[n] for n in self.output], dim=1)
+
+    def _edge(self, dst: str, src: str) -> MixedOp:
+        edge = self.nodes[dst][src]  # type: ignore[index]
+        assert isinstance(edge, MixedOp)
+        return edge
+
+    def _slice(self, t: torch.Tensor) -> torch.Tensor:
+        """The channels the ops of an edge read: all of them, or the first C/K (in the
+        tensor's memory format, for the kernels)."""
+        if self.partial == 1:
+            return t
+        part = t[:, : self.channels]
+        if t.dim() == 4 and t.is_contiguous(memory_format=torch.channels_last) and not t.is_contiguous():
+            return part.contiguous(memory_format=torch.channels_last)
+        return part.contiguous()
+
+    def _finish(self, node: str, total: _Sum, full: dict[str, torch.Tensor], states: dict[str, torch.Tensor],
+                scale: torch.Tensor | None, aux_weight: float) -> torch.Tensor:
+        """A node's state from the sum of its edges' op terms: plus the auxiliary skips
+        (DARTS-), and with partial channels the bypassed channels and the shuffle."""
+        edges = self.node_rows[node]
+        if self.aux and aux_weight != 0.0:
+            for row, src, _ in edges:
+                aux = self._edge(node, src).aux
+                assert aux is not None
+                total.add(aux(states[src]), aux_weight if scale is None else scale[row] * aux_weight)
+        if self.partial == 1:
+            assert total.total is not None, f"node {node} computes nothing"
+            return total.total
+        bypass = _Sum()
+        for row, src, stride in edges:
+            rest = full[src][:, self.channels:]
+            if stride > 1:
+                rest = F.max_pool2d(rest, 2, 2)
+            bypass.add(rest, None if scale is None else scale[row])
+        assert bypass.total is not None
+        ops = total.total
+        if ops is None:  # every op of every edge is a zero
+            shape = (bypass.total.shape[0], self.channels, *bypass.total.shape[2:])
+            ops = bypass.total.new_zeros(shape)
+        return channel_shuffle(torch.cat([ops, bypass.total], dim=1), self.partial)
 
     @staticmethod
     def _node(terms: list[tuple[Any, ...]], states: dict[str, torch.Tensor], results: dict[str, Any],
-              weights: torch.Tensor, scalars: tuple[torch.Tensor, ...]) -> torch.Tensor:
-        total = _Sum()
+              weights: torch.Tensor, scalars: tuple[torch.Tensor, ...], total: _Sum) -> None:
         for term in terms:
             kind = term[0]
             if kind == "part":
@@ -247,8 +410,6 @@ class SearchCell(nn.Module):
                         total.add(op(x), scalars[slot])
                     else:
                         total.add(op.forward_fused(x, False), scalars[slot])
-        assert total.total is not None
-        return total.total
 
 
 def allowed_ops(space: SpaceSpec, cell: str, edges: list[tuple[str, str]]) -> torch.Tensor | None:
@@ -307,23 +468,49 @@ class AlphaMixin:
         buffer = self._masked.get(cell)
         return None if buffer is None else getattr(self, buffer)
 
+    def _init_betas(self) -> None:
+        """PC-DARTS's edge-normalisation parameters: ``betas.<cell type>``, one per
+        mixed edge (alpha row), 1e-3 * N(0, 1) as in its code (drawn after the alphas)."""
+        self._beta_nodes = {name: node_row_ranges(ir) for name, ir in self.irs.items()}
+        tables = {name: nn.Parameter(ALPHA_INIT_SCALE * torch.randn(len(mixed_edges(ir))))
+                  for name, ir in self.irs.items()}
+        setattr(self, BETAS, nn.ParameterDict(tables))
+
     @property
     def alpha_dict(self) -> nn.ParameterDict:
         return getattr(self, ALPHAS)
 
+    @property
+    def beta_dict(self) -> nn.ParameterDict | None:
+        """The betas per cell type, None without edge normalisation."""
+        return getattr(self, BETAS, None)
+
     def arch_parameters(self) -> list[nn.Parameter]:
-        """The alphas, one tensor per cell type in the space's cell order."""
-        return [self.alpha_dict[name] for name in self.irs]
+        """The alphas, one tensor per cell type in the space's cell order, then the
+        betas (with edge normalisation) in the same order, as PC-DARTS lists them."""
+        alphas = [self.alpha_dict[name] for name in self.irs]
+        betas = self.beta_dict
+        return alphas + ([betas[name] for name in self.irs] if betas is not None else [])
 
     def named_weight_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
-        """Every parameter that is not an alpha, with its name."""
+        """Every parameter that is not an architecture parameter, with its name."""
         for name, p in self.named_parameters():
-            if not name.startswith(ALPHAS + "."):
+            if not name.startswith((ALPHAS + ".", BETAS + ".")):
                 yield name, p
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        """Every parameter that is not an alpha."""
+        """Every parameter that is not an architecture parameter."""
         return [p for _, p in self.named_weight_parameters()]
+
+    def edge_scale(self, cell: str) -> torch.Tensor | None:
+        """What the supernet's transforms scale each edge of ``cell`` by: with edge
+        normalisation the softmax of the betas over each node's in-edges (PC-DARTS's
+        ``weights2``), one entry per alpha row; None otherwise."""
+        betas = self.beta_dict
+        if betas is None:
+            return None
+        b = betas[cell]
+        return torch.cat([F.softmax(b[start:end], dim=-1) for start, end in self._beta_nodes[cell]])
 
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """The relaxed alphas per cell type, (edges x ops): what each edge mixes by in
@@ -351,10 +538,11 @@ class AlphaMixin:
         what the supernet's transforms scale the edges by (``edge_scale``: PC-DARTS's
         normalised betas)."""
         select = getattr(self.relaxation, "selection", self.relaxation)
-        out = {name: self._relax_masked(select, name) for name in self.irs}
-        scale = getattr(self, "edge_scale", None)
-        if scale is not None:
-            out = {name: w * scale(name).unsqueeze(-1) for name, w in out.items()}
+        out = {}
+        for name in self.irs:
+            w = self._relax_masked(select, name)
+            scale = self.edge_scale(name)
+            out[name] = w if scale is None else w * scale.unsqueeze(-1)
         return out
 
     def cell_alphas(self) -> dict[str, CellAlphas]:
@@ -388,18 +576,34 @@ class Supernet(AlphaMixin, CNNSkeleton):
         options = options if options is not None else SupernetOptions()
         irs = irs if irs is not None else lower_space(space)
         optimized = optimize_cells({name: irs[name] for name in space.cell_names}, options.passes)
-        CNNSkeleton.__init__(self, plan, lambda cp: SearchCell(optimized[cp.cell], cp, space.ops), affine=False,
-                             auxiliary=False)
+        # the stem's BN is affine, as in the paper's code (nn.BatchNorm2d's default)
+        CNNSkeleton.__init__(self, plan, lambda cp: SearchCell(optimized[cp.cell], cp, space.ops,
+                                                               options.partial_channels, options.aux_skip),
+                             affine=True, auxiliary=False)
         self.space = space
         self.options = options
         self.irs = {name: irs[name] for name in space.cell_names}
         self.optimized_irs = optimized
         self._init_alphas()
+        if options.edge_normalization:
+            self._init_betas()
+        # DARTS-'s auxiliary skip weight, set per epoch by its transform (genolang.search.components.aux_skip)
+        self.aux_weight = 1.0
         if options.channels_last:
             self.to(memory_format=torch.channels_last)
 
     def cell_args(self) -> dict[str, tuple[object, ...]]:
-        return {name: (w,) for name, w in self.edge_weights().items()}
+        """Per cell type: the relaxed alphas, the edges' scale (edge normalisation), the
+        op each edge runs (a one-op-per-edge relaxation, whatever the passes: they batch
+        ops across edges, the sampled path runs each edge's one op) and the auxiliary
+        skips' weight."""
+        sampled = bool(getattr(self.relaxation, "one_op_per_edge", False))
+        aux = self.aux_weight if self.options.aux_skip else 0.0
+        out: dict[str, tuple[object, ...]] = {}
+        for name, w in self.edge_weights().items():
+            index = w.detach().argmax(-1) if sampled else None
+            out[name] = (w, self.edge_scale(name), index, aux)
+        return out
 
     def forward(self, x: torch.Tensor,
                 return_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:

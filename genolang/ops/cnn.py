@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 if TYPE_CHECKING:
@@ -62,6 +63,9 @@ class Zero(nn.Module):
         return x[:, :, :: self.stride, :: self.stride].mul(0.0)
 
 
+SMALL_CHANNELS = 8  # below this, FactorizedReduce runs its strided convs as unstrided ones (see _halves)
+
+
 class FactorizedReduce(nn.Module):
     """Halve the spatial size without losing pixels: ReLU, two stride-2 1x1 convs (the
     second on the input shifted by one pixel) to C/2 channels each, concat, BN."""
@@ -76,13 +80,19 @@ class FactorizedReduce(nn.Module):
         self.bn = nn.BatchNorm2d(c_out, affine=affine)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(x)
-        return self.bn(torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1))
+        return self.bn(self._halves(self.relu(x)))
 
     def forward_fused(self, x: torch.Tensor, relu: bool = True, scale: torch.Tensor | None = None) -> torch.Tensor:
-        if relu:
-            x = self.relu(x)
-        return batch_norm(self.bn, torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1), scale)
+        return batch_norm(self.bn, self._halves(self.relu(x) if relu else x), scale)
+
+    def _halves(self, x: torch.Tensor) -> torch.Tensor:
+        if 1 < x.shape[1] < SMALL_CHANNELS:
+            # torch 2.14's CPU backward of a stride-2 1x1 conv's weight corrupts the heap
+            # for 2 to 7 input channels (PC-DARTS's C/K slices): the same products as
+            # stride-1 convs on the pixels the strided ones read
+            w1, w2 = self.conv_1.weight, self.conv_2.weight
+            return torch.cat([F.conv2d(x[:, :, ::2, ::2], w1), F.conv2d(x[:, :, 1::2, 1::2], w2)], dim=1)
+        return torch.cat([self.conv_1(x), self.conv_2(x[:, :, 1:, 1:])], dim=1)
 
 
 class Noise(nn.Module):

@@ -5,8 +5,9 @@ equations 6-8).
 * Second order: one unrolled weight step
       w' = w - xi * (momentum * buf + grad_w L_train(w, alpha) + wd * w)
   exactly the next step of the weight optimizer (SGD with its momentum buffers and
-  weight decay, as the original code does; no gradient clipping), with xi the current
-  weight learning rate; then
+  weight decay, as the original code does; no gradient clipping; with Nesterov
+  momentum, d + momentum * (momentum * buf + d) for d = grad + wd * w, as torch's SGD),
+  with xi the current weight learning rate; then
       grad_alpha L_val(w', alpha) - xi * H v,    v = grad_w' L_val(w', alpha),
   where H v = grad^2_{alpha,w} L_train(w, alpha) v is either the central finite
   difference [grad_alpha L_train(w+) - grad_alpha L_train(w-)] / (2 eps) with
@@ -150,9 +151,10 @@ class Architect:
         return torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
 
     # -- second order --------------------------------------------------------------
-    def _hyper(self) -> tuple[float, float]:
+    def _hyper(self) -> tuple[float, float, bool]:
         group = self.weight_optimizer.param_groups[0]
-        return float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0))
+        return (float(group.get("momentum", 0.0)), float(group.get("weight_decay", 0.0)),
+                bool(group.get("nesterov", False)))
 
     def _moment(self, p: torch.Tensor, momentum: float) -> torch.Tensor:
         state = self.weight_optimizer.state.get(p, {})
@@ -162,7 +164,7 @@ class Architect:
     def unrolled_weights(self, train: Objective, eta: float, create_graph: bool = False) -> dict[str, torch.Tensor]:
         """w' = w - eta * (momentum * buf + grad_w L_train + wd * w), by name. With
         ``create_graph`` w' stays a function of the alphas (for the exact mode)."""
-        momentum, wd = self._hyper()
+        momentum, wd, nesterov = self._hyper()
         names = [n for n, _ in self.named_weights]
         weights = [p for _, p in self.named_weights]
         grads = [_zero_if_none(g, w) for g, w in zip(
@@ -171,7 +173,10 @@ class Architect:
             self.reduce(grads)
         out = {}
         for name, w, g in zip(names, weights, grads):
-            step = self._moment(w, momentum).detach() + g + wd * w.detach()
+            d = g + wd * w.detach()
+            step = self._moment(w, momentum).detach() + d  # the momentum buffer after this step
+            if nesterov:  # torch's SGD(nesterov=True) steps by d + momentum * buffer
+                step = d + momentum * step
             new = w.detach() - eta * step
             out[name] = new if create_graph else new.detach().requires_grad_(True)
         return out

@@ -104,7 +104,8 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     distribute(model, s)
     world = s.world
     weights = model.weight_parameters()
-    weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+    weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay,
+                                 nesterov=r.nesterov)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_opt, T_max=r.epochs, eta_min=r.lr_min)
     architect = s.method.architect(model, weight_opt, r, world)
     method = s.method
@@ -155,6 +156,8 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
         changes = s.log_epoch(epoch, model, metrics)
         s.save(epoch, model, weight_opt, architect, scheduler, sampler)
         s.progress(Progress("epoch_end", epoch, r.epochs, len(train_batches), len(train_batches), metrics, changes))
+    method.end_epochs()
+
     def valid_accuracy() -> float:
         return evaluate_images(model, eval_batches(valid_set, EVAL_BATCH, s.device, r.limit, world), s.device,
                                world)["acc"]

@@ -111,6 +111,7 @@ class Preset:
     arch_betas: tuple[float, float] | None = None
     lr_min: float | None = None
     order: int = 1
+    nesterov: bool = False  # Nesterov momentum for the weights (GDAS), wherever the weights have momentum
 
 
 def _darts() -> MethodSpec:
@@ -143,6 +144,24 @@ def _sdarts_rs() -> MethodSpec:
                       paper="Chen and Hsieh, SDARTS (random smoothing), ICML 2020")
 
 
+def _pc_darts() -> MethodSpec:
+    # the arch steps start at epoch 15 of 50 (train_search.py: ``if epoch >= 15``): 0.3 of the epochs
+    return MethodSpec("pc_darts", transforms=(ComponentSpec.of("transform", "partial_channels", k=4,
+                                                                  edge_norm=True),),
+                      warmup=0.3, paper="Xu et al., PC-DARTS, ICLR 2020")
+
+
+def _gdas() -> MethodSpec:
+    return MethodSpec("gdas", relaxation=ComponentSpec.of("relaxation", "gumbel", tau_max=10.0, tau_min=0.1),
+                      step_order="weight_first", paper="Dong and Yang, GDAS, CVPR 2019")
+
+
+def _darts_minus() -> MethodSpec:
+    return MethodSpec("darts_minus", transforms=(ComponentSpec.of("transform", "aux_skip", beta=1.0,
+                                                                     decay="linear"),),
+                      paper="Chu et al., DARTS-, ICLR 2021")
+
+
 PRESETS: dict[str, Preset] = {
     "darts": Preset(_darts),
     # DrNAS, DARTS space on CIFAR-10: SGD 0.1 cosine to 0, alpha Adam 6e-4 (its l2 default is
@@ -154,6 +173,14 @@ PRESETS: dict[str, Preset] = {
                          arch_lr_scale=10.0, arch_betas=(0.9, 0.999)),
     "beta_darts": Preset(_beta_darts),  # DARTS's settings otherwise
     "sdarts_rs": Preset(_sdarts_rs),  # DARTS's settings otherwise (first order, as the authors ran it)
+    # train_search.py: batch 256, lr 0.1 cosine to 0, arch lr 6e-4 (4x and 2x DARTS's)
+    "pc_darts": Preset(_pc_darts, paper_recipe={"batch_size": 256, "lr": 0.1, "lr_min": 0.0, "arch_lr": 6e-4},
+                       lr_scale=4.0, arch_lr_scale=2.0, lr_min=0.0),
+    # GDAS-NASNet-CIFAR.config: 250 epochs, batch 256, SGD lr 0.025 cosine to 0.001 with Nesterov
+    # momentum 0.9, wd 5e-4; Adam 3e-4 (0.5, 0.999) wd 1e-3 as DARTS
+    "gdas": Preset(_gdas, paper_recipe={"epochs": 250, "batch_size": 256, "weight_decay": 5e-4}, nesterov=True),
+    # run_darts_minus.sh: DARTS's first-order recipe, auxiliary skip beta 1 decaying linearly
+    "darts_minus": Preset(_darts_minus),
 }
 
 
@@ -280,6 +307,16 @@ class MethodRun:
             set_epoch = getattr(c, "set_epoch", None)
             if set_epoch is not None:
                 set_epoch(epoch - 1, self.epochs)
+
+    def end_epochs(self) -> None:
+        """Tell every component the search's epochs are over (``set_epoch(epochs,
+        epochs)``): what the selection (and its fine-tuning) sees, e.g. DARTS-'s
+        auxiliary skips at weight 0."""
+        self.epoch = self.epochs + 1
+        for c in self._all():
+            set_epoch = getattr(c, "set_epoch", None)
+            if set_epoch is not None:
+                set_epoch(self.epochs, self.epochs)
 
     def arch_step_due(self) -> bool:
         return self.spec.arch_steps and self.epoch > self.warmup_epochs

@@ -57,6 +57,7 @@ class SearchConfig:
     lr: float | None = None
     lr_min: float | None = None
     momentum: float | None = None
+    nesterov: bool | None = None
     weight_decay: float | None = None
     grad_clip: float | None = None
     arch_lr: float | None = None
@@ -130,6 +131,7 @@ class Recipe:
     tar: float = 1e-3  # temporal activation regularisation (recurrent search)
     method: dict[str, Any] = field(default_factory=dict)  # MethodSpec.to_json(); {} means DARTS
     hessian: str = "fd"  # second order: the finite-difference or the exact Hessian-vector product
+    nesterov: bool = False  # Nesterov momentum for the weights (GDAS's)
 
     def method_spec(self) -> MethodSpec:
         from genolang.search.method import DARTS, MethodSpec
@@ -222,6 +224,8 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         train_portion=pick("train_portion", 0.5), limit=config.limit, bptt=pick("bptt", 35),
         augment=pick("augment", True), sync_bn=pick("sync_bn", True), method=spec.to_json(),
         hessian=pick("hessian", "fd"),
+        # a method's Nesterov momentum (GDAS) wherever the weights have momentum (not the recurrent recipe)
+        nesterov=pick("nesterov", paper.get("nesterov", chosen.nesterov and base["momentum"] > 0)),
     )
     validate_recipe(recipe)
     return recipe
@@ -262,6 +266,8 @@ def validate_recipe(r: Recipe) -> None:
     for name in ("lr", "arch_lr"):
         if not getattr(r, name) > 0:
             problems.append(f"--{name.replace('_', '-')} must be positive, not {getattr(r, name)}")
+    if r.nesterov and r.momentum <= 0:
+        problems.append(f"Nesterov momentum needs a positive momentum, not {r.momentum}")
     if r.hessian not in ("fd", "exact"):
         problems.append(f"--hessian must be fd or exact, not {r.hessian!r}")
     if problems:

@@ -31,7 +31,11 @@ from genolang.spec.lookup import load_named_source
 from genolang.tensorio import read_state
 from genolang.vcs import genotype_hash
 
-FORMAT = "genolang-search/1"
+# 2: the supernet's stem BN is affine (as the paper's code); /1 checkpoints lack its
+# weight and bias, and resuming them would mix two supernets: refused (see SearchRun)
+FORMAT = "genolang-search/2"
+OLD_FORMATS = {"genolang-search/1": "the supernet's stem batch norm had no affine parameters then (the paper's "
+                                    "code has them)"}
 RESUME_FIX = ("start the search again in a new --run-dir (its epoch-NNN.geno files stay as they are) or restore "
               "the file from a backup")
 ALPHAS_LOG = "alphas.jsonl"
@@ -84,6 +88,11 @@ class SearchRun:
             if not loaded.verified:
                 self.progress(Progress("note", message=f"note: {self.run.checkpoint} was written by a genolang "
                                        "without checksums; it was loaded unverified"))
+            if self.saved.get("format") in OLD_FORMATS:
+                raise InputError(f"{self.run.checkpoint}: written by an older genolang (format "
+                                 f"{self.saved.get('format')!r}; {OLD_FORMATS[self.saved['format']]}), which this "
+                                 f"version cannot continue bit-exactly; start the search again in a new --run-dir, "
+                                 "or finish this one with the genolang that wrote it")
             if self.saved.get("format") != FORMAT:
                 raise InputError(f"{self.run.checkpoint}: not a search checkpoint (format "
                                  f"{self.saved.get('format')!r}, expected {FORMAT!r}); resume it with the command "

@@ -66,7 +66,8 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
     search_data = batchify(corpus.valid, r.batch_size * world.size)[:, cols].contiguous().to(s.device)
     val_data = batchify(corpus.valid, r.eval_batch_size).to(s.device)
     weights = model.weight_parameters()
-    weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay)
+    weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay,
+                                 nesterov=r.nesterov)
     architect = s.method.architect(model, weight_opt, r, world)
     start = s.restore(model, weight_opt, architect, None, None)
     ntok = corpus.ntokens
@@ -129,4 +130,5 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
         changes = s.log_epoch(epoch, model, metrics)
         s.save(epoch, model, weight_opt, architect, None, None)
         s.progress(Progress("epoch_end", epoch, r.epochs, step, steps, metrics, changes))
+    s.method.end_epochs()
     return s.finish(out, model, metrics)

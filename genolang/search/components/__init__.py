@@ -10,7 +10,8 @@ A component class is registered with ``@register(kind, name)``; its constructor 
 its hyperparameters as keyword arguments (numbers, words, booleans), all with defaults.
 ``build(kind, name, params)`` makes one and reports unknown names or parameters as
 ``UsageError``s. Components that change with the epoch implement ``set_epoch(epoch,
-epochs)`` (0-based epoch); anything they draw comes from torch's global generator, whose
+epochs)`` (0-based epoch; called at the start of every epoch, and once with ``epoch ==
+epochs`` when the epochs are over, before the selection); anything they draw comes from torch's global generator, whose
 state every checkpoint keeps, so resumed searches stay bit-identical."""
 
 from __future__ import annotations
