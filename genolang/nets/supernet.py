@@ -257,6 +257,10 @@ class AlphaMixin:
     relaxation: Relaxation = staticmethod(softmax_rows)  # type: ignore[assignment]
     # set during the weight step by a method that perturbs the edge weights (SDARTS)
     perturbation: Callable[[torch.Tensor], torch.Tensor] | None = None
+    # set by a selection that fixes edges or evaluates given cells (DARTS-PT's decisions,
+    # random search's ranking): (cell type, edge weights) -> the edge weights to use, in
+    # every forward pass and in what derivation and the logs read
+    projection: Callable[[str, torch.Tensor], torch.Tensor] | None = None
 
     def _init_alphas(self) -> None:
         tables = {}
@@ -286,21 +290,26 @@ class AlphaMixin:
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """The relaxed alphas per cell type, (edges x ops): what each edge mixes by in
         this forward pass (a sample, for a stochastic relaxation), perturbed during a
-        perturbing method's weight step."""
+        perturbing method's weight step, projected where a selection fixes edges."""
         out = {name: self.relaxation(self.alpha_dict[name]) for name in self.irs}
         if self.perturbation is not None:
             out = {name: self.perturbation(w) for name, w in out.items()}
+        if self.projection is not None:
+            out = {name: self.projection(name, w) for name, w in out.items()}
         return out
 
     def selection_weights(self) -> dict[str, torch.Tensor]:
         """The weights derivation and the logs read: the relaxation's deterministic
         weights (its ``selection``: softmax for DARTS), times what the supernet's
-        transforms scale the edges by (``edge_scale``: PC-DARTS's normalised betas)."""
+        transforms scale the edges by (``edge_scale``: PC-DARTS's normalised betas),
+        projected where a selection fixes edges."""
         select = getattr(self.relaxation, "selection", self.relaxation)
         out = {name: select(self.alpha_dict[name]) for name in self.irs}
         scale = getattr(self, "edge_scale", None)
         if scale is not None:
             out = {name: w * scale(name).unsqueeze(-1) for name, w in out.items()}
+        if self.projection is not None:
+            out = {name: self.projection(name, w) for name, w in out.items()}
         return out
 
     def cell_alphas(self) -> dict[str, CellAlphas]:

@@ -23,7 +23,15 @@ from genolang.run.progress import Progress, ProgressFn
 from genolang.run.state import claim, differences, refuse_changes, restore_rng, rng_section, save_run_state
 from genolang.search.architect import Architect
 from genolang.search.method import MethodRun, SelectionContext
-from genolang.search.output import GenotypeFile, declaration, display_path, genotype_name, header, sha256_file
+from genolang.search.output import (
+    HASH_SLOT,
+    GenotypeFile,
+    declaration,
+    display_path,
+    genotype_name,
+    header,
+    sha256_file,
+)
 from genolang.search.recipe import Recipe, SearchConfig, resolve_recipe
 from genolang.spec.check import load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
@@ -33,6 +41,7 @@ from genolang.vcs import genotype_hash
 
 FORMAT = "genolang-search/1"
 ALPHAS_LOG = "alphas.jsonl"
+SELECTION_LOG = "selection.jsonl"  # a selection's decisions (DARTS-PT) or ranked samples (random search)
 GENOTYPE = "genotype.geno"
 
 
@@ -167,7 +176,9 @@ class SearchRun:
         return changed_edges(self.previous, self.derive(model, "current"))
 
     def save(self, epoch: int, model: torch.nn.Module, weight_opt: torch.optim.Optimizer, architect: Architect,
-             scheduler: Any, sampler: torch.Generator | None) -> None:
+             scheduler: Any, sampler: torch.Generator | None, selection: Mapping[str, Any] | None = None) -> None:
+        """The checkpoint after ``epoch``; ``selection``: the state of a selection that
+        runs epochs of its own after the search's (DARTS-PT), so a resume continues it."""
         state = {
             "format": FORMAT, "epoch": epoch, "recipe": self.recipe.to_json(),
             "space_text": self.space_text, "space_path": self.space.path,
@@ -178,6 +189,8 @@ class SearchRun:
             "sampler": sampler.get_state() if sampler is not None else None,
             **rng_section(self.world),  # a collective: every rank takes part
         }
+        if selection is not None:
+            state["selection"] = dict(selection)
         save_run_state(self.run, state, self.world)
 
     def restore(self, model: torch.nn.Module, weight_opt: torch.optim.Optimizer, architect: Architect,
@@ -202,26 +215,37 @@ class SearchRun:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UsageError(f"{where}: does not match this search ({first[:300]}); resume with the space, "
                              "skeleton and data it was made with, or start a new --run-dir") from None
-        if not 0 <= epoch <= self.recipe.epochs:
+        if epoch < 0 or (epoch > self.recipe.epochs and "selection" not in s):
             raise UsageError(f"{where}: records epoch {epoch} of a {self.recipe.epochs}-epoch search")
         if self.world.is_main:
-            for name in ("metrics.jsonl", ALPHAS_LOG):
+            for name in ("metrics.jsonl", ALPHAS_LOG, SELECTION_LOG):
                 self.run.truncate_jsonl(name, epoch)
         dist.barrier(self.world)
         return epoch
 
-    def log_epoch(self, epoch: int, model: Any, metrics: dict[str, Any]) -> dict[str, int]:
+    def saved_selection(self) -> dict[str, Any] | None:
+        """The selection's state in the checkpoint resumed from (None when the run
+        resumes during the search, or starts)."""
+        if self.saved is None or "selection" not in self.saved:
+            return None
+        return dict(self.saved["selection"])
+
+    def log_epoch(self, epoch: int, model: Any, metrics: dict[str, Any], selection: bool = False) -> dict[str, int]:
         """Write epoch-NNN.geno, the metrics and the alphas of a finished epoch (before
         its checkpoint: a resume cuts the logs back to the checkpoint's epoch); returns
-        the changes of the genotype since the last epoch."""
+        the changes of the genotype since the last epoch. ``selection``: an epoch a
+        selection runs after the search (its genotype shows the decisions so far)."""
         alphas = model.cell_alphas()
         geno = self.derive(model, f"epoch_{epoch:03d}")
         changes = changed_edges(self.previous, geno)
         self.previous = geno
         if self.world.is_main:
             name = f"epoch-{epoch:03d}.geno"
-            lines = header(f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}",
-                           self.provenance(), metrics, alphas)
+            title = (f"genolang search: genotype derived after epoch {epoch} (the selection's epoch "
+                     f"{epoch - self.recipe.epochs}, after the search's {self.recipe.epochs}; decided edges as "
+                     f"decided so far)" if selection else
+                     f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}")
+            lines = header(title, self.provenance(), metrics, alphas)
             self.run.write_text(name, self.file_for(self.run.path).text(geno, lines))
             self.run.log_metrics(metrics)
             self.run.append_jsonl(ALPHAS_LOG, {"epoch": epoch, "cells": {c: a.to_json() for c, a in alphas.items()}})
@@ -232,14 +256,21 @@ class SearchRun:
         """Select the found genotype by the method's selection, write it
         (run_dir/genotype.geno and ``out``) and report the end."""
         name = genotype_name(out)
-        context = context or SelectionContext(self.space, model, name)
+        context = context or SelectionContext(self.space, model, name, metrics=metrics)
         context.name = name
+        context.note = lambda message: self.progress(Progress("note", message=message))
+        context.record = self._record_selection
         geno = self.method.select(context)
+        if context.metrics is not None:
+            metrics = context.metrics
         alphas = model.cell_alphas()
         order = "first" if self.recipe.order == 1 else "second"
         title = (f"Found by 'genolang search' (DARTS, {order} order)." if self.method.spec.name == "darts"
                  else f"Found by 'genolang search' ({self.method.spec.describe()}; {order} order).")
         lines = header(title, self.provenance(), metrics, alphas)
+        if context.summary:
+            at = lines.index(HASH_SLOT)
+            lines[at:at] = context.summary
         decl, digest = declaration(geno), genotype_hash(geno)
         run_file = self.file_for(self.run.path)
         text = run_file.compose(decl, lines, digest)
@@ -257,3 +288,7 @@ class SearchRun:
         self.progress(Progress("done", self.recipe.epochs, self.recipe.epochs, metrics=metrics,
                                message=str(result.out or result.run_dir)))
         return result
+
+    def _record_selection(self, entry: dict[str, Any]) -> None:
+        if self.world.is_main:
+            self.run.append_jsonl(SELECTION_LOG, entry)
