@@ -162,7 +162,7 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     for epoch in range(start + 1, r.epochs + 1):
         metrics = run_epoch(epoch, r.epochs, float(scheduler.get_last_lr()[0]))
     context = SelectionContext(s.space, model, "found", metrics=metrics, epochs_done=max(start, r.epochs),
-                               resumed=s.saved_selection())
+                               resumed=s.saved_selection(), lr=r.lr)
     scorer = _Scorer(model, valid_set, r.batch_size, r.limit, r.seed, s.device, world)
 
     def train_epoch(state: Mapping[str, Any], planned: int) -> Mapping[str, Any]:

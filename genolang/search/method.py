@@ -108,8 +108,25 @@ def _darts() -> MethodSpec:
     return MethodSpec("darts", paper="Liu, Simonyan and Yang, DARTS, ICLR 2019")
 
 
+def _random_ws() -> MethodSpec:
+    return MethodSpec("random_ws", relaxation=ComponentSpec.of("relaxation", "uniform_paths"),
+                      selection=ComponentSpec.of("selection", "rank_samples"), arch_steps=False,
+                      paper="Li and Talwalkar, Random Search and Reproducibility for NAS, UAI 2019")
+
+
+def _darts_pt() -> MethodSpec:
+    return MethodSpec("darts_pt", selection=ComponentSpec.of("selection", "perturbation"),
+                      paper="Wang, Cheng, Chen, Tang and Hsieh, Rethinking Architecture Selection in "
+                            "Differentiable NAS (DARTS-PT), ICLR 2021")
+
+
 PRESETS: dict[str, Preset] = {
     "darts": Preset(_darts),
+    # a DARTS search (50 epochs, first order on CIFAR-10), then the perturbation selection
+    "darts_pt": Preset(_darts_pt),
+    # randomNAS_release's CNN defaults (random_weight_share.py --benchmark cnn): 100 epochs,
+    # gradient norm clipped at 0.25 (its argparse default, shared with the PTB benchmark)
+    "random_ws": Preset(_random_ws, paper_recipe={"epochs": 100, "grad_clip": 0.25}),
 }
 
 
@@ -205,7 +222,10 @@ class SelectionContext:
       resumes in the middle of the selection, else None.
     * ``note(message)``: a line of progress; ``record(entry)``: a line of the run
       folder's ``selection.jsonl`` (each decision and its scores).
-    * ``summary``: lines the selection adds to the found genotype's provenance header."""
+    * ``summary``: lines the selection adds to the found genotype's provenance header;
+      ``metrics``: the last epoch's record (``train_epoch`` updates it); ``epochs_done``:
+      the search's and the selection's epochs so far; ``lr``: the search's initial
+      weight learning rate."""
 
     space: SpaceSpec
     model: Any
@@ -219,6 +239,7 @@ class SelectionContext:
     summary: list[str] = field(default_factory=list)
     metrics: Mapping[str, Any] | None = None  # the last epoch's, updated by train_epoch
     epochs_done: int = 0  # epochs of the search and of fine-tuning so far
+    lr: float = 0.0  # the search's initial weight learning rate
 
     def evaluate(self) -> float:
         """The validation score of the supernet as it is, on the whole split."""

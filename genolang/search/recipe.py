@@ -210,7 +210,7 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         lr=pick("lr", lr), lr_min=pick("lr_min", lr_min),
         momentum=pick("momentum", base["momentum"]),
         weight_decay=pick("weight_decay", paper.get("weight_decay", base["weight_decay"])),
-        grad_clip=pick("grad_clip", base["grad_clip"]),
+        grad_clip=pick("grad_clip", paper.get("grad_clip", base["grad_clip"])),
         arch_lr=pick("arch_lr", arch_lr),
         arch_betas=chosen.arch_betas or base["arch_betas"],
         arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"]),

@@ -163,7 +163,7 @@ class SearchRun:
     def file_for(self, folder: Path) -> GenotypeFile:
         key = folder.resolve()
         if key not in self._files:
-            self._files[key] = GenotypeFile(self.space, key)
+            self._files[key] = GenotypeFile(self.space, key, own_folder=key == self.run.path.resolve())
         return self._files[key]
 
     def derive(self, model: Any, name: str) -> GenotypeSpec:
