@@ -20,7 +20,7 @@ from typing import Any
 from genolang.errors import UsageError
 from genolang.ir.lower import lower_space_cell
 from genolang.search.components import register
-from genolang.search.components.uniform_paths import CellPaths, Term, cell_paths
+from genolang.search.components.uniform_paths import CellPaths, Term, UniformPaths, cell_paths
 from genolang.spec.checked import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
 from genolang.spec.validate import errors, genotype_problems
 
@@ -96,6 +96,9 @@ class RankSamples:
                 f"(validation score {best_score:.4f})")
         context.note(line)
         context.summary.append(line + "; every score in selection.jsonl")
+        if isinstance(model.relaxation, UniformPaths):
+            context.summary.append("(the alphas are not trained: the table below holds each term's probability in a "
+                                   "uniform sample)")
         return geno
 
     @staticmethod
