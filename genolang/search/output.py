@@ -110,6 +110,8 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
         f"dataset: {r['dataset']}; order {r['order']}; seed {r['seed']}; epochs {r['epochs']}; batch {r['batch_size']}"
         + (f"; limit {r['limit']} steps per epoch" if r.get("limit") else ""),
     ]
+    if provenance.get("recipe_hash"):
+        lines.append(f"recipe: {provenance['recipe_hash']} (recipe.geno in the run folder: every value of the search)")
     if "valid_acc" in metrics:
         lines.append(f"final validation accuracy: {100 * metrics['valid_acc']:.2f}% "
                      f"(loss {metrics['valid_loss']:.4f}, epoch {metrics['epoch']})")

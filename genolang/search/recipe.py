@@ -83,6 +83,10 @@ class SearchConfig:
     warmup: float | None = None
     step_order: str | None = None
     hessian: str | None = None  # second order: 'fd' (finite difference) or 'exact'
+    # a search declaration's file (genolang.search.recipe_spec): the space and skeleton
+    # names resolve from it; and the declaration's name (the run's recipe.geno keeps it)
+    relative_to: str | None = None
+    recipe_name: str | None = None
 
     def method_overrides(self) -> dict[str, Any]:
         """The method overrides given (for ``genolang.search.method.override``)."""

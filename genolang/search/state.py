@@ -33,6 +33,7 @@ from genolang.search.output import (
     sha256_file,
 )
 from genolang.search.recipe import Recipe, SearchConfig, resolve_recipe
+from genolang.search.recipe_spec import RECIPE, recipe_file
 from genolang.spec.check import load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
 from genolang.spec.lookup import load_named_source
@@ -72,7 +73,7 @@ class SearchRun:
         self.world, self.device = world, device
         self.progress: ProgressFn = (progress or (lambda p: None)) if world.is_main else (lambda p: None)
         self.run = RunDir(run_dir)
-        space, self.space_text = load_named_source("space", config.space)
+        space, self.space_text = load_named_source("space", config.space, config.relative_to)
         assert isinstance(space, SpaceSpec)
         self.space = space
         self.kind = space.kind
@@ -95,7 +96,8 @@ class SearchRun:
                                  "checkpoint was written; restore it or start a new --run-dir")
         else:
             self.recipe = resolve_recipe(config, self.kind)
-        network, self.network_text = load_named_source("network", self.recipe.network, self.space.path)
+        network, self.network_text = load_named_source("network", self.recipe.network,
+                                                       config.relative_to or self.space.path)
         assert isinstance(network, NetworkSpec)
         if network.kind != self.kind:
             want = "'stem = embedding' (e.g. ptb_search)" if self.kind == "rnn" else "a CNN stem (e.g. small_search)"
@@ -117,6 +119,9 @@ class SearchRun:
         self.previous: GenotypeSpec | None = None
         self._files: dict[Path, GenotypeFile] = {}
         self.space_sha256 = sha256_file(self.space.path)
+        # the effective recipe as a search declaration (recipe.geno) and its canonical hash
+        name = config.recipe_name or genotype_name(f"{self.space.name}_{self.recipe.dataset}.geno", "search")
+        self.recipe_text, self.recipe_hash = recipe_file(self.recipe, self.space, self.network, name, self.run.path)
 
     def _saved_spec(self, kind: str, path: str, what: str) -> Any:
         """The space or skeleton whose text the checkpoint keeps, checked as if at
@@ -136,7 +141,7 @@ class SearchRun:
             "dataset": self.recipe.dataset, "order": self.recipe.order, "seed": self.recipe.seed,
             "epochs": self.recipe.epochs, "recipe": self.recipe.to_json(), "method": self.method.spec.name,
             "device": str(self.device), "torch": torch.__version__, "genolang": __version__,
-            "world_size": self.world.size,
+            "world_size": self.world.size, "recipe_hash": self.recipe_hash,
         }
 
     def write_run_json(self, **extra: Any) -> None:
@@ -154,6 +159,8 @@ class SearchRun:
 
     def start(self, model: Any, epochs_done: int, steps: int) -> None:
         """Record the start (a fresh run's ``run.json``) and report it."""
+        if self.world.is_main:
+            self.run.write_text(RECIPE, self.recipe_text)
         if epochs_done == 0:
             self.write_run_json(started=now(), status="running")
         self.previous = self.derive(model, "previous")

@@ -19,7 +19,7 @@ from genolang.parse import ast as A
 from genolang.parse.parser import parse, read_text
 
 SUFFIX = ".geno"
-_KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network, "op": A.OpDecl}
+_KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network, "op": A.OpDecl, "search": A.Search}
 _OP_DECL = re.compile(r"(?m)^\s*op\s")
 
 
