@@ -21,7 +21,7 @@ BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-step": ("genolang.cli.bench", "train_step", "Time forward + backward + optimizer step."),
     "eval-step": ("genolang.cli.bench", "eval_step", "Time an inference forward pass (no_grad, eval mode)."),
     "search-step": ("genolang.cli.bench", "search_step",
-                    "Time one DARTS search iteration (architecture + weight step)."),
+                    "Time one search iteration of a method (architecture + weight step)."),
 }
 
 
@@ -121,8 +121,16 @@ def eval_step(as_json: bool, **options: Any) -> None:
 @click.command("search-step")
 @click.option("--space", default="darts_cnn", show_default=True, help="CNN space name or .geno file.")
 @click.option("--network", default="cifar_search", show_default=True, help="CNN skeleton name or .geno file.")
+@click.option("--method", default="darts", show_default=True, metavar="NAME",
+              help="Search method (genolang search --list-methods): its relaxation, transforms, regularizers, "
+                   "perturbation and step order.")
+@click.option("--set", "settings", multiple=True, metavar="COMPONENT.PARAM=VALUE",
+              help="Set a component's hyperparameter, e.g. --set gumbel.tau_max=5 (repeatable).")
 @click.option("--order", type=click.IntRange(1, 2), default=1, show_default=True,
-              help="1: first-order architecture step; 2: second order (unrolled, finite difference).")
+              help="1: first-order architecture step; 2: second order (unrolled).")
+@click.option("--hessian", type=click.Choice(["fd", "exact"]), default="fd", show_default=True,
+              help="Second order: the finite-difference Hessian-vector product (the paper's) or the exact one "
+                   "(double backward).")
 @click.option("--channels", type=click.IntRange(min=1), default=None,
               help="Initial channels C [the skeleton's: cifar_search 16].")
 @click.option("--layers", type=click.IntRange(min=1), default=None,
@@ -139,17 +147,20 @@ def eval_step(as_json: bool, **options: Any) -> None:
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Keep the supernet's tensors channels-last (NHWC in memory).")
 @common_options
-def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, **options: Any) -> None:
-    """Time one DARTS search iteration on random data: an architecture step (first or
-    second order) on one batch, then a weight step on another; the supernet compiled
-    with the chosen passes. Default: darts_cnn on cifar_search (C=16, 8 cells), batch
-    16, 32x32x3, 10 classes, 2 threads, CPU.
+def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, settings: tuple[str, ...],
+                **options: Any) -> None:
+    """Time one search iteration of a method on random data: its architecture step
+    (first or second order) on one batch, then its weight step on another, in the
+    method's order, on the supernet with its relaxation and transforms, compiled with the
+    chosen passes (a final selection is not timed). Default: DARTS on darts_cnn on
+    cifar_search (C=16, 8 cells), batch 16, 32x32x3, 10 classes, 2 threads, CPU.
 
     Peak RSS is the process's: compare configurations in separate runs."""
+    from genolang.cli.search import parse_settings
     from genolang.passes import parse_passes
 
     if no_opt and passes is not None:
         raise UsageError("--no-opt and --passes contradict each other: --no-opt runs no pass; give one of them")
     chosen = () if no_opt else (parse_passes(passes) if passes is not None else None)
     report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt, genotype="",
-           **options)
+           params=parse_settings(settings), **options)

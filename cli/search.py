@@ -34,6 +34,47 @@ def parse_settings(settings: tuple[str, ...]) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
+def search_declaration(arg: str) -> Any:
+    """The ``search`` declaration ``arg`` names (a file holding one, or a search's name
+    where no space has that name), checked, its method too; None for a space."""
+    import re
+    from pathlib import Path
+
+    from genolang.errors import SpecError
+    from genolang.parse.parser import read_text
+    from genolang.search.recipe_spec import raise_method_problems
+    from genolang.spec.check import check, load_text
+    from genolang.spec.lookup import is_path
+    from genolang.spec.resolve import Library
+
+    if is_path(arg):
+        text = read_text(arg)
+        if not re.search(r"(?m)^\s*search\s", text):
+            return None
+        checked = load_text(text, arg)
+        if not checked.searches:
+            return None
+        if len(checked.searches) > 1:
+            raise UsageError(f"{arg} declares {len(checked.searches)} searches ({', '.join(checked.searches)}); "
+                             "'genolang search' runs a file with one (or give a search's name)")
+        found_text = text
+        search = next(iter(checked.searches.values()))
+    else:
+        library = Library.for_file(str(Path.cwd() / "_.geno"))
+        if library.find("space", arg) is not None:
+            return None
+        found = library.find("search", arg)
+        if found is None:
+            return None
+        result = check(found.file, found.source, Library.for_file(found.file.path))
+        if result.errors:
+            raise SpecError(tuple(result.errors), {found.file.path: found.source, **result.sources})
+        found_text = found.source
+        search = result.searches[arg]
+    raise_method_problems(search, found_text)
+    return search
+
+
 def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
@@ -53,7 +94,7 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 
 
 @click.command("search")
-@click.argument("space", type=str)
+@click.argument("space", metavar="SPACE|SEARCH", type=str)
 @click.option("--network", "network", default=None,
               help="Skeleton name or .geno file (default: small_search for digits and fashion-mnist, "
                    "cifar_search for cifar10, cifar100 and folder, ptb_search for ptb and text).")
@@ -128,12 +169,15 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
            regularizers: tuple[str, ...], perturbation: str | None, selection: str | None,
            settings: tuple[str, ...], warmup: float | None, step_order: str | None, hessian: str | None,
            quiet: bool) -> None:
-    """Search SPACE (a space .geno file or a space name) with DARTS and write the found
-    genotype as a spec file that 'genolang compile' and 'genolang train' accept.
+    """Search SPACE (a space .geno file or a space name) with DARTS (or --method) and
+    write the found genotype as a spec file that 'genolang compile' and 'genolang train'
+    accept; or run SEARCH, a file holding a 'search' declaration (or its name), with the
+    options given here over its values.
 
     With no options, a CNN space is searched on the offline 'digits' data set with the
     small_search skeleton (first order, a few minutes on two CPU cores); a recurrent
-    space on Penn Treebank with the DARTS recipe."""
+    space on Penn Treebank with the DARTS recipe. Every run writes its effective recipe
+    to RUN_DIR/recipe.geno."""
     from genolang.cli.progress import Reporter
     from genolang.search.entry import run_search
     from genolang.search.recipe import SearchConfig
@@ -157,6 +201,11 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
                           transforms=transforms or None, regularizers=regularizers or None,
                           perturbation=perturbation, selection=selection, params=parse_settings(settings),
                           warmup=warmup, step_order=step_order, hessian=hessian)
+    declared = search_declaration(space)
+    if declared is not None:
+        from genolang.search.recipe_spec import search_config
+
+        config = search_config(declared, config)
     if resume and run_dir is None:
         raise UsageError("--resume needs --run-dir: the folder of the search to continue")
     from genolang.run.dist import is_main_process

@@ -82,7 +82,8 @@ def check_cmd(files: tuple[str, ...], quiet: bool) -> None:
 
 def _summary(result: Checked) -> str:
     parts = [f"{kind} {name}" for kind, table in
-             (("space", result.spaces), ("genotype", result.genotypes), ("network", result.networks))
+             (("space", result.spaces), ("genotype", result.genotypes), ("network", result.networks),
+              ("search", result.searches))
              for name in table]
     if result.ops:
         parts.append(f"op{'s' if len(result.ops) > 1 else ''} {', '.join(result.ops)}")
@@ -183,6 +184,16 @@ def show(file: str, ir: bool, passes: str | None) -> None:
         if ir:
             for cell_ir in lower_genotype(geno).values():
                 click.echo(_indent(cell_ir.dump()))
+    for search in result.searches.values():
+        from genolang.spec.syntax import search_value
+
+        click.echo(f"search {search.name} : {search.space.name} ({search.space.path})")
+        for key, value in search.given().items():
+            click.echo(f"  {key} = " + ", ".join(format_value(v) for v in search_value(key, value)))
+        for key, setting in search.settings:
+            click.echo(f"  {key} = {format_value(setting)}")
+        if not search.given() and not search.settings:
+            click.echo("  (every value the data set's and the method's default)")
     for net in result.networks.values():
         click.echo(f"network {net.name} ({net.kind}, stem {net.stem})")
         fields = (("channels", "layers", "stem_multiplier", "reduce_at", "auxiliary", "auxiliary_weight", "drop_path",
@@ -239,22 +250,26 @@ def graph(file: str, output: str | None, cell: str | None) -> None:
 
 
 @click.command("list")
-@click.argument("kind", required=False, type=click.Choice(["spaces", "genotypes", "networks"]))
+@click.argument("kind", required=False, type=click.Choice(["spaces", "genotypes", "networks", "searches"]))
 def list_specs(kind: str | None) -> None:
-    """List the spaces, genotypes and networks that names resolve to from the current
-    folder: the folder itself, GENOLANG_PATH and the shipped library (declarations
-    only: names in comments are not names). Files with errors are named on stderr."""
+    """List the spaces, genotypes, networks and searches that names resolve to from the
+    current folder: the folder itself, GENOLANG_PATH and the shipped library
+    (declarations only: names in comments are not names). Files with errors are named
+    on stderr."""
     lib = Library.for_file(str(Path.cwd() / "x.geno"))
-    for keyword in (("space", "genotype", "network") if kind is None else (kind[:-1],)):
+    keywords = ("space", "genotype", "network", "search")
+    for keyword in (keywords if kind is None else (kind[:-2] if kind == "searches" else kind[:-1],)):
         names = lib.names(keyword)
-        click.echo(f"{keyword}s:")
+        click.echo(f"{keyword}{'es' if keyword == 'search' else 's'}:")
         for name in names:
             try:
                 found = lib.find(keyword, name)
-                where = found.file.path if found else "?"
             except GenolangError as err:
-                where = f"({err})"
-            click.echo(f"  {name:<16} {where}")
+                click.echo(f"  {name:<16} ({err})")
+                continue
+            if found is None:
+                continue
+            click.echo(f"  {name:<16} {found.file.path}")
     for path in lib.broken():
         click.echo(f"note: {path} has errors, so its names are not listed ('genolang check {path}')", err=True)
     for path, why in lib.unreadable.items():

@@ -7,8 +7,8 @@ import click
 
 from genolang.errors import GenolangError, UsageError
 from genolang.spec.check import Checked, load
-from genolang.spec.checked import GenotypeSpec, SpaceSpec
-from genolang.vcs.canon import cell_hash, genotype_hash, short, space_hash
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SearchSpec, SpaceSpec
+from genolang.vcs.canon import cell_hash, genotype_hash, search_hash, short, space_hash
 from genolang.vcs.diff import GenotypeDiff, SpaceDiff, diff_genotypes, diff_spaces
 from genolang.vcs.git import genolang_command, setup_repo
 
@@ -70,8 +70,24 @@ def hash_cmd(files: tuple[str, ...], full: bool) -> None:
                 click.echo(f"{show(cell_hash(cell))}    cell {cell.name}")
         for space in result.spaces.values():
             click.echo(f"{show(space_hash(space))}  space {space.name}  ({path})")
-        if not result.genotypes and not result.spaces:
-            click.echo(f"{path}: no genotype or space to hash", err=True)
+        for search in result.searches.values():
+            click.echo(f"{show(search_hash(search, _search_network(search, result)))}  search {search.name}  ({path})")
+        if not result.genotypes and not result.spaces and not result.searches:
+            click.echo(f"{path}: no genotype, space or search to hash", err=True)
+
+
+def _search_network(search: SearchSpec, result: Checked) -> NetworkSpec | None:
+    """The skeleton a search declaration names (this file's, or resolved as a search
+    resolves it), None when it leaves it to the data set."""
+    from genolang.spec.lookup import load_named
+
+    if search.network is None:
+        return None
+    if search.network in result.networks:
+        return result.networks[search.network]
+    network = load_named("network", search.network, search.path)
+    assert isinstance(network, NetworkSpec)
+    return network
 
 
 @click.command("git-setup")

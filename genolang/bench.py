@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
 import resource
 import statistics
 import sys
@@ -45,10 +46,15 @@ class BenchConfig:
     threads: int = 2
     device: str = "cpu"
     seed: int = 0
-    # search-step: the space, the DARTS order, the supernet's passes (None: the default
-    # passes) and memory format
+    # search-step: the space, the search method (a preset of genolang.search.method, its
+    # components' hyperparameters set by ``params``: "component.parameter" -> value), the
+    # order of the architecture gradient and its Hessian-vector product (second order), the
+    # supernet's passes (None: the default passes) and memory format
     space: str = "darts_cnn"
+    method: str = "darts"
+    params: tuple[tuple[str, Any], ...] = ()
     order: int = 1
+    hessian: str = "fd"
     passes: tuple[str, ...] | None = None
     channels_last: bool = True
     # torch.compile the network's forward (search-step: each cell's) before timing
@@ -211,14 +217,18 @@ def eval_step(config: BenchConfig, device: torch.device) -> Step:
 
 @register_step("search-step")
 def search_step(config: BenchConfig, device: torch.device) -> Step:
-    """One DARTS search iteration on random data, as ``genolang search`` runs it: an
-    architecture step (first or second order) on a validation batch, then a weight step
-    (SGD, momentum 0.9, weight decay 3e-4, gradient norm clipped at 5) on a training
-    batch, on the supernet of ``config.space`` compiled with ``config.passes``."""
+    """One search iteration of ``config.method`` on random data, as ``genolang search``
+    runs it after any warm-up: the method's architecture step (first or second order,
+    with its regularizers) on a validation batch, then its weight step (SGD, momentum
+    0.9, weight decay 3e-4, gradient norm clipped at 5, with its perturbation) on a
+    training batch, in the method's order, on the supernet of ``config.space`` with the
+    method's relaxation and transforms, compiled with ``config.passes``. A method's
+    final selection (DARTS-PT's decisions, random search's ranking) is not timed."""
     from genolang.nets.compile import apply_overrides, data_shape
     from genolang.nets.supernet import SupernetOptions, build_supernet
     from genolang.passes import DEFAULT_PASSES
-    from genolang.search.architect import Architect, ArchitectConfig
+    from genolang.search.method import MethodRun, override, preset
+    from genolang.search.recipe import SearchConfig, resolve_recipe
     from genolang.search.step import image_iteration
     from genolang.spec.lookup import load_named
 
@@ -237,26 +247,38 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
                      f"the supernet of space '{space.name}' on network '{network.name}'", SIZE_FIX,
                      2 * config.batch_size, training=True)
     passes = DEFAULT_PASSES if config.passes is None else config.passes
-    options = SupernetOptions(passes=passes, channels_last=config.channels_last)
     assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None  # set for a CNN
+    spec = override(preset(config.method).spec(), params=dict(config.params))
+    # the method's settings as a CIFAR-10 search takes them, at the bench's order and Hessian
+    recipe = dataclasses.replace(
+        resolve_recipe(SearchConfig(space=config.space, dataset="cifar10", method=config.method), "cnn"),
+        order=config.order, hessian=config.hessian, method=spec.to_json())
+    epochs = 100
+    method = MethodRun(spec, epochs)
+    options = method.supernet_options(SupernetOptions(passes=passes, channels_last=config.channels_last))
     torch.manual_seed(config.seed)
+    random.seed(config.seed)
     model = build_supernet(space, network, in_channels=shape.in_channels, input_size=shape.input_size,
                            classes=shape.classes, options=options).to(device)
+    method.prepare(model)
+    method.start_epoch(epochs)  # past any warm-up: the architecture step runs if the method has one
     for cell in model.cells.values():
         maybe_compile(cell, config)
     weights = model.weight_parameters()
-    lr = 0.025
-    opt = torch.optim.SGD(weights, lr=lr, momentum=0.9, weight_decay=3e-4)
-    architect = Architect(model, opt, ArchitectConfig(order=config.order))
+    lr = recipe.lr
+    opt = torch.optim.SGD(weights, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    architect = method.architect(model, opt, recipe)
     train = _batch(config, shape, device)
     valid = _batch(dataclasses.replace(config, seed=config.seed + 1), shape, device)
 
     def step() -> None:
         model.train()
-        image_iteration(model, architect, opt, weights, train, valid, lr, 5.0)
+        image_iteration(model, architect, opt, weights, train, valid, lr, recipe.grad_clip, method=method)
 
     info = _info(model, shape)
-    info.update(order=config.order, passes=list(passes), channels_last=config.channels_last,
+    info["weights"] = sum(p.numel() for p in weights)  # without the architecture parameters
+    info.update(order=config.order, hessian=config.hessian if config.order == 2 else None, method=spec.describe(),
+                arch_step=method.arch_step_due(), passes=list(passes), channels_last=config.channels_last,
                 compile=config.compile, torch=torch.__version__)
     return Step(step, info)
 
@@ -277,6 +299,8 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
         raise UsageError("--iters, --threads and --batch-size must be at least 1, --warmup at least 0")
     if config.order not in (1, 2):
         raise UsageError(f"--order must be 1 or 2, not {config.order}")
+    if config.hessian not in ("fd", "exact"):
+        raise UsageError(f"--hessian must be fd or exact, not {config.hessian!r}")
     device = pick_device(config.device)
     before = torch.get_num_threads()
     torch.set_num_threads(config.threads)

@@ -141,6 +141,23 @@ def test_bench_search_step_prints_json_with_and_without_passes() -> None:
     fails_with_usage(run("bench", "search-step", "--no-opt", "--passes", "drop_none", *tiny), "contradict")
 
 
+def test_bench_search_step_times_any_method_and_either_hessian() -> None:
+    tiny = ("--channels", "4", "--layers", "3", "--batch-size", "2", "--input-size", "8", "--iters", "1",
+            "--warmup", "0", "--threads", "1", "--json")
+    runs = {name: json.loads(run("bench", "search-step", *flags, *tiny).output) for name, flags in {
+        "darts": (), "random_ws": ("--method", "random_ws"), "set": ("--method", "random_ws", "--set",
+                                                                   "uniform_paths.sample_excluded=true"),
+        "exact": ("--order", "2", "--hessian", "exact")}.items()}
+    assert runs["darts"]["info"]["arch_step"] is True and runs["darts"]["info"]["hessian"] is None
+    assert runs["random_ws"]["info"]["arch_step"] is False  # weights only
+    assert runs["random_ws"]["info"]["method"].startswith("random_ws: relaxation uniform_paths(sample_excluded=False)")
+    assert "sample_excluded=True" in runs["set"]["info"]["method"]
+    assert runs["exact"]["info"]["hessian"] == "exact" and runs["exact"]["config"]["order"] == 2
+    # the same supernet: weights are the parameters less the alphas
+    assert runs["darts"]["info"]["weights"] == runs["random_ws"]["info"]["weights"] < runs["darts"]["info"]["params"]
+    fails_cleanly(run("bench", "search-step", "--method", "dartz", *tiny), "no search method named 'dartz'")
+
+
 def test_bench_compile_times_the_compiled_network_after_compiling_it() -> None:
     result = run("bench", "eval-step", "--channels", "4", "--layers", "3", "--batch-size", "2", "--input-size", "8",
                  "--iters", "1", "--warmup", "1", "--threads", "1", "--compile", "--json")

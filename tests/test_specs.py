@@ -40,10 +40,10 @@ def test_spec_checks_cleanly(path: Path) -> None:
 
     ops = [name for d in result.file.decls if isinstance(d, OpDecl) for name in family_names(d)]
     assert sorted(result.ops) == sorted(ops)  # every op declared checks
-    declared = len(result.spaces) + len(result.genotypes) + len(result.networks)
+    declared = len(result.spaces) + len(result.genotypes) + len(result.networks) + len(result.searches)
     assert declared + sum(isinstance(d, OpDecl) for d in result.file.decls) == len(result.file.decls) >= 1
     if path.parent.name != "ops":  # the file's declaration is named after the file (op files: after their family)
-        assert path.stem in {*result.spaces, *result.genotypes, *result.networks}
+        assert path.stem in {*result.spaces, *result.genotypes, *result.networks, *result.searches}
 
 
 @pytest.mark.parametrize("path", SPEC_FILES, ids=IDS)

@@ -442,6 +442,10 @@ class AlphaMixin:
     # set during the weight step by a method that perturbs the edge weights (SDARTS)
     perturbation: Callable[[torch.Tensor], torch.Tensor] | None = None
     named_parameters: Callable[..., Iterator[tuple[str, nn.Parameter]]]  # nn.Module's, in the classes mixing it in
+    # set by a selection that fixes edges or evaluates given cells (DARTS-PT's decisions,
+    # random search's ranking): (cell type, edge weights) -> the edge weights to use, in
+    # every forward pass and in what derivation and the logs read
+    projection: Callable[[str, torch.Tensor], torch.Tensor] | None = None
 
     def _init_alphas(self) -> None:
         """One (edges x space ops) alpha table per cell type, 1e-3 * N(0, 1); where an edge
@@ -515,14 +519,17 @@ class AlphaMixin:
     def edge_weights(self) -> dict[str, torch.Tensor]:
         """The relaxed alphas per cell type, (edges x ops): what each edge mixes by in
         this forward pass (a sample, for a stochastic relaxation), perturbed during a
-        perturbing method's weight step. An op outside its edge's set gets weight
-        exactly 0 and its alpha no gradient, whatever the relaxation: its alpha enters
-        as -inf (softmax and sigmoid give 0 there, and the softmax normalises over the
-        edge's own ops, as a table of only those would), and the relaxed entry is then
-        set to 0 (for relaxations that give -inf something else)."""
+        perturbing method's weight step, projected where a selection fixes edges. An op
+        outside its edge's set gets weight exactly 0 and its alpha no gradient, whatever
+        the relaxation: its alpha enters as -inf (softmax and sigmoid give 0 there, and
+        the softmax normalises over the edge's own ops, as a table of only those would),
+        and the relaxed entry is then set to 0 (for relaxations that give -inf something
+        else)."""
         out = {name: self._relax_masked(self.relaxation, name) for name in self.irs}
         if self.perturbation is not None:
             out = {name: self.perturbation(w) for name, w in out.items()}
+        if self.projection is not None:
+            out = {name: self.projection(name, w) for name, w in out.items()}
         return out
 
     def _relax_masked(self, relax: Callable[[torch.Tensor], torch.Tensor], name: str) -> torch.Tensor:
@@ -536,13 +543,15 @@ class AlphaMixin:
         """The weights derivation and the logs read: the relaxation's deterministic
         weights (its ``selection``: softmax for DARTS; 0 off an edge's own ops), times
         what the supernet's transforms scale the edges by (``edge_scale``: PC-DARTS's
-        normalised betas)."""
+        normalised betas), projected where a selection fixes edges."""
         select = getattr(self.relaxation, "selection", self.relaxation)
         out = {}
         for name in self.irs:
             w = self._relax_masked(select, name)
             scale = self.edge_scale(name)
             out[name] = w if scale is None else w * scale.unsqueeze(-1)
+        if self.projection is not None:
+            out = {name: self.projection(name, w) for name, w in out.items()}
         return out
 
     def cell_alphas(self) -> dict[str, CellAlphas]:

@@ -37,14 +37,25 @@ class Kernel:
         return f"{self.height}x{self.width}"
 
 
+@dataclass(frozen=True)
+class Text:
+    """A quoted string, ``"data/cifar10"``: paths in a search declaration. It holds
+    neither a quote, a backslash nor a line break."""
+
+    text: str
+
+    def __str__(self) -> str:
+        return f'"{self.text}"'
+
+
 # What a ``Value`` holds.
-ValueData = int | float | Fraction | str | Kernel
+ValueData = int | float | Fraction | str | Kernel | Text
 
 
 @dataclass(frozen=True)
 class Value:
-    """A property value: an int, a float, a fraction such as ``2/3``, a word, or (in an
-    op body) a kernel size such as ``1x7``."""
+    """A property value: an int, a float, a fraction such as ``2/3``, a word, a quoted
+    string (``Text``) or (in an op body) a kernel size such as ``1x7``."""
 
     value: ValueData
     span: Span | None = _span()
@@ -244,7 +255,34 @@ class OpDecl:
     span: Span | None = _span()
 
 
-Decl = Space | Genotype | Network | OpDecl
+@dataclass(frozen=True)
+class Setting:
+    """``gumbel.tau_max = 5``: a hyperparameter of a search method's component."""
+
+    component: Name
+    param: Name
+    value: Value
+    span: Span | None = _span()
+
+
+@dataclass(frozen=True)
+class Search:
+    """``search NAME : SPACE { network = ...; epochs = 50; gumbel.tau_max = 5 }``: a
+    search experiment (skeleton, data, method, hyperparameters) of a space."""
+
+    name: Name
+    space: Name
+    props: tuple[Prop, ...]
+    settings: tuple[Setting, ...] = ()
+    span: Span | None = _span()
+    items: tuple[Prop | Setting, ...] = field(default=(), compare=False, repr=False)
+
+    def ordered_items(self) -> tuple[Prop | Setting, ...]:
+        """Items in source order (properties, then settings, for trees built in code)."""
+        return self.items or (*self.props, *self.settings)
+
+
+Decl = Space | Genotype | Network | OpDecl | Search
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,9 @@ class _ToAst(Transformer[Token, _Parsed]):
     def word(self, meta: Any, children: list[Token]) -> A.Value:
         return A.Value(_name(children[0]).text, _tok_span(children[0]))
 
+    def text(self, meta: Any, children: list[Token]) -> A.Value:
+        return A.Value(A.Text(str(children[0])[1:-1]), _tok_span(children[0]))
+
     def prop(self, meta: Any, children: list[Any]) -> A.Prop:
         key, qualifier, *values = children
         return A.Prop(
@@ -193,6 +196,17 @@ class _ToAst(Transformer[Token, _Parsed]):
     # -- networks ----------------------------------------------------------------
     def network(self, meta: Any, children: list[Any]) -> A.Network:
         return A.Network(_name(children[0]), tuple(children[1:]), _meta_span(meta))
+
+    # -- searches ----------------------------------------------------------------
+    def setting(self, meta: Any, children: list[Any]) -> A.Setting:
+        component, param, value = children
+        return A.Setting(_name(component), _name(param), value, _meta_span(meta))
+
+    def search(self, meta: Any, children: list[Any]) -> A.Search:
+        name, space, *items = children
+        props = tuple(i for i in items if isinstance(i, A.Prop))
+        settings = tuple(i for i in items if isinstance(i, A.Setting))
+        return A.Search(_name(name), _name(space), props, settings, _meta_span(meta), tuple(items))
 
     # -- operations --------------------------------------------------------------
     def kernel(self, meta: Any, children: list[Token]) -> A.Value:
@@ -437,7 +451,7 @@ def _join(items: list[str]) -> str:
     return "one of " + ", ".join(items)
 
 
-_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG", "OP", "EDGE"}
+_KEYWORDS = {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG", "OP", "EDGE", "SEARCH"}
 
 
 def _misused_keyword(err: UnexpectedToken) -> Token | None:
@@ -486,8 +500,8 @@ def _hint_for(tok: Token, expected: set[str], prev: Token | None = None) -> str 
     if tok.type == "COMMA" and "PLUS" in expected:
         return "the inputs of a node are summed: join them with '+', not ','"
     if tok.type == "NAME" and {"SPACE", "GENOTYPE", "NETWORK"} & expected:
-        return "a file holds 'space', 'genotype', 'network' and 'op' declarations"
-    if tok.type in {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG"}:
+        return "a file holds 'space', 'genotype', 'network', 'op' and 'search' declarations"
+    if tok.type in {"OUT", "CELL", "DERIVE", "SPACE", "GENOTYPE", "NETWORK", "GENOLANG", "SEARCH"}:
         return f"'{tok}' is a keyword and cannot be used as a name"
     return None
 

@@ -21,7 +21,7 @@ T = TypeVar("T")
 
 def format_value(value: A.ValueData) -> str:
     """A property value as canonical text."""
-    if isinstance(value, A.Kernel):
+    if isinstance(value, (A.Kernel, A.Text)):
         return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -233,6 +233,20 @@ def _emit_network(em: _Emitter, net: A.Network) -> None:
     _emit_props_block(em, f"network {net.name.text}", net.props, 0, net.span)
 
 
+def format_setting(setting: A.Setting) -> str:
+    return f"{setting.component.text}.{setting.param.text} = {format_value(setting.value.value)}"
+
+
+def _emit_search(em: _Emitter, search: A.Search) -> None:
+    items = search.ordered_items()
+    em.open_block(f"search {search.name.text} : {search.space.text}", 0, search.span,
+                  _span_of(items[0]) if items else None)
+    for item, nxt in _with_next(items):
+        text = format_prop(item) if isinstance(item, A.Prop) else format_setting(item)
+        em.line(text, 1, item.span, nxt)
+    em.close_block(0, search.span)
+
+
 def _emit_decl(em: _Emitter, decl: A.Decl) -> None:
     if isinstance(decl, A.OpDecl):
         em.line(format_op(decl), 0, decl.span)
@@ -240,6 +254,8 @@ def _emit_decl(em: _Emitter, decl: A.Decl) -> None:
         _emit_space(em, decl)
     elif isinstance(decl, A.Genotype):
         _emit_genotype(em, decl)
+    elif isinstance(decl, A.Search):
+        _emit_search(em, decl)
     else:
         _emit_network(em, decl)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,16 +115,23 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     steps_hint = len(batches(split, r.batch_size, torch.Generator().manual_seed(0), world))
     steps = min(steps_hint, r.limit) if r.limit else steps_hint
     s.start(model, start, steps)
-    for epoch in range(start + 1, r.epochs + 1):
+
+    def run_epoch(epoch: int, epochs: int, lr: float, fine_tuning: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """One epoch: ``steps`` iterations, then the validation figures, the epoch's
+        files and the checkpoint. A search epoch (``fine_tuning`` None) steps the
+        cosine schedule; an epoch a selection adds keeps the learning rate and saves
+        the selection's state ``fine_tuning`` with the checkpoint."""
         t0 = time.perf_counter()
-        lr = float(scheduler.get_last_lr()[0])
         model.train()
         train_batches = batches(split, r.batch_size, sampler, world)
         search_batches = batches(n - split, r.batch_size, sampler, world)
         if r.limit:
             train_batches = train_batches[: r.limit]
-        method.start_epoch(epoch)
-        s.progress(Progress("epoch_start", epoch, r.epochs, 0, len(train_batches)))
+        if fine_tuning is None:
+            method.start_epoch(epoch)
+        else:  # an epoch a selection adds: the components see the search over (set_epoch(epochs, epochs))
+            method.end_epochs()
+        s.progress(Progress("epoch_start", epoch, epochs, 0, len(train_batches)))
         sums = torch.zeros(3, dtype=torch.float64, device=s.device)  # loss x n, correct, n
         for step, idx in enumerate(train_batches, 1):
             x, y = stack(train_set, idx, s.device)
@@ -141,25 +148,101 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
                                      sums.new_tensor(len(y))])
             if synced and world.is_main:
                 total_loss, total_correct, total_seen = (float(v) for v in sums)
-                s.progress(Progress("step", epoch, r.epochs, step, len(train_batches),
+                s.progress(Progress("step", epoch, epochs, step, len(train_batches),
                                     {"loss": total_loss / total_seen, "acc": total_correct / total_seen},
                                     s.changes(model)))
         total_loss, total_correct, total_seen = (float(v) for v in sums)
-        scheduler.step()
+        if fine_tuning is None:
+            scheduler.step()
         valid_scores = evaluate_images(model, eval_batches(valid_set, EVAL_BATCH, s.device, r.limit, world),
                                        s.device, world)
         total_loss, total_correct, total_seen = dist.reduce_sums([total_loss, total_correct, total_seen], world,
                                                                  s.device)
-        metrics = {"epoch": epoch, "train_loss": total_loss / total_seen, "train_acc": total_correct / total_seen,
-                   "valid_loss": valid_scores["loss"], "valid_acc": valid_scores["acc"], "lr": lr,
-                   "seconds": round(time.perf_counter() - t0, 3)}
-        changes = s.log_epoch(epoch, model, metrics)
-        s.save(epoch, model, weight_opt, architect, scheduler, sampler)
-        s.progress(Progress("epoch_end", epoch, r.epochs, len(train_batches), len(train_batches), metrics, changes))
+        record: dict[str, Any] = {
+            "epoch": epoch, "train_loss": total_loss / total_seen, "train_acc": total_correct / total_seen,
+            "valid_loss": valid_scores["loss"], "valid_acc": valid_scores["acc"], "lr": lr,
+            "seconds": round(time.perf_counter() - t0, 3)}
+        if fine_tuning is not None:
+            record["phase"] = "selection"
+        changes = s.log_epoch(epoch, model, record, selection=fine_tuning is not None)
+        s.save(epoch, model, weight_opt, architect, scheduler, sampler, selection=fine_tuning)
+        s.progress(Progress("epoch_end", epoch, epochs, len(train_batches), len(train_batches), record, changes))
+        return record
+
+    for epoch in range(start + 1, r.epochs + 1):
+        metrics = run_epoch(epoch, r.epochs, float(scheduler.get_last_lr()[0]))
     method.end_epochs()
+    context = SelectionContext(s.space, model, "found", metrics=metrics, epochs_done=max(start, r.epochs),
+                               resumed=s.saved_selection(), lr=r.lr)
+    scorer = _Scorer(model, valid_set, r.batch_size, r.limit, r.seed, s.device, world)
 
-    def valid_accuracy() -> float:
-        return evaluate_images(model, eval_batches(valid_set, EVAL_BATCH, s.device, r.limit, world), s.device,
-                               world)["acc"]
+    def train_epoch(state: Mapping[str, Any], planned: int) -> Mapping[str, Any]:
+        context.epochs_done += 1
+        context.metrics = run_epoch(context.epochs_done, r.epochs + planned, float(weight_opt.param_groups[0]["lr"]),
+                                    fine_tuning=state)
+        return context.metrics
 
-    return s.finish(out, model, metrics, SelectionContext(s.space, model, "found", evaluate=valid_accuracy))
+    def fine_tune(lr: float) -> None:
+        weight_opt.state.clear()  # as a new SGD: the momentum starts again from the first gradient
+        for group in weight_opt.param_groups:
+            group["lr"] = lr
+
+    context.score, context.train_epoch, context.fine_tune = scorer, train_epoch, fine_tune
+    return s.finish(out, model, metrics, context)
+
+
+class _Scorer:
+    """``SelectionContext.score`` for images: the accuracy of the supernet as it is on
+    the validation split (the alpha half, without augmentation), under ``no_grad``."""
+
+    def __init__(self, model: torch.nn.Module, dataset: Any, batch_size: int, limit: int | None, seed: int,
+                 device: torch.device, world: dist.World) -> None:
+        self.model, self.dataset, self.batch_size, self.limit = model, dataset, batch_size, limit
+        self.device, self.world = device, world
+        self.order = torch.Generator().manual_seed(seed + 1)  # the cycling iterator's shuffles
+        self.queue: list[torch.Tensor] = []
+
+    def __call__(self, batches: int | None = None, train_mode: bool = False) -> float:
+        n = len(self.dataset)
+        if batches is None:  # the whole split in order (at most --limit batches)
+            size = self.batch_size if train_mode else EVAL_BATCH
+            chosen = [torch.arange(i, min(i + size, n)) for i in range(0, n, size)]
+            chosen = [b for b in chosen if len(b) > 1 or not train_mode]
+            if self.limit:
+                chosen = chosen[: self.limit]
+        else:
+            if self.limit:
+                batches = min(batches, self.limit)
+            chosen = []
+            while len(chosen) < batches:
+                if not self.queue:  # a new pass over the shuffled split, the same on every rank
+                    perm = torch.randperm(n, generator=self.order)
+                    self.queue = [b for b in perm.split(self.batch_size) if len(b) > 1]
+                chosen.append(self.queue.pop(0))
+        if train_mode:
+            return self._train_mode(chosen)
+        world = self.world
+        shares = (stack(self.dataset, idx, self.device) for b, idx in enumerate(chosen) if b % world.size == world.rank)
+        return float(evaluate_images(self.model, shares, self.device, world)["acc"])
+
+    @torch.no_grad()
+    def _train_mode(self, chosen: list[torch.Tensor]) -> float:
+        """Accuracy with batch norm on each batch's statistics (every rank takes its
+        share of every batch, so batch norm over the global batch sees the whole
+        batch); the running statistics are restored afterwards."""
+        model, world = self.model, self.world
+        saved = [b.clone() for b in model.buffers()]
+        was_training = model.training
+        model.train()
+        correct = seen = 0.0
+        try:
+            for idx in chosen:
+                x, y = stack(self.dataset, idx[world.rank::world.size] if world.distributed else idx, self.device)
+                correct += float((model(x).argmax(1) == y).sum())
+                seen += y.numel()
+        finally:
+            for b, old in zip(model.buffers(), saved):
+                b.copy_(old)
+            model.train(was_training)
+        correct, seen = dist.reduce_sums([correct, seen], world, self.device)
+        return correct / max(seen, 1)

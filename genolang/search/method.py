@@ -162,6 +162,18 @@ def _darts_minus() -> MethodSpec:
                       paper="Chu et al., DARTS-, ICLR 2021")
 
 
+def _random_ws() -> MethodSpec:
+    return MethodSpec("random_ws", relaxation=ComponentSpec.of("relaxation", "uniform_paths"),
+                      selection=ComponentSpec.of("selection", "rank_samples"), arch_steps=False,
+                      paper="Li and Talwalkar, Random Search and Reproducibility for NAS, UAI 2019")
+
+
+def _darts_pt() -> MethodSpec:
+    return MethodSpec("darts_pt", selection=ComponentSpec.of("selection", "perturbation"),
+                      paper="Wang, Cheng, Chen, Tang and Hsieh, Rethinking Architecture Selection in "
+                            "Differentiable NAS (DARTS-PT), ICLR 2021")
+
+
 PRESETS: dict[str, Preset] = {
     "darts": Preset(_darts),
     # DrNAS, DARTS space on CIFAR-10: SGD 0.1 cosine to 0, alpha Adam 6e-4 (its l2 default is
@@ -181,6 +193,11 @@ PRESETS: dict[str, Preset] = {
     "gdas": Preset(_gdas, paper_recipe={"epochs": 250, "batch_size": 256, "weight_decay": 5e-4}, nesterov=True),
     # run_darts_minus.sh: DARTS's first-order recipe, auxiliary skip beta 1 decaying linearly
     "darts_minus": Preset(_darts_minus),
+    # a DARTS search (50 epochs, first order on CIFAR-10), then the perturbation selection
+    "darts_pt": Preset(_darts_pt),
+    # randomNAS_release's CNN defaults (random_weight_share.py --benchmark cnn): 100 epochs,
+    # gradient norm clipped at 0.25 (its argparse default, shared with the PTB benchmark)
+    "random_ws": Preset(_random_ws, paper_recipe={"epochs": 100, "grad_clip": 0.25}),
 }
 
 
@@ -254,13 +271,52 @@ def _set_param(spec: MethodSpec, key: str, value: Param) -> MethodSpec:
 @dataclass
 class SelectionContext:
     """What a selection sees: the trained model, the space, the genotype's name, and
-    (for selections that fine-tune) the driver's hooks."""
+    the driver's hooks (None where the driver has none: the recurrent driver cannot
+    fine-tune).
+
+    * ``score(batches, train_mode)``: the supernet's validation score as it is now,
+      higher is better (accuracy for images, minus the loss per token for text), under
+      ``no_grad``; ``batches=None`` is the whole validation split (``--limit`` caps
+      it), an int that many batches of the search's batch size from a cycling iterator
+      over the shuffled split (each call takes the next ones, as random search's code
+      does). ``train_mode`` keeps batch norm on batch statistics (DARTS-PT's
+      evaluation); the running statistics are left as they were.
+    * ``fine_tune(lr)``: restart the weight optimizer (its momentum) at a constant
+      learning rate ``lr`` for the epochs ``train_epoch`` runs (DARTS-PT).
+    * ``train_epoch(state, planned)``: one more epoch of the search's steps (an
+      architecture step, then a weight step) after the search's epochs, logged and
+      checkpointed like one: ``state`` (plain data: numbers, words, lists, dicts) is
+      the selection's, kept in the checkpoint so that ``--resume`` continues the
+      selection; ``planned`` is the number of such epochs the selection runs in all.
+      Returns the epoch's metrics.
+    * ``resumed``: the ``state`` of the last checkpointed ``train_epoch`` when the run
+      resumes in the middle of the selection, else None.
+    * ``note(message)``: a line of progress; ``record(entry)``: a line of the run
+      folder's ``selection.jsonl`` (each decision and its scores).
+    * ``summary``: lines the selection adds to the found genotype's provenance header;
+      ``metrics``: the last epoch's record (``train_epoch`` updates it); ``epochs_done``:
+      the search's and the selection's epochs so far; ``lr``: the search's initial
+      weight learning rate."""
 
     space: SpaceSpec
     model: Any
     name: str
-    evaluate: Callable[[], float] | None = None  # validation accuracy (or -loss) of the supernet as it is
-    train_epoch: Callable[[], None] | None = None  # one more epoch of the search's steps
+    score: Callable[..., float] | None = None
+    fine_tune: Callable[[float], None] | None = None
+    train_epoch: Callable[[Mapping[str, Any], int], Mapping[str, Any]] | None = None
+    resumed: Mapping[str, Any] | None = None
+    note: Callable[[str], None] = lambda message: None
+    record: Callable[[dict[str, Any]], None] = lambda entry: None
+    summary: list[str] = field(default_factory=list)
+    metrics: Mapping[str, Any] | None = None  # the last epoch's, updated by train_epoch
+    epochs_done: int = 0  # epochs of the search and of fine-tuning so far
+    lr: float = 0.0  # the search's initial weight learning rate
+
+    def evaluate(self) -> float:
+        """The validation score of the supernet as it is, on the whole split."""
+        if self.score is None:
+            raise UsageError("this search's driver cannot evaluate its supernet for the selection")
+        return self.score(None)
 
 
 class MethodRun:
@@ -289,6 +345,9 @@ class MethodRun:
         """Give the built supernet this method's relaxation (and its initial alphas)."""
         self.model = model
         model.relaxation = self.relaxation
+        prepare_relaxation = getattr(self.relaxation, "prepare", None)
+        if prepare_relaxation is not None:  # a relaxation that needs the cells' structure (random paths)
+            prepare_relaxation(model)
         init = getattr(self.relaxation, "initial_alphas", None)
         if init is not None:
             with torch.no_grad():

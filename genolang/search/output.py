@@ -49,10 +49,14 @@ def genotype_name(path: str | Path | None, fallback: str = "found") -> str:
     return stem if re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", stem) else fallback
 
 
-def space_resolves_to(space: SpaceSpec, folder: Path) -> bool:
+def space_resolves_to(space: SpaceSpec, folder: Path, own_folder: bool = False) -> bool:
     """Whether the name of ``space``, looked up as a genotype file in ``folder`` would look
-    it up, finds a space with the same content."""
+    it up, finds a space with the same content. ``own_folder``: ``folder`` is a run
+    folder, whose own files (the genotypes of earlier epochs, which may declare the
+    space) do not count, so a resumed run writes its files as the first run did."""
     library = Library.for_file(str(folder / "_.geno"))
+    if own_folder:
+        library = Library([r for r in library.roots if r != folder.resolve()], library.recursive_roots)
     try:
         found = library.find("space", space.name)
     except GenolangError:
@@ -69,9 +73,9 @@ class GenotypeFile:
     """Writes the genotypes of one search into one folder: ``header`` comments, the
     space by name or in full (decided here, once), the genotype."""
 
-    def __init__(self, space: SpaceSpec, folder: Path) -> None:
+    def __init__(self, space: SpaceSpec, folder: Path, own_folder: bool = False) -> None:
         self.space = space
-        self.embed_space = not space_resolves_to(space, folder)
+        self.embed_space = not space_resolves_to(space, folder, own_folder)
         self._space_text = format_decl(space_tree(space)) if self.embed_space else None
 
     def text(self, geno: GenotypeSpec, header: list[str]) -> str:
@@ -118,6 +122,8 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
         f"dataset: {r['dataset']}; order {r['order']}; seed {r['seed']}; epochs {r['epochs']}; batch {r['batch_size']}"
         + (f"; limit {plural(r['limit'], 'step')} per epoch" if r.get("limit") else ""),
     ]
+    if provenance.get("recipe_hash"):
+        lines.append(f"recipe: {provenance['recipe_hash']} (recipe.geno in the run folder: every value of the search)")
     if "valid_acc" in metrics:
         lines.append(f"final validation accuracy: {100 * metrics['valid_acc']:.2f}% "
                      f"(loss {metrics['valid_loss']:.4f}, epoch {metrics['epoch']})")

@@ -84,6 +84,10 @@ class SearchConfig:
     warmup: float | None = None
     step_order: str | None = None
     hessian: str | None = None  # second order: 'fd' (finite difference) or 'exact'
+    # a search declaration's file (genolang.search.recipe_spec): the space and skeleton
+    # names resolve from it; and the declaration's name (the run's recipe.geno keeps it)
+    relative_to: str | None = None
+    recipe_name: str | None = None
 
     def method_overrides(self) -> dict[str, Any]:
         """The method overrides given (for ``genolang.search.method.override``)."""
@@ -217,7 +221,7 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
         lr=pick("lr", lr), lr_min=pick("lr_min", lr_min),
         momentum=pick("momentum", base["momentum"]),
         weight_decay=pick("weight_decay", paper.get("weight_decay", base["weight_decay"])),
-        grad_clip=pick("grad_clip", base["grad_clip"]),
+        grad_clip=pick("grad_clip", paper.get("grad_clip", base["grad_clip"])),
         arch_lr=pick("arch_lr", arch_lr),
         arch_betas=(chosen.arch_betas if cnn else None) or base["arch_betas"],
         arch_weight_decay=pick("arch_weight_decay", base["arch_weight_decay"] if arch_wd is None else arch_wd),

@@ -23,8 +23,17 @@ from genolang.run.progress import Progress, ProgressFn
 from genolang.run.state import claim, differences, refuse_changes, restore_rng, rng_section, save_run_state
 from genolang.search.architect import Architect
 from genolang.search.method import MethodRun, SelectionContext
-from genolang.search.output import GenotypeFile, declaration, display_path, genotype_name, header, sha256_file
+from genolang.search.output import (
+    HASH_SLOT,
+    GenotypeFile,
+    declaration,
+    display_path,
+    genotype_name,
+    header,
+    sha256_file,
+)
 from genolang.search.recipe import Recipe, SearchConfig, resolve_recipe
+from genolang.search.recipe_spec import RECIPE, recipe_file
 from genolang.spec.check import load_text
 from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
 from genolang.spec.lookup import load_named_source
@@ -39,6 +48,7 @@ OLD_FORMATS = {"genolang-search/1": "the supernet's stem batch norm had no affin
 RESUME_FIX = ("start the search again in a new --run-dir (its epoch-NNN.geno files stay as they are) or restore "
               "the file from a backup")
 ALPHAS_LOG = "alphas.jsonl"
+SELECTION_LOG = "selection.jsonl"  # a selection's decisions (DARTS-PT) or ranked samples (random search)
 GENOTYPE = "genotype.geno"
 
 
@@ -76,7 +86,7 @@ class SearchRun:
         self.world, self.device = world, device
         self.progress: ProgressFn = (progress or (lambda p: None)) if world.is_main else (lambda p: None)
         self.run = RunDir(run_dir)
-        space, self.space_text = load_named_source("space", config.space)
+        space, self.space_text = load_named_source("space", config.space, config.relative_to)
         assert isinstance(space, SpaceSpec)
         self.space = space
         self.kind = space.kind
@@ -108,7 +118,8 @@ class SearchRun:
                                  "checkpoint was written; restore it or start a new --run-dir")
         else:
             self.recipe = resolve_recipe(config, self.kind)
-        network, self.network_text = load_named_source("network", self.recipe.network, self.space.path)
+        network, self.network_text = load_named_source("network", self.recipe.network,
+                                                       config.relative_to or self.space.path)
         assert isinstance(network, NetworkSpec)
         if network.kind != self.kind:
             want = "'stem = embedding' (e.g. ptb_search)" if self.kind == "rnn" else "a CNN stem (e.g. small_search)"
@@ -134,6 +145,9 @@ class SearchRun:
         self.previous: GenotypeSpec | None = None
         self._files: dict[Path, GenotypeFile] = {}
         self.space_sha256 = sha256_file(self.space.path)
+        # the effective recipe as a search declaration (recipe.geno) and its canonical hash
+        name = config.recipe_name or genotype_name(f"{self.space.name}_{self.recipe.dataset}.geno", "search")
+        self.recipe_text, self.recipe_hash = recipe_file(self.recipe, self.space, self.network, name, self.run.path)
 
     def _saved_spec(self, kind: str, path: str, what: str) -> Any:
         """The space or skeleton whose text the checkpoint keeps, checked as if at
@@ -153,7 +167,7 @@ class SearchRun:
             "dataset": self.recipe.dataset, "order": self.recipe.order, "seed": self.recipe.seed,
             "epochs": self.recipe.epochs, "recipe": self.recipe.to_json(), "method": self.method.spec.name,
             "device": str(self.device), "torch": torch.__version__, "genolang": __version__,
-            "world_size": self.world.size,
+            "world_size": self.world.size, "recipe_hash": self.recipe_hash,
         }
 
     def write_run_json(self, **extra: Any) -> None:
@@ -171,6 +185,8 @@ class SearchRun:
 
     def start(self, model: Any, epochs_done: int, steps: int) -> None:
         """Record the start (a fresh run's ``run.json``) and report it."""
+        if self.world.is_main:
+            self.run.write_text(RECIPE, self.recipe_text)
         if epochs_done == 0:
             self.write_run_json(started=now(), status="running")
         self.previous = self.derive(model, "previous")
@@ -180,7 +196,7 @@ class SearchRun:
     def file_for(self, folder: Path) -> GenotypeFile:
         key = folder.resolve()
         if key not in self._files:
-            self._files[key] = GenotypeFile(self.space, key)
+            self._files[key] = GenotypeFile(self.space, key, own_folder=key == self.run.path.resolve())
         return self._files[key]
 
     def derive(self, model: Any, name: str) -> GenotypeSpec:
@@ -193,7 +209,9 @@ class SearchRun:
         return changed_edges(self.previous, self.derive(model, "current"))
 
     def save(self, epoch: int, model: torch.nn.Module, weight_opt: torch.optim.Optimizer, architect: Architect,
-             scheduler: Any, sampler: torch.Generator | None) -> None:
+             scheduler: Any, sampler: torch.Generator | None, selection: Mapping[str, Any] | None = None) -> None:
+        """The checkpoint after ``epoch``; ``selection``: the state of a selection that
+        runs epochs of its own after the search's (DARTS-PT), so a resume continues it."""
         state = {
             "format": FORMAT, "epoch": epoch, "recipe": self.recipe.to_json(),
             "space_text": self.space_text, "space_path": self.space.path,
@@ -204,6 +222,8 @@ class SearchRun:
             "sampler": sampler.get_state() if sampler is not None else None,
             **rng_section(self.world),  # a collective: every rank takes part
         }
+        if selection is not None:
+            state["selection"] = dict(selection)
         save_run_state(self.run, state, self.world)
 
     def restore(self, model: torch.nn.Module, weight_opt: torch.optim.Optimizer, architect: Architect,
@@ -228,26 +248,37 @@ class SearchRun:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise InputError(f"{where}: does not match this search ({first[:300]}); resume with the space, "
                              "skeleton and data it was made with, or start a new --run-dir") from None
-        if not 0 <= epoch <= self.recipe.epochs:
+        if epoch < 0 or (epoch > self.recipe.epochs and "selection" not in s):
             raise InputError(f"{where}: records epoch {epoch} of a {plural(self.recipe.epochs, 'epoch')} search")
         if self.world.is_main:
-            for name in ("metrics.jsonl", ALPHAS_LOG):
+            for name in ("metrics.jsonl", ALPHAS_LOG, SELECTION_LOG):
                 self.run.truncate_jsonl(name, epoch)
         dist.barrier(self.world)
         return epoch
 
-    def log_epoch(self, epoch: int, model: Any, metrics: dict[str, Any]) -> dict[str, int]:
+    def saved_selection(self) -> dict[str, Any] | None:
+        """The selection's state in the checkpoint resumed from (None when the run
+        resumes during the search, or starts)."""
+        if self.saved is None or "selection" not in self.saved:
+            return None
+        return dict(self.saved["selection"])
+
+    def log_epoch(self, epoch: int, model: Any, metrics: dict[str, Any], selection: bool = False) -> dict[str, int]:
         """Write epoch-NNN.geno, the metrics and the alphas of a finished epoch (before
         its checkpoint: a resume cuts the logs back to the checkpoint's epoch); returns
-        the changes of the genotype since the last epoch."""
+        the changes of the genotype since the last epoch. ``selection``: an epoch a
+        selection runs after the search (its genotype shows the decisions so far)."""
         alphas = model.cell_alphas()
         geno = self.derive(model, f"epoch_{epoch:03d}")
         changes = changed_edges(self.previous, geno)
         self.previous = geno
         if self.world.is_main:
             name = f"epoch-{epoch:03d}.geno"
-            lines = header(f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}",
-                           self.provenance(), metrics, alphas, self.weights_name)
+            title = (f"genolang search: genotype derived after epoch {epoch} (the selection's epoch "
+                     f"{epoch - self.recipe.epochs}, after the search's {self.recipe.epochs}; decided edges as "
+                     f"decided so far)" if selection else
+                     f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}")
+            lines = header(title, self.provenance(), metrics, alphas, self.weights_name)
             self.run.write_text(name, self.file_for(self.run.path).text(geno, lines))
             self.run.log_metrics(metrics)
             self.run.append_jsonl(ALPHAS_LOG, {"epoch": epoch, "cells": {c: a.to_json() for c, a in alphas.items()}})
@@ -261,15 +292,22 @@ class SearchRun:
         ``replace_out`` is off: the result then says why (``out_error``) and the genotype
         is in the run folder, never lost."""
         name = genotype_name(out)
-        context = context or SelectionContext(self.space, model, name)
+        context = context or SelectionContext(self.space, model, name, metrics=metrics)
         context.name = name
+        context.note = lambda message: self.progress(Progress("note", message=message))
+        context.record = self._record_selection
         geno = self.method.select(context)
+        if context.metrics is not None:
+            metrics = context.metrics
         alphas = model.cell_alphas()
         order = "first" if self.recipe.order == 1 else "second"
         title = (f"Found by 'genolang search' (DARTS, {order} order)." if self.method.spec.name == "darts"
                  else f"Found by 'genolang search' ({self.method.spec.describe()}; {order} order).")
         lines = header(title, self.provenance(), metrics, alphas, self.weights_name)
         lines[1:1] = list(getattr(self.method.selection, "notes", ()))  # what the selection says of its choice
+        if context.summary:
+            at = lines.index(HASH_SLOT)
+            lines[at:at] = context.summary
         decl, digest = declaration(geno), genotype_hash(geno)
         run_file = self.file_for(self.run.path)
         text = run_file.compose(decl, lines, digest)
@@ -294,3 +332,7 @@ class SearchRun:
         self.progress(Progress("done", self.recipe.epochs, self.recipe.epochs, metrics=metrics,
                                message=str(result.out or result.run_dir)))
         return result
+
+    def _record_selection(self, entry: dict[str, Any]) -> None:
+        if self.world.is_main:
+            self.run.append_jsonl(SELECTION_LOG, entry)

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from genolang.data.text import batchify, get_batch, load_corpus
+from genolang.errors import UsageError
 from genolang.nets.compile import SIZE_FIX
 from genolang.nets.size import estimate_rnn, refuse_too_large
 from genolang.nets.supernet_rnn import build_rnn_supernet
@@ -31,6 +32,7 @@ from genolang.run.evaluate import evaluate_text, perplexity
 from genolang.run.progress import Progress
 from genolang.run.runtime import seed_everything
 from genolang.search.images import distribute
+from genolang.search.method import SelectionContext
 from genolang.search.state import SearchResult, SearchRun
 from genolang.search.step import weight_step
 
@@ -131,4 +133,39 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
         s.save(epoch, model, weight_opt, architect, None, None)
         s.progress(Progress("epoch_end", epoch, r.epochs, step, steps, metrics, changes))
     s.method.end_epochs()
-    return s.finish(out, model, metrics)
+    return s.finish(out, model, metrics, SelectionContext(s.space, model, "found", score=_TextScorer(model, val_data,
+                                                                                                  r.bptt, r.limit),
+                                                          metrics=metrics, epochs_done=r.epochs, lr=r.lr))
+
+
+class _TextScorer:
+    """``SelectionContext.score`` for text: minus the validation loss per token (so
+    higher is better), in eval mode, over windows of ``bptt`` tokens: all of them (at
+    most ``--limit``), or the next ``batches`` of a cycling pass over them, from a fresh
+    hidden state. The recurrent driver offers no train-mode scoring or fine-tuning."""
+
+    def __init__(self, model: Any, data: torch.Tensor, bptt: int, limit: int | None) -> None:
+        self.model, self.data, self.bptt, self.limit = model, data, bptt, limit
+        self.starts = list(range(0, data.size(0) - 1, bptt))
+        self.next = 0
+
+    @torch.no_grad()
+    def __call__(self, batches: int | None = None, train_mode: bool = False) -> float:
+        if train_mode:
+            raise UsageError("the recurrent search cannot score its supernet with batch statistics")
+        if batches is None:
+            return -evaluate_text(self.model, self.data, self.bptt, self.limit)
+        if self.limit:
+            batches = min(batches, self.limit)
+        was_training = self.model.training
+        self.model.eval()
+        hidden = self.model.init_hidden(self.data.size(1))
+        total, count = 0.0, 0
+        for _ in range(batches):
+            x, y = get_batch(self.data, self.starts[self.next], self.bptt)
+            self.next = (self.next + 1) % len(self.starts)
+            log_prob, hidden = self.model(x, hidden)
+            total += float(F.nll_loss(log_prob.view(-1, self.model.ntokens), y, reduction="sum"))
+            count += int(y.numel())
+        self.model.train(was_training)
+        return -total / max(count, 1)

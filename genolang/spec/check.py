@@ -21,6 +21,7 @@ from genolang.spec.checked import (
     Kind,
     NetworkSpec,
     NodeSpec,
+    SearchSpec,
     SpaceSpec,
 )
 from genolang.spec.opcheck import OpResolver, family_names, supported_strides
@@ -43,6 +44,7 @@ class Checked:
     genotypes: dict[str, GenotypeSpec] = field(default_factory=dict)
     networks: dict[str, NetworkSpec] = field(default_factory=dict)
     ops: dict[str, OpDef] = field(default_factory=dict)
+    searches: dict[str, SearchSpec] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,12 +76,14 @@ class Checked:
     @overload
     def single(self, kind: Literal["network"]) -> NetworkSpec: ...
     @overload
-    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec: ...
+    def single(self, kind: Literal["search"]) -> SearchSpec: ...
+    @overload
+    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec | SearchSpec: ...
 
-    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec:
+    def single(self, kind: str) -> SpaceSpec | GenotypeSpec | NetworkSpec | SearchSpec:
         """The one declaration of a kind in this file; a clear error otherwise."""
-        tables: dict[str, Mapping[str, SpaceSpec | GenotypeSpec | NetworkSpec]] = {
-            "space": self.spaces, "genotype": self.genotypes, "network": self.networks}
+        tables: dict[str, Mapping[str, SpaceSpec | GenotypeSpec | NetworkSpec | SearchSpec]] = {
+            "space": self.spaces, "genotype": self.genotypes, "network": self.networks, "search": self.searches}
         table = tables[kind]
         if len(table) == 1:
             return next(iter(table.values()))
@@ -175,7 +179,7 @@ def _real(prop: A.Prop, rep: _Report) -> float | None:
     v = _one(prop, rep)
     if v is None:
         return None
-    if isinstance(v.value, str):
+    if isinstance(v.value, (str, A.Text)):
         rep.error(v.span, f"'{prop.key.text}' must be a number, got '{v.value}'")
         return None
     assert not isinstance(v.value, A.Kernel)  # the grammar has kernel sizes in op calls only
@@ -838,6 +842,210 @@ def report_problems(problems: Iterable[Problem], span: Callable[[Where], Span | 
         (rep.error if p.is_error else rep.warning)(span(p.where), p.message, p.hint)
 
 
+# ---- searches ---------------------------------------------------------------------
+
+STEP_ORDERS = ("arch_first", "weight_first")
+HESSIANS = ("fd", "exact")
+
+
+def _search_number(kind: type, low: float | None = None, high: float | None = None, low_open: bool = False,
+                   high_open: bool = True) -> Callable[[A.Prop, _Report], object]:
+    """A whole number (``kind`` int) or a number (float) in [low, high) (bounds by the flags)."""
+    def parse_number(prop: A.Prop, rep: _Report) -> object:
+        v = _one(prop, rep)
+        if v is None:
+            return None
+        key = prop.key.text
+        if kind is int:
+            if isinstance(v.value, bool) or not isinstance(v.value, int):
+                rep.error(v.span, f"'{key}' must be a whole number, got '{_show(v)}'")
+                return None
+            value: float = v.value
+        else:
+            if isinstance(v.value, bool) or not isinstance(v.value, (int, float)):
+                rep.error(v.span, f"'{key}' must be a number, got '{_show(v)}'")
+                return None
+            value = float(v.value)
+        if low is not None and (value < low or (low_open and value == low)):
+            rep.error(v.span, f"'{key}' must be {'above' if low_open else 'at least'} {low:g}, got {_show(v)}")
+            return None
+        if high is not None and (value > high or (high_open and value == high)):
+            rep.error(v.span, f"'{key}' must be {'below' if high_open else 'at most'} {high:g}, got {_show(v)}")
+            return None
+        return int(value) if kind is int else value
+
+    return parse_number
+
+
+def _order(prop: A.Prop, rep: _Report) -> int | None:
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if v.value not in (1, 2) or isinstance(v.value, bool) or isinstance(v.value, float):
+        rep.error(v.span, f"'order' must be 1 or 2, got '{_show(v)}'",
+                  "1: first-order DARTS; 2: second order (the unrolled weight step)")
+        return None
+    return int(v.value)
+
+
+def _name_or_text(prop: A.Prop, rep: _Report) -> str | A.Text | None:
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if isinstance(v.value, (str, A.Text)):
+        return v.value
+    rep.error(v.span, f"'{prop.key.text}' must be a name or a quoted path, got '{_show(v)}'")
+    return None
+
+
+def _text(prop: A.Prop, rep: _Report) -> A.Text | None:
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if not isinstance(v.value, A.Text):
+        rep.error(v.span, f"'{prop.key.text}' must be a quoted path, got '{_show(v)}'",
+                  f'write \'{prop.key.text} = "path/to/folder"\' (relative to this file\'s folder)')
+        return None
+    return v.value
+
+
+def _words(prop: A.Prop, rep: _Report) -> tuple[str, ...] | None:
+    """Names (``none`` alone for none)."""
+    out = []
+    for v in prop.values:
+        if not isinstance(v.value, str):
+            rep.error(v.span, f"'{prop.key.text}' takes names, got '{_show(v)}'")
+            return None
+        out.append(v.value)
+    if out == ["none"]:
+        return ()
+    if "none" in out:
+        rep.error(prop.span, f"'{prop.key.text}': 'none' stands alone", f"write '{prop.key.text} = none'")
+        return None
+    return tuple(out)
+
+
+def _name_value(prop: A.Prop, rep: _Report) -> str | None:
+    v = _one(prop, rep)
+    if v is None:
+        return None
+    if not isinstance(v.value, str):
+        rep.error(v.span, f"'{prop.key.text}' must be a name, got '{_show(v)}'")
+        return None
+    return v.value
+
+
+_SEARCH_KEYS: dict[str, Callable[[A.Prop, _Report], object]] = {
+    "network": _name_or_text,
+    "dataset": _name_or_text,
+    "data_dir": _text,
+    "method": _name_value,
+    "relaxation": _name_value,
+    "transforms": _words,
+    "regularizers": _words,
+    "perturbation": _name_value,
+    "selection": _name_value,
+    "warmup": _search_number(float, 0.0, 1.0),
+    "step_order": _word(STEP_ORDERS),
+    "order": _order,
+    "hessian": _word(HESSIANS),
+    "epochs": _search_number(int, 1),
+    "batch_size": _search_number(int, 2),
+    "seed": _search_number(int, 0, 2**63 - 1, high_open=False),
+    "lr": _search_number(float, 0.0, None, low_open=True),
+    "lr_min": _search_number(float, 0.0),
+    "momentum": _search_number(float, 0.0, 1.0),
+    "weight_decay": _search_number(float, 0.0),
+    "grad_clip": _search_number(float, 0.0, None, low_open=True),
+    "arch_lr": _search_number(float, 0.0, None, low_open=True),
+    "arch_weight_decay": _search_number(float, 0.0),
+    "train_portion": _search_number(float, 0.0, 1.0, low_open=True),
+    "bptt": _search_number(int, 2),
+    "augment": _bool,
+    "sync_bn": _bool,
+    "limit": _search_number(int, 1),
+}
+
+
+def _relative(path: str, spec_path: str) -> str:
+    """``path`` (``~`` expanded) against the folder of the spec file, absolute."""
+    from pathlib import Path
+
+    p = Path(path).expanduser()
+    if not p.is_absolute() and not spec_path.startswith("<"):
+        p = Path(spec_path).resolve().parent / p
+    return str(p.resolve())
+
+
+def check_search(decl: A.Search, find_space: SpaceLookup, find_network: Callable[[A.Name], str | None],
+                 rep: _Report) -> SearchSpec | None:
+    """A checked search declaration, or None after reporting why not. ``find_network``
+    says the kind (cnn, rnn) of the skeleton a name refers to, None after reporting
+    that it is unknown. The method's and its components' names are the search's to
+    check (they live with the code: ``genolang.search.spec``)."""
+    from genolang.data.registry import dataset_kind, dataset_names
+
+    start = len(rep.items)
+    space = find_space(decl.space)
+    where = f"search '{decl.name.text}'"
+    schema: dict[str, object] = dict(_SEARCH_KEYS)
+    props = _props(decl.props, schema, where, rep)
+    fields: dict[str, object] = {}
+    spans: dict[str, Span | None] = {}
+    for key, prop in props.items():
+        value = _SEARCH_KEYS[key](prop, rep)
+        if value is None:
+            continue
+        spans[key] = prop.values[0].span if len(prop.values) == 1 else prop.span
+        fields[key] = value
+    kind = space.kind if space is not None else None
+    network = fields.get("network")
+    if isinstance(network, A.Text):
+        fields["network"] = _relative(network.text, rep.path)
+        from pathlib import Path
+
+        if not Path(str(fields["network"])).is_file():
+            rep.error(spans["network"], f"no skeleton file {network}", "give a skeleton's name or its .geno file")
+    elif isinstance(network, str):
+        found = find_network(A.Name(network, spans["network"]))
+        if found is not None and kind is not None and found != kind:
+            rep.error(spans["network"], f"network '{network}' is a {'recurrent' if found == 'rnn' else 'CNN'} "
+                      f"skeleton, but space '{decl.space.text}' is {'recurrent' if kind == 'rnn' else 'a CNN space'}",
+                      "use a skeleton with " + ("'stem = embedding' (e.g. ptb_search)" if kind == "rnn"
+                                                else "a CNN stem (e.g. small_search)"))
+    dataset = fields.get("dataset")
+    if dataset is not None:
+        name = dataset.text if isinstance(dataset, A.Text) else str(dataset)
+        fields["dataset"] = name
+        if name not in dataset_names():
+            rep.error(spans["dataset"], f"unknown data set '{name}'{did_you_mean(name, dataset_names())}",
+                      f"the data sets are: {', '.join(dataset_names())} (quote names with '-': \"fashion-mnist\")")
+        elif kind is not None and (dataset_kind(name) == "text") != (kind == "rnn"):
+            rep.error(spans["dataset"], f"data set '{name}' is {dataset_kind(name)} data, but space "
+                      f"'{decl.space.text}' is {'recurrent' if kind == 'rnn' else 'a CNN space'}",
+                      "a CNN space searches image data, a recurrent one text")
+    data_dir = fields.get("data_dir")
+    if isinstance(data_dir, A.Text):
+        fields["data_dir"] = _relative(data_dir.text, rep.path)
+    settings: list[tuple[str, object]] = []
+    for setting in decl.settings:
+        key = f"{setting.component.text}.{setting.param.text}"
+        v = setting.value.value
+        if isinstance(v, (Fraction, A.Kernel, A.Text)):
+            rep.error(setting.value.span,
+                      f"'{key}' must be a number, a name, true or false, got '{_show(setting.value)}'")
+            continue
+        if any(k == key for k, _ in settings):
+            rep.error(setting.component.span, f"'{key}' is set twice in {where}", "keep one of them")
+            continue
+        settings.append((key, (v == "true") if v in ("true", "false") else v))
+        spans[f"set:{key}"] = setting.span
+    if space is None or rep.errors_since(start):
+        return None
+    return SearchSpec(decl.name.text, space, rep.path, settings=tuple(settings),  # type: ignore[arg-type]
+                      spans=tuple(spans.items()), **fields)  # type: ignore[arg-type]
+
+
 # ---- files ------------------------------------------------------------------------
 
 def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Checked:
@@ -895,6 +1103,31 @@ def check(spec: A.SpecFile, source: str, library: Library | None = None) -> Chec
             return None
         return _library_space(ref, library, rep, result)
 
+    local_networks = {d.name.text: d for d in spec.decls if isinstance(d, A.Network)}
+
+    def find_network(ref: A.Name) -> str | None:
+        """The kind of the skeleton ``ref`` names: this file's, else the library's."""
+        decl = local_networks.get(ref.text)
+        if decl is None:
+            try:
+                found = library.find("network", ref.text)
+            except SpecError:
+                rep.error(ref.span, f"network '{ref.text}' is defined in a file with errors")
+                return None
+            if found is None or not isinstance(found.decl, A.Network):
+                rep.error(ref.span, f"unknown network '{ref.text}'{did_you_mean(ref.text, library.names('network'))}",
+                          "skeletons are found in this file, its folder, GENOLANG_PATH and the shipped library "
+                          "('genolang list networks'); or give a quoted .geno path")
+                return None
+            decl = found.decl
+        stems = [p.values[0].value for p in decl.props if p.key.text == "stem" and p.values]
+        return STEMS.get(str(stems[0])) if stems else None
+
+    for decl in spec.decls:
+        if isinstance(decl, A.Search) and names.get(("search", decl.name.text)) is decl.name:
+            search = check_search(decl, find_space, find_network, rep)
+            if search is not None:
+                result.searches[search.name] = search
     for decl in spec.decls:
         if isinstance(decl, A.Genotype) and names.get(("genotype", decl.name.text)) is decl.name:
             start = len(rep.items)

@@ -1,5 +1,5 @@
-"""Checked specs: the typed, validated meaning of a space, a genotype and a network
-skeleton. The checker builds these from the syntax tree; everything downstream
+"""Checked specs: the typed, validated meaning of a space, a genotype, a network
+skeleton and a search. The checker builds these from the syntax tree; everything downstream
 (lowering, building, search) reads these and never the raw tree."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from fractions import Fraction
 from functools import cached_property
 from typing import Any, Literal
 
+from genolang.errors import Span
 from genolang.spec.ops import OpDef
 
 Kind = Literal["cnn", "rnn"]
@@ -254,3 +255,66 @@ def without_paths(spec: SpaceSpec | GenotypeSpec | NetworkSpec) -> SpaceSpec | G
 def same_content(a: SpaceSpec | GenotypeSpec | NetworkSpec, b: SpaceSpec | GenotypeSpec | NetworkSpec) -> bool:
     """Whether two specs say the same thing, wherever each was read from."""
     return without_paths(a) == without_paths(b)
+
+
+Setting = int | float | str | bool  # a component hyperparameter's value
+
+# The fields of a search declaration a search reads (``SearchSpec``), in their canonical
+# order; with the method's parts and settings after them.
+SEARCH_FIELDS = ("network", "dataset", "data_dir", "method", "relaxation", "transforms", "regularizers",
+                 "perturbation", "selection", "warmup", "step_order", "order", "hessian", "epochs", "batch_size",
+                 "seed", "lr", "lr_min", "momentum", "weight_decay", "grad_clip", "arch_lr", "arch_weight_decay",
+                 "train_portion", "bptt", "augment", "sync_bn", "limit")
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    """A checked search declaration: the space searched and what the search is made
+    of. ``None`` means "the default" (of the data set, of the method). ``network`` is a
+    skeleton's name or the absolute path of its file; ``data_dir`` an absolute path;
+    ``settings`` the components' hyperparameters as ("component.parameter", value),
+    in source order. ``spans`` maps a field (or ``set:component.parameter``) to where it
+    was written, so what only a search can check (the method's names) is reported at
+    its line and column."""
+
+    name: str
+    space: SpaceSpec
+    path: str = "<spec>"
+    network: str | None = None
+    dataset: str | None = None
+    data_dir: str | None = None
+    method: str | None = None
+    relaxation: str | None = None
+    transforms: tuple[str, ...] | None = None
+    regularizers: tuple[str, ...] | None = None
+    perturbation: str | None = None
+    selection: str | None = None
+    warmup: float | None = None
+    step_order: str | None = None
+    order: int | None = None
+    hessian: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    lr: float | None = None
+    lr_min: float | None = None
+    momentum: float | None = None
+    weight_decay: float | None = None
+    grad_clip: float | None = None
+    arch_lr: float | None = None
+    arch_weight_decay: float | None = None
+    train_portion: float | None = None
+    bptt: int | None = None
+    augment: bool | None = None
+    sync_bn: bool | None = None
+    limit: int | None = None
+    settings: tuple[tuple[str, Setting], ...] = ()
+    spans: tuple[tuple[str, Span | None], ...] = dataclasses.field(default=(), compare=False, repr=False)
+
+    def span(self, key: str) -> Span | None:
+        """Where ``key`` (a field, or ``set:component.parameter``) was written."""
+        return dict(self.spans).get(key)
+
+    def given(self) -> dict[str, object]:
+        """The fields written in the declaration (not None)."""
+        return {k: getattr(self, k) for k in SEARCH_FIELDS if getattr(self, k) is not None}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal, overload
+from typing import Literal, cast, overload
 
 from genolang.errors import UsageError, did_you_mean
 from genolang.parse.parser import STDIN, read_text
@@ -49,7 +49,7 @@ def load_named_source(kind: str, name_or_path: str, relative_to: str | None = No
     if is_path(name_or_path):
         text = read_text(name_or_path)
         label = STDIN if name_or_path == "-" else name_or_path
-        return load_text(text, label).single(kind), text
+        return cast(Spec, load_text(text, label).single(kind)), text
     library = Library.for_file(relative_to or str(Path.cwd() / "_.geno"))
     try:
         found = library.find(kind, name_or_path)

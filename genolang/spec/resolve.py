@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 SUFFIX = ".geno"
 _COMMENT = re.compile(r"#[^\n]*")
-_KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network, "op": A.OpDecl}
+_KEYWORD = {"space": A.Space, "genotype": A.Genotype, "network": A.Network, "op": A.OpDecl, "search": A.Search}
 _OP_DECL = re.compile(r"(?m)^\s*op\s")
 
 

@@ -7,12 +7,14 @@ Torch-free."""
 
 from __future__ import annotations
 
+from typing import cast
+
 from genolang import resources
 from genolang.errors import UsageError
 from genolang.parse import ast as A
 from genolang.parse.printer import compose_file, format_decl
 from genolang.spec.check import load_text
-from genolang.spec.checked import GenotypeSpec, NetworkSpec, SpaceSpec, same_content
+from genolang.spec.checked import GenotypeSpec, NetworkSpec, SearchSpec, SpaceSpec, same_content
 from genolang.spec.ops import Body, Layer, OpDef, Repeat, Seq
 from genolang.spec.resolve import Library
 from genolang.spec.validate import CNN_FIELDS, RNN_FIELDS
@@ -111,6 +113,31 @@ def network_tree(network: NetworkSpec) -> A.Network:
         elif value is not None:
             props.append(_prop(key, float(value) if isinstance(value, float) else value))
     return A.Network(A.Name(network.name), tuple(props))
+
+
+def search_value(key: str, value: object) -> tuple[A.ValueData, ...]:
+    """A search field's value as property values: names as words, paths and names
+    that are not words (``fashion-mnist``) quoted, lists spread, booleans as words."""
+    import re
+
+    if isinstance(value, bool):
+        return ("true" if value else "false",)
+    if isinstance(value, tuple):
+        return tuple(cast("A.ValueData", v) for v in value) if value else ("none",)
+    if isinstance(value, str):
+        word = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value) is not None and key != "data_dir"
+        return (value if word and not (key == "network" and "/" in value) else A.Text(value),)
+    return (cast("A.ValueData", value),)
+
+
+def search_tree(search: SearchSpec, name: str | None = None) -> A.Search:
+    """The syntax tree of a checked search: its fields in canonical order, then its
+    settings in order; ``name`` replaces its name."""
+    props = tuple(_prop(key, *search_value(key, value)) for key, value in search.given().items())
+    settings = tuple(A.Setting(A.Name(k.partition(".")[0]), A.Name(k.partition(".")[2]),
+                               A.Value("true" if v is True else "false" if v is False else v))
+                     for k, v in search.settings)
+    return A.Search(A.Name(name or search.name), A.Name(search.space.name), props, settings)
 
 
 def spec_text(*decls: A.Decl, header: list[str] | None = None) -> str:

@@ -27,7 +27,7 @@ import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
-from genolang.spec.checked import CellGenotype, GenotypeSpec, NodeSpec, SpaceSpec
+from genolang.spec.checked import CellGenotype, GenotypeSpec, NetworkSpec, NodeSpec, SearchSpec, SpaceSpec
 from genolang.spec.syntax import space_tree, spec_text
 
 HASH_VERSION = 1
@@ -185,6 +185,36 @@ def space_hash(space: SpaceSpec) -> str:
     """SHA-256 of ``space_text``: equal for spaces that differ only by name, comments,
     layout or defaults written out."""
     return _sha(f"genolang-space {HASH_VERSION}\n" + space_text(space))
+
+
+def search_text(search: SearchSpec, network: NetworkSpec | None) -> str:
+    """What a search's hash covers, as text: its space (``space_text``), its skeleton's
+    content (whatever its name or file; None: the declaration leaves the skeleton to the
+    data set's default), every field written but the skeleton's reference and the data
+    folder (a recipe is the same on any machine), and the settings sorted."""
+    from genolang.spec.syntax import network_tree, search_value
+
+    lines = [f"genolang-search {HASH_VERSION}", space_text(search.space),
+             spec_text(network_tree(_unnamed(network))) if network is not None else "network = default\n"]
+    from genolang.parse.printer import format_value
+
+    for key, value in search.given().items():
+        if key not in ("network", "data_dir"):
+            lines.append(f"{key} = " + ", ".join(format_value(v) for v in search_value(key, value)))
+    lines += [f"{k} = {format_value(v)}" for k, v in sorted(search.settings)]
+    return "\n".join(lines) + "\n"
+
+
+def _unnamed(network: NetworkSpec) -> NetworkSpec:
+    import dataclasses
+
+    return dataclasses.replace(network, name="_", path="")
+
+
+def search_hash(search: SearchSpec, network: NetworkSpec | None) -> str:
+    """SHA-256 of ``search_text``: equal for searches that differ only by name,
+    comments, layout, the skeleton's name or file, or the data folder."""
+    return _sha(search_text(search, network))
 
 
 def short(digest: str, length: int = SHORT) -> str:
