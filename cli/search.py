@@ -94,6 +94,6 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     score = (f"valid accuracy {100 * m['valid_acc']:.2f}%" if "valid_acc" in m
              else f"valid perplexity {m.get('valid_ppl', float('nan')):.2f}")
     where = result.out if result.out is not None else result.run_dir / "genotype.geno"
-    click.echo(f"wrote {where} ({score}; run folder {result.run_dir})")
+    click.echo(f"wrote {where} ({score}; {result.decisiveness.short()}; run folder {result.run_dir})")
     if not quiet:
         click.echo(result.declaration)

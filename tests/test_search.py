@@ -44,6 +44,7 @@ def test_a_tiny_search_writes_a_spec_that_checks_and_compiles(tmp_path: Path) ->
     assert "dataset: digits; order 1; seed 0; epochs 2; batch 8" in text
     assert "final validation accuracy: " in text
     assert "#   n3 <- c1: none 0." in text  # the alpha table
+    assert "# decisiveness: kept ops at " in text and "x uniform (1 = coin toss, 8 = certain)" in text
     geno = load(str(out)).single("genotype")
     assert isinstance(geno, GenotypeSpec) and geno.name == "found"
     assert [c.name for c in geno.cells] == ["normal", "reduce"]
@@ -62,6 +63,9 @@ def test_a_tiny_search_writes_a_spec_that_checks_and_compiles(tmp_path: Path) ->
     assert len(alphas[1]["cells"]["reduce"]["softmax"]) == 14
     run_json = json.loads((run / "run.json").read_text())
     assert run_json["status"] == "done" and run_json["space_name"] == SPACE and run_json["order"] == 1
+    decisive = run_json["decisiveness"]
+    assert decisive["ops"] == 8 and decisive["cells"]["normal"]["kept"] == 8 and 0 < decisive["entropy"] <= 1
+    assert f"kept ops at {decisive['kept_over_uniform']:.2f}x uniform" in text
     assert load(str(run / "epoch-001.geno")).single("genotype").name == "epoch_001"
     assert (run / "genotype.geno").read_text() == text
 

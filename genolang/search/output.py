@@ -18,6 +18,7 @@ from typing import Any, Mapping
 
 from genolang.errors import GenolangError
 from genolang.ir.alphas import CellAlphas, format_alpha_table
+from genolang.ir.decisive import Decisiveness
 from genolang.parse import ast as A
 from genolang.spec.check import checked_space
 from genolang.spec.checked import GenotypeSpec, SpaceSpec, same_content
@@ -94,9 +95,9 @@ HASH_SLOT = "\x00genotype-hash"  # a header line replaced by the genotype's cano
 
 
 def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any],
-           alphas: Mapping[str, CellAlphas]) -> list[str]:
+           alphas: Mapping[str, CellAlphas], decisive: Decisiveness | None = None) -> list[str]:
     """The provenance comments of a genotype file (``provenance``: the search's
-    ``SearchRun.provenance``)."""
+    ``SearchRun.provenance``; ``decisive``: how far the alphas moved from uniform)."""
     r = provenance["recipe"]
     lines = [
         title,
@@ -110,6 +111,8 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
                      f"(loss {metrics['valid_loss']:.4f}, epoch {metrics['epoch']})")
     if "valid_ppl" in metrics:
         lines.append(f"final validation perplexity: {metrics['valid_ppl']:.2f} (epoch {metrics['epoch']})")
+    if decisive is not None:
+        lines.append(f"decisiveness: {decisive.summary()}")
     lines.append(HASH_SLOT)
     lines += ["", "softmax alphas at the end of the search:"]
     lines += format_alpha_table(alphas).splitlines()

@@ -15,6 +15,7 @@ from genolang import __version__
 from genolang.errors import SpecError, UsageError
 from genolang.fsio import write_text
 from genolang.ir.alphas import CellAlphas
+from genolang.ir.decisive import Decisiveness, decisiveness
 from genolang.ir.derive import changed_edges
 from genolang.run import dist
 from genolang.run.folder import RUN_JSON, RunDir
@@ -38,7 +39,8 @@ GENOTYPE = "genotype.geno"
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
     """What a finished search produced: the genotype, its file's text, the declaration
-    alone (as the CLI prints it), where it was written and the last epoch's metrics."""
+    alone (as the CLI prints it), where it was written, the last epoch's metrics and how
+    far its alphas moved from uniform."""
 
     genotype: GenotypeSpec
     text: str
@@ -47,6 +49,7 @@ class SearchResult:
     run_dir: Path
     metrics: Mapping[str, Any]
     alphas: Mapping[str, CellAlphas]
+    decisiveness: Decisiveness
 
 
 def now() -> str:
@@ -215,7 +218,7 @@ class SearchRun:
         if self.world.is_main:
             name = f"epoch-{epoch:03d}.geno"
             lines = header(f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}",
-                           self.provenance(), metrics, alphas)
+                           self.provenance(), metrics, alphas, decisiveness(alphas, geno))
             self.run.write_text(name, self.file_for(self.run.path).text(geno, lines))
             self.run.log_metrics(metrics)
             self.run.append_jsonl(ALPHAS_LOG, {"epoch": epoch, "cells": {c: a.to_json() for c, a in alphas.items()}})
@@ -226,7 +229,9 @@ class SearchRun:
         alphas = model.cell_alphas()
         geno = self.method.select(self.space, model, genotype_name(out))
         order = "first" if self.recipe.order == 1 else "second"
-        lines = header(f"Found by 'genolang search' (DARTS, {order} order).", self.provenance(), metrics, alphas)
+        decisive = decisiveness(alphas, geno)
+        lines = header(f"Found by 'genolang search' (DARTS, {order} order).", self.provenance(), metrics, alphas,
+                       decisive)
         decl, digest = declaration(geno), genotype_hash(geno)
         run_file = self.file_for(self.run.path)
         text = run_file.compose(decl, lines, digest)
@@ -239,8 +244,8 @@ class SearchRun:
             if self.world.is_main:
                 write_text(out, text)
         self.write_run_json(status="done", finished=now(), final=dict(metrics),
-                            out=str(out) if out is not None else None)
-        result = SearchResult(geno, text, decl, out, self.run.path, metrics, alphas)
+                            out=str(out) if out is not None else None, decisiveness=decisive.to_json())
+        result = SearchResult(geno, text, decl, out, self.run.path, metrics, alphas, decisive)
         self.progress(Progress("done", self.recipe.epochs, self.recipe.epochs, metrics=metrics,
                                message=str(result.out or result.run_dir)))
         return result
