@@ -19,7 +19,7 @@ from genolang.errors import UsageError
                    "(default ptb).")
 @click.option("--data-dir", default=None, type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--epochs", type=int, default=None,
-              help="Epochs (default: 8 for digits, 10 for fashion-mnist, 50 for cifar10, cifar100, folder, ptb "
+              help="Epochs (default: 12 for digits, 10 for fashion-mnist, 50 for cifar10, cifar100, folder, ptb "
                    "and text).")
 @click.option("--batch-size", type=int, default=None, help="Batch size (default 64; 256 for ptb).")
 @click.option("--order", type=click.Choice(["1", "2"]), default=None,
@@ -35,7 +35,7 @@ from genolang.errors import UsageError
               help="auto takes CUDA when present.")
 @click.option("--lr", type=float, default=None, help="Weight learning rate (default 0.025 cosine to 0.001; 20 ptb).")
 @click.option("--arch-lr", type=float, default=None,
-              help="Alpha learning rate for Adam (default 3e-4 as the paper; 3e-3 for ptb, and for digits, whose "
+              help="Alpha learning rate for Adam (default 3e-4 as the paper; 3e-3 for ptb; 3e-2 for digits, whose "
                    "short search takes 100x fewer alpha steps).")
 @click.option("--limit", type=int, default=None,
               help="At most N steps per epoch and N evaluation batches (quick trials and tests).")
