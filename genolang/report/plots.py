@@ -123,13 +123,14 @@ def heatmap_figure(run: SearchRun, genotype: GenotypeSpec | None = None) -> Any:
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     epoch = run.alphas[-1].epoch
     lows, highs = [], []
+    top = max(w for t in tables for row in t.weights for w in row)  # one scale for every cell
     for ax, table in zip(axes, tables):
         data = [list(row) for row in table.weights]
         flat = [x for row in data for x in row]
         lo, hi = min(flat), max(flat)
         lows.append(lo)
         highs.append(hi)
-        norm, uniform = weight_norm(len(table.ops), hi)
+        norm, uniform = weight_norm(len(table.ops), top)
         image = ax.imshow(data, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
         ax.set_xticks(range(len(table.ops)), labels=list(table.ops), rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(table.edges)), labels=list(table.edge_names), fontsize=8)
