@@ -103,7 +103,7 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
                    "(default ptb).")
 @click.option("--data-dir", default=None, type=click.Path(), help=DATA_DIR_HELP)
 @click.option("--epochs", type=click.IntRange(min=1), default=None,
-              help="Epochs (default: 8 for digits, 10 for fashion-mnist, 50 for cifar10, cifar100, folder, ptb "
+              help="Epochs (default: 12 for digits, 10 for fashion-mnist, 50 for cifar10, cifar100, folder, ptb "
                    "and text).")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
               help="Batch size (default 64; 256 for ptb; at least 2 for images: batch norm needs two).")
@@ -120,7 +120,7 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
 @click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--lr", type=POSITIVE, default=None, help="Weight learning rate (default 0.025 cosine to 0.001; 20 ptb).")
 @click.option("--arch-lr", type=POSITIVE, default=None,
-              help="Alpha learning rate for Adam (default 3e-4 as the paper; 3e-3 for ptb, and for digits, whose "
+              help="Alpha learning rate for Adam (default 3e-4 as the paper; 3e-3 for ptb; 3e-2 for digits, whose "
                    "short search takes 100x fewer alpha steps).")
 @click.option("--nesterov/--no-nesterov", default=None,
               help="Nesterov momentum for the weights [the method's: on for gdas, as its code; off otherwise].")
@@ -218,7 +218,8 @@ def search(space: str, network: str | None, dataset: str | None, data_dir: str |
     m = result.metrics
     score = (f"valid accuracy {100 * m['valid_acc']:.2f}%" if "valid_acc" in m
              else f"valid perplexity {m.get('valid_ppl', float('nan')):.2f}")
-    click.echo(f"wrote {result.kept} ({score}; run folder {result.run_dir})")
+    decided = f"; {result.decisiveness.short()}" if result.decisiveness is not None else ""
+    click.echo(f"wrote {result.kept} ({score}{decided}; run folder {result.run_dir})")
     if not quiet:
         click.echo(result.declaration)
     if result.out_error is not None:

@@ -1,5 +1,5 @@
-"""A process of a two-rank job for tests/test_dist.py: runs a search or a training run
-through the library with the torchrun environment set by the test, then writes what
+"""A process of a two-rank job for tests/test_dist.py: runs a search, a training run or a
+comparison through the library with the torchrun environment set by the test, then writes what
 this rank ended with (alphas, genotype text, weights) to OUT_DIR/rank<R>.pt."""
 
 import json
@@ -41,6 +41,14 @@ def main() -> None:
         trained = train(geno, net, recipe, args["run_dir"], device="cpu")
         with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
             json.dump(trained.to_dict(), fh)
+    elif job == "compare":
+        from genolang.train.compare import CompareConfig, run_compare
+
+        c = args["config"]
+        comparison = run_compare(CompareConfig(tuple(c["genotypes"]), c["network"], "digits", tuple(c["seeds"]),
+                                               options=c["options"], device="cpu"), out_dir=args["out_dir"])
+        with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as fh:
+            json.dump(comparison.to_json(), fh)
     else:
         raise SystemExit(f"unknown job {job}")
 

@@ -142,6 +142,21 @@ def test_two_process_training_equals_one_process_with_the_global_batch(tmp_path:
 
 
 @pytest.mark.slow
+def test_a_two_process_comparison_agrees_on_every_rank_and_rank_0_writes(tmp_path: Path) -> None:
+    from _train_data import write_skeletons
+
+    tiny = write_skeletons(tmp_path / "specs")[0]
+    args = {"out_dir": str(tmp_path / "cmp"),
+            "config": {"genotypes": ["darts_v1", "darts_v2"], "network": str(tiny), "seeds": [0, 1],
+                       "options": {"epochs": 1, "limit_train": 24, "limit_test": 16, "batch_size": 6}}}
+    ranks = _run_job("compare", args, tmp_path / "two", 2)
+    assert ranks[0]["rows"] == ranks[1]["rows"] and ranks[0]["tests"] == ranks[1]["tests"]
+    written = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert written["rows"] == ranks[0]["rows"] and written["status"] == "done"
+    assert sorted(p.name for p in (tmp_path / "cmp" / "darts_v2").iterdir()) == ["seed-0", "seed-1"]
+
+
+@pytest.mark.slow
 def test_a_killed_rank_makes_the_other_fail_clearly(tmp_path: Path, tiny: Path) -> None:
     port = _free_port()
     run_dir = tmp_path / "run"

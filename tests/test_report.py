@@ -270,7 +270,7 @@ def test_plot_a_real_search_run(real_run: Path, tmp_path: Path) -> None:
 @needs_matplotlib
 def test_plot_figures(fake_run: Path) -> None:
     from genolang.report.plots import curves_figure, heatmap_figure, trajectory_figure
-    from genolang.report.run import load_genotype, load_run
+    from genolang.report.run import decisiveness_series, load_genotype, load_run
 
     r = load_run(fake_run)
     geno = load_genotype(fake_run / "genotype.geno")
@@ -282,14 +282,29 @@ def test_plot_figures(fake_run: Path) -> None:
     assert normal.get_xticklabels()[0].get_text() == "none"
     assert len(normal.texts) == 14 * 8  # every square annotated
     assert len(normal.patches) == 8  # the kept ops: 4 nodes x 2 inputs
+    # an absolute colour scale: 0 to at least 2/8, white at uniform 1/8
+    norm = normal.images[0].norm
+    assert (norm.vmin, norm.vcenter) == (0.0, 0.125) and norm.vmax >= 0.25
+    assert normal.get_xlabel().endswith("(uniform 0.125)")
     traj = trajectory_figure(r, "normal", geno)
     visible = [ax for ax in traj.axes if ax.get_visible()]
-    assert len(visible) == 14 and all(len(ax.lines) == 8 for ax in visible)
+    # a line per op and a dotted one at uniform, on an axis from 0
+    assert len(visible) == 14 and all(len(ax.lines) == 9 for ax in visible)
+    assert all(list(ax.lines[0].get_ydata()) == [0.125, 0.125] and ax.get_ylim()[0] == 0.0 for ax in visible)
     assert len(traj.legends) == 1 and len(traj.legends[0].get_texts()) == 8
     assert "n5<-n2  [sep_conv_3x3]" in [ax.get_title() for ax in visible]
     lines = curves_figure(r).axes
     assert [ax.get_ylabel() for ax in lines] == ["loss", "accuracy (%)", "learning rate"]
     assert list(lines[1].lines[1].get_ydata()) == pytest.approx([18.0, 36.0, 54.0])
+    # with the decisiveness of each epoch: kept ops over uniform and the edge entropy, uniform marked
+    series = decisiveness_series(r)
+    assert series.epochs == series.kept_epochs == (1, 2, 3) and series.ops == 8
+    panels = [ax for ax in curves_figure(r, series).axes if ax.get_visible()]
+    assert [ax.get_ylabel() for ax in panels][3:] == ["kept ops' weight / uniform (max 8)", "edge entropy / log K"]
+    kept, entropy = panels[3], panels[4]
+    assert list(kept.lines[1].get_ydata()) == pytest.approx(list(series.kept_over_uniform))
+    assert list(kept.lines[0].get_ydata()) == [1.0, 1.0] and kept.get_ylim()[0] == 0.0
+    assert all(0.0 <= h <= 1.0 for h in entropy.lines[1].get_ydata()) and entropy.get_ylim() == (0.0, 1.05)
 
 
 @needs_matplotlib
@@ -360,6 +375,10 @@ def test_report_of_a_real_search_run(real_run: Path, real_report: tuple[Path, st
     provenance = json.loads((real_run / "run.json").read_text(encoding="utf-8"))
     assert provenance["space_sha256"] in page
     assert "valid accuracy" in page
+    # the decisiveness search wrote into run.json and the genotype's header is the summary's
+    decisive = provenance["decisiveness"]
+    assert f"kept ops at {decisive['kept_over_uniform']:.2f}x uniform" in page
+    assert f"edge entropy {decisive['entropy']:.4f}" in page and "decisiveness: kept ops at" in found
 
 
 @needs_matplotlib
@@ -380,6 +399,15 @@ def test_report_shows_each_epoch_and_its_diff(fake_run: Path, tmp_path: Path) ->
     assert "the genotype derived after the last epoch (3)" in page
     assert "&lt;b&gt;escaped&lt;/b&gt; &amp; kept" in page and "<b>escaped</b>" not in page
     assert "valid accuracy 54.00%" in page
+    # the decisiveness of the found genotype (computed: this hand-made run.json has none), per epoch too
+    from genolang.ir.decisive import decisiveness
+    from genolang.report.run import load_genotype, load_run
+
+    run_ = load_run(fake_run)
+    figure = decisiveness(run_.final_alphas, load_genotype(fake_run / "genotype.geno"))
+    assert f"<dt>decisiveness</dt><dd>{html.escape(figure.summary())}</dd>" in page
+    assert f"kept ops {figure.kept_over_uniform:.2f}x uniform" in three
+    assert "Every scale is absolute and marks uniform, 1/8 = 0.125" in page
 
 
 @needs_matplotlib

@@ -27,7 +27,14 @@ from genolang.fsio import write_text
 from genolang.ir.lower import lower_genotype
 from genolang.parse import ast as A
 from genolang.parse.printer import format_spec
-from genolang.report.run import METRICS, SearchRun, load_run
+from genolang.report.run import (
+    METRICS,
+    DecisivenessSeries,
+    SearchRun,
+    decisiveness_series,
+    final_decisiveness,
+    load_run,
+)
 from genolang.spec.check import Checked, load
 from genolang.spec.checked import GenotypeSpec
 from genolang.vcs.canon import genotype_hash, short
@@ -171,6 +178,9 @@ def _summary(run: SearchRun, final: _Geno | None) -> str:
     if score:
         loss = _fmt_metric("valid_loss", last.get("valid_loss", float("nan")))
         rows.append(("final score", f"{score} (loss {loss})"))
+    decisive = final_decisiveness(run, final.spec if final is not None else None)
+    if decisive is not None:
+        rows.append(("decisiveness", decisive.summary()))
     if final is not None:
         rows.append(("genotype hash", short(genotype_hash(final.spec))))
     rows.append(("run folder", str(run.path)))
@@ -234,12 +244,12 @@ def _cells_section(geno: _Geno | None, notes: list[str]) -> str:
     return "\n".join(parts)
 
 
-def _plots(run: SearchRun, geno: _Geno | None, notes: list[str]) -> tuple[str, str]:
+def _plots(run: SearchRun, geno: _Geno | None, notes: list[str], decisive: DecisivenessSeries) -> tuple[str, str]:
     """The alphas section and the picture of the curves."""
     from genolang.report.plots import MatplotlibMissing, render_plots
 
     try:
-        plots = render_plots(run, geno.spec if geno is not None else None)
+        plots = render_plots(run, geno.spec if geno is not None else None, decisive)
     except MatplotlibMissing as err:
         note = f"The plots are left out: {err}"
         notes.append(note)
@@ -247,9 +257,16 @@ def _plots(run: SearchRun, geno: _Geno | None, notes: list[str]) -> tuple[str, s
                 f'<p class="note">{_e(note)}</p>')
     figures = {p.name: f"<figure>{_img('image/png', p.png, p.title)}<figcaption>{_e(p.title)}</figcaption></figure>"
                for p in plots}
+    k = decisive.ops
     alphas = ['<section id="alphas">', "<h2>Architecture weights</h2>",
               ("<p>The softmax of each edge's alphas over the candidate ops. Boxed (heatmap) and red "
-               "(trajectories): the edges and ops the found genotype keeps.</p>")]
+              "(trajectories): the edges and ops the found genotype keeps.</p>"),
+              (f"<p>Every scale is absolute and marks uniform, 1/{k} = {1 / k:.3f}: the heatmap's colours run from 0 "
+              f"(blue) through white at uniform to red at the larger of 2/{k} and the largest weight, and the "
+              "trajectories' axes start at 0 with a dotted line at uniform, so alphas that barely moved look pale "
+              "and flat. The decisiveness in the summary (and, per epoch, beside the curves) is the mean weight of "
+              f"the kept ops over uniform (1: a coin toss; {k}: every kept op holds its whole edge) and the mean "
+              "entropy of the edges over log K (1: uniform; 0: one op per edge).</p>")]
     alphas += [html_ for name, html_ in figures.items() if name != "curves.png"]
     alphas.append("</section>")
     return "\n".join(alphas), figures.get("curves.png", "")
@@ -265,7 +282,7 @@ def _metrics_table(run: SearchRun) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
 
 
-def _epochs_section(run: SearchRun, epochs: list[tuple[int, _Geno]]) -> str:
+def _epochs_section(run: SearchRun, epochs: list[tuple[int, _Geno]], decisive: DecisivenessSeries) -> str:
     parts = ['<section id="epochs">', "<h2>Genotype after each epoch</h2>"]
     if not epochs:
         parts.append('<p class="note">The run folder holds no epoch-NNN.geno files.</p></section>')
@@ -273,12 +290,16 @@ def _epochs_section(run: SearchRun, epochs: list[tuple[int, _Geno]]) -> str:
     parts.append("<p>The genotype derived from the alphas after every epoch, and how it differs from the one "
                  "before (a semantic diff: renumbered nodes and reordered terms are no change).</p>")
     metrics = {int(m["epoch"]): m for m in run.metrics}
+    kept = dict(zip(decisive.kept_epochs, decisive.kept_over_uniform))
+    entropy = dict(zip(decisive.epochs, decisive.entropy))
     previous: tuple[int, _Geno] | None = None
     for epoch, geno in epochs:
         m = metrics.get(epoch, {})
         facts = [f"<code>{_e(geno.path.name)}</code>", f"hash {short(genotype_hash(geno.spec))}"]
         if _score(m):
             facts.append(_e(_score(m)))
+        if epoch in kept:
+            facts.append(f"kept ops {kept[epoch]:.2f}x uniform, edge entropy {entropy[epoch]:.4f}")
         parts.append(f'<article id="epoch-{epoch}">')
         parts.append(f"<h3>Epoch {epoch}</h3>")
         parts.append(f'<p class="meta">{"; ".join(facts)}</p>')
@@ -340,7 +361,8 @@ def build_report(run: SearchRun) -> Report:
     shown = final if final is not None else (last_epoch[1] if last_epoch else None)
     name = shown.spec.name if shown is not None else run.path.name
     title = f"genolang search report: {name} ({run.title})"
-    alphas, curves = _plots(run, shown, notes)
+    decisive = decisiveness_series(run, {e: g.spec for e, g in epochs})
+    alphas, curves = _plots(run, shown, notes, decisive)
     body = [
         "<header>", f"<h1>{_e(title)}</h1>", _summary(run, shown), "</header>",
         _nav([("genotype", "Found genotype"), ("cells", "Cell diagrams"), ("alphas", "Architecture weights"),
@@ -351,7 +373,7 @@ def build_report(run: SearchRun) -> Report:
         alphas,
         '<section id="curves">', "<h2>Training curves</h2>", curves,
         f"<p>Per epoch, from <code>{_e(METRICS)}</code>:</p>", _metrics_table(run), "</section>",
-        _epochs_section(run, epochs),
+        _epochs_section(run, epochs, decisive),
         _provenance_section(run),
         "</main>",
         f"<footer>Written by genolang {_e(__version__)} (<code>genolang report</code>).</footer>",

@@ -6,7 +6,13 @@
 * ``trajectory-CELL.png``: each edge's op weights over the epochs, a small panel per
   edge, a line per op, one legend;
 * ``curves.png``: loss, accuracy (perplexity for recurrent runs) and learning rate
-  per epoch, training and validation."""
+  per epoch, training and validation, and how decided the alphas were after each epoch.
+
+Every scale of softmax weights is absolute and shows uniform (1/K for K ops): the
+heatmap's colours run from 0 through white at 1/K to the larger of 2/K and the largest
+weight, and the trajectories' axes start at 0 with a line at 1/K. A search whose alphas
+barely moved looks pale, as it should; the numbers on the squares tell the weights
+apart."""
 
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from typing import Any
 
 from genolang.errors import InputError, MissingTool, UsageError
 from genolang.fsio import write_bytes
-from genolang.report.run import SearchRun
+from genolang.report.run import DecisivenessSeries, SearchRun, decisiveness_series
 from genolang.spec.checked import GenotypeSpec
 
 INSTALL_HINT = "pip install matplotlib (or pip install 'genolang[plot]')"
@@ -117,37 +123,57 @@ def heatmap_figure(run: SearchRun, genotype: GenotypeSpec | None = None) -> Any:
     fig = Figure(figsize=(width, height), layout="constrained")
     axes = fig.subplots(1, len(tables), squeeze=False)[0]
     epoch = run.alphas[-1].epoch
+    lows, highs = [], []
+    top = max(w for t in tables for row in t.weights for w in row)  # one scale for every cell
     for ax, table in zip(axes, tables):
         # an op outside its edge's own set is left blank (NaN), not drawn as a weight of 0
         data = [[w if op in table.row_ops(r) else math.nan for op, w in zip(table.ops, row)]
                 for r, row in enumerate(table.weights)]
         flat = [x for row in data for x in row if not math.isnan(x)]
         lo, hi = min(flat), max(flat)
-        if hi - lo < 1e-12:
-            lo, hi = lo - 1e-3, hi + 1e-3
-        image = ax.imshow(data, cmap="viridis", vmin=lo, vmax=hi, aspect="auto")
+        lows.append(lo)
+        highs.append(hi)
+        norm, uniform = weight_norm(len(table.ops), top)
+        image = ax.imshow(data, cmap=WEIGHT_CMAP, norm=norm, aspect="auto")
         ax.set_xticks(range(len(table.ops)), labels=list(table.ops), rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(table.edges)), labels=list(table.edge_names), fontsize=8)
         ax.set_title(f"cell {table.cell}", fontsize=10)
-        mid = (lo + hi) / 2
-        digits = _digits(max(flat) - min(flat))
+        ax.set_xlabel(f"weights {lo:.3f} to {hi:.3f} (uniform {uniform:.3f})", fontsize=8)
+        digits = _digits(hi - lo)
         for r, row in enumerate(data):
             for c, w in enumerate(row):
                 if math.isnan(w):
                     ax.text(c, r, "-", ha="center", va="center", fontsize=6.5, color="gray")
                     continue
                 ax.text(c, r, f"{w:.{digits}f}", ha="center", va="center", fontsize=6.5,
-                        color="black" if w > mid else "white")
+                        color="white" if abs(float(norm(w)) - 0.5) > 0.35 else "black")
         cell_kept = kept.get(table.cell, {})
         for r, edge in enumerate(table.edge_names):
             for op in cell_kept.get(edge, ()):
                 if op in table.ops:
                     c = table.ops.index(op)
                     ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor=KEPT_COLOR, lw=2))
-        fig.colorbar(image, ax=ax, shrink=0.8, label="softmax weight")
+        bar = fig.colorbar(image, ax=ax, shrink=0.8, label="softmax weight (absolute)")
+        bar.set_ticks(sorted({0.0, uniform, float(norm.vmax)}))
+        bar.set_ticklabels([f"{t:.3g}" if t != uniform else f"uniform {t:.3g}" for t in sorted({0.0, uniform,
+                                                                                             float(norm.vmax)})])
     note = "; boxed: kept in the found genotype" if kept else ""
-    fig.suptitle(f"{run.title}: softmax alphas after epoch {epoch}{note}", fontsize=10)
+    k = max(len(t.ops) for t in tables)
+    fig.suptitle(f"{run.title}: softmax alphas after epoch {epoch} (all weights {min(lows):.3f} to "
+                 f"{max(highs):.3f}; uniform 1/{k} = {1 / k:.3f}; white = uniform){note}", fontsize=10)
     return fig
+
+
+WEIGHT_CMAP = "RdBu_r"  # blue below uniform, white at uniform, red above
+
+
+def weight_norm(ops: int, highest: float) -> tuple[Any, float]:
+    """The colour scale of softmax weights of ``ops`` ops: absolute, 0 to the larger of
+    2/ops and ``highest``, centred (white) at uniform 1/ops; and that uniform weight."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    uniform = 1.0 / ops
+    return TwoSlopeNorm(vmin=0.0, vcenter=uniform, vmax=max(2 * uniform, highest)), uniform
 
 
 def alpha_trajectory(run: SearchRun, cell: str, genotype: GenotypeSpec | None = None) -> Plot:
@@ -171,8 +197,11 @@ def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None =
     colors = _op_colors(traj.ops)
     marker = "o" if len(traj.epochs) <= 25 else None
     handles: dict[str, Any] = {}
+    uniform = 1.0 / len(traj.ops)
+    top = max([2 * uniform] + [w for epoch in traj.weights for row in epoch for w in row])
     for i, edge in enumerate(traj.edges):
         ax = axes[i // cols][i % cols]
+        ax.axhline(uniform, color="0.35", lw=0.8, linestyle=":", zorder=0)
         for j, op in enumerate(traj.ops):
             if op not in traj.edge_ops(i):
                 continue
@@ -187,6 +216,7 @@ def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None =
     for k in range(n, rows * cols):
         axes[k // cols][k % cols].set_visible(False)
     axes[0][0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0][0].set_ylim(0.0, top * 1.05)  # shared by every panel: absolute, from 0
     for ax in axes[-1]:
         ax.set_xlabel("epoch", fontsize=8)
     for row in axes:
@@ -194,7 +224,8 @@ def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None =
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 8),
                fontsize=8, frameon=False)
     note = " (in red: edges the found genotype keeps, with their ops)" if kept else ""
-    fig.suptitle(f"{run.title}: cell {cell}, op weights per edge over the epochs{note}", fontsize=10)
+    fig.suptitle(f"{run.title}: cell {cell}, op weights per edge over the epochs; dotted: uniform 1/{len(traj.ops)} "
+                 f"= {uniform:.3f}{note}", fontsize=10)
     return fig
 
 
@@ -207,14 +238,16 @@ def _series(metrics: Sequence[Mapping[str, float]], key: str, scale: float = 1.0
     return xs, ys
 
 
-def curves(run: SearchRun) -> Plot:
-    """Loss, accuracy (or perplexity) and learning rate per epoch."""
+def curves(run: SearchRun, decisive: DecisivenessSeries | None = None) -> Plot:
+    """Loss, accuracy (or perplexity), learning rate and decisiveness per epoch."""
     score = "perplexity" if run.kind == "rnn" else "accuracy"
-    return Plot("curves.png", f"Loss, {score} and learning rate per epoch", _png(curves_figure(run)))
+    return Plot("curves.png", f"Loss, {score}, learning rate and decisiveness per epoch",
+                _png(curves_figure(run, decisive)))
 
 
-def curves_figure(run: SearchRun) -> Any:
-    """The figure of ``curves``."""
+def curves_figure(run: SearchRun, decisive: DecisivenessSeries | None = None) -> Any:
+    """The figure of ``curves``; ``decisive`` adds the panels of the kept ops' weight
+    over uniform and the edge entropy (each with its uniform value marked)."""
     Figure = _matplotlib()
     from matplotlib.ticker import MaxNLocator
 
@@ -228,9 +261,18 @@ def curves_figure(run: SearchRun) -> Any:
     if not panels:
         raise InputError(f"{run.path / 'metrics.jsonl'}: no train_loss, valid_loss, accuracy, perplexity or lr "
                          "to plot")
-    fig = Figure(figsize=(4.2 * len(panels), 3.4), layout="constrained")
-    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    cols = max(len(panels), 2)
+    rows = 1 if decisive is None else 2  # the decisiveness panels in a second row
+    fig = Figure(figsize=(4.2 * cols, 3.4 * rows), layout="constrained")
+    grid = fig.subplots(rows, cols, squeeze=False)
+    axes = grid[0]
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
     marker = "o" if len(run.metrics) <= 40 else None
+    if decisive is not None:
+        _decisiveness_panels(grid[1][0], grid[1][1], decisive, marker)
+        for ax in grid[1][2:]:
+            ax.set_visible(False)
     for ax, (ylabel, series, scale) in zip(axes, panels):
         for key, name in series:
             xs, ys = _series(run.metrics, key, scale)
@@ -245,16 +287,42 @@ def curves_figure(run: SearchRun) -> Any:
         if len(series) > 1:
             ax.legend(fontsize=8)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    fig.suptitle(f"{run.title}: training and validation per epoch", fontsize=10)
+    what = "training and validation" if decisive is None else "training, validation and decisiveness"
+    fig.suptitle(f"{run.title}: {what} per epoch", fontsize=10)
     return fig
 
 
-def render_plots(run: SearchRun, genotype: GenotypeSpec | None = None) -> list[Plot]:
-    """Every plot of a run: the alpha heatmap, a trajectory per cell type, the curves."""
+def _decisiveness_panels(kept_ax: Any, entropy_ax: Any, d: DecisivenessSeries, marker: str | None) -> None:
+    """Kept ops' weight over uniform (1 = coin toss, K = certain) and the mean
+    normalised edge entropy (1 = uniform, 0 = one op per edge), on absolute axes."""
+    from matplotlib.ticker import MaxNLocator
+
+    kept_ax.axhline(1.0, color="0.35", lw=0.8, linestyle=":", label="uniform (1)")
+    if d.kept_epochs:
+        kept_ax.plot(d.kept_epochs, d.kept_over_uniform, marker=marker, markersize=3, color=KEPT_COLOR,
+                     label="kept ops")
+    top = max([2.0, *d.kept_over_uniform])
+    kept_ax.set_ylim(0.0, min(d.ops * 1.02, top * 1.1))
+    kept_ax.set_ylabel(f"kept ops' weight / uniform (max {d.ops})")
+    entropy_ax.axhline(1.0, color="0.35", lw=0.8, linestyle=":", label="uniform (1)")
+    entropy_ax.plot(d.epochs, d.entropy, marker=marker, markersize=3, label="edges")
+    entropy_ax.set_ylim(0.0, 1.05)
+    entropy_ax.set_ylabel("edge entropy / log K")
+    for ax in (kept_ax, entropy_ax):
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def render_plots(run: SearchRun, genotype: GenotypeSpec | None = None,
+                 decisive: DecisivenessSeries | None = None) -> list[Plot]:
+    """Every plot of a run: the alpha heatmap, a trajectory per cell type, the curves
+    (with ``decisive``, or the decisiveness read from the run's epoch files)."""
     _matplotlib()
     plots = [alpha_heatmap(run, genotype)]
     plots += [alpha_trajectory(run, cell, genotype) for cell in run.final_alphas]
-    plots.append(curves(run))
+    plots.append(curves(run, decisive if decisive is not None else decisiveness_series(run)))
     return plots
 
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from genolang.errors import InputError, UsageError
+from genolang.errors import GenolangError, InputError, UsageError
 from genolang.fsio import read_regular
 from genolang.ir.alphas import CellAlphas
+from genolang.ir.decisive import Decisiveness, decisiveness, edge_entropy
 from genolang.spec.checked import GenotypeSpec
 
 RUN_JSON = "run.json"
@@ -280,3 +281,55 @@ def load_genotype(path: str | os.PathLike[str]) -> GenotypeSpec:
     from genolang.spec.check import load
 
     return load(str(path)).single("genotype")
+
+
+# ---- decisiveness ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DecisivenessSeries:
+    """How far the alphas had moved from uniform after each epoch (``genolang.ir.
+    decisive``): the edge entropy of every recorded epoch, and the kept ops' weight over
+    uniform of the epochs whose genotype file (epoch-NNN.geno) could be read."""
+
+    ops: int
+    epochs: tuple[int, ...]
+    entropy: tuple[float, ...]
+    kept_epochs: tuple[int, ...]
+    kept_over_uniform: tuple[float, ...]
+
+
+def decisiveness_series(run: SearchRun, genotypes: Mapping[int, GenotypeSpec] | None = None) -> DecisivenessSeries:
+    """The decisiveness of every epoch of ``run``; ``genotypes`` (epoch -> genotype)
+    spares reading the epoch files again when the caller has them."""
+    if genotypes is None:
+        loaded: dict[int, GenotypeSpec] = {}
+        for epoch, path in run.epoch_files:
+            try:
+                loaded[epoch] = load_genotype(path)
+            except GenolangError:
+                continue  # a broken epoch file: that epoch shows no kept-ops figure
+        genotypes = loaded
+    kept_epochs, kept = [], []
+    for record in run.alphas:
+        geno = genotypes.get(record.epoch)
+        if geno is None:
+            continue
+        try:
+            kept.append(decisiveness(record.cells, geno).kept_over_uniform)
+        except ValueError:
+            continue  # the genotype is not of these alphas' space
+        kept_epochs.append(record.epoch)
+    ops = max(len(t.ops) for t in run.final_alphas.values())
+    return DecisivenessSeries(ops, tuple(r.epoch for r in run.alphas), tuple(edge_entropy(r.cells) for r in run.alphas),
+                              tuple(kept_epochs), tuple(kept))
+
+
+def final_decisiveness(run: SearchRun, genotype: GenotypeSpec | None) -> Decisiveness | None:
+    """The decisiveness of the run's last alphas and ``genotype`` (None when they do not
+    belong together or there is no genotype)."""
+    if genotype is None:
+        return None
+    try:
+        return decisiveness(run.final_alphas, genotype)
+    except ValueError:
+        return None

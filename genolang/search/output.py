@@ -19,6 +19,7 @@ from typing import Any
 
 from genolang.errors import GenolangError, plural
 from genolang.ir.alphas import CellAlphas, format_alpha_table
+from genolang.ir.decisive import Decisiveness
 from genolang.parse import ast as A
 from genolang.parse.printer import compose_file, format_decl
 from genolang.spec.check import checked_space
@@ -110,10 +111,11 @@ HASH_SLOT = "\x00genotype-hash"  # a header line replaced by the genotype's cano
 
 
 def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any],
-           alphas: Mapping[str, CellAlphas], weights: str = "softmax") -> list[str]:
+           alphas: Mapping[str, CellAlphas], weights: str = "softmax",
+           decisive: Decisiveness | None = None) -> list[str]:
     """The provenance comments of a genotype file (``provenance``: the search's
     ``SearchRun.provenance``; ``weights``: what the alpha table shows, the relaxation's
-    selection weights)."""
+    selection weights; ``decisive``: how far the alphas moved from uniform)."""
     r = provenance["recipe"]
     lines = [
         title,
@@ -129,6 +131,8 @@ def header(title: str, provenance: Mapping[str, Any], metrics: Mapping[str, Any]
                      f"(loss {metrics['valid_loss']:.4f}, epoch {metrics['epoch']})")
     if "valid_ppl" in metrics:
         lines.append(f"final validation perplexity: {metrics['valid_ppl']:.2f} (epoch {metrics['epoch']})")
+    if decisive is not None:
+        lines.append(f"decisiveness: {decisive.summary()}")
     lines.append(HASH_SLOT)
     lines += ["", f"{weights} alphas at the end of the search:"]
     lines += format_alpha_table(alphas, weights=weights).splitlines()

@@ -16,6 +16,7 @@ from genolang import __version__
 from genolang.errors import GenolangError, InputError, SpecError, UsageError, plural
 from genolang.fsio import check_destination, write_text
 from genolang.ir.alphas import CellAlphas
+from genolang.ir.decisive import Decisiveness, decisiveness
 from genolang.ir.derive import changed_edges, derive_genotype
 from genolang.run import dist
 from genolang.run.folder import RUN_JSON, RunDir
@@ -55,7 +56,8 @@ GENOTYPE = "genotype.geno"
 @dataclasses.dataclass(frozen=True)
 class SearchResult:
     """What a finished search produced: the genotype, its file's text, the declaration
-    alone (as the CLI prints it), where it was written and the last epoch's metrics."""
+    alone (as the CLI prints it), where it was written, the last epoch's metrics and how
+    far its alphas moved from uniform."""
 
     genotype: GenotypeSpec
     text: str
@@ -65,6 +67,7 @@ class SearchResult:
     metrics: Mapping[str, Any]
     alphas: Mapping[str, CellAlphas]
     out_error: str | None = None  # why ``out`` could not be written (the genotype is in the run folder)
+    decisiveness: Decisiveness | None = None  # None when the alphas and the genotype cannot be compared
 
     @property
     def kept(self) -> Path:
@@ -278,7 +281,7 @@ class SearchRun:
                      f"{epoch - self.recipe.epochs}, after the search's {self.recipe.epochs}; decided edges as "
                      f"decided so far)" if selection else
                      f"genolang search: genotype derived after epoch {epoch} of {self.recipe.epochs}")
-            lines = header(title, self.provenance(), metrics, alphas, self.weights_name)
+            lines = header(title, self.provenance(), metrics, alphas, self.weights_name, _decisiveness(alphas, geno))
             self.run.write_text(name, self.file_for(self.run.path).text(geno, lines))
             self.run.log_metrics(metrics)
             self.run.append_jsonl(ALPHAS_LOG, {"epoch": epoch, "cells": {c: a.to_json() for c, a in alphas.items()}})
@@ -303,7 +306,8 @@ class SearchRun:
         order = "first" if self.recipe.order == 1 else "second"
         title = (f"Found by 'genolang search' (DARTS, {order} order)." if self.method.spec.name == "darts"
                  else f"Found by 'genolang search' ({self.method.spec.describe()}; {order} order).")
-        lines = header(title, self.provenance(), metrics, alphas, self.weights_name)
+        decisive = _decisiveness(alphas, geno)
+        lines = header(title, self.provenance(), metrics, alphas, self.weights_name, decisive)
         lines[1:1] = list(getattr(self.method.selection, "notes", ()))  # what the selection says of its choice
         if context.summary:
             at = lines.index(HASH_SLOT)
@@ -327,8 +331,9 @@ class SearchRun:
             if out_error is not None:
                 out = None
         self.write_run_json(status="done", finished=now(), final=dict(metrics),
-                            out=str(out) if out is not None else None, out_error=out_error)
-        result = SearchResult(geno, text, decl, out, self.run.path, metrics, alphas, out_error)
+                            out=str(out) if out is not None else None, out_error=out_error,
+                            decisiveness=decisive.to_json() if decisive is not None else None)
+        result = SearchResult(geno, text, decl, out, self.run.path, metrics, alphas, out_error, decisive)
         self.progress(Progress("done", self.recipe.epochs, self.recipe.epochs, metrics=metrics,
                                message=str(result.out or result.run_dir)))
         return result
@@ -336,3 +341,12 @@ class SearchRun:
     def _record_selection(self, entry: dict[str, Any]) -> None:
         if self.world.is_main:
             self.run.append_jsonl(SELECTION_LOG, entry)
+
+
+def _decisiveness(alphas: Mapping[str, CellAlphas], geno: GenotypeSpec) -> Decisiveness | None:
+    """How far the alphas moved from uniform, next to the genotype they gave; None when
+    the genotype keeps what the tables do not have (a selection's own choice)."""
+    try:
+        return decisiveness(alphas, geno)
+    except ValueError:
+        return None
