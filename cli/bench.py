@@ -16,6 +16,8 @@ import click
 from genolang.cli.options import DEVICE, DEVICE_HELP
 from genolang.errors import UsageError, plural
 
+COUNT_BATCH = 4  # search-step's batch when counting ops: the batch of the original's count
+
 # command name -> (module, attribute, one-line help)
 BENCH_COMMANDS: dict[str, tuple[str, str, str]] = {
     "train-step": ("genolang.cli.bench", "train_step", "Time forward + backward + optimizer step."),
@@ -84,6 +86,9 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the network (search-step: each cell) first; the compile time "
                           "shows as info.first_step_s."),
+        click.option("--count-ops", is_flag=True,
+                     help="Count the aten ops one step dispatches (forward and backward, after the warm-up: at "
+                          "least one step) instead of timing: aten_ops and top_ops in the JSON."),
         click.option("--json", "as_json", is_flag=True, help="Print only the JSON object (also the default output)."),
     ]
     for option in reversed(options):
@@ -97,7 +102,11 @@ def report(step: str, as_json: bool, compile_: bool = False, **options: Any) -> 
 
     result = run_bench(step, BenchConfig(compile=compile_, **options))
     d = result.to_dict()
-    if not as_json:
+    if not as_json and result.aten_ops is not None:
+        top = ", ".join(f"{op} {n}" for op, n in result.top_ops[:5])
+        click.echo(f"{step}: {result.aten_ops} aten ops in one step ({result.distinct_ops} distinct; {top}, ...)",
+                   err=True)
+    elif not as_json:
         click.echo(f"{step}: median {d['median_s'] * 1000:.1f} ms, min {d['min_s'] * 1000:.1f} ms over "
                    f"{plural(len(d['times_s']), 'step')} on {d['device']} ({plural(d['threads'], 'thread')}); "
                    f"peak RSS {d['peak_rss_mb']:.0f} MiB", err=True)
@@ -135,8 +144,8 @@ def eval_step(as_json: bool, **options: Any) -> None:
               help="Initial channels C [the skeleton's: cifar_search 16].")
 @click.option("--layers", type=click.IntRange(min=1), default=None,
               help="Number of cells [the skeleton's: cifar_search 8].")
-@click.option("--batch-size", type=click.IntRange(min=2), default=16, show_default=True,
-              help="Batch size (of each of the two batches).")
+@click.option("--batch-size", type=click.IntRange(min=2), default=None,
+              help="Batch size (of each of the two batches).  [default: 16; 4 with --count-ops]")
 @click.option("--input-size", type=click.IntRange(min=1), default=None, help="Image side [the skeleton's, else 32].")
 @click.option("--in-channels", type=click.IntRange(min=1), default=None,
               help="Image channels [the skeleton's, else 3].")
@@ -148,19 +157,23 @@ def eval_step(as_json: bool, **options: Any) -> None:
               help="Keep the supernet's tensors channels-last (NHWC in memory).")
 @common_options
 def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, settings: tuple[str, ...],
-                **options: Any) -> None:
+                batch_size: int | None, **options: Any) -> None:
     """Time one search iteration of a method on random data: its architecture step
     (first or second order) on one batch, then its weight step on another, in the
     method's order, on the supernet with its relaxation and transforms, compiled with the
     chosen passes (a final selection is not timed). Default: DARTS on darts_cnn on
     cifar_search (C=16, 8 cells), batch 16, 32x32x3, 10 classes, 2 threads, CPU.
 
-    Peak RSS is the process's: compare configurations in separate runs."""
+    Peak RSS is the process's: compare configurations in separate runs. With
+    --count-ops (batch 4 unless given) the count is comparable with the original code's
+    under the same counting (docs/performance.md, "Dispatched ops")."""
     from genolang.cli.search import parse_settings
     from genolang.passes import parse_passes
 
     if no_opt and passes is not None:
         raise UsageError("--no-opt and --passes contradict each other: --no-opt runs no pass; give one of them")
     chosen = () if no_opt else (parse_passes(passes) if passes is not None else None)
+    if batch_size is None:
+        batch_size = COUNT_BATCH if options["count_ops"] else 16
     report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt, genotype="",
-           params=parse_settings(settings), **options)
+           params=parse_settings(settings), batch_size=batch_size, **options)

@@ -5,10 +5,17 @@ register themselves with ``register_step``). A step factory receives the
 ``BenchConfig`` and returns a ``Step``: a zero-argument callable doing exactly the
 work to time, plus facts about what it built. ``run_bench`` calls it ``warmup`` times
 untimed, then ``iters`` times timed (synchronising CUDA around each call), and
-reports median and minimum seconds and the process's peak resident memory."""
+reports median and minimum seconds and the process's peak resident memory.
+
+With ``count_ops`` it counts instead of timing: after the warm-up (at least one call,
+so that optimizer state exists as in steady state) one call runs under a
+``TorchDispatchMode`` that counts every aten op dispatched below autograd, forward and
+backward (``count_aten_ops``); the result has ``aten_ops`` and ``top_ops`` and no
+times. Counts do not depend on the machine's load, only on the code and the shapes."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import random
@@ -22,6 +29,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from genolang.errors import UsageError, did_you_mean
 from genolang.run.runtime import pick_device
@@ -59,6 +67,8 @@ class BenchConfig:
     channels_last: bool = True
     # torch.compile the network's forward (search-step: each cell's) before timing
     compile: bool = False
+    # count the aten ops of one step (after the warm-up) instead of timing
+    count_ops: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -89,23 +99,53 @@ def register_step(name: str) -> Callable[[StepFactory], StepFactory]:
 
 @dataclass(frozen=True)
 class BenchResult:
-    """Timings of one benchmark."""
+    """Timings of one benchmark, or (``config.count_ops``) its op counts: then
+    ``times_s`` is empty and the seconds are None."""
 
     step: str
     times_s: tuple[float, ...]
-    median_s: float
-    min_s: float
-    mean_s: float
+    median_s: float | None
+    min_s: float | None
+    mean_s: float | None
     peak_rss_mb: float
     device: str
     threads: int
     config: dict[str, Any]
     info: dict[str, Any]
+    aten_ops: int | None = None  # ops dispatched by one step (count_ops)
+    top_ops: tuple[tuple[str, int], ...] = ()  # the most frequent of them, with their counts
+    distinct_ops: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["times_s"] = list(self.times_s)
+        d["top_ops"] = [list(t) for t in self.top_ops]
         return d
+
+
+TOP_OPS = 15  # how many of the most frequent ops a count reports
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts every aten op dispatched while it is active, by overload name
+    (``aten.add_.Tensor``): below autograd, so the ops of backward passes run inside it
+    count too, and views, detaches and copies count as ops."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: collections.Counter[str] = collections.Counter()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        self.counts[str(func)] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def count_aten_ops(run: Callable[[], None]) -> collections.Counter[str]:
+    """The aten ops ``run()`` dispatches, with how often each."""
+    counter = OpCounter()
+    with counter:
+        run()
+    return counter.counts
 
 
 def peak_rss_mb() -> float:
@@ -308,14 +348,15 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
         step = STEPS[name](config, device)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         first_step = None
-        for _ in range(config.warmup):
+        for _ in range(max(config.warmup, 1) if config.count_ops else config.warmup):
             began = time.perf_counter()
             step.run()
             sync()
             first_step = time.perf_counter() - began if first_step is None else first_step
         load_before = os.getloadavg()
+        counts = count_aten_ops(step.run) if config.count_ops else None
         times, cpu = [], []
-        for _ in range(config.iters):
+        for _ in range(0 if config.count_ops else config.iters):
             began, began_cpu = time.perf_counter(), time.process_time()
             step.run()
             sync()
@@ -327,13 +368,16 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
     info = dict(step.info)
     if first_step is not None:  # includes any compilation and cuDNN autotuning
         info["first_step_s"] = round(first_step, 3)
-    # process CPU seconds over wall seconds per step: near the thread count when the
-    # run had the cores to itself, much lower when it waited for them
-    info["cpu_over_wall"] = [round(c / t, 2) for c, t in zip(cpu, times)]
     info["loadavg_before"] = [round(x, 2) for x in load_before]
     info["loadavg_after"] = [round(x, 2) for x in load_after]
     if device.type == "cuda":
         info["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         info["gpu"] = torch.cuda.get_device_name(device)
+    if counts is not None:
+        return BenchResult(name, (), None, None, None, peak_rss_mb(), str(device), config.threads, config.to_dict(),
+                           info, sum(counts.values()), tuple(counts.most_common(TOP_OPS)), len(counts))
+    # process CPU seconds over wall seconds per step: near the thread count when the
+    # run had the cores to itself, much lower when it waited for them
+    info["cpu_over_wall"] = [round(c / t, 2) for c, t in zip(cpu, times)]
     return BenchResult(name, tuple(times), statistics.median(times), min(times), statistics.fmean(times),
                        peak_rss_mb(), str(device), config.threads, config.to_dict(), info)

@@ -237,6 +237,9 @@ class SearchCell(nn.Module):
                                              if ir.role(n) not in ("input", "output")]
         flat = [row * len(space_ops) + col for row, col in self._slots]
         self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
+        # the cell's own buffers are index tables it only reads: a forward that must leave
+        # the model's state alone (the architect's) need not copy them
+        self.constant_buffers = frozenset(self._buffers)
 
     def _slot(self, row: int, col: int) -> int:
         return self._slots.setdefault((row, col), len(self._slots))

@@ -56,6 +56,8 @@ class SearchRecurrentCell(RecurrentCellBase):
             self.register_buffer(f"rows_{node}", torch.tensor([row[(e.src, e.dst)] for e in edges]),
                                  persistent=False)
             self.wiring.append((node, [e.src for e in edges], acts))
+        # the rows_* buffers are index tables the cell only reads (see SearchCell)
+        self.constant_buffers = frozenset(self._buffers)
         self.output = ir.output_nodes
 
     def step(self, x: torch.Tensor, h: torch.Tensor, x_mask: torch.Tensor | None, h_mask: torch.Tensor | None,

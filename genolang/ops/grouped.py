@@ -144,7 +144,7 @@ def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.
         weight, bias = (w, b) if weight is None else (w * weight, b * weight)
     else:
         bias = None
-    if not bn0.track_running_stats:
+    if not bn0.track_running_stats or bn0.running_mean is None:  # batch statistics, nothing to move
         return global_batch_norm(x, None, None, weight, bias, True, 0.0, bn0.eps)
     if bn0.training:
         return _train_bn(x, bns, weight, bias)
@@ -268,7 +268,7 @@ class _ConvBlock(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor, weight: torch.Tensor | None,
-                running_mean: torch.Tensor, running_var: torch.Tensor, spec: tuple[Any, ...],
+                running_mean: torch.Tensor | None, running_var: torch.Tensor | None, spec: tuple[Any, ...],
                 keep: torch.Tensor | None) -> torch.Tensor:
         relu_in, stride, padding, dilation, mode, interleaved, momentum, eps = spec
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
@@ -369,16 +369,19 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
         return grouped_batch_norm(pointwise(h, pw_weights, interleaved), bns, scale)
     mode, pw = pointwise_weight(pw_weights, interleaved)
     weight = None if scale is None else scale.repeat_interleave(bn0.num_features)
-    with torch.no_grad():
-        torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
-    one = len(bns) == 1
+    # running statistics taken away (the architect's forwards): batch statistics, nothing to move
+    moving = bn0.running_mean is not None
+    if moving:
+        with torch.no_grad():
+            torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
+    one = len(bns) == 1 or not moving
     mean = bn0.running_mean if one else torch.cat(_tracked([bn.running_mean for bn in bns]))
     var = bn0.running_var if one else torch.cat(_tracked([bn.running_var for bn in bns]))
-    assert mean is not None and var is not None  # bn0 tracks running statistics (checked above)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
                            (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
                            None if relu_in else keep)
     if not one:
+        assert mean is not None and var is not None  # concatenated above
         with torch.no_grad():
             C = bn0.num_features
             torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
@@ -621,11 +624,12 @@ class SharedPoolBN:
             out, mean, var = _PoolBN.apply(x, pool, bn0.eps)
         else:
             out, mean, var = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
-        with torch.no_grad():
-            m = bn0.momentum
-            torch._foreach_lerp_(_tracked([bn.running_mean for bn in bns]), [mean] * len(bns), m)
-            torch._foreach_lerp_(_tracked([bn.running_var for bn in bns]), [var] * len(bns), m)
-            torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
+        if bn0.running_mean is not None:  # None: taken away (the architect's forwards), nothing to move
+            with torch.no_grad():
+                m = bn0.momentum
+                torch._foreach_lerp_(_tracked([bn.running_mean for bn in bns]), [mean] * len(bns), m)
+                torch._foreach_lerp_(_tracked([bn.running_var for bn in bns]), [var] * len(bns), m)
+                torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
         return [out] * len(bns)
 
 

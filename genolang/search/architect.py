@@ -28,8 +28,13 @@ model's own parameters. Gradients are taken with ``torch.autograd.grad`` for exa
 tensors needed, so the architecture step never writes a weight's ``.grad``.
 
 Batch-norm statistics: every forward of the architecture step runs in training mode
-(batch statistics, as in the original) on *copies* of the model's buffers, so the step
-neither reads nor moves the running mean and variance. The original's unrolled model is
+(batch statistics, as in the original) with the running statistics of every training
+batch norm taken away (``None``, substituted by name), so the step neither reads nor
+moves the running mean and variance, without a copy of them per forward (batch norm in
+training mode computes the same outputs and gradients, bit for bit, with and without
+running statistics). A batch norm in evaluation mode reads its own statistics and
+moves nothing; any other buffer is run on a copy, except those its module lists in
+``constant_buffers`` (index tables it only reads). The original's unrolled model is
 a fresh copy whose buffers are thrown away too; unlike the original, the first-order
 forward and the two finite-difference forwards here also leave the real model's
 running statistics alone, so those track the weight steps' training batches only.
@@ -53,6 +58,9 @@ from typing import Any, Protocol, cast
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from genolang.ops.norm import GlobalBatchNorm
 
 # An objective gets ``call`` (runs the model, with substituted weights where asked) and
 # returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``. ``call``
@@ -110,13 +118,15 @@ class Architect:
 
     # -- evaluating the model at other weights ------------------------------------
     def _loss(self, objective: Objective, weights: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """``objective`` on the model with ``weights`` substituted (by name) and on copies
-        of its buffers (running statistics are neither read in training mode nor moved)."""
-        buffers = {name: b.clone() for name, b in self.model.named_buffers()}
+        """``objective`` on the model with ``weights`` substituted (by name) and its
+        buffers as ``step_buffers`` says (running statistics neither read in training
+        mode nor moved)."""
+        buffers = step_buffers(self.model)
         params = dict(weights or {})
 
         def call(*args: object, **kwargs: object) -> Any:
-            return functional_call(self.model, (params, buffers), args, kwargs)
+            # a None buffer is substituted as None (torch's stubs say Tensor only)
+            return functional_call(self.model, (params, cast(dict[str, torch.Tensor], buffers)), args, kwargs)
 
         return objective(call)
 
@@ -239,6 +249,35 @@ class Architect:
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+BN_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def step_buffers(model: nn.Module) -> dict[str, torch.Tensor | None]:
+    """The buffers to substitute (by name) in a forward of ``model`` that must leave its
+    state alone: ``None`` for the running statistics of every batch norm in training
+    mode (it normalises by the batch's statistics either way, and has nothing to move),
+    a copy of every other buffer but those its module declares read-only in
+    ``constant_buffers``; a batch norm in evaluation mode reads its own statistics and
+    writes nothing, so they are not substituted."""
+    out: dict[str, torch.Tensor | None] = {}
+    for prefix, module in model.named_modules():
+        own = module._buffers
+        if not own:
+            continue
+        is_bn = isinstance(module, _BatchNorm) or (
+            isinstance(module, GlobalBatchNorm) and module.track_running_stats)
+        constant = getattr(module, "constant_buffers", ())
+        for name, b in own.items():
+            if b is None or name in constant:
+                continue
+            if is_bn and name in BN_STATISTICS:
+                if module.training:
+                    out[f"{prefix}.{name}" if prefix else name] = None
+            else:
+                out[f"{prefix}.{name}" if prefix else name] = b.clone()
+    return out
 
 
 def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
