@@ -49,7 +49,13 @@ class Hostile:
 
 
 def _sources() -> list[tuple[str, str]]:
-    return [(p.stem, p.read_text(encoding="utf-8")) for p in SPEC_FILES]
+    return [(source_stem(p), p.read_text(encoding="utf-8")) for p in SPEC_FILES]
+
+
+def source_stem(path: Path) -> str:
+    """A shipped spec's name in the corpus, unique across the library's folders
+    (specs/ops/nb201.geno and specs/spaces/nb201.geno are ops_nb201 and spaces_nb201)."""
+    return f"{path.parent.name}_{path.stem}"
 
 
 def _token_mutations(rng: random.Random, stem: str, text: str, pool: list[str]) -> list[Hostile]:
@@ -116,7 +122,7 @@ def _size_mutations(stem: str, text: str) -> list[Hostile]:
     lines = text.split("\n")
     longest = max(range(len(lines)), key=lambda k: len(lines[k]))
     body = "\n".join(lines[:longest] + [lines[longest] + " # " + "x" * 100_000] + lines[longest + 1:])
-    name = re.search(r"\b(space|genotype|network) ([A-Za-z_]\w*)", text)
+    name = re.search(r"^(space|genotype|network|search|op) ([A-Za-z_]\w*)", text, re.MULTILINE)
     assert name is not None
     long_name = text.replace(f"{name.group(1)} {name.group(2)}", f"{name.group(1)} {'n' * 10_000}", 1)
     decl = text[name.start():]

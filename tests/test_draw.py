@@ -45,13 +45,13 @@ def test_one_cell_and_spaces(tmp_path: Path) -> None:
     code, dot, _ = run("draw", str(SPECS / "spaces" / "nb201.geno"))
     assert code == 0 and dot.count('[label="mixed[5]"]') == 6 and 'label="last"' in dot
     code, _, err = run("draw", DARTS_V2, "--cell", "nope")
-    assert code == 1 and "no cell 'nope'" in err
+    assert code == 2 and "no cell 'nope'" in err
 
 
 def test_format_from_the_name() -> None:
     assert format_of("a/b.SVG") == "svg" and format_of("x.gv") == "dot" and format_of("x", "pdf") == "pdf"
     code, _, err = run("draw", DARTS_V2, "-o", "cells.jpeg")
-    assert code == 1 and "cannot tell the picture format" in err
+    assert code == 2 and "cannot tell the picture format" in err
 
 
 @needs_graphviz

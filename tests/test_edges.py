@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from conftest import SPECS
 from genolang.interop.darts import darts_to_tree, read_darts, tree_to_darts
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.ir.derive import derive_genotype
@@ -299,9 +300,12 @@ def test_a_genotype_of_s1_goes_to_darts_and_back() -> None:
     wrong = text.replace("('skip_connect', 0)", "('sep_conv_3x3', 0)", 1)
     diags = check(parse(spec_text(darts_to_tree(read_darts(wrong), "w", "s1")), "w.geno"),
                   spec_text(darts_to_tree(read_darts(wrong), "w", "s1"))).errors
-    assert [d.message for d in diags] == [("op 'sep_conv_3x3' is not on edge c0 -> n2 of cell 'normal': space 's1' "
-                                          "lets that edge choose from skip_connect, dil_conv_3x3 only; did you mean "
-                                          "'dil_conv_3x3'?")]
+    assert [d.message for d in diags if d.severity == "error"] == [
+        ("op 'sep_conv_3x3' is not on edge c0 -> n2 of cell 'normal': space 's1' lets that edge choose from "
+         "skip_connect, dil_conv_3x3 only; did you mean 'dil_conv_3x3'?")]
+    # with a note naming the file of the space the genotype was checked against
+    assert [d.message for d in diags if d.severity == "note"] == [
+        f"space 's1' is the one declared at {SPECS / 'spaces' / 's1.geno'}:15"]
 
 
 def test_cellshape_edge_ops_is_the_one_question() -> None:

@@ -24,7 +24,7 @@ from conftest import SPEC_FILES, SPECS
 from genolang.errors import GenolangError, SpecError
 from genolang.parse.parser import MAX_SPEC_BYTES, parse, read_text
 from genolang.spec.check import check
-from hostile import LIMIT, Hostile, corpus, run_driver
+from hostile import LIMIT, Hostile, corpus, run_driver, source_stem
 
 SPEC_MEMORY = 512 << 20  # the spec commands never import torch: 45 MiB of address space is what they start with
 TORCH_MEMORY = 6 << 30  # torch maps about 3.2 GiB of address space on import
@@ -62,7 +62,7 @@ def _place(items: list[Hostile], root: Path) -> dict[str, Path]:
 
 def _original(name: str) -> Path:
     stem = name.split("-")[0]
-    found = [p for p in SPEC_FILES if p.stem == stem]
+    found = [p for p in SPEC_FILES if source_stem(p) == stem]
     return found[0] if found else SPECS / "genotypes" / "darts_v2.geno"
 
 
@@ -165,7 +165,8 @@ HUGE = [["compile", "darts_v2", "--network", "small", "--channels", "100000"],
 
 
 def _compile_jobs(root: Path) -> list[dict[str, Any]]:
-    items = [h for h in corpus() if h.name.startswith(("darts_v1-", "darts_v2-", "nasnet_a-"))][::5]
+    stems = ("genotypes_darts_v1-", "genotypes_darts_v2-", "genotypes_nasnet_a-")
+    items = [h for h in corpus() if h.name.startswith(stems)][::5]
     folder = root / "compile"
     folder.mkdir()
     paths = _place(items, folder)

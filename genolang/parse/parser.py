@@ -405,7 +405,7 @@ def _syntax_diagnostic(err: UnexpectedInput, text: str, path: str) -> Diagnostic
             foreign = _foreign_word(text, pos, path)
             if foreign is not None:
                 return foreign
-    if isinstance(err, UnexpectedToken):
+    if isinstance(err, UnexpectedToken) and not _in_edge(err):
         missing = _missing_value(err, text, path)
         if missing is not None:
             return missing
