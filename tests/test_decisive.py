@@ -61,3 +61,31 @@ def test_a_small_table_by_hand() -> None:
     assert edge_entropy({"normal": table}) == pytest.approx((h + 1) / 2)
     with pytest.raises(ValueError, match="does not have"):
         cell_decisiveness(table, [("n2", "a", "n9")])
+
+
+def test_rows_are_shares_of_their_edge_so_scaled_rows_read_alike() -> None:
+    """PC-DARTS's selection weights are softmax rows times each edge's normalised beta,
+    FairDARTS's independent sigmoids: a row is read as shares of its sum, so scaling a
+    row changes nothing."""
+    space = darts()
+    rows = [tuple(float(k + 1 + (i % 3)) for k in range(8)) for i in range(14)]
+    plain = tables(space, lambda i, e: tuple(w / sum(rows[i]) for w in rows[i]))
+    scaled = tables(space, lambda i, e: tuple(0.3 * (1 + i % 2) * w / sum(rows[i]) for w in rows[i]))
+    geno = derive_genotype(space, plain)
+    a, b = decisiveness(plain, geno), decisiveness(scaled, geno)
+    assert b.kept_over_uniform == pytest.approx(a.kept_over_uniform) and b.entropy == pytest.approx(a.entropy)
+    assert a.kept_over_uniform > 1.0
+
+
+def test_an_edge_with_its_own_ops_has_its_own_uniform() -> None:
+    """An edge choosing from 2 of the 3 ops, at 0.5 each, is a coin toss (entropy 1),
+    not 1.5x uniform; the weight of an op off the edge (0) takes no part."""
+    table = CellAlphas("normal", (("c0", "n2"), ("c1", "n2")), ("none", "skip_connect", "sep_conv_3x3"),
+                       ((0.0, 0.5, 0.5), (0.2, 0.3, 0.5)),
+                       (("skip_connect", "sep_conv_3x3"), ("none", "skip_connect", "sep_conv_3x3")))
+    d = cell_decisiveness(table, [("n2", "skip_connect", "c0")])
+    assert d.kept_over_uniform == pytest.approx(1.0) and d.ops == 3
+    assert edge_entropy({"normal": table}) == pytest.approx(
+        (1.0 + -sum(p * math.log(p) for p in (0.2, 0.3, 0.5)) / math.log(3)) / 2)
+    with pytest.raises(ValueError, match="does not have"):
+        cell_decisiveness(table, [("n2", "none", "c0")])

@@ -2,10 +2,12 @@
 derive, so that a user can tell a search whose alphas moved from one whose genotype is
 a coin toss.
 
-For one cell type with K candidate ops per edge (uniform weight 1/K):
+For one cell type with K candidate ops per edge (uniform weight 1/K; an edge with its
+own ops has its own K; a row is read as shares of its sum, so sigmoid weights and rows
+scaled by PC-DARTS's edge betas compare alike):
 
-* ``kept_over_uniform``: the mean softmax weight of the (edge, op) terms the genotype
-  keeps, divided by 1/K. 1.0 means the kept ops weigh what every op weighed at the
+* ``kept_over_uniform``: the mean share of the (edge, op) terms the genotype keeps,
+  divided by 1/K. 1.0 means the kept ops weigh what every op weighed at the
   start (a coin toss); K means every kept op holds all of its edge's weight.
 * ``entropy``: the mean over all of the cell's mixed edges of the entropy of the edge's
   softmax row divided by log K: 1.0 is uniform, 0.0 one op per edge.
@@ -34,7 +36,7 @@ class CellDecisiveness:
     ops: int
     kept: int  # kept (edge, op) terms
     edges: int  # mixed edges
-    kept_weight: float  # mean softmax weight of the kept terms
+    kept_weight: float  # mean over the kept terms of their share of the edge x (the edge's K / ops)
     entropy: float
     lowest: float
     highest: float
@@ -105,37 +107,54 @@ class Decisiveness:
 def edge_entropy(alphas: Mapping[str, CellAlphas]) -> float:
     """The mean normalised entropy over every mixed edge of every cell (no genotype
     needed)."""
-    rows = [row for table in alphas.values() for row in table.weights]
+    rows = [_row(table, r) for table in alphas.values() for r in range(len(table.edges))]
     return sum(_entropy(row) for row in rows) / len(rows) if rows else math.nan
 
 
 def _entropy(row: Sequence[float]) -> float:
-    """Entropy of a softmax row over log K (0 for one op)."""
+    """Entropy of a row of weights (normalised to sum 1) over log K (0 for one op)."""
     k = len(row)
     if k < 2:
         return 0.0
     total = sum(row)
+    if not total > 0:
+        return math.nan
     h = -sum((w / total) * math.log(w / total) for w in row if w > 0)
     return h / math.log(k)
 
 
+def _row(alphas: CellAlphas, r: int) -> list[float]:
+    """Row ``r``'s weights over the ops its edge chooses from (all of them unless the
+    space gives the edge its own ops)."""
+    ops = alphas.row_ops(r)
+    return [alphas.weights[r][alphas.ops.index(op)] for op in ops]
+
+
 def cell_decisiveness(alphas: CellAlphas, terms: Sequence[tuple[str, str, str]]) -> CellDecisiveness:
-    """The figures of one cell from its softmax table and its kept ``(node, op, input)``
-    terms (each the weight of ``op`` on the edge ``input -> node``)."""
+    """The figures of one cell from its table and its kept ``(node, op, input)`` terms
+    (each the weight of ``op`` on the edge ``input -> node``). A row is read as shares of
+    its edge's weight (divided by its sum: a softmax row is unchanged, a sigmoid row or
+    one scaled by PC-DARTS's edge betas becomes comparable) over the ops the edge
+    chooses from, so K and uniform are the edge's own (``ops`` reports the largest)."""
     index = {edge: row for row, edge in enumerate(alphas.edges)}
-    kept = []
+    kept = []  # share x the edge's K, per kept term
     for node, op, src in terms:
         row = index.get((src, node))
-        if row is None or op not in alphas.ops:
+        if row is None or op not in alphas.row_ops(row):
             raise ValueError(f"cell {alphas.cell}: the genotype keeps {op}({src}) on node {node}, which the alpha "
                              "table does not have")
-        kept.append(alphas.weights[row][alphas.ops.index(op)])
-    flat = [w for row in alphas.weights for w in row]
-    k = len(alphas.ops)
+        weights = _row(alphas, row)
+        total = sum(weights)
+        share = alphas.weights[row][alphas.ops.index(op)] / total if total > 0 else math.nan
+        kept.append(share * len(weights))
+    rows = [_row(alphas, r) for r in range(len(alphas.edges))]
+    flat = [w for row in rows for w in row]
+    k = max((len(row) for row in rows), default=len(alphas.ops))
     return CellDecisiveness(
-        cell=alphas.cell, ops=k, kept=len(kept), edges=len(alphas.edges),
-        kept_weight=sum(kept) / len(kept) if kept else math.nan,
-        entropy=sum(_entropy(row) for row in alphas.weights) / len(alphas.weights) if alphas.weights else math.nan,
+        cell=alphas.cell, ops=k, kept=len(kept),
+        edges=len(alphas.edges),
+        kept_weight=sum(kept) / len(kept) / k if kept else math.nan,
+        entropy=sum(_entropy(row) for row in rows) / len(rows) if rows else math.nan,
         lowest=min(flat) if flat else math.nan, highest=max(flat) if flat else math.nan)
 
 
