@@ -8,13 +8,14 @@ from collections import defaultdict
 
 import click
 
+from genolang.cli.options import SEED
 from genolang.errors import UsageError
 
 
 @click.command("sample")
 @click.argument("space")
 @click.option("-n", "count", type=int, default=8, show_default=True, help="How many genotypes to draw.")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--seed", type=SEED, default=0, show_default=True,
               help="Random seed; sample i depends only on the seed and i, so a larger -n extends a smaller one.")
 @click.option("-o", "--out-dir", "out_dir", required=True, type=click.Path(),
               help="Folder for the genotype files PREFIX_000.geno ... (made if missing; existing files are never "

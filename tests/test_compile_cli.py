@@ -155,7 +155,7 @@ def test_bench_search_step_times_any_method_and_either_hessian() -> None:
     assert runs["exact"]["info"]["hessian"] == "exact" and runs["exact"]["config"]["order"] == 2
     # the same supernet: weights are the parameters less the alphas
     assert runs["darts"]["info"]["weights"] == runs["random_ws"]["info"]["weights"] < runs["darts"]["info"]["params"]
-    fails_cleanly(run("bench", "search-step", "--method", "dartz", *tiny), "no search method named 'dartz'")
+    fails_with_usage(run("bench", "search-step", "--method", "dartz", *tiny), "no search method named 'dartz'")
 
 
 def test_bench_compile_times_the_compiled_network_after_compiling_it() -> None:

@@ -106,7 +106,8 @@ def test_two_process_search_equals_one_process_with_the_global_batch(tmp_path: P
     # exactly one genotype file: rank 0 wrote found.geno in its folder, rank 1 wrote nothing
     assert (cwds[0] / "found.geno").is_file()
     assert not any(cwds[1].iterdir())
-    assert sorted(p.name for p in (tmp_path / "run2").glob("*.geno")) == ["epoch-001.geno", "genotype.geno"]
+    assert sorted(p.name for p in (tmp_path / "run2").glob("*.geno")) == ["epoch-001.geno", "genotype.geno",
+                                                                          "recipe.geno"]
     # and the two ranks together computed what one process with their global batch computes
     for cell, rows in one[0]["alphas"].items():
         a = torch.tensor(two[0]["alphas"][cell], dtype=torch.float64)

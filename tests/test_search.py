@@ -217,7 +217,7 @@ def test_resume_problems_fail_cleanly(tmp_path: Path) -> None:
     for key in ("stem0.1.weight", "stem0.1.bias"):
         del old["model"][key]
     torch.save(old, run / "checkpoint.pt")
-    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume")
+    code, output, _, _ = search(tmp_path, "--epochs", "1", "--resume", "--force")
     assert_clean_failure(code, output, "older genolang", "stem batch norm had no affine parameters",
                          "start the search again in a new --run-dir")
     (run / "checkpoint.pt").write_bytes(good[: len(good) // 2])

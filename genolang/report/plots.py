@@ -201,7 +201,7 @@ def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None =
     top = max([2 * uniform] + [w for epoch in traj.weights for row in epoch for w in row])
     for i, edge in enumerate(traj.edges):
         ax = axes[i // cols][i % cols]
-        ax.axhline(uniform, color="0.35", lw=0.8, linestyle=":", zorder=0)
+        ax.axhline(1.0 / len(traj.edge_ops(i)), color="0.35", lw=0.8, linestyle=":", zorder=0)  # this edge's uniform
         for j, op in enumerate(traj.ops):
             if op not in traj.edge_ops(i):
                 continue
@@ -224,8 +224,10 @@ def trajectory_figure(run: SearchRun, cell: str, genotype: GenotypeSpec | None =
     fig.legend(list(handles.values()), list(handles), loc="outside lower center", ncol=min(len(handles), 8),
                fontsize=8, frameon=False)
     note = " (in red: edges the found genotype keeps, with their ops)" if kept else ""
-    fig.suptitle(f"{run.title}: cell {cell}, op weights per edge over the epochs; dotted: uniform 1/{len(traj.ops)} "
-                 f"= {uniform:.3f}{note}", fontsize=10)
+    own = len({len(traj.edge_ops(i)) for i in range(n)}) > 1 or len(traj.edge_ops(0)) != len(traj.ops)
+    dotted = "uniform over each edge's own ops" if own else f"uniform 1/{len(traj.ops)} = {uniform:.3f}"
+    fig.suptitle(f"{run.title}: cell {cell}, op weights per edge over the epochs; dotted: {dotted}{note}",
+                 fontsize=10)
     return fig
 
 
