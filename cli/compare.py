@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from genolang.cli.options import DEVICE, DEVICE_HELP, NON_NEGATIVE, POSITIVE, PROBABILITY
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
 from genolang.errors import UsageError
 
@@ -49,15 +50,15 @@ def parse_seeds(text: str) -> tuple[int, ...]:
               help="Seeds every genotype is trained with: 0,1,2 or a range 0-4. 3 to 5 are usual; with fewer than "
                    "2 no test is possible.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Epochs of every run [as 'genolang train'].")
-@click.option("--batch-size", type=click.IntRange(min=1), help="Batch size [as 'genolang train'].")
-@click.option("--lr", type=float, help="Initial learning rate [as 'genolang train'].")
-@click.option("--momentum", type=float, help="SGD momentum [0.9].")
-@click.option("--weight-decay", type=float, help="Weight decay [as 'genolang train'].")
+@click.option("--batch-size", type=click.IntRange(min=2), help="Batch size [as 'genolang train'].")
+@click.option("--lr", type=POSITIVE, help="Initial learning rate [as 'genolang train'].")
+@click.option("--momentum", type=NON_NEGATIVE, help="SGD momentum [0.9].")
+@click.option("--weight-decay", type=NON_NEGATIVE, help="Weight decay [as 'genolang train'].")
 @click.option("--cutout", type=click.IntRange(min=0), help="Cutout square side, 0 for none [as 'genolang train'].")
 @click.option("--augment/--no-augment", default=None, help="Random crop / flip of the training images [on].")
-@click.option("--drop-path", type=float, help="Final drop-path probability [the skeleton's].")
-@click.option("--aux-weight", type=float, help="Weight of the auxiliary loss [the skeleton's].")
-@click.option("--grad-clip", type=float, help="Gradient-norm clip, 0 for none [5; 0.25 for ptb].")
+@click.option("--drop-path", type=PROBABILITY, help="Final drop-path probability [the skeleton's].")
+@click.option("--aux-weight", type=NON_NEGATIVE, help="Weight of the auxiliary loss [the skeleton's].")
+@click.option("--grad-clip", type=NON_NEGATIVE, help="Gradient-norm clip, 0 for none [5; 0.25 for ptb].")
 @click.option("--limit-train", type=click.IntRange(min=1),
               help="Train on this many training images (the same fixed subset in every run; tokens for text).")
 @click.option("--limit-test", type=click.IntRange(min=1), help="Test on this many test images (the same in every run).")
@@ -77,7 +78,7 @@ def parse_seeds(text: str) -> tuple[int, ...]:
 @click.option("--resume", is_flag=True,
               help="Continue the comparison in --out-dir: reuse finished runs, resume unfinished ones, start "
                    "missing ones (genotypes and seeds may be added; the recipe may not change).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda[:N].")
+@click.option("--device", type=DEVICE, default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True, help="Data-loading processes.")
 @click.option("--threads", type=click.IntRange(min=1), help="torch.set_num_threads (default: PyTorch's choice).")
 @click.option("-q", "--quiet", is_flag=True, help="No per-epoch lines; only the table.")
