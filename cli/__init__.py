@@ -18,7 +18,7 @@ from typing import Any
 import click
 
 from genolang import __version__
-from genolang.errors import GenolangError
+from genolang.errors import GenolangError, is_out_of_memory
 from genolang.fsio import os_reason
 from genolang.parse.ast import FORMAT_VERSION
 
@@ -86,9 +86,15 @@ class LazyGroup(click.Group):
             click.echo(f"error: {where}{os_reason(err)}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+            click.echo("interrupted; a search or training continues from its last finished epoch with the same "
+                       "command and --resume (and its --run-dir)", err=True)
             ctx.exit(130)
-        except Exception as err:  # only failures of a torchrun job's collectives are caught
+        except Exception as err:  # only allocation failures and failures of a torchrun job's collectives are caught
+            if is_out_of_memory(err):
+                click.echo("error: out of memory while running; the job needs more memory than this machine (or its "
+                           "limit) allows; try smaller sizes (--batch-size, --channels, --layers) or smaller ops",
+                           err=True)
+                ctx.exit(1)
             message = distributed_failure(err)
             if message is None:
                 raise

@@ -19,6 +19,9 @@ RECIPE_OPTIONS = ("epochs", "batch_size", "lr", "momentum", "weight_decay", "cut
                   "channels_last", "log_every", "sync_bn")
 
 
+MAX_SEEDS = 1000
+
+
 def parse_seeds(text: str) -> tuple[int, ...]:
     """``0,1,2`` or ``0-4`` (or a mix: ``0-2,7``)."""
     seeds: list[int] = []
@@ -29,13 +32,20 @@ def parse_seeds(text: str) -> tuple[int, ...]:
                 lo, hi = part.split("-", 1) if not part.startswith("-") else ("-" + part[1:].split("-", 1)[0],
                                                                                 part[1:].split("-", 1)[1])
                 a, b = int(lo), int(hi)
-                if b < a:
+                if b < a or b - a >= MAX_SEEDS:
                     raise ValueError
                 seeds += range(a, b + 1)
             else:
                 seeds.append(int(part))
         except ValueError:
-            raise click.BadParameter(f"'{text}': give seeds as 0,1,2 or a range 0-4", param_hint="--seeds") from None
+            raise click.BadParameter(f"'{text}': give seeds as 0,1,2 or a range 0-4 (at most {MAX_SEEDS} seeds)",
+                                     param_hint="--seeds") from None
+        if len(seeds) > MAX_SEEDS:
+            raise click.BadParameter(f"'{text}' gives more than {MAX_SEEDS} seeds; 3 to 5 are usual",
+                                     param_hint="--seeds")
+    bad = [s for s in seeds if not 0 <= s < 2 ** 32]
+    if bad:
+        raise click.BadParameter(f"seed {bad[0]} is out of range: seeds are 0 to 4294967295", param_hint="--seeds")
     return tuple(seeds)
 
 

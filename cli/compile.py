@@ -95,8 +95,10 @@ def format_summary(summary: Any) -> str:
                      f"vocabulary {s.shape.ntokens}")
         lines.append(f"multiply-adds  {human(s.macs)} per token (cell maps and decoder)")
         return "\n".join(lines)
-    lines.append(f"parameters     {human(s.params)} without the auxiliary head")
-    if s.params_with_aux != s.params:
+    if s.params_with_aux == s.params:
+        lines.append(f"parameters     {human(s.params)}")
+    else:
+        lines.append(f"parameters     {human(s.params)} without the auxiliary head")
         lines.append(f"               {human(s.params_with_aux)} with it (after cell {s.aux_cell})")
     lines.append(f"multiply-adds  {human(s.macs)} at {s.input_size}x{s.input_size} "
                  "(convolutions and linear layers, inference)")
@@ -196,7 +198,8 @@ def compile_cmd(genotype: str, network: str, channels: int | None, layers: int |
     try:
         summary = summarize(model, geno, net, shape)
     except (RuntimeError, MemoryError) as err:
-        from genolang.nets.compile import SIZE_FIX, is_out_of_memory
+        from genolang.errors import is_out_of_memory
+        from genolang.nets.compile import SIZE_FIX
         from genolang.nets.size import TooLarge
 
         if not is_out_of_memory(err):

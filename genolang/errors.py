@@ -278,3 +278,12 @@ def did_you_mean(name: str, candidates: Sequence[str] | Iterable[str]) -> str:
     """``"; did you mean 'x'?"`` or the empty string."""
     best = suggest(name, candidates)
     return f"; did you mean '{best}'?" if best else ""
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Whether an error says an allocation failed (torch's allocators say so in a
+    ``RuntimeError``; oneDNN as a primitive it could not create)."""
+    text = str(err).lower()
+    return isinstance(err, MemoryError) or any(
+        words in text for words in ("out of memory", "can't allocate memory", "not enough memory",
+                                    "failed to allocate", "could not create a primitive"))

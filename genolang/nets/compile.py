@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from genolang.errors import GenolangError, UsageError
+from genolang.errors import GenolangError, UsageError, is_out_of_memory
 from genolang.ir.lower import lower_genotype
 from genolang.nets.count import count_macs, count_params
 from genolang.nets.fixed import FixedCNN, plan_for
@@ -139,11 +139,6 @@ def _allocating(make: Callable[[], nn.Module], what: str) -> nn.Module:
         raise TooLarge(f"{what}: out of memory while building it; {SIZE_FIX}") from None
 
 
-def is_out_of_memory(err: BaseException) -> bool:
-    """Whether a torch error says an allocation failed."""
-    text = str(err).lower()
-    return isinstance(err, MemoryError) or "out of memory" in text or "can't allocate memory" in text or \
-        "not enough memory" in text or "failed to allocate" in text
 
 
 def example_input(shape: DataShape, batch: int = 1, seq_len: int = 35,

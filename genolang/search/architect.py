@@ -142,7 +142,9 @@ class Architect:
             def valid(call: Call) -> torch.Tensor:
                 return plain(call) + regularize()
         if self.config.order == 1:
-            grads = list(torch.autograd.grad(self._loss(valid), self.alphas))
+            # a cell type no cell of the skeleton uses (one cell, a reduction) gets a zero gradient
+            grads = [_zero_if_none(g, a) for g, a in zip(
+                torch.autograd.grad(self._loss(valid), self.alphas, allow_unused=True), self.alphas)]
             self.reduce(grads)
             return grads
         if train is None or eta is None:

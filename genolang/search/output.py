@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from genolang import resources
 from genolang.errors import GenolangError, plural
 from genolang.ir.alphas import CellAlphas, format_alpha_table
 from genolang.ir.decisive import Decisiveness
@@ -25,7 +26,7 @@ from genolang.parse.printer import compose_file, format_decl
 from genolang.spec.check import checked_space
 from genolang.spec.checked import GenotypeSpec, SpaceSpec, same_content
 from genolang.spec.resolve import Library
-from genolang.spec.syntax import genotype_tree, space_tree
+from genolang.spec.syntax import genotype_tree, op_tree, space_tree
 from genolang.vcs import genotype_hash
 
 
@@ -70,14 +71,24 @@ def space_resolves_to(space: SpaceSpec, folder: Path, own_folder: bool = False) 
     return resolved is not None and same_content(resolved, space)
 
 
+def space_declarations(space: SpaceSpec) -> list[A.Decl]:
+    """What a file must hold for ``space`` to check wherever the file goes: the
+    declarations of its ops that are neither shipped nor plugins (those resolve by
+    name anywhere), then the space."""
+    shipped = str(resources.specs_dir().resolve())
+    ops: list[A.Decl] = [op_tree(op) for op in space.op_defs
+                         if not op.is_plugin and not str(Path(op.origin).resolve()).startswith(shipped)]
+    return [*ops, space_tree(space)]
+
+
 class GenotypeFile:
     """Writes the genotypes of one search into one folder: ``header`` comments, the
-    space by name or in full (decided here, once), the genotype."""
+    space by name or in full with the ops it needs (decided here, once), the genotype."""
 
     def __init__(self, space: SpaceSpec, folder: Path, own_folder: bool = False) -> None:
         self.space = space
         self.embed_space = not space_resolves_to(space, folder, own_folder)
-        self._space_text = format_decl(space_tree(space)) if self.embed_space else None
+        self._space_texts = [format_decl(d) for d in space_declarations(space)] if self.embed_space else []
 
     def text(self, geno: GenotypeSpec, header: list[str]) -> str:
         """The file text of ``geno``, formatted once."""
@@ -87,8 +98,7 @@ class GenotypeFile:
         """The file text around a formatted genotype ``declaration``: the header's
         ``HASH_SLOT`` line becomes the genotype's canonical hash ``digest``."""
         lines = [f"genotype hash: {digest}" if line == HASH_SLOT else line for line in header]
-        decls = [self._space_text, declaration] if self._space_text is not None else [declaration]
-        return compose_file(decls, lines)
+        return compose_file([*self._space_texts, declaration], lines)
 
 
 _DATASET_LINE = re.compile(r"^#\s*dataset:\s*([A-Za-z0-9_.-]+)\s*;", re.MULTILINE)

@@ -17,13 +17,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from genolang import resources
 from genolang.errors import Diagnostic, GenolangError, SpecError
-from genolang.search.output import space_resolves_to
+from genolang.search.output import space_declarations, space_resolves_to
 from genolang.search.recipe import Recipe, SearchConfig
 from genolang.spec.checked import NetworkSpec, SearchSpec, Setting, SpaceSpec, same_content
 from genolang.spec.resolve import Library
-from genolang.spec.syntax import network_tree, op_tree, search_tree, space_tree, spec_text
+from genolang.spec.syntax import network_tree, search_tree, spec_text
 from genolang.vcs.canon import search_hash
 
 RECIPE = "recipe.geno"
@@ -77,10 +76,7 @@ def recipe_file(recipe: Recipe, space: SpaceSpec, network: NetworkSpec, name: st
     that are not shipped), so the file runs again as it is."""
     decls: list[Any] = []
     if not space_resolves_to(space, folder, own_folder=True):
-        shipped = str(resources.specs_dir().resolve())
-        decls += [op_tree(op) for op in space.op_defs
-                  if not op.is_plugin and not str(Path(op.origin).resolve()).startswith(shipped)]
-        decls.append(space_tree(space))
+        decls += space_declarations(space)
     reference = network.name
     if not _network_resolves_to(network, folder):
         decls.append(network_tree(network))

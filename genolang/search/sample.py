@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from genolang.errors import UsageError
-from genolang.fsio import write_text
+from genolang.fsio import check_folder, make_folder, write_text
 from genolang.ir.graph import CellIR
 from genolang.ir.lower import lower_space_cell
 from genolang.search.output import HASH_SLOT, GenotypeFile, display_path, sha256_file
@@ -52,10 +52,11 @@ from genolang.spec.validate import genotype_problems
 from genolang.vcs import genotype_hash
 
 SEED_FORMAT = "genolang-sample/1"  # part of every sample's seed: changing it changes every sample
+MAX_SAMPLES = 100_000  # genotypes one call draws (each is a file)
 MAX_TRIES = 10_000  # cells drawn per cell type before caps are declared too tight
 DISTRIBUTION = ("uniform over the genotypes the space's derive rule can produce: cell types independent; each "
                 "node's set of kept (op, input) terms uniform over the sets the rule allows (excluded ops never, "
-                "distinct inputs where the rule says so, keep = all: every in-edge); a cell over a cap redrawn")
+                "distinct inputs where the rule says so, every in-edge where keep = all); a cell over a cap redrawn")
 
 Terms = tuple[tuple[str, str], ...]  # (op, input) pairs of one node
 
@@ -260,12 +261,16 @@ def write_samples(space_arg: str, n: int, seed: int, out_dir: str | Path, prefix
     replace any existing file (before writing anything)."""
     if n < 1:
         raise UsageError(f"-n must be at least 1, not {n}")
+    if n > MAX_SAMPLES:
+        raise UsageError(f"-n {n:,} is more than the {MAX_SAMPLES:,} genotypes one call writes; ask for fewer"
+                         " (a genotype file each)")
     if not NAME.match(prefix):
         raise UsageError(f"--prefix '{prefix}' must be a name (letters, digits and '_', not starting with a digit): "
                          "it names the genotypes")
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: a file, not a folder; -o names the folder the samples go to")
+    check_folder(folder)
     paths = sample_paths(folder, n, prefix)
     existing = [p for p in paths if p.exists()]
     if existing:
@@ -277,7 +282,7 @@ def write_samples(space_arg: str, n: int, seed: int, out_dir: str | Path, prefix
     space, _ = load_named_source("space", space_arg)
     assert isinstance(space, SpaceSpec)
     genotypes = sample_genotypes(space, n, seed, prefix)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     writer = GenotypeFile(space, folder.resolve())
     digest_of_space = sha256_file(space.path)
     how = command or f"genolang sample {space_arg} -n {n} --seed {seed} -o {folder}"

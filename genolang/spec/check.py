@@ -25,7 +25,7 @@ from genolang.spec.checked import (
     SpaceSpec,
 )
 from genolang.spec.opcheck import OpResolver, family_names, supported_strides
-from genolang.spec.ops import OpDef
+from genolang.spec.ops import OpDef, layer_count
 from genolang.spec.resolve import Ambiguous, Found, Library, where_found
 from genolang.spec.validate import Problem, Where, _list_names, genotype_problems, network_problems
 
@@ -88,8 +88,10 @@ class Checked:
         if len(table) == 1:
             return next(iter(table.values()))
         found = ", ".join(table) if table else "none"
+        held = [f"{k} {n}" for k, t in tables.items() if k != kind for n in t]
+        holds = f"; it holds {', '.join(held[:4])}{' ...' if len(held) > 4 else ''}" if held and not table else ""
         diag = Diagnostic(
-            self.path, None, f"expected exactly one {kind} in this file, found {len(table)} ({found})",
+            self.path, None, f"expected exactly one {kind} in this file, found {len(table)} ({found}){holds}",
             f"put one {kind} in the file, or name the one you mean",
         )
         raise SpecError((diag,), {self.path: self.source})
@@ -152,6 +154,7 @@ MAX_CELL_INPUTS = 64
 MAX_CELL_NODES = 32
 MAX_KEEP = 64
 MAX_SUPERNET_TERMS = 4096
+MAX_SUPERNET_LAYERS = 65_536  # layers of one supernet cell (DARTS's: 14 edges x 27 layers of its 8 ops = 378)
 MAX_CELL_TYPES = 16
 
 
@@ -396,6 +399,14 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
             rep.error(names[shape.name].span, f"cell '{shape.name}' of {where} would make a supernet cell of {terms:,} "
                       f"(edge, op) terms ({shape.inputs} inputs, {shape.nodes} nodes, {len(ops)} ops); at most "
                       f"{MAX_SUPERNET_TERMS:,} can be searched", "use fewer nodes, inputs or ops")
+            continue
+        per_edge = sum(layer_count(d.body) for d in (ops_in.get(op) for op in ops)
+                       if isinstance(d, OpDef) and d.body is not None)
+        layers = terms // max(len(ops), 1) * per_edge
+        if layers > MAX_SUPERNET_LAYERS:
+            rep.error(names[shape.name].span, f"cell '{shape.name}' of {where} would make a supernet cell of "
+                      f"{layers:,} layers ({terms // max(len(ops), 1)} edges x {per_edge} layers of its ops); at most "
+                      f"{MAX_SUPERNET_LAYERS:,} can be built", "use fewer or smaller ops, or fewer nodes")
     if not space.cells:
         rep.error(space.name.span, f"{where} declares no cell",
                   "add e.g. 'cell normal { inputs = 2; nodes = 4; keep = 2; output = concat }'")

@@ -26,6 +26,7 @@ from genolang.spec.ops import (
     OpDef,
     Repeat,
     Seq,
+    layer_count,
     leaves,
 )
 from genolang.spec.plugins import plugin_ops
@@ -36,6 +37,7 @@ MAX_REPEAT = 16
 MAX_WIDTH = 64
 MAX_DILATION = 16
 MAX_FAMILY = 64
+MAX_OP_LAYERS = 256  # layers one op may expand to (DARTS's largest, sep_conv_5x5, has 8)
 
 
 class Reporter(Protocol):
@@ -100,6 +102,11 @@ def check_op_decl(decl: A.OpDecl, rep: Reporter, lookup: OpLookup, origin: str,
         if name in PRIMITIVES and body not in (Layer(name), Layer(name, stride="hw")):
             rep.error(decl.name.span, f"op '{name}' is named after the primitive '{name}' but computes something "
                       "else", f"give it another name, or write 'op {name} = {name}' (or '{name}(stride)')")
+            continue
+        layers = layer_count(body, MAX_OP_LAYERS)
+        if layers > MAX_OP_LAYERS:
+            rep.error(decl.name.span, f"op '{name}' expands to more than {MAX_OP_LAYERS} layers (repeats multiply, "
+                      "also through the ops it uses)", "use fewer or smaller repeats")
             continue
         op = OpDef(name, body, origin=origin, line=decl.name.span.line if decl.name.span else None)
         if _check_shape(op, decl, rep):

@@ -85,6 +85,31 @@ class ByStride:
 Body = Layer | Seq | Repeat | ByStride
 
 
+def layer_count(body: Body, cap: int = 1 << 20) -> int:
+    """How many layers ``body`` runs at most (the larger branch of a stride choice),
+    without expanding it: repeats multiply, shared parts (an op used twice) are counted
+    once per use but computed once, and the count stops growing past ``cap`` (so an
+    op built by doubling another 60 times costs 60 steps, not 2**60)."""
+    memo: dict[int, int] = {}
+
+    def count(b: Body) -> int:
+        key = id(b)
+        if key in memo:
+            return memo[key]
+        if isinstance(b, Layer):
+            n = 1
+        elif isinstance(b, Seq):
+            n = min(sum(count(p) for p in b.parts), cap + 1)
+        elif isinstance(b, Repeat):
+            n = min(b.times * count(b.body), cap + 1)
+        else:
+            n = max(count(b.strided), count(b.plain))
+        memo[key] = n
+        return n
+
+    return count(body)
+
+
 # ---- instantiation --------------------------------------------------------------------
 
 @dataclass(frozen=True)

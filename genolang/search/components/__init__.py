@@ -65,6 +65,17 @@ def parameters(kind: str, name: str) -> dict[str, Param]:
     return {p.name: p.default for p in sig.parameters.values() if p.name != "self" and p.default is not p.empty}
 
 
+def _kind(default: object) -> str:
+    """``a number``, ``a whole number``, ``true or false``, ``a word`` for a parameter's default."""
+    if isinstance(default, bool):
+        return "true or false"
+    if isinstance(default, int):
+        return "a whole number"
+    if isinstance(default, float):
+        return "a number"
+    return "a word"
+
+
 def _component_class(kind: str, name: str) -> type:
     known = registry(kind)
     if name not in known:
@@ -95,7 +106,7 @@ class ComponentSpec:
             if isinstance(default, bool) != isinstance(value, bool) or (
                     isinstance(default, (int, float)) and not isinstance(value, (int, float))) or (
                     isinstance(default, str) and not isinstance(value, str)):
-                raise UsageError(f"{kind} '{name}': parameter '{key}' takes a {type(default).__name__}, "
+                raise UsageError(f"{kind} '{name}': parameter '{key}' takes {_kind(default)}, "
                                  f"got {value!r}")
             if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
                 merged[key] = float(value)
