@@ -73,35 +73,49 @@ def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, 
     return F.conv2d(_subsample(x, sub) if sub > 1 else x, weight, None, stride, padding, dilation, x.shape[1])
 
 
+_MASKS: dict[tuple[int, bool, torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _block_mask(E: int, interleaved: bool, like: torch.Tensor) -> torch.Tensor:
+    """The 0/1 mask that lays E stacked blocks out block-diagonally (``pointwise_weight``):
+    a constant, made once per (E, layout, device, dtype)."""
+    key = (E, interleaved, like.device, like.dtype)
+    mask = _MASKS.get(key)
+    if mask is None:
+        with torch.no_grad():
+            eye = torch.eye(E, dtype=like.dtype, device=like.device)
+            mask = eye.view(E, 1, 1, 1, E) if interleaved else eye.view(E, 1, E, 1)
+        _MASKS[key] = mask
+    return mask
+
+
 def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> tuple[str, torch.Tensor]:
     """The block-diagonal 1x1 convs ``weights`` (each ``C_out x C_in x 1 x 1``) as one
-    tensor for ``pointwise_apply``: a dense ``E*C_out x E*C_in`` matrix (zeros off the
-    blocks; for the CPU's matmul the wasted multiplies are cheaper than a grouped conv)
-    when the blocks are small, else the grouped conv's weight. With ``interleaved=E``
-    the input channels are ordered (c, e), as a depthwise conv with multiplier E makes
-    them, instead of (e, c)."""
+    conv weight for ``pointwise_apply``: a dense ``E*C_out x E*C_in`` 1x1 conv (zeros off
+    the blocks: the wasted multiplies are cheaper than a grouped conv for small blocks)
+    when the blocks are small or the input channels interleaved, else the grouped conv's
+    weight. With ``interleaved=E`` the input channels are ordered (c, e), as a depthwise
+    conv with multiplier E makes them, instead of (e, c): the dense weight's columns
+    are ordered so, and the activations need no shuffle. A few ops on the weights
+    (stack, mask, view), one conv on the activations."""
     E = len(weights)
     c_out, c_in = weights[0].shape[:2]
-    if E == 1 or E * c_in <= DENSE_POINTWISE_MAX:
-        blocks = [w.reshape(c_out, c_in) for w in weights]
-        mat = blocks[0] if E == 1 else torch.block_diag(*blocks)
-        if interleaved and E > 1:  # columns (e, c) -> (c, e)
-            mat = mat.view(E * c_out, E, c_in).transpose(1, 2).reshape(E * c_out, c_in * E)
-        return "dense", mat
+    if E == 1:
+        return "dense", weights[0]
+    if interleaved or E * c_in <= DENSE_POINTWISE_MAX:
+        stacked = torch.stack(list(weights))  # (E, C_out, C_in, 1, 1)
+        if interleaved:  # (e, o, c, e'): columns (c, e')
+            mat = stacked * _block_mask(E, True, stacked)
+            return "dense", mat.view(E * c_out, c_in * E, 1, 1)
+        mat = stacked.view(E, c_out, 1, c_in) * _block_mask(E, False, stacked)  # (e, o, e', c)
+        return "dense", mat.view(E * c_out, E * c_in, 1, 1)
     return "grouped", torch.cat(list(weights))
 
 
 def pointwise_apply(x: torch.Tensor, mode: str, weight: torch.Tensor, interleaved: int = 0) -> torch.Tensor:
-    """Apply a ``pointwise_weight`` to ``x``."""
-    if mode == "dense":
-        if _channels_last(x):
-            return F.linear(x.permute(0, 2, 3, 1), weight).permute(0, 3, 1, 2)
-        N, _, H, W = x.shape
-        return torch.matmul(weight, x.reshape(N, x.shape[1], H * W)).view(N, weight.shape[0], H, W)
-    E = weight.shape[0] // weight.shape[1]
-    if interleaved:
-        x = interleave_to_blocks(x, interleaved)
-    return F.conv2d(x, weight, groups=E)
+    """Apply a ``pointwise_weight`` to ``x``: one 1x1 conv (grouped in the grouped
+    mode, whose input channels are never interleaved)."""
+    return F.conv2d(x, weight, None, 1, 0, 1, x.shape[1] // weight.shape[1])
 
 
 def pointwise(x: torch.Tensor, weights: Sequence[torch.Tensor], interleaved: int = 0) -> torch.Tensor:
@@ -224,36 +238,12 @@ def _pointwise_backward(gz: torch.Tensor, h: torch.Tensor | None, mode: str, wei
                         interleaved: int, h_shape: tuple[int, ...], channels_last: bool, need_h: bool,
                         need_w: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of ``pointwise_apply`` for its input (``h``, needed only for the
-    weight's gradient) and weight."""
-    gh = gw = None
-    if mode == "dense":
-        if channels_last:
-            gz_p = gz.permute(0, 2, 3, 1).contiguous()
-            if need_h:
-                gh = torch.matmul(gz_p, weight).permute(0, 3, 1, 2)
-            if need_w:
-                assert h is not None
-                h_p = h.permute(0, 2, 3, 1).contiguous()
-                gw = gz_p.reshape(-1, gz_p.shape[-1]).t().mm(h_p.reshape(-1, h_p.shape[-1]))
-        else:
-            N, Eo, H, W = gz.shape
-            gz3 = gz.contiguous().view(N, Eo, H * W)
-            if need_h:
-                gh = torch.matmul(weight.t(), gz3).view(h_shape)
-            if need_w:
-                assert h is not None
-                gw = torch.einsum("nop,nip->oi", gz3, h.contiguous().view(N, h_shape[1], H * W))
-        return gh, gw
-    E = weight.shape[0] // weight.shape[1]
-    if h is not None and interleaved:
-        h = interleave_to_blocks(h, interleaved)
+    weight's gradient) and weight: one convolution backward."""
     if h is None:
         h = torch.empty(h_shape, dtype=gz.dtype, device=gz.device,
                         memory_format=CL if channels_last else torch.contiguous_format)
-    gh, gw, _ = torch.ops.aten.convolution_backward(gz, h, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], E,
-                                                    [need_h, need_w, False])
-    if gh is not None and interleaved:
-        gh = blocks_to_interleave(gh, interleaved)
+    gh, gw, _ = torch.ops.aten.convolution_backward(gz, h, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0],
+                                                    h_shape[1] // weight.shape[1], [need_h, need_w, False])
     return gh, gw
 
 
