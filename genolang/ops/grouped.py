@@ -146,12 +146,17 @@ def blocks_to_interleave(x: torch.Tensor, E: int) -> torch.Tensor:
     return _swap_channel_groups(x, E)
 
 
+def channel_scale(scale: torch.Tensor, E: int, C: int) -> torch.Tensor:
+    """E edges' scales (one each, or already one per channel: E*C) as one per channel."""
+    return scale if scale.numel() == E * C else scale.repeat_interleave(C)
+
+
 def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.Tensor | None = None) -> torch.Tensor:
     """``cat([bn_e(x_e) * scale_e])`` for channel blocks x_e of ``x`` in one call; each
     BN's running statistics move as they would on its own."""
     bn0 = bns[0]
     C = bn0.num_features
-    weight = None if scale is None else scale.repeat_interleave(C)
+    weight = None if scale is None else channel_scale(scale, len(bns), C)
     if bn0.affine:
         w = torch.cat([bn.weight for bn in bns])
         b = torch.cat([bn.bias for bn in bns])
@@ -345,7 +350,8 @@ class _ConvBlock(torch.autograd.Function):
 
 def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
                scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
-               interleaved: int, recompute: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
+               interleaved: int, recompute: bool, keep: torch.Tensor | None = None,
+               nonzero: bool = False) -> torch.Tensor:
     """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
     (in training mode, with gradients) through ``_ConvBlock``, which stores only the
     BN's output for the backward (and ``keep``, with ``x == relu(keep)``, instead of x).
@@ -354,11 +360,11 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     bn0 = bns[0]
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
-            or (scale is not None and not bool((scale != 0).all()))):
+            or (scale is not None and not nonzero and not bool((scale != 0).all()))):
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
         return grouped_batch_norm(pointwise(h, pw_weights, interleaved), bns, scale)
     mode, pw = pointwise_weight(pw_weights, interleaved)
-    weight = None if scale is None else scale.repeat_interleave(bn0.num_features)
+    weight = None if scale is None else channel_scale(scale, len(bns), bn0.num_features)
     # running statistics taken away (the architect's forwards): batch statistics, nothing to move
     moving = bn0.running_mean is not None
     if moving:
@@ -412,25 +418,27 @@ class GroupedDilConv:
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None) -> torch.Tensor:
-        return self.first(x, relu, scale, keep)
+                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
+        """``scale``: one per edge or one per output channel; ``nonzero``: the caller
+        checked that it has no zero."""
+        return self.first(x, relu, scale, keep, nonzero)
 
     def first(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-              keep: torch.Tensor | None = None) -> torch.Tensor:
+              keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         """The shared-input stage: one depthwise conv with channel multiplier E."""
         ms = self.members
         E, C = len(ms), x.shape[1]
         w0 = ms[0][1].weight
         dw = w0.view(w0.shape) if E == 1 else torch.stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
-                          self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep)
+                          self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep, nonzero)
 
-    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: bool = False) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
         ms = self.members
         dw = torch.cat([m[1].weight for m in ms])
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, True, self.stride,
-                          self.padding, self.dilation, 0, self.recompute)
+                          self.padding, self.dilation, 0, self.recompute, None, nonzero)
 
 
 class GroupedSepConv:
@@ -441,10 +449,11 @@ class GroupedSepConv:
         self.stages = [GroupedDilConv([m[i] for m in members], recompute) for i in range(len(members[0]))]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         x = self.stages[0].first(x, relu, None, keep)
         for i, stage in enumerate(self.stages[1:], 1):
-            x = stage.blocks(x, scale if i == len(self.stages) - 1 else None)
+            last = i == len(self.stages) - 1
+            x = stage.blocks(x, scale if last else None, nonzero and last)
         return x
 
 
@@ -461,7 +470,7 @@ class GroupedConvStack:
         _same(members, lambda m: [repr(layer) for layer in flat_layers(m)])
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         E = len(self.layers)
         first = self.layers[0]
         i = 0
