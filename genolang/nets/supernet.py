@@ -63,7 +63,7 @@ from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
 from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
 from genolang.ops.cnn import FactorizedReduce, Identity
-from genolang.ops.grouped import blocks_to_interleave, grouped_executor, relu_keep_input, shared_executor
+from genolang.ops.grouped import blocks_to_interleave, grouped_executor, link_bn_stats, relu_keep_input, shared_executor
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.spec.ops import OpDef
@@ -242,9 +242,25 @@ class SearchCell(nn.Module):
         # one index_select gathers every weight a forward uses: the scales, then the slots
         self._gather_sizes = [len(scale) for scale in self._scales] + [len(self._slots)]
         self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
+        self._link_bn_stats()
         # the cell's own buffers are index tables it only reads: a forward that must leave
         # the model's state alone (the architect's) need not copy them
         self.constant_buffers = frozenset(self._buffers)
+
+    def _link_bn_stats(self) -> None:
+        """Lay the running statistics of the batch norms each grouped call normalises as
+        one out as views of one tensor (``link_bn_stats``): the call moves them in place."""
+        for step in self.steps:
+            if step[0] == "apply" and not step[4]:
+                for bns in getattr(step[3], "batch_norms", list)():
+                    link_bn_stats(bns)
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> SearchCell:
+        """``nn.Module._apply`` (``.to()``, ``.cuda()``, ``.double()``...), then the grouped
+        batch norms' statistics linked again: a move replaces each buffer on its own."""
+        out = super()._apply(fn, recurse)
+        self._link_bn_stats()
+        return out
 
     def _slot(self, row: int, col: int) -> int:
         return self._slots.setdefault((row, col), len(self._slots))

@@ -167,9 +167,60 @@ def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.
         return global_batch_norm(x, None, None, weight, bias, True, 0.0, bn0.eps)
     if bn0.training:
         return _train_bn(x, bns, weight, bias)
-    mean = bn0.running_mean if len(bns) == 1 else torch.cat(_tracked([bn.running_mean for bn in bns]))
-    var = bn0.running_var if len(bns) == 1 else torch.cat(_tracked([bn.running_var for bn in bns]))
+    mean, var = (bn0.running_mean, bn0.running_var) if len(bns) == 1 else _stats(bns)[:2]
     return F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn0.eps)
+
+
+def _flat_stats(stats: list[torch.Tensor]) -> torch.Tensor | None:
+    """The one tensor the E running statistics ``stats`` are consecutive views of, in
+    order (``link_bn_stats`` lays them out so), or None when they are not: then a grouped
+    BN concatenates them and copies the result back."""
+    base = stats[0]._base
+    if base is None or base.dim() != 1 or base.numel() != sum(t.numel() for t in stats):
+        return None
+    offset = 0
+    for t in stats:
+        if t._base is not base or t.storage_offset() != offset or t.dim() != 1:
+            return None
+        offset += t.numel()
+    return base
+
+
+def link_bn_stats(bns: Sequence[_BatchNorm]) -> None:
+    """Make the running means (and variances) of the batch norms ``bns``, which a
+    grouped call normalises as one, consecutive views of one tensor, values kept: the
+    grouped BN then moves them in place, without concatenating and copying back. Idempotent;
+    after a move to another device (``Module._apply``) call it again."""
+    if len(bns) < 2 or not all(bn.track_running_stats and bn.running_mean is not None for bn in bns):
+        return
+    for name in ("running_mean", "running_var"):
+        stats = _tracked([getattr(bn, name) for bn in bns])
+        if _flat_stats(stats) is not None or len({(t.device, t.dtype) for t in stats}) > 1:
+            continue
+        with torch.no_grad():
+            flat = torch.cat([t.reshape(-1) for t in stats])
+        offset = 0
+        for bn, t in zip(bns, stats):
+            bn._buffers[name] = flat[offset:offset + t.numel()].view(t.shape)
+            offset += t.numel()
+
+
+def _stats(bns: Sequence[_BatchNorm]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The running mean and variance of E grouped batch norms as one tensor each, and
+    whether those are copies (to be split back after the BN moved them)."""
+    means = _tracked([bn.running_mean for bn in bns])
+    variances = _tracked([bn.running_var for bn in bns])
+    mean, var = _flat_stats(means), _flat_stats(variances)
+    if mean is not None and var is not None:
+        return mean, var, False
+    return torch.cat(means), torch.cat(variances), True
+
+
+def _copy_back(bns: Sequence[_BatchNorm], mean: torch.Tensor, var: torch.Tensor) -> None:
+    with torch.no_grad():
+        C = bns[0].num_features
+        torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
+        torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
 
 
 def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor | None,
@@ -181,13 +232,10 @@ def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor |
         torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
     if len(bns) == 1:
         return global_batch_norm(x, bn0.running_mean, bn0.running_var, weight, bias, True, bn0.momentum, bn0.eps)
-    mean = torch.cat(_tracked([bn.running_mean for bn in bns]))
-    var = torch.cat(_tracked([bn.running_var for bn in bns]))
+    mean, var, copied = _stats(bns)
     out = global_batch_norm(x, mean, var, weight, bias, True, bn0.momentum, bn0.eps)
-    with torch.no_grad():
-        C = bn0.num_features
-        torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
-        torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
+    if copied:
+        _copy_back(bns, mean, var)
     return out
 
 
@@ -371,17 +419,17 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
         with torch.no_grad():
             torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
     one = len(bns) == 1 or not moving
-    mean = bn0.running_mean if one else torch.cat(_tracked([bn.running_mean for bn in bns]))
-    var = bn0.running_var if one else torch.cat(_tracked([bn.running_var for bn in bns]))
+    copied = False
+    if one:
+        mean, var = bn0.running_mean, bn0.running_var
+    else:
+        mean, var, copied = _stats(bns)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
                            (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
                            None if relu_in else keep)
-    if not one:
+    if copied:
         assert mean is not None and var is not None  # concatenated above
-        with torch.no_grad():
-            C = bn0.num_features
-            torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
-            torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
+        _copy_back(bns, mean, var)
     return out
 
 
@@ -417,6 +465,10 @@ class GroupedDilConv:
         assert not isinstance(dw.padding, str)  # 'same' and 'valid' fail _is_dil_block's padding[0] == padding[1]
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
 
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        """The batch norms each grouped BN call normalises as one, edge by edge."""
+        return [[m[3] for m in self.members]]
+
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         """``scale``: one per edge or one per output channel; ``nonzero``: the caller
@@ -448,6 +500,9 @@ class GroupedSepConv:
     def __init__(self, members: Sequence[_SepBlocks], recompute: bool = False) -> None:
         self.stages = [GroupedDilConv([m[i] for m in members], recompute) for i in range(len(members[0]))]
 
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        return [bns for stage in self.stages for bns in stage.batch_norms()]
+
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         x = self.stages[0].first(x, relu, None, keep)
@@ -468,6 +523,10 @@ class GroupedConvStack:
     def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
         self.layers = [flat_layers(m) for m in members]
         _same(members, lambda m: [repr(layer) for layer in flat_layers(m)])
+
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        return [cast("list[_BatchNorm]", [layers[j] for layers in self.layers])
+                for j, layer in enumerate(self.layers[0]) if isinstance(layer, _BatchNorm)]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
