@@ -63,7 +63,14 @@ from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
 from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
 from genolang.ops.cnn import FactorizedReduce, Identity
-from genolang.ops.grouped import blocks_to_interleave, grouped_executor, link_bn_stats, relu_keep_input, shared_executor
+from genolang.ops.grouped import (
+    blocks_to_interleave,
+    fused_cat,
+    grouped_executor,
+    link_bn_stats,
+    relu_keep_input,
+    shared_executor,
+)
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.spec.ops import OpDef
@@ -353,7 +360,7 @@ class SearchCell(nn.Module):
                     states[name] = self._slice(full[name])
                 else:
                     states[name] = full[name]
-        return torch.cat([full[n] for n in self.output], dim=1)
+        return fused_cat([full[n] for n in self.output], 1)
 
     def _forward_sampled(self, full: dict[str, torch.Tensor], weights: torch.Tensor, scale: torch.Tensor | None,
                          index: torch.Tensor, aux_weight: float) -> torch.Tensor:
@@ -375,7 +382,7 @@ class SearchCell(nn.Module):
                     raise UsageError(f"edge {node}<-{src} has no op {op!r} to run (its alpha selects it)")
             full[node] = self._finish(node, total, full, states, scale, aux_weight)
             states[node] = self._slice(full[node])
-        return torch.cat([full[n] for n in self.output], dim=1)
+        return fused_cat([full[n] for n in self.output], 1)
 
     def _edge(self, dst: str, src: str) -> MixedOp:
         edge = self.nodes[dst][src]  # type: ignore[index]
@@ -416,7 +423,7 @@ class SearchCell(nn.Module):
         if ops is None:  # every op of every edge is a zero
             shape = (bypass.total.shape[0], self.channels, *bypass.total.shape[2:])
             ops = bypass.total.new_zeros(shape)
-        return channel_shuffle(torch.cat([ops, bypass.total], dim=1), self.partial)
+        return channel_shuffle(fused_cat([ops, bypass.total], 1), self.partial)
 
     @staticmethod
     def _node(terms: list[tuple[Any, ...]], states: dict[str, torch.Tensor], results: dict[str, Any],

@@ -73,6 +73,57 @@ def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, 
     return F.conv2d(_subsample(x, sub) if sub > 1 else x, weight, None, stride, padding, dilation, x.shape[1])
 
 
+class _Stack(torch.autograd.Function):
+    """``torch.stack`` (``dim`` >= 0) whose backward is one ``unbind`` instead of one
+    ``select`` per tensor (autograd's own); twice differentiable (the unbind is recorded
+    when a graph of the backward is asked for)."""
+
+    @staticmethod
+    def forward(dim: int, *tensors: torch.Tensor) -> torch.Tensor:
+        return torch.stack(tensors, dim)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.dim = inputs[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return None, *grad.unbind(ctx.dim)
+
+
+class _Cat(torch.autograd.Function):
+    """``torch.cat`` (``dim`` >= 0) whose backward is one ``split_with_sizes`` instead
+    of one ``slice`` per tensor (autograd's own); twice differentiable."""
+
+    @staticmethod
+    def forward(dim: int, *tensors: torch.Tensor) -> torch.Tensor:
+        return torch.cat(tensors, dim)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.dim = inputs[0]
+        ctx.sizes = [t.shape[ctx.dim] for t in inputs[1:]]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return None, *grad.split_with_sizes(ctx.sizes, ctx.dim)
+
+
+def fused_stack(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    """``torch.stack(tensors, dim)`` with one op for its backward (a grouped call's
+    weights: a few per call)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return cast(torch.Tensor, _Stack.apply(dim, *tensors))
+    return torch.stack(list(tensors), dim)
+
+
+def fused_cat(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    """``torch.cat(tensors, dim)`` with one op for its backward."""
+    if len(tensors) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return cast(torch.Tensor, _Cat.apply(dim, *tensors))
+    return torch.cat(list(tensors), dim)
+
+
 _MASKS: dict[tuple[int, bool, torch.device, torch.dtype], torch.Tensor] = {}
 
 
@@ -103,13 +154,13 @@ def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> t
     if E == 1:
         return "dense", weights[0]
     if interleaved or E * c_in <= DENSE_POINTWISE_MAX:
-        stacked = torch.stack(list(weights))  # (E, C_out, C_in, 1, 1)
+        stacked = fused_stack(weights)  # (E, C_out, C_in, 1, 1)
         if interleaved:  # (e, o, c, e'): columns (c, e')
             mat = stacked * _block_mask(E, True, stacked)
             return "dense", mat.view(E * c_out, c_in * E, 1, 1)
         mat = stacked.view(E, c_out, 1, c_in) * _block_mask(E, False, stacked)  # (e, o, e', c)
         return "dense", mat.view(E * c_out, E * c_in, 1, 1)
-    return "grouped", torch.cat(list(weights))
+    return "grouped", fused_cat(weights)
 
 
 def pointwise_apply(x: torch.Tensor, mode: str, weight: torch.Tensor, interleaved: int = 0) -> torch.Tensor:
@@ -481,14 +532,14 @@ class GroupedDilConv:
         ms = self.members
         E, C = len(ms), x.shape[1]
         w0 = ms[0][1].weight
-        dw = w0.view(w0.shape) if E == 1 else torch.stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
+        dw = w0.view(w0.shape) if E == 1 else fused_stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
                           self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep, nonzero)
 
     def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: bool = False) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
         ms = self.members
-        dw = torch.cat([m[1].weight for m in ms])
+        dw = fused_cat([m[1].weight for m in ms])
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, True, self.stride,
                           self.padding, self.dilation, 0, self.recompute, None, nonzero)
 
@@ -540,7 +591,7 @@ class GroupedConvStack:
         # every member's layers are laid out as the first one's (checked in __init__)
         convs = cast("list[nn.Conv2d]", [layers[i] for layers in self.layers])
         c0 = convs[0]
-        weight = torch.cat([c.weight for c in convs])
+        weight = fused_cat([c.weight for c in convs])
         if c0.groups == 1:
             y = F.conv2d(x, weight, None, c0.stride, c0.padding, c0.dilation, 1)
         else:
@@ -550,7 +601,7 @@ class GroupedConvStack:
             mods = [layers[j] for layers in self.layers]
             m0 = mods[0]
             if isinstance(m0, nn.Conv2d):
-                w = torch.cat([m.weight for m in cast("list[nn.Conv2d]", mods)])
+                w = fused_cat([m.weight for m in cast("list[nn.Conv2d]", mods)])
                 y = F.conv2d(y, w, None, m0.stride, m0.padding, m0.dilation, m0.groups * E)
             elif isinstance(m0, _BatchNorm):
                 y = grouped_batch_norm(y, cast("list[_BatchNorm]", mods), scale if j == last else None)
