@@ -179,15 +179,15 @@ class _Sum:
                 self.total = self.total + t
             elif isinstance(w, float):
                 self.total = torch.add(self.total, t, alpha=w)
-            else:
-                self.total = torch.addcmul(self.total, t, w)
+            else:  # not addcmul: its backward scales by its value (1) with two more ops
+                self.total = self.total + t * w
             self.fresh = True
         elif w is None:
             self.total.add_(t)
         elif isinstance(w, float):
             self.total.add_(t, alpha=w)
         else:
-            self.total.addcmul_(t, w)
+            self.total.add_(t * w)
 
 
 class SearchCell(nn.Module):

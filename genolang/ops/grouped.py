@@ -124,6 +124,22 @@ def fused_cat(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
     return torch.cat(list(tensors), dim)
 
 
+_CONSTS: dict[tuple[float, tuple[int, ...], torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A tensor of ``value`` shaped as ``like`` (a batch norm's per-channel statistics),
+    made once per (value, shape, device, dtype): the backward passes below hand them
+    to ``native_batch_norm_backward``, which only reads them."""
+    key = (value, tuple(like.shape), like.device, like.dtype)
+    t = _CONSTS.get(key)
+    if t is None:
+        with torch.no_grad():
+            t = torch.full(like.shape, value, dtype=like.dtype, device=like.device)
+        _CONSTS[key] = t
+    return t
+
+
 _MASKS: dict[tuple[int, bool, torch.device, torch.dtype], torch.Tensor] = {}
 
 
@@ -376,7 +392,9 @@ class _ConvBlock(torch.autograd.Function):
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
         ctx.shapes = (tuple(h.shape), _channels_last(x))
-        return out
+        # a view returned, the BN's output saved: a saved output costs a detach when saved
+        # and another when unpacked, a view one op in all
+        return out.view(out.shape)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -393,11 +411,11 @@ class _ConvBlock(torch.autograd.Function):
         # weight invstd w^2, native_batch_norm_backward recovers x^ = y / w and computes
         # invstd w (g - mean(g) - x^ mean(g x^)) for the input, sum(g x^) for w.
         if weight is None:
-            bn_weight, inv = invstd, torch.ones_like(invstd)
+            bn_weight, inv = invstd, _constant(1.0, invstd)
         else:
             bn_weight, inv = invstd * weight * weight, weight.reciprocal()
         gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, out, bn_weight, None, None,
-                                                              torch.zeros_like(invstd), inv, True, eps,
+                                                              _constant(0.0, invstd), inv, True, eps,
                                                               [True, bool(need_w), False])
         sub, s_, p_, d_ = _dw_plan(dw.shape[-1], stride, padding, dilation)
         block_in: list[torch.Tensor] = []
@@ -674,6 +692,7 @@ class _PoolBN(torch.autograd.Function):
         var = (invstd.pow(-2) - eps) * (n / max(n - 1, 1))
         ctx.save_for_backward(x, out, mean, invstd)
         ctx.pool, ctx.eps, ctx.pooled_shape = pool, eps, tuple(z.shape)
+        out, mean = out.view(out.shape), mean.view(mean.shape)  # not the saved tensors (see _ConvBlock)
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
@@ -686,7 +705,7 @@ class _PoolBN(torch.autograd.Function):
             gz = torch.ops.aten.native_batch_norm_backward(grad, z, None, None, None, mean, invstd, True, ctx.eps,
                                                            [True, False, False])[0]
             return torch.autograd.grad(z, x, gz, create_graph=True)[0], None, None
-        zero, one = torch.zeros_like(invstd), torch.ones_like(invstd)
+        zero, one = _constant(0.0, invstd), _constant(1.0, invstd)
         gz = torch.ops.aten.native_batch_norm_backward(grad, out, invstd, None, None, zero, one, True, ctx.eps,
                                                        [True, False, False])[0]
         k, s, p = pool.kernel_size, pool.stride, pool.padding
