@@ -306,7 +306,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
         maybe_compile(cell, config)
     weights = model.weight_parameters()
     lr = recipe.lr
-    opt = torch.optim.SGD(weights, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(weights, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, foreach=True)
     architect = method.architect(model, opt, recipe)
     train = _batch(config, shape, device)
     valid = _batch(dataclasses.replace(config, seed=config.seed + 1), shape, device)

@@ -63,7 +63,14 @@ from genolang.ir.plan import CellPlan, NetworkPlan, plan_cnn
 from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
 from genolang.ops.cnn import FactorizedReduce, Identity
-from genolang.ops.grouped import blocks_to_interleave, grouped_executor, relu_keep_input, shared_executor
+from genolang.ops.grouped import (
+    blocks_to_interleave,
+    fused_cat,
+    grouped_executor,
+    link_bn_stats,
+    relu_keep_input,
+    shared_executor,
+)
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 from genolang.spec.checked import NetworkSpec, SpaceSpec
 from genolang.spec.ops import OpDef
@@ -172,15 +179,15 @@ class _Sum:
                 self.total = self.total + t
             elif isinstance(w, float):
                 self.total = torch.add(self.total, t, alpha=w)
-            else:
-                self.total = torch.addcmul(self.total, t, w)
+            else:  # not addcmul: its backward scales by its value (1) with two more ops
+                self.total = self.total + t * w
             self.fresh = True
         elif w is None:
             self.total.add_(t)
         elif isinstance(w, float):
             self.total.add_(t, alpha=w)
         else:
-            self.total.addcmul_(t, w)
+            self.total.add_(t * w)
 
 
 class SearchCell(nn.Module):
@@ -233,13 +240,34 @@ class SearchCell(nn.Module):
         self.aux = aux
         # the alpha weights the terms multiply by, gathered once per forward: (row, col) -> slot
         self._slots: dict[tuple[int, int], int] = {}
+        # the flat alpha-table indices of the BN scales of the scaled applies, one per
+        # output channel, in step order (gathered with the slots' weights)
+        self._scales: list[list[int]] = []
         self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
                                              if ir.role(n) not in ("input", "output")]
-        flat = [row * len(space_ops) + col for row, col in self._slots]
+        flat = [i for scale in self._scales for i in scale] + [row * len(space_ops) + col for row, col in self._slots]
+        # one index_select gathers every weight a forward uses: the scales, then the slots
+        self._gather_sizes = [len(scale) for scale in self._scales] + [len(self._slots)]
         self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
+        self._link_bn_stats()
         # the cell's own buffers are index tables it only reads: a forward that must leave
         # the model's state alone (the architect's) need not copy them
         self.constant_buffers = frozenset(self._buffers)
+
+    def _link_bn_stats(self) -> None:
+        """Lay the running statistics of the batch norms each grouped call normalises as
+        one out as views of one tensor (``link_bn_stats``): the call moves them in place."""
+        for step in self.steps:
+            if step[0] == "apply" and not step[4]:
+                for bns in getattr(step[3], "batch_norms", list)():
+                    link_bn_stats(bns)
+
+    def _apply(self, fn: Callable[..., Any], recurse: bool = True) -> SearchCell:
+        """``nn.Module._apply`` (``.to()``, ``.cuda()``, ``.double()``...), then the grouped
+        batch norms' statistics linked again: a move replaces each buffer on its own."""
+        out = super()._apply(fn, recurse)
+        self._link_bn_stats()
+        return out
 
     def _slot(self, row: int, col: int) -> int:
         return self._slots.setdefault((row, col), len(self._slots))
@@ -267,12 +295,15 @@ class SearchCell(nn.Module):
             scaled = {bool(t.get("scaled")) for t in out_terms}
             if len(scaled) > 1:
                 raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
-            index = f"rows_{len(self._buffers)}"
-            self.register_buffer(index, torch.tensor([t["row"] for t in out_terms]), persistent=False)
             run = (shared_executor(members) if d.get("shared")
                    else grouped_executor(members, bool(d.get("recompute"))))
-            return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu",
-                    space_ops.index(d["op"]), index, scaled.pop(), ir.origin(feed))
+            is_scaled = scaled.pop()
+            index = None
+            if is_scaled:  # each term's weight, repeated for its C output channels
+                col = space_ops.index(d["op"])
+                index = len(self._scales)
+                self._scales.append([t["row"] * len(space_ops) + col for t in out_terms for _ in range(self.channels)])
+            return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu", index, ir.origin(feed))
         terms: list[tuple[Any, ...]] = []
         for e in ir.in_edges(n):
             assert e.row is not None
@@ -303,25 +334,25 @@ class SearchCell(nn.Module):
             return self._forward_sampled(full, weights, scale, index, aux_weight)
         states = {name: self._slice(t) for name, t in full.items()}  # what the ops read
         results: dict[str, Any] = {}
-        scalars: tuple[torch.Tensor, ...] | None = None
+        # one gather (and one backward) for every weight the steps use, and one check that
+        # the BN scales have no zero (which the recomputing executors cannot take)
+        gathered = weights.reshape(-1).index_select(0, self.weight_index)
+        nonzero = bool((gathered != 0).all()) if self._scales else False
+        *bn_scales, scalar_part = gathered.split(self._gather_sizes)
+        scalars = scalar_part.unbind(0)
         for step in self.steps:
             kind, name = step[0], step[1]
             if kind == "relu":
                 states[name] = relu_keep_input(states[step[2]])
             elif kind == "apply":
-                _, _, feed, run, shared, relu, col, index_name, scaled, origin = step
+                _, _, feed, run, shared, relu, index, origin = step
                 if shared:
                     results[name] = run(states[feed])
                 else:
-                    bn_scale = None
-                    if scaled:
-                        rows = cast(torch.Tensor, getattr(self, index_name))  # the buffer _step registered
-                        bn_scale = weights[:, col].index_select(0, rows)
+                    bn_scale = None if index is None else bn_scales[index]  # one weight per output channel
                     keep = None if relu else states[origin]  # the ReLU's input, to store instead of its output
-                    results[name] = run(states[feed], relu, bn_scale, keep).split(self.channels, dim=1)
+                    results[name] = run(states[feed], relu, bn_scale, keep, nonzero).split(self.channels, dim=1)
             else:
-                if scalars is None:  # one gather (and one backward) for every weight the terms use
-                    scalars = weights.reshape(-1).index_select(0, self.weight_index).unbind(0)
                 total = _Sum()
                 self._node(step[2], states, results, weights, scalars, total)
                 full[name] = self._finish(name, total, full, states, scale, aux_weight)
@@ -329,7 +360,7 @@ class SearchCell(nn.Module):
                     states[name] = self._slice(full[name])
                 else:
                     states[name] = full[name]
-        return torch.cat([full[n] for n in self.output], dim=1)
+        return fused_cat([full[n] for n in self.output], 1)
 
     def _forward_sampled(self, full: dict[str, torch.Tensor], weights: torch.Tensor, scale: torch.Tensor | None,
                          index: torch.Tensor, aux_weight: float) -> torch.Tensor:
@@ -351,7 +382,7 @@ class SearchCell(nn.Module):
                     raise UsageError(f"edge {node}<-{src} has no op {op!r} to run (its alpha selects it)")
             full[node] = self._finish(node, total, full, states, scale, aux_weight)
             states[node] = self._slice(full[node])
-        return torch.cat([full[n] for n in self.output], dim=1)
+        return fused_cat([full[n] for n in self.output], 1)
 
     def _edge(self, dst: str, src: str) -> MixedOp:
         edge = self.nodes[dst][src]  # type: ignore[index]
@@ -392,7 +423,7 @@ class SearchCell(nn.Module):
         if ops is None:  # every op of every edge is a zero
             shape = (bypass.total.shape[0], self.channels, *bypass.total.shape[2:])
             ops = bypass.total.new_zeros(shape)
-        return channel_shuffle(torch.cat([ops, bypass.total], dim=1), self.partial)
+        return channel_shuffle(fused_cat([ops, bypass.total], 1), self.partial)
 
     @staticmethod
     def _node(terms: list[tuple[Any, ...]], states: dict[str, torch.Tensor], results: dict[str, Any],

@@ -73,35 +73,116 @@ def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, 
     return F.conv2d(_subsample(x, sub) if sub > 1 else x, weight, None, stride, padding, dilation, x.shape[1])
 
 
+class _Stack(torch.autograd.Function):
+    """``torch.stack`` (``dim`` >= 0) whose backward is one ``unbind`` instead of one
+    ``select`` per tensor (autograd's own); twice differentiable (the unbind is recorded
+    when a graph of the backward is asked for)."""
+
+    @staticmethod
+    def forward(dim: int, *tensors: torch.Tensor) -> torch.Tensor:
+        return torch.stack(tensors, dim)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.dim = inputs[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return None, *grad.unbind(ctx.dim)
+
+
+class _Cat(torch.autograd.Function):
+    """``torch.cat`` (``dim`` >= 0) whose backward is one ``split_with_sizes`` instead
+    of one ``slice`` per tensor (autograd's own); twice differentiable."""
+
+    @staticmethod
+    def forward(dim: int, *tensors: torch.Tensor) -> torch.Tensor:
+        return torch.cat(tensors, dim)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.dim = inputs[0]
+        ctx.sizes = [t.shape[ctx.dim] for t in inputs[1:]]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        return None, *grad.split_with_sizes(ctx.sizes, ctx.dim)
+
+
+def fused_stack(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    """``torch.stack(tensors, dim)`` with one op for its backward (a grouped call's
+    weights: a few per call)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return cast(torch.Tensor, _Stack.apply(dim, *tensors))
+    return torch.stack(list(tensors), dim)
+
+
+def fused_cat(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
+    """``torch.cat(tensors, dim)`` with one op for its backward."""
+    if len(tensors) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return cast(torch.Tensor, _Cat.apply(dim, *tensors))
+    return torch.cat(list(tensors), dim)
+
+
+_CONSTS: dict[tuple[float, tuple[int, ...], torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
+    """A tensor of ``value`` shaped as ``like`` (a batch norm's per-channel statistics),
+    made once per (value, shape, device, dtype): the backward passes below hand them
+    to ``native_batch_norm_backward``, which only reads them."""
+    key = (value, tuple(like.shape), like.device, like.dtype)
+    t = _CONSTS.get(key)
+    if t is None:
+        with torch.no_grad():
+            t = torch.full(like.shape, value, dtype=like.dtype, device=like.device)
+        _CONSTS[key] = t
+    return t
+
+
+_MASKS: dict[tuple[int, bool, torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _block_mask(E: int, interleaved: bool, like: torch.Tensor) -> torch.Tensor:
+    """The 0/1 mask that lays E stacked blocks out block-diagonally (``pointwise_weight``):
+    a constant, made once per (E, layout, device, dtype)."""
+    key = (E, interleaved, like.device, like.dtype)
+    mask = _MASKS.get(key)
+    if mask is None:
+        with torch.no_grad():
+            eye = torch.eye(E, dtype=like.dtype, device=like.device)
+            mask = eye.view(E, 1, 1, 1, E) if interleaved else eye.view(E, 1, E, 1)
+        _MASKS[key] = mask
+    return mask
+
+
 def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> tuple[str, torch.Tensor]:
     """The block-diagonal 1x1 convs ``weights`` (each ``C_out x C_in x 1 x 1``) as one
-    tensor for ``pointwise_apply``: a dense ``E*C_out x E*C_in`` matrix (zeros off the
-    blocks; for the CPU's matmul the wasted multiplies are cheaper than a grouped conv)
-    when the blocks are small, else the grouped conv's weight. With ``interleaved=E``
-    the input channels are ordered (c, e), as a depthwise conv with multiplier E makes
-    them, instead of (e, c)."""
+    conv weight for ``pointwise_apply``: a dense ``E*C_out x E*C_in`` 1x1 conv (zeros off
+    the blocks: the wasted multiplies are cheaper than a grouped conv for small blocks)
+    when the blocks are small or the input channels interleaved, else the grouped conv's
+    weight. With ``interleaved=E`` the input channels are ordered (c, e), as a depthwise
+    conv with multiplier E makes them, instead of (e, c): the dense weight's columns
+    are ordered so, and the activations need no shuffle. A few ops on the weights
+    (stack, mask, view), one conv on the activations."""
     E = len(weights)
     c_out, c_in = weights[0].shape[:2]
-    if E == 1 or E * c_in <= DENSE_POINTWISE_MAX:
-        blocks = [w.reshape(c_out, c_in) for w in weights]
-        mat = blocks[0] if E == 1 else torch.block_diag(*blocks)
-        if interleaved and E > 1:  # columns (e, c) -> (c, e)
-            mat = mat.view(E * c_out, E, c_in).transpose(1, 2).reshape(E * c_out, c_in * E)
-        return "dense", mat
-    return "grouped", torch.cat(list(weights))
+    if E == 1:
+        return "dense", weights[0]
+    if interleaved or E * c_in <= DENSE_POINTWISE_MAX:
+        stacked = fused_stack(weights)  # (E, C_out, C_in, 1, 1)
+        if interleaved:  # (e, o, c, e'): columns (c, e')
+            mat = stacked * _block_mask(E, True, stacked)
+            return "dense", mat.view(E * c_out, c_in * E, 1, 1)
+        mat = stacked.view(E, c_out, 1, c_in) * _block_mask(E, False, stacked)  # (e, o, e', c)
+        return "dense", mat.view(E * c_out, E * c_in, 1, 1)
+    return "grouped", fused_cat(weights)
 
 
 def pointwise_apply(x: torch.Tensor, mode: str, weight: torch.Tensor, interleaved: int = 0) -> torch.Tensor:
-    """Apply a ``pointwise_weight`` to ``x``."""
-    if mode == "dense":
-        if _channels_last(x):
-            return F.linear(x.permute(0, 2, 3, 1), weight).permute(0, 3, 1, 2)
-        N, _, H, W = x.shape
-        return torch.matmul(weight, x.reshape(N, x.shape[1], H * W)).view(N, weight.shape[0], H, W)
-    E = weight.shape[0] // weight.shape[1]
-    if interleaved:
-        x = interleave_to_blocks(x, interleaved)
-    return F.conv2d(x, weight, groups=E)
+    """Apply a ``pointwise_weight`` to ``x``: one 1x1 conv (grouped in the grouped
+    mode, whose input channels are never interleaved)."""
+    return F.conv2d(x, weight, None, 1, 0, 1, x.shape[1] // weight.shape[1])
 
 
 def pointwise(x: torch.Tensor, weights: Sequence[torch.Tensor], interleaved: int = 0) -> torch.Tensor:
@@ -132,12 +213,17 @@ def blocks_to_interleave(x: torch.Tensor, E: int) -> torch.Tensor:
     return _swap_channel_groups(x, E)
 
 
+def channel_scale(scale: torch.Tensor, E: int, C: int) -> torch.Tensor:
+    """E edges' scales (one each, or already one per channel: E*C) as one per channel."""
+    return scale if scale.numel() == E * C else scale.repeat_interleave(C)
+
+
 def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.Tensor | None = None) -> torch.Tensor:
     """``cat([bn_e(x_e) * scale_e])`` for channel blocks x_e of ``x`` in one call; each
     BN's running statistics move as they would on its own."""
     bn0 = bns[0]
     C = bn0.num_features
-    weight = None if scale is None else scale.repeat_interleave(C)
+    weight = None if scale is None else channel_scale(scale, len(bns), C)
     if bn0.affine:
         w = torch.cat([bn.weight for bn in bns])
         b = torch.cat([bn.bias for bn in bns])
@@ -148,9 +234,60 @@ def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.
         return global_batch_norm(x, None, None, weight, bias, True, 0.0, bn0.eps)
     if bn0.training:
         return _train_bn(x, bns, weight, bias)
-    mean = bn0.running_mean if len(bns) == 1 else torch.cat(_tracked([bn.running_mean for bn in bns]))
-    var = bn0.running_var if len(bns) == 1 else torch.cat(_tracked([bn.running_var for bn in bns]))
+    mean, var = (bn0.running_mean, bn0.running_var) if len(bns) == 1 else _stats(bns)[:2]
     return F.batch_norm(x, mean, var, weight, bias, False, 0.0, bn0.eps)
+
+
+def _flat_stats(stats: list[torch.Tensor]) -> torch.Tensor | None:
+    """The one tensor the E running statistics ``stats`` are consecutive views of, in
+    order (``link_bn_stats`` lays them out so), or None when they are not: then a grouped
+    BN concatenates them and copies the result back."""
+    base = stats[0]._base
+    if base is None or base.dim() != 1 or base.numel() != sum(t.numel() for t in stats):
+        return None
+    offset = 0
+    for t in stats:
+        if t._base is not base or t.storage_offset() != offset or t.dim() != 1:
+            return None
+        offset += t.numel()
+    return base
+
+
+def link_bn_stats(bns: Sequence[_BatchNorm]) -> None:
+    """Make the running means (and variances) of the batch norms ``bns``, which a
+    grouped call normalises as one, consecutive views of one tensor, values kept: the
+    grouped BN then moves them in place, without concatenating and copying back. Idempotent;
+    after a move to another device (``Module._apply``) call it again."""
+    if len(bns) < 2 or not all(bn.track_running_stats and bn.running_mean is not None for bn in bns):
+        return
+    for name in ("running_mean", "running_var"):
+        stats = _tracked([getattr(bn, name) for bn in bns])
+        if _flat_stats(stats) is not None or len({(t.device, t.dtype) for t in stats}) > 1:
+            continue
+        with torch.no_grad():
+            flat = torch.cat([t.reshape(-1) for t in stats])
+        offset = 0
+        for bn, t in zip(bns, stats):
+            bn._buffers[name] = flat[offset:offset + t.numel()].view(t.shape)
+            offset += t.numel()
+
+
+def _stats(bns: Sequence[_BatchNorm]) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """The running mean and variance of E grouped batch norms as one tensor each, and
+    whether those are copies (to be split back after the BN moved them)."""
+    means = _tracked([bn.running_mean for bn in bns])
+    variances = _tracked([bn.running_var for bn in bns])
+    mean, var = _flat_stats(means), _flat_stats(variances)
+    if mean is not None and var is not None:
+        return mean, var, False
+    return torch.cat(means), torch.cat(variances), True
+
+
+def _copy_back(bns: Sequence[_BatchNorm], mean: torch.Tensor, var: torch.Tensor) -> None:
+    with torch.no_grad():
+        C = bns[0].num_features
+        torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
+        torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
 
 
 def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor | None,
@@ -162,13 +299,10 @@ def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor |
         torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
     if len(bns) == 1:
         return global_batch_norm(x, bn0.running_mean, bn0.running_var, weight, bias, True, bn0.momentum, bn0.eps)
-    mean = torch.cat(_tracked([bn.running_mean for bn in bns]))
-    var = torch.cat(_tracked([bn.running_var for bn in bns]))
+    mean, var, copied = _stats(bns)
     out = global_batch_norm(x, mean, var, weight, bias, True, bn0.momentum, bn0.eps)
-    with torch.no_grad():
-        C = bn0.num_features
-        torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
-        torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
+    if copied:
+        _copy_back(bns, mean, var)
     return out
 
 
@@ -224,36 +358,12 @@ def _pointwise_backward(gz: torch.Tensor, h: torch.Tensor | None, mode: str, wei
                         interleaved: int, h_shape: tuple[int, ...], channels_last: bool, need_h: bool,
                         need_w: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of ``pointwise_apply`` for its input (``h``, needed only for the
-    weight's gradient) and weight."""
-    gh = gw = None
-    if mode == "dense":
-        if channels_last:
-            gz_p = gz.permute(0, 2, 3, 1).contiguous()
-            if need_h:
-                gh = torch.matmul(gz_p, weight).permute(0, 3, 1, 2)
-            if need_w:
-                assert h is not None
-                h_p = h.permute(0, 2, 3, 1).contiguous()
-                gw = gz_p.reshape(-1, gz_p.shape[-1]).t().mm(h_p.reshape(-1, h_p.shape[-1]))
-        else:
-            N, Eo, H, W = gz.shape
-            gz3 = gz.contiguous().view(N, Eo, H * W)
-            if need_h:
-                gh = torch.matmul(weight.t(), gz3).view(h_shape)
-            if need_w:
-                assert h is not None
-                gw = torch.einsum("nop,nip->oi", gz3, h.contiguous().view(N, h_shape[1], H * W))
-        return gh, gw
-    E = weight.shape[0] // weight.shape[1]
-    if h is not None and interleaved:
-        h = interleave_to_blocks(h, interleaved)
+    weight's gradient) and weight: one convolution backward."""
     if h is None:
         h = torch.empty(h_shape, dtype=gz.dtype, device=gz.device,
                         memory_format=CL if channels_last else torch.contiguous_format)
-    gh, gw, _ = torch.ops.aten.convolution_backward(gz, h, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0], E,
-                                                    [need_h, need_w, False])
-    if gh is not None and interleaved:
-        gh = blocks_to_interleave(gh, interleaved)
+    gh, gw, _ = torch.ops.aten.convolution_backward(gz, h, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0],
+                                                    h_shape[1] // weight.shape[1], [need_h, need_w, False])
     return gh, gw
 
 
@@ -282,7 +392,9 @@ class _ConvBlock(torch.autograd.Function):
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
         ctx.shapes = (tuple(h.shape), _channels_last(x))
-        return out
+        # a view returned, the BN's output saved: a saved output costs a detach when saved
+        # and another when unpacked, a view one op in all
+        return out.view(out.shape)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -299,11 +411,11 @@ class _ConvBlock(torch.autograd.Function):
         # weight invstd w^2, native_batch_norm_backward recovers x^ = y / w and computes
         # invstd w (g - mean(g) - x^ mean(g x^)) for the input, sum(g x^) for w.
         if weight is None:
-            bn_weight, inv = invstd, torch.ones_like(invstd)
+            bn_weight, inv = invstd, _constant(1.0, invstd)
         else:
             bn_weight, inv = invstd * weight * weight, weight.reciprocal()
         gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, out, bn_weight, None, None,
-                                                              torch.zeros_like(invstd), inv, True, eps,
+                                                              _constant(0.0, invstd), inv, True, eps,
                                                               [True, bool(need_w), False])
         sub, s_, p_, d_ = _dw_plan(dw.shape[-1], stride, padding, dilation)
         block_in: list[torch.Tensor] = []
@@ -355,7 +467,8 @@ class _ConvBlock(torch.autograd.Function):
 
 def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
                scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
-               interleaved: int, recompute: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
+               interleaved: int, recompute: bool, keep: torch.Tensor | None = None,
+               nonzero: bool = False) -> torch.Tensor:
     """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
     (in training mode, with gradients) through ``_ConvBlock``, which stores only the
     BN's output for the backward (and ``keep``, with ``x == relu(keep)``, instead of x).
@@ -364,28 +477,28 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     bn0 = bns[0]
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
-            or (scale is not None and not bool((scale != 0).all()))):
+            or (scale is not None and not nonzero and not bool((scale != 0).all()))):
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
         return grouped_batch_norm(pointwise(h, pw_weights, interleaved), bns, scale)
     mode, pw = pointwise_weight(pw_weights, interleaved)
-    weight = None if scale is None else scale.repeat_interleave(bn0.num_features)
+    weight = None if scale is None else channel_scale(scale, len(bns), bn0.num_features)
     # running statistics taken away (the architect's forwards): batch statistics, nothing to move
     moving = bn0.running_mean is not None
     if moving:
         with torch.no_grad():
             torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
     one = len(bns) == 1 or not moving
-    mean = bn0.running_mean if one else torch.cat(_tracked([bn.running_mean for bn in bns]))
-    var = bn0.running_var if one else torch.cat(_tracked([bn.running_var for bn in bns]))
+    copied = False
+    if one:
+        mean, var = bn0.running_mean, bn0.running_var
+    else:
+        mean, var, copied = _stats(bns)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
                            (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
                            None if relu_in else keep)
-    if not one:
+    if copied:
         assert mean is not None and var is not None  # concatenated above
-        with torch.no_grad():
-            C = bn0.num_features
-            torch._foreach_copy_(_tracked([bn.running_mean for bn in bns]), list(mean.split(C)))
-            torch._foreach_copy_(_tracked([bn.running_var for bn in bns]), list(var.split(C)))
+        _copy_back(bns, mean, var)
     return out
 
 
@@ -421,26 +534,32 @@ class GroupedDilConv:
         assert not isinstance(dw.padding, str)  # 'same' and 'valid' fail _is_dil_block's padding[0] == padding[1]
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
 
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        """The batch norms each grouped BN call normalises as one, edge by edge."""
+        return [[m[3] for m in self.members]]
+
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None) -> torch.Tensor:
-        return self.first(x, relu, scale, keep)
+                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
+        """``scale``: one per edge or one per output channel; ``nonzero``: the caller
+        checked that it has no zero."""
+        return self.first(x, relu, scale, keep, nonzero)
 
     def first(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-              keep: torch.Tensor | None = None) -> torch.Tensor:
+              keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         """The shared-input stage: one depthwise conv with channel multiplier E."""
         ms = self.members
         E, C = len(ms), x.shape[1]
         w0 = ms[0][1].weight
-        dw = w0.view(w0.shape) if E == 1 else torch.stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
+        dw = w0.view(w0.shape) if E == 1 else fused_stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
-                          self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep)
+                          self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep, nonzero)
 
-    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: bool = False) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
         ms = self.members
-        dw = torch.cat([m[1].weight for m in ms])
+        dw = fused_cat([m[1].weight for m in ms])
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, True, self.stride,
-                          self.padding, self.dilation, 0, self.recompute)
+                          self.padding, self.dilation, 0, self.recompute, None, nonzero)
 
 
 class GroupedSepConv:
@@ -450,11 +569,15 @@ class GroupedSepConv:
     def __init__(self, members: Sequence[_SepBlocks], recompute: bool = False) -> None:
         self.stages = [GroupedDilConv([m[i] for m in members], recompute) for i in range(len(members[0]))]
 
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        return [bns for stage in self.stages for bns in stage.batch_norms()]
+
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         x = self.stages[0].first(x, relu, None, keep)
         for i, stage in enumerate(self.stages[1:], 1):
-            x = stage.blocks(x, scale if i == len(self.stages) - 1 else None)
+            last = i == len(self.stages) - 1
+            x = stage.blocks(x, scale if last else None, nonzero and last)
         return x
 
 
@@ -470,8 +593,12 @@ class GroupedConvStack:
         self.layers = [flat_layers(m) for m in members]
         _same(members, lambda m: [repr(layer) for layer in flat_layers(m)])
 
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        return [cast("list[_BatchNorm]", [layers[j] for layers in self.layers])
+                for j, layer in enumerate(self.layers[0]) if isinstance(layer, _BatchNorm)]
+
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
         E = len(self.layers)
         first = self.layers[0]
         i = 0
@@ -482,7 +609,7 @@ class GroupedConvStack:
         # every member's layers are laid out as the first one's (checked in __init__)
         convs = cast("list[nn.Conv2d]", [layers[i] for layers in self.layers])
         c0 = convs[0]
-        weight = torch.cat([c.weight for c in convs])
+        weight = fused_cat([c.weight for c in convs])
         if c0.groups == 1:
             y = F.conv2d(x, weight, None, c0.stride, c0.padding, c0.dilation, 1)
         else:
@@ -492,7 +619,7 @@ class GroupedConvStack:
             mods = [layers[j] for layers in self.layers]
             m0 = mods[0]
             if isinstance(m0, nn.Conv2d):
-                w = torch.cat([m.weight for m in cast("list[nn.Conv2d]", mods)])
+                w = fused_cat([m.weight for m in cast("list[nn.Conv2d]", mods)])
                 y = F.conv2d(y, w, None, m0.stride, m0.padding, m0.dilation, m0.groups * E)
             elif isinstance(m0, _BatchNorm):
                 y = grouped_batch_norm(y, cast("list[_BatchNorm]", mods), scale if j == last else None)
@@ -565,6 +692,7 @@ class _PoolBN(torch.autograd.Function):
         var = (invstd.pow(-2) - eps) * (n / max(n - 1, 1))
         ctx.save_for_backward(x, out, mean, invstd)
         ctx.pool, ctx.eps, ctx.pooled_shape = pool, eps, tuple(z.shape)
+        out, mean = out.view(out.shape), mean.view(mean.shape)  # not the saved tensors (see _ConvBlock)
         ctx.mark_non_differentiable(mean, var)
         return out, mean, var
 
@@ -577,7 +705,7 @@ class _PoolBN(torch.autograd.Function):
             gz = torch.ops.aten.native_batch_norm_backward(grad, z, None, None, None, mean, invstd, True, ctx.eps,
                                                            [True, False, False])[0]
             return torch.autograd.grad(z, x, gz, create_graph=True)[0], None, None
-        zero, one = torch.zeros_like(invstd), torch.ones_like(invstd)
+        zero, one = _constant(0.0, invstd), _constant(1.0, invstd)
         gz = torch.ops.aten.native_batch_norm_backward(grad, out, invstd, None, None, zero, one, True, ctx.eps,
                                                        [True, False, False])[0]
         k, s, p = pool.kernel_size, pool.stride, pool.padding

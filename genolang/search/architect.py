@@ -175,7 +175,9 @@ class Architect:
 
     def unrolled_weights(self, train: Objective, eta: float, create_graph: bool = False) -> dict[str, torch.Tensor]:
         """w' = w - eta * (momentum * buf + grad_w L_train + wd * w), by name. With
-        ``create_graph`` w' stays a function of the alphas (for the exact mode)."""
+        ``create_graph`` w' stays a function of the alphas (for the exact mode). Without,
+        the update runs as multi-tensor (``torch._foreach_*``) ops over all weights at
+        once, with the same arithmetic as the per-tensor expression."""
         momentum, wd, nesterov = self._hyper()
         names = [n for n, _ in self.named_weights]
         weights = [p for _, p in self.named_weights]
@@ -183,15 +185,39 @@ class Architect:
             torch.autograd.grad(self._loss(train), weights, create_graph=create_graph, allow_unused=True), weights)]
         if not create_graph:
             self.reduce(grads)
+            return dict(zip(names, self._unrolled_foreach(list(weights), grads, eta, momentum, wd, nesterov)))
         out = {}
         for name, w, g in zip(names, weights, grads):
             d = g + wd * w.detach()
             step = self._moment(w, momentum).detach() + d  # the momentum buffer after this step
             if nesterov:  # torch's SGD(nesterov=True) steps by d + momentum * buffer
                 step = d + momentum * step
-            new = w.detach() - eta * step
-            out[name] = new if create_graph else new.detach().requires_grad_(True)
+            out[name] = w.detach() - eta * step
         return out
+
+    def _unrolled_foreach(self, weights: list[torch.Tensor], grads: list[torch.Tensor], eta: float,
+                          momentum: float, wd: float, nesterov: bool) -> list[torch.Tensor]:
+        """The unrolled weights as leaves that require gradients: ``unrolled_weights``'s
+        formula, each of its element-wise steps one ``torch._foreach_*`` op over every
+        weight (a weight without a momentum buffer yet takes the buffer as zero, as the
+        optimizer's first step does)."""
+        state = self.weight_optimizer.state
+        with torch.no_grad():
+            d = list(torch._foreach_add(grads, list(torch._foreach_mul(weights, wd)))) if wd else list(grads)
+            steps = list(d)
+            if momentum:
+                have = [i for i, w in enumerate(weights) if state.get(w, {}).get("momentum_buffer") is not None]
+                if have:
+                    bufs = [state[weights[i]]["momentum_buffer"] for i in have]
+                    moved = torch._foreach_add(list(torch._foreach_mul(bufs, momentum)), [d[i] for i in have])
+                    for i, t in zip(have, moved):
+                        steps[i] = t
+            if nesterov:
+                steps = list(torch._foreach_add(d, list(torch._foreach_mul(steps, momentum))))
+            new = list(torch._foreach_sub(weights, list(torch._foreach_mul(steps, eta))))
+        for t in new:
+            t.requires_grad_(True)
+        return new
 
     def _fd_unrolled(self, valid: Objective, train: Objective, eta: float) -> list[torch.Tensor]:
         w_prime = self.unrolled_weights(train, eta)
@@ -208,14 +234,17 @@ class Architect:
     def hessian_vector_product(self, train: Objective, v: Mapping[str, torch.Tensor]) -> list[torch.Tensor]:
         """grad^2_{alpha,w} L_train(w) v by the central finite difference at the current
         weights w, with eps = fd_radius / ||v|| (0.01 / ||v||, the paper's, by default)."""
-        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in v.values()]))
+        names, vs = list(v), list(v.values())
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(vs)))
         eps = self.config.fd_radius / float(norm) if float(norm) > 0 else 0.0
         if eps == 0.0:
             return [torch.zeros_like(a) for a in self.alphas]
         current = dict(self.named_weights)
-        with torch.no_grad():
-            plus = {n: current[n].detach() + eps * t for n, t in v.items()}
-            minus = {n: current[n].detach() - eps * t for n, t in v.items()}
+        with torch.no_grad():  # w +- eps v, one multi-tensor op each
+            ws: list[torch.Tensor] = [current[n] for n in names]
+            step = list(torch._foreach_mul(vs, eps))
+            plus = dict(zip(names, torch._foreach_add(ws, step)))
+            minus = dict(zip(names, torch._foreach_sub(ws, step)))
         with _same_randomness(self._device()) as replay:
             g_plus = torch.autograd.grad(self._loss(train, plus), self.alphas, allow_unused=True)
             replay()

@@ -105,7 +105,7 @@ def search_images(s: SearchRun, out: Path | None) -> SearchResult:
     world = s.world
     weights = model.weight_parameters()
     weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay,
-                                 nesterov=r.nesterov)
+                                 nesterov=r.nesterov, foreach=True)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(weight_opt, T_max=r.epochs, eta_min=r.lr_min)
     architect = s.method.architect(model, weight_opt, r, world)
     method = s.method

@@ -69,7 +69,7 @@ def search_text(s: SearchRun, out: Path | None) -> SearchResult:
     val_data = batchify(corpus.valid, r.eval_batch_size).to(s.device)
     weights = model.weight_parameters()
     weight_opt = torch.optim.SGD(weights, lr=r.lr, momentum=r.momentum, weight_decay=r.weight_decay,
-                                 nesterov=r.nesterov)
+                                 nesterov=r.nesterov, foreach=True)
     architect = s.method.architect(model, weight_opt, r, world)
     start = s.restore(model, weight_opt, architect, None, None)
     ntok = corpus.ntokens

@@ -1,0 +1,24 @@
+"""The aten ops one search iteration dispatches (``genolang bench search-step
+--count-ops``, docs/performance.md "Dispatched ops") must not grow: a guard against
+changes that add per-edge or per-tensor ops to the supernet, the optimizer or the
+architect. Counts, not timings: they do not depend on the machine or its load. A small
+supernet (C=4, 3 cells, 8x8 input, batch 2) keeps it fast; the figures were recorded with
+about 2% headroom. Lower them when a change removes ops."""
+
+from __future__ import annotations
+
+import pytest
+
+from genolang.bench import BenchConfig, run_bench
+
+# order -> the most aten ops one iteration may dispatch (recorded: 7,072 and 17,593)
+RECORDED = {1: 7_210, 2: 17_950}
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_a_search_iteration_dispatches_no_more_ops_than_recorded(order: int) -> None:
+    config = BenchConfig(network="cifar_search", genotype="", channels=4, layers=3, input_size=8, batch_size=2,
+                         order=order, count_ops=True, warmup=1, threads=1)
+    result = run_bench("search-step", config)
+    assert result.aten_ops is not None
+    assert result.aten_ops <= RECORDED[order], (result.aten_ops, result.top_ops)
