@@ -59,10 +59,16 @@ def step(method: str, iters: int, threads: int) -> dict[str, Any]:
     return {"median_s": out["median_s"], "peak_rss_mb": out["peak_rss_mb"]}
 
 
+# settings of the one-epoch run: DARTS-PT decides every edge at once (interval 0) instead of
+# fine-tuning an epoch between its 17 decisions per cell type
+EPOCH_SETTINGS = {"darts_pt": ("--set", "perturbation.interval=0")}
+
+
 def one_epoch(method: str, threads: int, work: Path) -> dict[str, Any]:
     run_dir = work / f"run-{method}"
     t0 = time.perf_counter()
-    proc = _genolang("search", "darts_cnn", "--method", method, "--epochs", "1", "--threads", str(threads),
+    proc = _genolang("search", "darts_cnn", "--method", method, *EPOCH_SETTINGS.get(method, ()), "--epochs", "1",
+                     "--threads", str(threads),
                      "--run-dir", str(run_dir), "--out", str(work / f"{method}.geno"), "--quiet", timeout=3600)
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
