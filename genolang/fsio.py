@@ -90,6 +90,17 @@ def clean_stale_temps(target: str | os.PathLike[str], now: float | None = None) 
     return removed
 
 
+def _stat_or_none(path: Path, what: str) -> os.stat_result | None:
+    """``path``'s stat, None when nothing is there; any other failure a ``UsageError``
+    saying ``what`` and why."""
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise UsageError(f"{what} ({os_reason(err)})") from None
+
+
 def _resolve_link(path: Path) -> Path:
     """A symlink's final target (so a write replaces the file, not the link)."""
     if path.is_symlink():
@@ -146,14 +157,8 @@ def check_destination(path: str | os.PathLike[str], *, replace: bool = True, fla
     given = Path(path)
     if str(given) in ("", ".", ".."):
         raise UsageError(f"'{path}' is not a file name; name the file to write")
-    target = given
-    try:
-        target = _resolve_link(given)
-        st: os.stat_result | None = target.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as err:
-        raise UsageError(f"{given}: cannot be written ({os_reason(err)})") from None
+    target = _resolve_link(given)
+    st = _stat_or_none(target, f"{given}: cannot be written")
     if st is not None:
         _refuse_unwritable_file(target, st, "")
         if not replace:
@@ -168,12 +173,7 @@ def check_folder(path: str | os.PathLike[str]) -> Path:
     """Before any work: a ``UsageError`` unless ``path`` is a writable folder or can be
     made one."""
     folder = Path(path)
-    try:
-        st: os.stat_result | None = folder.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as err:
-        raise UsageError(f"{folder}: cannot be used as a folder ({os_reason(err)})") from None
+    st = _stat_or_none(folder, f"{folder}: cannot be used as a folder")
     if st is not None and not stat.S_ISDIR(st.st_mode):
         raise UsageError(f"{folder} is {_kind(st.st_mode)}, not a folder; choose a folder (or a new name)")
     _writable_ancestor(folder)
@@ -199,12 +199,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     left as it was. A symlink at ``path`` keeps pointing at the new file; a read-only
     or non-regular file there is refused."""
     target = _resolve_link(Path(path))
-    try:
-        st: os.stat_result | None = target.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as err:
-        raise UsageError(f"{path}: cannot be written ({os_reason(err)})") from None
+    st = _stat_or_none(target, f"{path}: cannot be written")
     if st is not None:
         _refuse_unwritable_file(target, st, "")
     make_folder(target.parent if str(target.parent) else ".")

@@ -137,17 +137,16 @@ def cell_decisiveness(alphas: CellAlphas, terms: Sequence[tuple[str, str, str]])
     one scaled by PC-DARTS's edge betas becomes comparable) over the ops the edge
     chooses from, so K and uniform are the edge's own (``ops`` reports the largest)."""
     index = {edge: row for row, edge in enumerate(alphas.edges)}
+    rows = [_row(alphas, r) for r in range(len(alphas.edges))]
     kept = []  # share x the edge's K, per kept term
     for node, op, src in terms:
         row = index.get((src, node))
         if row is None or op not in alphas.row_ops(row):
             raise ValueError(f"cell {alphas.cell}: the genotype keeps {op}({src}) on node {node}, which the alpha "
                              "table does not have")
-        weights = _row(alphas, row)
-        total = sum(weights)
+        total = sum(rows[row])
         share = alphas.weights[row][alphas.ops.index(op)] / total if total > 0 else math.nan
-        kept.append(share * len(weights))
-    rows = [_row(alphas, r) for r in range(len(alphas.edges))]
+        kept.append(share * len(rows[row]))
     flat = [w for row in rows for w in row]
     k = max((len(row) for row in rows), default=len(alphas.ops))
     return CellDecisiveness(

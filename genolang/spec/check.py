@@ -400,12 +400,12 @@ def check_space(space: A.Space, rep: _Report, ops_in: OpResolver) -> SpaceSpec |
                       f"(edge, op) terms ({shape.inputs} inputs, {shape.nodes} nodes, {len(ops)} ops); at most "
                       f"{MAX_SUPERNET_TERMS:,} can be searched", "use fewer nodes, inputs or ops")
             continue
+        edges = terms // max(len(ops), 1)
         per_edge = sum(layer_count(d.body) for d in (ops_in.get(op) for op in ops)
                        if isinstance(d, OpDef) and d.body is not None)
-        layers = terms // max(len(ops), 1) * per_edge
-        if layers > MAX_SUPERNET_LAYERS:
+        if edges * per_edge > MAX_SUPERNET_LAYERS:
             rep.error(names[shape.name].span, f"cell '{shape.name}' of {where} would make a supernet cell of "
-                      f"{layers:,} layers ({terms // max(len(ops), 1)} edges x {per_edge} layers of its ops); at most "
+                      f"{edges * per_edge:,} layers ({edges} edges x {per_edge} layers of its ops); at most "
                       f"{MAX_SUPERNET_LAYERS:,} can be built", "use fewer or smaller ops, or fewer nodes")
     if not space.cells:
         rep.error(space.name.span, f"{where} declares no cell",
