@@ -86,6 +86,8 @@ CASES = [(name,) for name in DEFAULT_PASSES] + [
     ("group_convs", "recompute_convs"),
     ("share_relu", "group_convs", "recompute_convs"),
     ("share_relu", "group_convs", "scale_bn"),
+    # source sums over grouped outputs that carry no BN scale (each weighted by its column)
+    ("share_param_free", "group_convs", "sum_by_source"),
     DEFAULT_PASSES,
 ]
 
@@ -213,7 +215,8 @@ def test_the_passes_rewrite_the_ir_as_documented() -> None:
     ir = run_passes(cells["normal"], DEFAULT_PASSES)
     assert ir.passes == DEFAULT_PASSES
     lines = ir.dump().splitlines()
-    assert "passes: drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs" in lines[0]
+    assert ("passes: drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs, "
+            "sum_by_source") in lines[0]
     assert "  relu(c0) = relu of c0" in lines
     assert "  max_pool_3x3(c0) = max_pool_3x3 x4 once of c0" in lines
     assert "  sep_conv_3x3(relu(c0)) = sep_conv_3x3 x4 grouped of relu(c0)" in lines
@@ -223,6 +226,14 @@ def test_the_passes_rewrite_the_ir_as_documented() -> None:
     assert "  max_pool_3x3(n4) = max_pool_3x3 x1 once of n4" in lines
     n5 = next(line for line in lines if line.startswith("  n5 = "))
     assert "max_pool_3x3(n4)[0]" in n5 and "mixed[1](n4)" in n5 and "none" not in n5
+    # every source feeding two or more nodes is summed once for all of them (its identity
+    # shared too); n4 feeds only n5 and keeps its terms
+    assert ("  sum(c0) = skip_connect(c0) + avg_pool_3x3(c0) + max_pool_3x3(c0) + dil_conv_3x3(relu(c0)) + "
+            "dil_conv_5x5(relu(c0)) + sep_conv_3x3(relu(c0)) + sep_conv_5x5(relu(c0)) into n2, n3, n4, n5") in lines
+    assert "  skip_connect(c0) = skip_connect x4 once of c0" in lines
+    assert "  n3 = sum(c0)[1] + sum(c1)[1] + sum(n2)[0]" in lines
+    assert n5.startswith("  n5 = sum(c0)[3] + sum(c1)[3] + sum(n2)[2] + sum(n3)[1] + ")
+    assert not any(line.startswith("  sum(n4)") for line in lines)
     reduce = run_passes(cells["reduce"], DEFAULT_PASSES).dump().splitlines()
     assert "  dil_conv_3x3(relu(c1)) = dil_conv_3x3 x4 grouped of relu(c1), stride=2" in reduce
     # every (row, op) but 'none' is still computed, once

@@ -57,6 +57,7 @@ class Edge:
     part: int | None = None
     kind: str = "op"
     scaled: tuple[str, ...] = ()  # ops whose alpha weight scales their final BN (genolang.passes)
+    summed: bool = False  # a term summed with its source's other terms for every node it feeds (sum_by_source)
 
     @property
     def name(self) -> str:
@@ -147,7 +148,8 @@ class CellIR:
     def _edge(u: str, v: str, k: int, d: dict[str, Any]) -> Edge:
         cands = d.get("candidates")
         return Edge(u, v, k, d.get("op"), tuple(cands) if cands is not None else None, d.get("stride", 1),
-                    d.get("slot", -1), d.get("row"), d.get("part"), d.get("role", "op"), tuple(d.get("scaled", ())))
+                    d.get("slot", -1), d.get("row"), d.get("part"), d.get("role", "op"), tuple(d.get("scaled", ())),
+                    bool(d.get("summed", False)))
 
     def with_graph(self, graph: nx.MultiDiGraph[str], pass_name: str) -> CellIR:
         """A new IR with ``graph``, recording the pass that produced it."""
@@ -288,11 +290,33 @@ class CellIR:
             parts.append("passes: " + ", ".join(self.passes))
         return f"cell {self.name} ({'; '.join(parts)})"
 
+    def summed_sources(self) -> dict[str, tuple[list[str], list[str]]]:
+        """Per source (an input or node, ``origin``) whose terms are summed once for all
+        the nodes it feeds (``Edge.summed``): the apply nodes summed and those nodes, in
+        evaluation order."""
+        out: dict[str, tuple[list[str], list[str]]] = {}
+        for n in self.nodes:
+            for e in self.in_edges(n):
+                if e.summed:
+                    applies, dsts = out.setdefault(self.origin(e.src), ([], []))
+                    if e.src not in applies:
+                        applies.append(e.src)
+                    if n not in dsts:
+                        dsts.append(n)
+        order = {n: i for i, n in enumerate(self.order())}
+        for applies, _ in out.values():
+            applies.sort(key=order.__getitem__)
+        return out
+
     def dump(self) -> str:
-        """A readable listing: one line per node, edges with their op and stride."""
+        """A readable listing: one line per node, edges with their op and stride; a
+        source whose terms are summed once (``sum(c0)``) gets a line before the first node
+        that reads the sum."""
         lines = [self.header()]
         for n in self.inputs:
             lines.append(f"  {n} = input")
+        sums = self.summed_sources()
+        printed: set[str] = set()
         for n in self.order():
             role = self.role(n)
             if role in ("input", "output"):
@@ -302,6 +326,16 @@ class CellIR:
                 continue
             terms = []
             for e in self.in_edges(n):
+                if e.summed:
+                    origin = self.origin(e.src)
+                    applies, dsts = sums[origin]
+                    if origin not in printed:
+                        printed.add(origin)
+                        lines.append(f"  sum({origin}) = {' + '.join(applies)} into {', '.join(dsts)}")
+                    entry = f"sum({origin})[{dsts.index(n)}]"
+                    if entry not in terms:
+                        terms.append(entry)
+                    continue
                 if e.kind == "term":
                     terms.append(f"{e.src}[{e.part}]")
                     continue

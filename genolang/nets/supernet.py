@@ -64,12 +64,15 @@ from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
 from genolang.ops.cnn import FactorizedReduce, Identity
 from genolang.ops.grouped import (
+    StatUpdates,
     blocks_to_interleave,
     fused_cat,
+    fused_stack,
     grouped_executor,
     link_bn_stats,
     relu_keep_input,
     shared_executor,
+    weighted_mix,
 )
 from genolang.passes import DEFAULT_PASSES, optimize_cells
 from genolang.spec.checked import NetworkSpec, SpaceSpec
@@ -190,6 +193,29 @@ class _Sum:
             self.total.add_(t * w)
 
 
+def _row_major_strides(shape: torch.Size) -> tuple[int, ...]:
+    strides, step = [], 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+@dataclass(frozen=True)
+class _SourceSum:
+    """How a cell sums one source's terms for every node it feeds (``sum_by_source``):
+    ``shared`` applies (one result each) weighted by the (nodes x shared) alpha matrix,
+    gathered sum segment ``matrix``; ``full`` grouped applies whose part k goes to node
+    k, each with its column of weights (a sum segment) or None (BN-scaled); every
+    other summed term stays a term of its node (``rest``: the (apply, part) pairs)."""
+
+    nodes: tuple[str, ...]
+    shared: tuple[str, ...]
+    matrix: int | None
+    full: tuple[tuple[str, int | None], ...]
+    rest: frozenset[tuple[str, int]]
+
+
 class SearchCell(nn.Module):
     """A supernet cell: preprocess both inputs (non-affine), evaluate the (possibly
     optimized) IR in order, concatenate the output nodes. With ``partial`` K > 1 the IR
@@ -243,11 +269,19 @@ class SearchCell(nn.Module):
         # the flat alpha-table indices of the BN scales of the scaled applies, one per
         # output channel, in step order (gathered with the slots' weights)
         self._scales: list[list[int]] = []
+        # the flat indices of the source sums' weight matrices and columns (PAD: a 0)
+        self._mix_segments: list[list[int]] = []
+        self._shared_parts: dict[tuple[str, str], int] = {}  # (shared apply, node) -> its part for that node
+        self._pad = len(space_ops) * (max(rows) + 1 if rows else 0)  # the index of the 0 appended to the weights
+        self.sums = {origin: self._source_sum(ir, origin, applies, nodes, space_ops)
+                     for origin, (applies, nodes) in ir.summed_sources().items()}
         self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
                                              if ir.role(n) not in ("input", "output")]
-        flat = [i for scale in self._scales for i in scale] + [row * len(space_ops) + col for row, col in self._slots]
-        # one index_select gathers every weight a forward uses: the scales, then the slots
-        self._gather_sizes = [len(scale) for scale in self._scales] + [len(self._slots)]
+        segments = self._scales + self._mix_segments
+        flat = [i for seg in segments for i in seg] + [row * len(space_ops) + col for row, col in self._slots]
+        self._padded = self._pad in flat
+        # one index_select gathers every weight a forward uses: the scales, the sums', the slots
+        self._gather_sizes = [len(seg) for seg in segments] + [len(self._slots)]
         self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
         self._link_bn_stats()
         # the cell's own buffers are index tables it only reads: a forward that must leave
@@ -267,7 +301,52 @@ class SearchCell(nn.Module):
         batch norms' statistics linked again: a move replaces each buffer on its own."""
         out = super()._apply(fn, recurse)
         self._link_bn_stats()
+        self._contiguous_depthwise()
         return out
+
+    def _contiguous_depthwise(self) -> None:
+        """Keep depthwise conv weights (C x 1 x K x K) contiguous, also in a channels-last
+        supernet (the same bytes either way): a grouped call stacks E of them into its
+        (C*E) x 1 x K x K weight as a view instead of a copy."""
+        for m in self.modules():
+            w = m.weight if isinstance(m, nn.Conv2d) else None
+            if w is not None and w.shape[1] == 1 and w.stride() != _row_major_strides(w.shape):
+                with torch.no_grad():  # is_contiguous() ignores a size-1 dim's stride; stack does not
+                    m.weight.data = w.data.new_empty(w.shape).copy_(w.data)
+
+    def _source_sum(self, ir: CellIR, origin: str, applies: list[str], nodes: list[str],
+                    space_ops: tuple[str, ...]) -> _SourceSum:
+        g = ir.graph
+        index = {n: i for i, n in enumerate(nodes)}
+        shared: list[str] = []
+        full: list[tuple[str, int | None]] = []
+        rest: set[tuple[str, int]] = set()
+        matrix: dict[tuple[int, int], int] = {}
+        for a in applies:
+            d = g.nodes[a]
+            col = space_ops.index(d["op"])
+            terms = sorted((e for _, _, e in g.out_edges(a, data=True)), key=lambda e: e["part"])
+            dsts = [v for _, v, _ in sorted(g.out_edges(a, data=True), key=lambda t: t[2]["part"])]
+            if d.get("shared"):
+                j = len(shared)
+                shared.append(a)
+                for t, v in zip(terms, dsts):
+                    matrix[(index[v], j)] = t["row"] * len(space_ops) + col
+                    self._shared_parts[(a, v)] = t["part"]
+            elif dsts == nodes:
+                if all(t.get("scaled") for t in terms):
+                    full.append((a, None))
+                else:
+                    full.append((a, len(self._mix_segments)))
+                    self._mix_segments.append([t["row"] * len(space_ops) + col for t in terms])
+            else:
+                rest.update((a, t["part"]) for t in terms)
+        m = None
+        if shared:
+            m = len(self._mix_segments)
+            self._mix_segments.append([matrix.get((e, j), self._pad) for e in range(len(nodes))
+                                       for j in range(len(shared))])
+        return _SourceSum(tuple(nodes), tuple(shared), m, tuple(full), frozenset(rest))
 
     def _slot(self, row: int, col: int) -> int:
         return self._slots.setdefault((row, col), len(self._slots))
@@ -307,6 +386,12 @@ class SearchCell(nn.Module):
         terms: list[tuple[Any, ...]] = []
         for e in ir.in_edges(n):
             assert e.row is not None
+            if e.summed and (e.src, e.part) not in self.sums[ir.origin(e.src)].rest:
+                origin = ir.origin(e.src)
+                entry = ("sum", origin, self.sums[origin].nodes.index(n))
+                if entry not in terms:
+                    terms.append(entry)
+                continue
             if e.kind == "term":
                 assert e.op is not None and e.part is not None
                 slot = None if e.scaled else self._slot(e.row, space_ops.index(e.op))
@@ -326,7 +411,13 @@ class SearchCell(nn.Module):
         """``weights``: the relaxed alphas of this cell type, (edges x ops); ``scale``:
         each edge's normalised beta (edge normalisation) or None; ``index``: the op each
         edge runs (a one-op-per-edge relaxation: only that op is computed) or None;
-        ``aux_weight``: the auxiliary skips' weight (with ``aux``)."""
+        ``aux_weight``: the auxiliary skips' weight (with ``aux``). The grouped calls'
+        running-statistics updates are made at the end, together (``StatUpdates``)."""
+        with StatUpdates():
+            return self._forward(s0, s1, weights, scale, index, aux_weight)
+
+    def _forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, scale: torch.Tensor | None,
+                 index: torch.Tensor | None, aux_weight: float) -> torch.Tensor:
         full = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
         if scale is not None:
             weights = weights * scale.unsqueeze(-1)
@@ -336,10 +427,22 @@ class SearchCell(nn.Module):
         results: dict[str, Any] = {}
         # one gather (and one backward) for every weight the steps use, and one check that
         # the BN scales have no zero (which the recomputing executors cannot take)
-        gathered = weights.reshape(-1).index_select(0, self.weight_index)
-        nonzero = bool((gathered != 0).all()) if self._scales else False
-        *bn_scales, scalar_part = gathered.split(self._gather_sizes)
+        flat = weights.reshape(-1)
+        if self._padded:  # a 0 for the sums' missing (node, op) entries
+            flat = fused_cat([flat, flat.new_zeros(1)])
+        gathered = flat.index_select(0, self.weight_index)
+        n_scale = sum(self._gather_sizes[:len(self._scales)])
+        checked = gathered if n_scale == gathered.numel() else gathered[:n_scale]
+        nonzero = bool((checked != 0).all()) if self._scales else False
+        powers: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if nonzero and torch.is_grad_enabled() and checked.requires_grad:
+            with torch.no_grad():  # what the recomputing blocks' backward needs of every scale, at once
+                sizes = self._gather_sizes[:len(self._scales)]
+                powers = list(zip(checked.reciprocal().split(sizes), checked.square().split(sizes)))
+        *segments, scalar_part = gathered.split(self._gather_sizes)
+        bn_scales, mix = segments[:len(self._scales)], segments[len(self._scales):]
         scalars = scalar_part.unbind(0)
+        sums: dict[str, tuple[torch.Tensor, ...]] = {}
         for step in self.steps:
             kind, name = step[0], step[1]
             if kind == "relu":
@@ -351,16 +454,65 @@ class SearchCell(nn.Module):
                 else:
                     bn_scale = None if index is None else bn_scales[index]  # one weight per output channel
                     keep = None if relu else states[origin]  # the ReLU's input, to store instead of its output
-                    results[name] = run(states[feed], relu, bn_scale, keep, nonzero).split(self.channels, dim=1)
+                    facts = powers[index] if powers and index is not None else nonzero
+                    results[name] = run(states[feed], relu, bn_scale, keep, facts)
             else:
                 total = _Sum()
-                self._node(step[2], states, results, weights, scalars, total)
+                for term in step[2]:
+                    if term[0] == "sum":
+                        _, origin, k = term
+                        if origin not in sums:
+                            sums[origin] = self._source_sum_forward(self.sums[origin], results, mix)
+                        total.add(sums[origin][k], None)
+                self._node(step[2], states, results, weights, scalars, total, self.channels)
                 full[name] = self._finish(name, total, full, states, scale, aux_weight)
                 if self.partial > 1:
                     states[name] = self._slice(full[name])
                 else:
                     states[name] = full[name]
         return fused_cat([full[n] for n in self.output], 1)
+
+    def _source_sum_forward(self, plan: _SourceSum, results: dict[str, Any],
+                            mix: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """One source's terms summed for each node it feeds (``_SourceSum``): the shared
+        results weighted by their alpha matrix in one matrix product (``weighted_mix``),
+        plus the full grouped outputs added whole and viewed as (nodes, N, C, H, W); one
+        tensor per node, in the memory format of the matrix product's result. Nothing
+        is written in place into a view (autograd would record copies)."""
+        E = len(plan.nodes)
+        outs = [results[a] for a in plan.shared]
+        grouped = None
+        for a, col in plan.full:  # whole (N, E*C, H, W) outputs, summed out of place
+            r = results[a]
+            if col is not None:
+                r = r * mix[col].repeat_interleave(r.shape[1] // E).view(1, -1, 1, 1)
+            grouped = r if grouped is None else grouped + r
+        total = None
+        if outs:
+            assert plan.matrix is not None
+            w = mix[plan.matrix].view(E, len(outs))
+            if all(all(t is o[0] for t in o) for o in outs):  # one result per apply (training mode)
+                total = weighted_mix(w, [o[0] for o in outs])
+            else:  # a result per edge (eval mode, data-parallel batch norms): term by term
+                by_node = []
+                for e in range(E):
+                    node = _Sum()
+                    for j, o in enumerate(outs):
+                        part = self._shared_part(plan, j, e)
+                        if part is not None:
+                            node.add(o[part], w[e, j])
+                    by_node.append(node.total if node.total is not None else torch.zeros_like(outs[0][0]))
+                total = fused_stack(by_node, 0)
+        if grouped is not None:
+            n, ec, h, w_ = grouped.shape
+            g = grouped.reshape(n, E, ec // E, h, w_).transpose(0, 1)
+            total = g if total is None else total + g  # the product's result first: its layout wins
+        assert total is not None
+        return total.unbind(0)
+
+    def _shared_part(self, plan: _SourceSum, j: int, e: int) -> int | None:
+        """Which part of shared apply ``j`` of a source sum goes to its ``e``-th node."""
+        return self._shared_parts.get((plan.shared[j], plan.nodes[e]))
 
     def _forward_sampled(self, full: dict[str, torch.Tensor], weights: torch.Tensor, scale: torch.Tensor | None,
                          index: torch.Tensor, aux_weight: float) -> torch.Tensor:
@@ -427,12 +579,20 @@ class SearchCell(nn.Module):
 
     @staticmethod
     def _node(terms: list[tuple[Any, ...]], states: dict[str, torch.Tensor], results: dict[str, Any],
-              weights: torch.Tensor, scalars: tuple[torch.Tensor, ...], total: _Sum) -> None:
+              weights: torch.Tensor, scalars: tuple[torch.Tensor, ...], total: _Sum, channels: int) -> None:
         for term in terms:
             kind = term[0]
+            if kind == "sum":  # added by the caller
+                continue
             if kind == "part":
                 _, apply, part, slot = term
-                total.add(results[apply][part], None if slot is None else scalars[slot])
+                r = results[apply]
+                if isinstance(r, torch.Tensor):  # a grouped call's output: its parts, split once
+                    key = f"{apply}/parts"
+                    if key not in results:
+                        results[key] = r.split(channels, dim=1)
+                    r = results[key]
+                total.add(r[part], None if slot is None else scalars[slot])
             elif kind == "mixed":
                 total.add(term[3](states[term[1]], weights[term[2]]), None)
             else:

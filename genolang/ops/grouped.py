@@ -21,7 +21,7 @@ only a weight gradient computes the depthwise output again."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Protocol, TypeGuard, TypeVar, cast, overload
+from typing import Any, ClassVar, Literal, Protocol, TypeGuard, TypeVar, cast, overload
 
 import torch
 import torch.distributed as dist
@@ -32,8 +32,59 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from genolang.ops.build import flat_layers
 from genolang.ops.norm import batch_norm as global_batch_norm
 
+# what a caller knows of a BN scale: True when it has no zero, or (1 / scale, scale ** 2),
+# computed without gradient (for the recomputing blocks' backward); False: nothing
+Nonzero = bool | tuple[torch.Tensor, torch.Tensor]
 DENSE_POINTWISE_MAX = 64  # E*C up to which a block-diagonal 1x1 runs as one dense matmul
 CL = torch.channels_last
+
+
+class StatUpdates:
+    """The running-statistics updates of one supernet cell's forward, made at its end as
+    a few multi-tensor ops (one add for every batch-norm counter, one interpolation per
+    momentum for the shared pools' means and variances) instead of a few per grouped
+    call: ``with StatUpdates():`` around the forward. Nothing reads running statistics
+    during a training-mode forward; an exception inside drops the updates."""
+
+    active: ClassVar[list[StatUpdates]] = []
+
+    def __init__(self) -> None:
+        self.counters: list[torch.Tensor] = []
+        self.lerps: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+
+    def __enter__(self) -> StatUpdates:
+        StatUpdates.active.append(self)
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        StatUpdates.active.remove(self)
+        if kind is None:
+            with torch.no_grad():
+                if self.counters:
+                    torch._foreach_add_(self.counters, 1)
+                for momentum, (targets, values) in self.lerps.items():
+                    torch._foreach_lerp_(targets, values, momentum)
+
+
+def count_batches(bns: Sequence[_BatchNorm]) -> None:
+    """Add 1 to the batch counters of ``bns`` (now, or at the end of the open ``StatUpdates``)."""
+    counters = _tracked([bn.num_batches_tracked for bn in bns])
+    if StatUpdates.active:
+        StatUpdates.active[-1].counters.extend(counters)
+    else:
+        with torch.no_grad():
+            torch._foreach_add_(counters, 1)
+
+
+def lerp_stats(targets: list[torch.Tensor], values: list[torch.Tensor], momentum: float) -> None:
+    """``targets[i] += momentum * (values[i] - targets[i])`` (now, or at the end of the open ``StatUpdates``)."""
+    if StatUpdates.active:
+        into = StatUpdates.active[-1].lerps.setdefault(momentum, ([], []))
+        into[0].extend(targets)
+        into[1].extend(values)
+    else:
+        with torch.no_grad():
+            torch._foreach_lerp_(targets, values, momentum)
 
 
 def _tracked(stats: list[torch.Tensor | None]) -> list[torch.Tensor]:
@@ -109,6 +160,61 @@ class _Cat(torch.autograd.Function):
         return None, *grad.split_with_sizes(ctx.sizes, ctx.dim)
 
 
+def _memory_order(t: torch.Tensor) -> tuple[int, ...]:
+    """The permutation of a stack of (N, C, H, W) tensors (dims 0..4) into its memory
+    order: (J, N, H, W, C) for channels-last tensors, the identity otherwise."""
+    return (0, 1, 3, 4, 2) if t.dim() == 5 and _channels_last(t[0]) else tuple(range(t.dim()))
+
+
+def _inverse(order: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(sorted(range(len(order)), key=order.__getitem__))
+
+
+class _Mix(torch.autograd.Function):
+    """``out[e] = sum_j w[e, j] * tensors[j]``: the (E x J) weights ``w`` times J tensors
+    of one shape as one matrix product over their memory, returned as an (E, *shape)
+    tensor in the tensors' memory format. Keeps the inputs (alive anyway: a cell's pools
+    and nodes) for the backward instead of their stacked copy, and stacks them again
+    there only for the weights' gradient. Twice differentiable (a graph of the backward
+    is recorded when asked for)."""
+
+    @staticmethod
+    def forward(w: torch.Tensor, *tensors: torch.Tensor) -> torch.Tensor:
+        stacked = torch.stack(tensors, 0)
+        order = _memory_order(stacked)
+        mem = stacked.permute(order)
+        out = torch.mm(w, mem.reshape(len(tensors), -1)).view(w.shape[0], *mem.shape[1:])
+        return out.permute(_inverse(order))
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(*inputs)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        w, *tensors = ctx.saved_tensors
+        order = _memory_order(grad)
+        g = grad.permute(order)
+        g2 = g.reshape(w.shape[0], -1)
+        gw = None
+        if ctx.needs_input_grad[0]:
+            stacked = torch.stack(tensors, 0).permute(order).reshape(len(tensors), -1)
+            gw = torch.mm(g2, stacked.t())
+        if not any(ctx.needs_input_grad[1:]):
+            return gw, *(None for _ in tensors)
+        gt = torch.mm(w.t(), g2).view(len(tensors), *g.shape[1:]).permute(_inverse(order))
+        return gw, *gt.unbind(0)
+
+
+def weighted_mix(w: torch.Tensor, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``out[e] = sum_j w[e, j] * tensors[j]`` for an (E x J) ``w`` and J (N, C, H, W)
+    tensors of one shape: one matrix product (``_Mix``), the result (E, N, C, H, W) in
+    the tensors' memory format."""
+    if torch.is_grad_enabled() and (w.requires_grad or any(t.requires_grad for t in tensors)):
+        return cast(torch.Tensor, _Mix.apply(w, *tensors))
+    return _Mix.forward(w, *tensors)
+
+
 def fused_stack(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
     """``torch.stack(tensors, dim)`` with one op for its backward (a grouped call's
     weights: a few per call)."""
@@ -170,13 +276,42 @@ def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> t
     if E == 1:
         return "dense", weights[0]
     if interleaved or E * c_in <= DENSE_POINTWISE_MAX:
-        stacked = fused_stack(weights)  # (E, C_out, C_in, 1, 1)
-        if interleaved:  # (e, o, c, e'): columns (c, e')
-            mat = stacked * _block_mask(E, True, stacked)
-            return "dense", mat.view(E * c_out, c_in * E, 1, 1)
-        mat = stacked.view(E, c_out, 1, c_in) * _block_mask(E, False, stacked)  # (e, o, e', c)
-        return "dense", mat.view(E * c_out, E * c_in, 1, 1)
+        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+            return "dense", cast(torch.Tensor, _BlockDiagonal.apply(bool(interleaved), *weights))
+        return "dense", _BlockDiagonal.forward(bool(interleaved), *weights)
     return "grouped", fused_cat(weights)
+
+
+class _BlockDiagonal(torch.autograd.Function):
+    """E (C_out x C_in x 1 x 1) weights as one dense block-diagonal 1x1 conv weight (see
+    ``pointwise_weight``): the stacked weights times a constant 0/1 mask. Its backward
+    takes the gradient's diagonal blocks (a view) and unbinds them: two ops where the
+    multiply's backward needs a multiply, a sum and an unbind. Twice differentiable."""
+
+    @staticmethod
+    def forward(interleaved: bool, *weights: torch.Tensor) -> torch.Tensor:
+        E = len(weights)
+        c_out, c_in = weights[0].shape[:2]
+        stacked = torch.stack(weights)  # (E, C_out, C_in, 1, 1)
+        if interleaved:  # (e, o, c, e'): columns (c, e')
+            return (stacked * _block_mask(E, True, stacked)).view(E * c_out, c_in * E, 1, 1)
+        mat = stacked.view(E, c_out, 1, c_in) * _block_mask(E, False, stacked)  # (e, o, e', c)
+        return mat.view(E * c_out, E * c_in, 1, 1)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.interleaved = inputs[0]
+        ctx.shape = tuple(inputs[1].shape)
+        ctx.E = len(inputs) - 1
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        E, (c_out, c_in, kh, kw) = ctx.E, ctx.shape
+        if ctx.interleaved:  # rows (e, o), columns (c, e'): the blocks e == e'
+            blocks = grad.reshape(E, c_out, c_in, E, kh, kw).diagonal(0, 0, 3)  # (o, c, 1, 1, e)
+        else:  # rows (e, o), columns (e', c)
+            blocks = grad.reshape(E, c_out, E, c_in, kh, kw).diagonal(0, 0, 2)  # (o, c, 1, 1, e)
+        return None, *blocks.unbind(-1)
 
 
 def pointwise_apply(x: torch.Tensor, mode: str, weight: torch.Tensor, interleaved: int = 0) -> torch.Tensor:
@@ -295,8 +430,7 @@ def _train_bn(x: torch.Tensor, bns: Sequence[_BatchNorm], weight: torch.Tensor |
     bn0 = bns[0]
     if bn0.momentum is None:
         raise ValueError("grouped batch norm needs a momentum (cumulative averages are not grouped)")
-    with torch.no_grad():
-        torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
+    count_batches(bns)
     if len(bns) == 1:
         return global_batch_norm(x, bn0.running_mean, bn0.running_var, weight, bias, True, bn0.momentum, bn0.eps)
     mean, var, copied = _stats(bns)
@@ -379,7 +513,7 @@ class _ConvBlock(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor, weight: torch.Tensor | None,
                 running_mean: torch.Tensor | None, running_var: torch.Tensor | None, spec: tuple[Any, ...],
-                keep: torch.Tensor | None) -> torch.Tensor:
+                keep: torch.Tensor | None, weight_powers: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         relu_in, stride, padding, dilation, mode, interleaved, momentum, eps = spec
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
         z = pointwise_apply(h, mode, pw, interleaved)
@@ -389,6 +523,7 @@ class _ConvBlock(torch.autograd.Function):
         ctx.save_for_backward(x if keep is None else keep, dw, pw, weight, out, mean, invstd)
         ctx.spec = spec
         ctx.kept = keep is not None
+        ctx.weight_powers = weight_powers  # 1/weight and weight**2, computed once per cell (no gradient)
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
         ctx.shapes = (tuple(h.shape), _channels_last(x))
@@ -412,6 +547,9 @@ class _ConvBlock(torch.autograd.Function):
         # invstd w (g - mean(g) - x^ mean(g x^)) for the input, sum(g x^) for w.
         if weight is None:
             bn_weight, inv = invstd, _constant(1.0, invstd)
+        elif ctx.weight_powers is not None:
+            inv, square = ctx.weight_powers
+            bn_weight = invstd * square
         else:
             bn_weight, inv = invstd * weight * weight, weight.reciprocal()
         gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, out, bn_weight, None, None,
@@ -447,7 +585,7 @@ class _ConvBlock(torch.autograd.Function):
                     full[:, :, ::sub, ::sub] = gr
                     gr = full
                 gx = torch.ops.aten.threshold_backward(gr, x, 0) if relu_in else gr
-        return gx, gdw, gpw, gw if need_w else None, None, None, None, None
+        return gx, gdw, gpw, gw if need_w else None, None, None, None, None, None
 
     @staticmethod
     def _backward_with_graph(ctx: Any, grad: torch.Tensor, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor,
@@ -462,13 +600,14 @@ class _ConvBlock(torch.autograd.Function):
         needs = ctx.needs_input_grad[:3]
         wanted = [t for t, need in zip((x, dw, pw), needs) if need]
         got = iter(torch.autograd.grad(z, wanted, gz, create_graph=True) if wanted else ())
-        return (*(next(got) if need else None for need in needs), gw if need_w else None, None, None, None, None)
+        return (*(next(got) if need else None for need in needs), gw if need_w else None, None, None, None, None,
+                None)
 
 
 def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
                scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
                interleaved: int, recompute: bool, keep: torch.Tensor | None = None,
-               nonzero: bool = False) -> torch.Tensor:
+               nonzero: Nonzero = False) -> torch.Tensor:
     """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
     (in training mode, with gradients) through ``_ConvBlock``, which stores only the
     BN's output for the backward (and ``keep``, with ``x == relu(keep)``, instead of x).
@@ -485,8 +624,7 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     # running statistics taken away (the architect's forwards): batch statistics, nothing to move
     moving = bn0.running_mean is not None
     if moving:
-        with torch.no_grad():
-            torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
+        count_batches(bns)
     one = len(bns) == 1 or not moving
     copied = False
     if one:
@@ -495,7 +633,9 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
         mean, var, copied = _stats(bns)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
                            (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
-                           None if relu_in else keep)
+                           None if relu_in else keep,
+                           nonzero if isinstance(nonzero, tuple) and weight is not None
+                           and nonzero[0].shape == weight.shape else None)
     if copied:
         assert mean is not None and var is not None  # concatenated above
         _copy_back(bns, mean, var)
@@ -539,13 +679,13 @@ class GroupedDilConv:
         return [[m[3] for m in self.members]]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
         """``scale``: one per edge or one per output channel; ``nonzero``: the caller
         checked that it has no zero."""
         return self.first(x, relu, scale, keep, nonzero)
 
     def first(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-              keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
+              keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
         """The shared-input stage: one depthwise conv with channel multiplier E."""
         ms = self.members
         E, C = len(ms), x.shape[1]
@@ -554,7 +694,7 @@ class GroupedDilConv:
         return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
                           self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep, nonzero)
 
-    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: bool = False) -> torch.Tensor:
+    def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: Nonzero = False) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
         ms = self.members
         dw = fused_cat([m[1].weight for m in ms])
@@ -573,11 +713,11 @@ class GroupedSepConv:
         return [bns for stage in self.stages for bns in stage.batch_norms()]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
         x = self.stages[0].first(x, relu, None, keep)
         for i, stage in enumerate(self.stages[1:], 1):
             last = i == len(self.stages) - 1
-            x = stage.blocks(x, scale if last else None, nonzero and last)
+            x = stage.blocks(x, scale if last else None, nonzero if last else False)
         return x
 
 
@@ -598,7 +738,7 @@ class GroupedConvStack:
                 for j, layer in enumerate(self.layers[0]) if isinstance(layer, _BatchNorm)]
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
-                 keep: torch.Tensor | None = None, nonzero: bool = False) -> torch.Tensor:
+                 keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
         E = len(self.layers)
         first = self.layers[0]
         i = 0
@@ -694,12 +834,15 @@ class _PoolBN(torch.autograd.Function):
         ctx.pool, ctx.eps, ctx.pooled_shape = pool, eps, tuple(z.shape)
         out, mean = out.view(out.shape), mean.view(mean.shape)  # not the saved tensors (see _ConvBlock)
         ctx.mark_non_differentiable(mean, var)
+        ctx.set_materialize_grads(False)  # no zeros made for the statistics' (absent) gradients
         return out, mean, var
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
         x, out, mean, invstd = ctx.saved_tensors
         pool = ctx.pool
+        if grad is None:  # nothing reached the pooled output
+            return None, None, None
         if torch.is_grad_enabled():  # double backward: recompute with autograd
             z = pool(x)
             gz = torch.ops.aten.native_batch_norm_backward(grad, z, None, None, None, mean, invstd, True, ctx.eps,
@@ -753,11 +896,10 @@ class SharedPoolBN:
         else:
             out, mean, var = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
         if bn0.running_mean is not None:  # None: taken away (the architect's forwards), nothing to move
-            with torch.no_grad():
-                m = bn0.momentum
-                torch._foreach_lerp_(_tracked([bn.running_mean for bn in bns]), [mean] * len(bns), m)
-                torch._foreach_lerp_(_tracked([bn.running_var for bn in bns]), [var] * len(bns), m)
-                torch._foreach_add_(_tracked([bn.num_batches_tracked for bn in bns]), 1)
+            m = bn0.momentum
+            lerp_stats(_tracked([bn.running_mean for bn in bns]) + _tracked([bn.running_var for bn in bns]),
+                       [mean] * len(bns) + [var] * len(bns), m)
+            count_batches(bns)
         return [out] * len(bns)
 
 
@@ -768,4 +910,7 @@ class _NoCtx:
         pass
 
     def mark_non_differentiable(self, *tensors: torch.Tensor) -> None:
+        pass
+
+    def set_materialize_grads(self, value: bool) -> None:
         pass

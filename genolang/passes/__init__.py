@@ -22,18 +22,31 @@ Passes, in their default order:
   multiply of its output.
 * ``recompute_convs``: grouped convs keep only their input for the backward and
   recompute their depthwise convs there (less memory, a little more time).
+* ``sum_by_source``: each source's terms are summed once for all the nodes it feeds
+  (identity ops shared too): one matrix product and a few adds per source instead of
+  a multiply and an add per (edge, op) term.
 """
 
 from __future__ import annotations
 
-from genolang.passes import drop_none, group_convs, recompute_convs, scale_bn, share_param_free, share_relu
+from genolang.passes import (
+    drop_none,
+    group_convs,
+    recompute_convs,
+    scale_bn,
+    share_param_free,
+    share_relu,
+    sum_by_source,
+)
 from genolang.passes.manager import PASSES, Pass, PassError, optimize_cells, parse_passes, register_pass, run_passes
 
 # The default order, declared here (not the import order): each pass relies on the ones
 # before it (share_relu before group_convs reads the shared ReLU; scale_bn folds the alpha
-# weights of what group_convs built; recompute_convs marks the grouped calls).
+# weights of what group_convs built; recompute_convs marks the grouped calls; sum_by_source
+# sums the terms of every apply node the others made).
 DEFAULT_PASSES: tuple[str, ...] = (
     drop_none.NAME, share_relu.NAME, share_param_free.NAME, group_convs.NAME, scale_bn.NAME, recompute_convs.NAME,
+    sum_by_source.NAME,
 )
 
 __all__ = ["DEFAULT_PASSES", "PASSES", "Pass", "PassError", "optimize_cells", "parse_passes", "register_pass",
