@@ -140,7 +140,7 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_aten_ops(run: Callable[[], None]) -> collections.Counter[str]:
+def count_aten_ops(run: Callable[[], object]) -> collections.Counter[str]:
     """The aten ops ``run()`` dispatches, with how often each."""
     counter = OpCounter()
     with counter:

@@ -4,11 +4,14 @@ the exact one (double backward through the unrolled step)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from _search_util import darts_cnn, tiny_network
+from genolang.bench import count_aten_ops
 from genolang.nets.supernet import Supernet, build_supernet
 from genolang.search.architect import Architect, ArchitectConfig, Objective
 
@@ -131,3 +134,26 @@ def test_second_order_needs_the_train_objective() -> None:
     _, _, arch, batches = setup(order=2)
     with pytest.raises(ValueError, match="second-order"):
         arch.alpha_gradients(objective(*batches[0]))
+
+
+def _host_syncs(run: Callable[[], object]) -> int:
+    """How often ``run`` reads a device value on the host (``.item()``, ``bool(t)``...):
+    each is a wait for the device on a GPU, and none may happen inside a CUDA graph."""
+    counts = count_aten_ops(run)
+    return counts.get("aten._local_scalar_dense.default", 0)
+
+
+def test_a_supernet_forward_waits_for_the_device_once() -> None:
+    """One check of every cell's BN scales for zeros per forward, not one per cell."""
+    model, _, _, batches = setup()
+    assert len(model.cells) > 2
+    assert _host_syncs(lambda: model(batches[0][0])) == 1
+
+
+def test_the_finite_difference_product_does_not_wait_for_the_device() -> None:
+    """eps = 0.01 / ||v|| stays a device tensor: only the product's two forwards sync."""
+    model, _, arch, batches = setup(order=2)
+    v = {n: torch.randn_like(p) for n, p in model.named_weight_parameters()}
+    assert _host_syncs(lambda: arch.hessian_vector_product(objective(*batches[1]), v)) == 2
+    zero = {n: torch.zeros_like(p) for n, p in model.named_weight_parameters()}
+    assert all(float(h.abs().max()) == 0.0 for h in arch.hessian_vector_product(objective(*batches[1]), zero))

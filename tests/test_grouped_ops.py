@@ -22,7 +22,7 @@ def test_weighted_mix_is_the_weighted_sum_and_its_gradients_are_autograds(layout
           .requires_grad_() for _ in range(3)]
     out = weighted_mix(w, ts)
     assert out.shape == (4, 2, 5, 3, 4)
-    want = torch.stack([sum(w[e, j] * ts[j] for j in range(3)) for e in range(4)])
+    want = torch.stack([torch.stack([w[e, j] * ts[j] for j in range(3)]).sum(0) for e in range(4)])
     assert torch.allclose(out, want, rtol=0, atol=1e-12)
     if layout == torch.channels_last:  # each node's slice keeps the memory format
         assert out[1].is_contiguous(memory_format=torch.channels_last)
@@ -56,19 +56,29 @@ def test_block_diagonal_pointwise_weights_and_their_gradients(interleaved: int) 
     assert torch.autograd.gradgradcheck(build, tuple(weights))
 
 
+def _batches(bn: nn.BatchNorm2d) -> int:
+    assert bn.num_batches_tracked is not None
+    return int(bn.num_batches_tracked)
+
+
+def _mean(bn: nn.BatchNorm2d) -> torch.Tensor:
+    assert bn.running_mean is not None
+    return bn.running_mean
+
+
 def test_stat_updates_happen_at_the_end_and_not_after_an_error() -> None:
     bns = [nn.BatchNorm2d(2) for _ in range(3)]
     mean = torch.ones(2)
     with StatUpdates():
         count_batches(bns)
-        lerp_stats([bn.running_mean for bn in bns], [mean] * 3, 0.5)
-        assert all(int(bn.num_batches_tracked) == 0 for bn in bns)  # not yet
-    assert all(int(bn.num_batches_tracked) == 1 for bn in bns)
-    assert all(torch.equal(bn.running_mean, torch.full((2,), 0.5)) for bn in bns)
+        lerp_stats([_mean(bn) for bn in bns], [mean] * 3, 0.5)
+        assert all(_batches(bn) == 0 for bn in bns)  # not yet
+    assert all(_batches(bn) == 1 for bn in bns)
+    assert all(torch.equal(_mean(bn), torch.full((2,), 0.5)) for bn in bns)
     with pytest.raises(RuntimeError), StatUpdates():
         count_batches(bns)
         raise RuntimeError("the forward failed")
-    assert all(int(bn.num_batches_tracked) == 1 for bn in bns)
+    assert all(_batches(bn) == 1 for bn in bns)
     assert not StatUpdates.active
     count_batches(bns)  # outside: at once
-    assert all(int(bn.num_batches_tracked) == 2 for bn in bns)
+    assert all(_batches(bn) == 2 for bn in bns)

@@ -283,6 +283,10 @@ class SearchCell(nn.Module):
         # one index_select gathers every weight a forward uses: the scales, the sums', the slots
         self._gather_sizes = [len(seg) for seg in segments] + [len(self._slots)]
         self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
+        # the alpha-table entries the BN scales read: the supernet checks them for zeros,
+        # for every cell of a type at once (``Supernet.cell_args``)
+        entries = sorted({i for scale in self._scales for i in scale})
+        self.register_buffer("scale_entries", torch.tensor(entries, dtype=torch.long), persistent=False)
         self._link_bn_stats()
         # the cell's own buffers are index tables it only reads: a forward that must leave
         # the model's state alone (the architect's) need not copy them
@@ -407,17 +411,20 @@ class SearchCell(nn.Module):
         return ("node", n, terms)
 
     def forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, scale: torch.Tensor | None = None,
-                index: torch.Tensor | None = None, aux_weight: float = 0.0) -> torch.Tensor:
+                index: torch.Tensor | None = None, aux_weight: float = 0.0,
+                nonzero: bool | None = None) -> torch.Tensor:
         """``weights``: the relaxed alphas of this cell type, (edges x ops); ``scale``:
         each edge's normalised beta (edge normalisation) or None; ``index``: the op each
         edge runs (a one-op-per-edge relaxation: only that op is computed) or None;
-        ``aux_weight``: the auxiliary skips' weight (with ``aux``). The grouped calls'
-        running-statistics updates are made at the end, together (``StatUpdates``)."""
+        ``aux_weight``: the auxiliary skips' weight (with ``aux``); ``nonzero``: whether
+        the weights (times the scale) are nonzero at ``scale_entries``, None to check
+        here (a device sync). The grouped calls' running-statistics updates are made at
+        the end, together (``StatUpdates``)."""
         with StatUpdates():
-            return self._forward(s0, s1, weights, scale, index, aux_weight)
+            return self._forward(s0, s1, weights, scale, index, aux_weight, nonzero)
 
     def _forward(self, s0: torch.Tensor, s1: torch.Tensor, weights: torch.Tensor, scale: torch.Tensor | None,
-                 index: torch.Tensor | None, aux_weight: float) -> torch.Tensor:
+                 index: torch.Tensor | None, aux_weight: float, known_nonzero: bool | None) -> torch.Tensor:
         full = {self.inputs[0]: self.pre0(s0), self.inputs[1]: self.pre1(s1)}
         if scale is not None:
             weights = weights * scale.unsqueeze(-1)
@@ -433,7 +440,12 @@ class SearchCell(nn.Module):
         gathered = flat.index_select(0, self.weight_index)
         n_scale = sum(self._gather_sizes[:len(self._scales)])
         checked = gathered if n_scale == gathered.numel() else gathered[:n_scale]
-        nonzero = bool((checked != 0).all()) if self._scales else False
+        if not self._scales:
+            nonzero = False
+        elif known_nonzero is not None:
+            nonzero = known_nonzero
+        else:
+            nonzero = bool((checked != 0).all())
         powers: list[tuple[torch.Tensor, torch.Tensor]] = []
         if nonzero and torch.is_grad_enabled() and checked.requires_grad:
             with torch.no_grad():  # what the recomputing blocks' backward needs of every scale, at once
@@ -803,10 +815,27 @@ class Supernet(AlphaMixin, CNNSkeleton):
         sampled = bool(getattr(self.relaxation, "one_op_per_edge", False))
         aux = self.aux_weight if self.options.aux_skip else 0.0
         out: dict[str, tuple[object, ...]] = {}
+        checks = []
         for name, w in self.edge_weights().items():
             index = w.detach().argmax(-1) if sampled else None
-            out[name] = (w, self.edge_scale(name), index, aux)
-        return out
+            scale = self.edge_scale(name)
+            out[name] = (w, scale, index, aux)
+            entries = self._scale_entries(name)
+            if not sampled and entries is not None and entries.numel():
+                scaled = w if scale is None else w * scale.unsqueeze(-1)
+                checks.append(scaled.detach().reshape(-1).index_select(0, entries))
+        # one device sync per forward, not one per cell: whether any BN scale is 0 (the
+        # recomputing blocks cannot run from a zero scale; the cells then take the plain path)
+        nonzero = bool((torch.cat(checks) != 0).all()) if checks else None
+        return {name: (*args, nonzero) for name, args in out.items()}
+
+    def _scale_entries(self, cell: str) -> torch.Tensor | None:
+        """The alpha-table entries the BN scales of cell type ``cell`` read (every cell
+        of a type reads the same ones)."""
+        for c, kind in zip(self.cells.values(), self._cell_types):
+            if kind == cell:
+                return cast(torch.Tensor, c.scale_entries)
+        return None
 
     def forward(self, x: torch.Tensor,
                 return_aux: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:

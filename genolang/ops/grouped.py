@@ -272,7 +272,7 @@ def pointwise_weight(weights: Sequence[torch.Tensor], interleaved: int = 0) -> t
     are ordered so, and the activations need no shuffle. A few ops on the weights
     (stack, mask, view), one conv on the activations."""
     E = len(weights)
-    c_out, c_in = weights[0].shape[:2]
+    c_in = weights[0].shape[1]
     if E == 1:
         return "dense", weights[0]
     if interleaved or E * c_in <= DENSE_POINTWISE_MAX:
@@ -838,7 +838,7 @@ class _PoolBN(torch.autograd.Function):
         return out, mean, var
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor, *_: Any) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: Any, grad: torch.Tensor | None, *_: Any) -> tuple[torch.Tensor | None, ...]:
         x, out, mean, invstd = ctx.saved_tensors
         pool = ctx.pool
         if grad is None:  # nothing reached the pooled output

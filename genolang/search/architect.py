@@ -236,9 +236,9 @@ class Architect:
         weights w, with eps = fd_radius / ||v|| (0.01 / ||v||, the paper's, by default)."""
         names, vs = list(v), list(v.values())
         norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(vs)))
-        eps = self.config.fd_radius / float(norm) if float(norm) > 0 else 0.0
-        if eps == 0.0:
-            return [torch.zeros_like(a) for a in self.alphas]
+        # eps as a device tensor: no host sync; v = 0 gives eps = 0, w+ = w- and a zero product
+        eps = torch.where(norm > 0, self.config.fd_radius / norm, torch.zeros_like(norm))
+        divisor = 2 * torch.where(norm > 0, eps, torch.ones_like(eps))
         current = dict(self.named_weights)
         with torch.no_grad():  # w +- eps v, one multi-tensor op each
             ws: list[torch.Tensor] = [current[n] for n in names]
@@ -249,7 +249,7 @@ class Architect:
             g_plus = torch.autograd.grad(self._loss(train, plus), self.alphas, allow_unused=True)
             replay()
             g_minus = torch.autograd.grad(self._loss(train, minus), self.alphas, allow_unused=True)
-        diff = [(_zero_if_none(p, a) - _zero_if_none(m, a)) / (2 * eps)
+        diff = [(_zero_if_none(p, a) - _zero_if_none(m, a)) / divisor
                 for p, m, a in zip(g_plus, g_minus, self.alphas)]
         self.reduce(diff)
         return diff
