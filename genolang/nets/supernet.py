@@ -282,6 +282,7 @@ class SearchCell(nn.Module):
         self._padded = self._pad in flat
         # one index_select gathers every weight a forward uses: the scales, the sums', the slots
         self._gather_sizes = [len(seg) for seg in segments] + [len(self._slots)]
+        self._n_scale = sum(len(scale) for scale in self._scales)  # the gathered BN scales come first
         self.register_buffer("weight_index", torch.tensor(flat, dtype=torch.long), persistent=False)
         # the alpha-table entries the BN scales read: the supernet checks them for zeros,
         # for every cell of a type at once (``Supernet.cell_args``)
@@ -438,8 +439,7 @@ class SearchCell(nn.Module):
         if self._padded:  # a 0 for the sums' missing (node, op) entries
             flat = fused_cat([flat, flat.new_zeros(1)])
         gathered = flat.index_select(0, self.weight_index)
-        n_scale = sum(self._gather_sizes[:len(self._scales)])
-        checked = gathered if n_scale == gathered.numel() else gathered[:n_scale]
+        checked = gathered if self._n_scale == gathered.numel() else gathered[:self._n_scale]
         if not self._scales:
             nonzero = False
         elif known_nonzero is not None:

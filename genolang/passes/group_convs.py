@@ -14,7 +14,7 @@ import networkx as nx
 
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
-from genolang.passes.roles import mixed_out_edges, place_after, renumber, take_op
+from genolang.passes.roles import apply_once, mixed_out_edges, renumber
 
 NAME = "group_convs"
 
@@ -29,13 +29,5 @@ def group_convs(ir: CellIR) -> nx.MultiDiGraph[str]:
                if ir.op(op).facts(ir.expected_stride(src)).groupable]
         for op in ops:
             members = [e for e in edges if op in e[3]["candidates"]]
-            stride = members[0][3]["stride"]
-            node = f"{op}({src})"
-            g.add_node(node, role="apply", op=op, stride=stride, shared=False, origin=ir.origin(src))
-            place_after(g, node, src)
-            g.add_edge(src, node, role="feed")
-            for part, edge in enumerate(members):
-                scaled = {"scaled": (op,)} if op in edge[3].get("scaled", ()) else {}
-                g.add_edge(node, edge[1], role="term", op=op, stride=stride, row=edge[3]["row"], part=part, **scaled)
-                take_op(g, edge, op)
+            apply_once(g, src, op, members, shared=False, origin=ir.origin(src))
     return renumber(g)

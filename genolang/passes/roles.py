@@ -125,3 +125,20 @@ def take_op(g: nx.MultiDiGraph[str], edge: EdgeData, op: str) -> None:
             d["scaled"] = tuple(c for c in d["scaled"] if c != op)
     else:
         g.remove_edge(u, v, k)
+
+
+def apply_once(g: nx.MultiDiGraph[str], feed: str, op: str, members: list[EdgeData], *, shared: bool,
+               origin: str) -> None:
+    """Add the ``apply`` node ``op(feed)`` computing ``op`` once for the mixed edges
+    ``members`` (all reading ``feed``): part k is a term into member k's node, with its
+    alpha row (and its BN scale, for a grouped op whose edge had one); ``op`` leaves each
+    member's candidates."""
+    stride = members[0][3]["stride"]
+    node = f"{op}({feed})"
+    g.add_node(node, role="apply", op=op, stride=stride, shared=shared, origin=origin)
+    place_after(g, node, feed)
+    g.add_edge(feed, node, role="feed")
+    for part, edge in enumerate(members):
+        scaled = {"scaled": (op,)} if not shared and op in edge[3].get("scaled", ()) else {}
+        g.add_edge(node, edge[1], role="term", op=op, stride=stride, row=edge[3]["row"], part=part, **scaled)
+        take_op(g, edge, op)

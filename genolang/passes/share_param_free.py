@@ -12,7 +12,7 @@ import networkx as nx
 
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
-from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
+from genolang.passes.roles import apply_once, mixed_out_edges, renumber, states
 
 NAME = "share_param_free"
 
@@ -26,12 +26,5 @@ def share_param_free(ir: CellIR) -> nx.MultiDiGraph[str]:
                if ir.op(op).facts(ir.expected_stride(src)).shareable]
         for op in ops:
             members = [e for e in edges if op in e[3]["candidates"]]
-            stride = members[0][3]["stride"]
-            node = f"{op}({src})"
-            g.add_node(node, role="apply", op=op, stride=stride, shared=True, origin=src)
-            place_after(g, node, src)
-            g.add_edge(src, node, role="feed")
-            for part, edge in enumerate(members):
-                g.add_edge(node, edge[1], role="term", op=op, stride=stride, row=edge[3]["row"], part=part)
-                take_op(g, edge, op)
+            apply_once(g, src, op, members, shared=True, origin=src)
     return renumber(g)

@@ -22,7 +22,7 @@ import networkx as nx
 
 from genolang.ir.graph import CellIR
 from genolang.passes.manager import register_pass
-from genolang.passes.roles import mixed_out_edges, place_after, renumber, states, take_op
+from genolang.passes.roles import apply_once, mixed_out_edges, renumber, states
 from genolang.spec.ops import OpDef
 
 NAME = "sum_by_source"
@@ -56,15 +56,8 @@ def sum_by_source(ir: CellIR) -> nx.MultiDiGraph[str]:
         fed |= {e[1] for e in edges if any(op in e[3]["candidates"] for op in ops)}
         if len(fed) < MIN_NODES:
             continue
-        for op in ops:
-            members = [e for e in edges if op in e[3]["candidates"]]
-            node = f"{op}({src})"
-            g.add_node(node, role="apply", op=op, stride=stride, shared=True, origin=src)
-            place_after(g, node, src)
-            g.add_edge(src, node, role="feed")
-            for part, edge in enumerate(members):
-                g.add_edge(node, edge[1], role="term", op=op, stride=stride, row=edge[3]["row"], part=part)
-                take_op(g, edge, op)
+        for op in ops:  # the identity: one shared result, the source itself
+            apply_once(g, src, op, [e for e in edges if op in e[3]["candidates"]], shared=True, origin=src)
         for a in _applies(g, src):
             for _, _, d in g.out_edges(a, data=True):
                 d["summed"] = True
