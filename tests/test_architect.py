@@ -157,3 +157,36 @@ def test_the_finite_difference_product_does_not_wait_for_the_device() -> None:
     assert _host_syncs(lambda: arch.hessian_vector_product(objective(*batches[1]), v)) == 2
     zero = {n: torch.zeros_like(p) for n, p in model.named_weight_parameters()}
     assert all(float(h.abs().max()) == 0.0 for h in arch.hessian_vector_product(objective(*batches[1]), zero))
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_iterations_of_the_optimized_supernet_follow_the_unoptimized_one(order: int) -> None:
+    """Three search iterations (architecture step, weight step) on the optimized supernet
+    (its grouped calls derive their stacked and padded weights once per iteration and
+    reuse them while the weights are unchanged: ``WeightCache``) move the weights and
+    alphas as on the unoptimized supernet, in float64."""
+    from genolang.nets.supernet import NO_OPT
+    from genolang.search.step import image_iteration
+
+    def run(options: object) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        kwargs = {} if options is None else {"options": options}
+        model = build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10,
+                               **kwargs).double()  # type: ignore[arg-type]
+        with torch.no_grad():
+            for a in model.arch_parameters():
+                a.normal_(0.0, 0.5)
+        weights = model.weight_parameters()
+        opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4, foreach=True)
+        arch = Architect(model, opt, ArchitectConfig(order=order))
+        g = torch.Generator().manual_seed(1)
+        for _ in range(3):
+            train, valid = [(torch.randn(6, 1, 8, 8, generator=g, dtype=torch.float64),
+                             torch.randint(0, 10, (6,), generator=g)) for _ in range(2)]
+            image_iteration(model, arch, opt, weights, train, valid, 0.05, 5.0)
+        return {n: p.detach().clone() for n, p in model.named_parameters()}
+
+    fast, plain = run(None), run(NO_OPT)
+    assert fast.keys() == plain.keys()
+    for name, want in plain.items():
+        assert torch.allclose(fast[name], want, rtol=0, atol=1e-9), name

@@ -9,7 +9,18 @@ import pytest
 import torch
 from torch import nn
 
-from genolang.ops.grouped import StatUpdates, count_batches, lerp_stats, pointwise_weight, weighted_mix
+from genolang.ops.build import OpSequential
+from genolang.ops.grouped import (
+    GroupedDilConv,
+    GroupedRuns,
+    StatUpdates,
+    block_sum,
+    count_batches,
+    grouped_executor,
+    lerp_stats,
+    pointwise_weight,
+    weighted_mix,
+)
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 
@@ -56,6 +67,73 @@ def test_block_diagonal_pointwise_weights_and_their_gradients(interleaved: int) 
     assert torch.autograd.gradgradcheck(build, tuple(weights))
 
 
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_block_sum_adds_each_tensors_blocks_and_its_gradients_are_autograds(layout: torch.memory_format) -> None:
+    """Grouped outputs of 1 and 2 merged ops for E=3 nodes of C=2 channels: summed over
+    their blocks, as (E, N, C, H, W)."""
+    g = torch.Generator().manual_seed(2)
+    E, C = 3, 2
+    ts = [torch.randn(2, k * E * C, 3, 2, generator=g, dtype=torch.float64).contiguous(memory_format=layout)
+          .requires_grad_() for k in (2, 1, 2)]
+    out = block_sum(ts, E, C)
+    assert out.shape == (E, 2, C, 3, 2)
+    want = torch.stack([t.reshape(2, -1, E, C, 3, 2).sum(1) for t in ts]).sum(0).transpose(0, 1)
+    assert torch.allclose(out, want, rtol=0, atol=1e-12)
+    grads = torch.autograd.grad(out.unbind(0)[1].sum(), ts)
+    for t, gt in zip(ts, grads):
+        assert gt.shape == t.shape and gt.is_contiguous(memory_format=layout)
+    assert torch.autograd.gradcheck(lambda *t: block_sum(t, E, C), tuple(ts))
+    assert torch.autograd.gradgradcheck(lambda *t: block_sum(t, E, C), tuple(ts))
+
+
+def _weight(block: nn.Sequential, i: int) -> torch.Tensor:
+    w = block[i].weight
+    assert isinstance(w, torch.Tensor)
+    return w
+
+
+def _dil_block(k: int, dilation: int, stride: int, C: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.ReLU(), nn.Conv2d(C, C, k, stride, dilation * (k - 1) // 2, dilation, groups=C, bias=False),
+                         nn.Conv2d(C, C, 1, bias=False), nn.BatchNorm2d(C, affine=False))
+
+
+@pytest.mark.parametrize("recompute", [False, True], ids=["plain", "recompute"])
+@pytest.mark.parametrize("stride", [1, 2])
+def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, recompute: bool) -> None:
+    """Blocks of 5x5, 3x3 and 5x5 kernels (dilation 2; two blocks each, the second
+    unstrided) as one grouped call: the 3x3 kernels zero-padded to 5x5, the same
+    outputs, input gradient and weight gradients as each block run on its own."""
+    torch.manual_seed(0)
+    members = [nn.Sequential(_dil_block(k, 2, stride), _dil_block(k, 2, 1)).double() for k in (5, 3, 5)]
+    x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
+    run = grouped_executor(members, recompute)
+    out = run(x, True, None)
+    want = torch.cat([m(x) for m in members], 1)
+    assert torch.allclose(out, want, rtol=0, atol=1e-10)
+    params = [p for m in members for p in m.parameters()]
+    got = torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params])
+    expected = torch.autograd.grad((want * want.detach().cos()).sum(), [x, *params])
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+
+
+def test_grouped_runs_join_the_calls_of_each_run() -> None:
+    """Members that no one executor takes (a conv stack next to a separable conv):
+    one grouped call per run of copies, outputs joined along channels, per-channel BN
+    scales split between them."""
+    torch.manual_seed(0)
+    stack = OpSequential(nn.ReLU(), nn.Conv2d(3, 3, 3, 1, 1, bias=False), nn.BatchNorm2d(3, affine=False))
+    members = [stack, _dil_block(3, 1, 1), _dil_block(3, 1, 1)]
+    run = grouped_executor(members)
+    assert isinstance(run, GroupedRuns) and run.sizes == [1, 2]
+    x = torch.randn(2, 3, 6, 6)
+    scale = torch.rand(9) + 0.5
+    out = run(x, True, scale)
+    want = torch.cat([m(x) for m in members], 1) * scale.view(1, -1, 1, 1)
+    assert torch.allclose(out, want, atol=1e-5)
+    assert len(run.batch_norms()) == 2
+
+
 def _batches(bn: nn.BatchNorm2d) -> int:
     assert bn.num_batches_tracked is not None
     return int(bn.num_batches_tracked)
@@ -82,3 +160,41 @@ def test_stat_updates_happen_at_the_end_and_not_after_an_error() -> None:
     assert not StatUpdates.active
     count_batches(bns)  # outside: at once
     assert all(_batches(bn) == 2 for bn in bns)
+
+
+def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> None:
+    """``WeightCache``: a second forward at the same weights reuses the stacked, padded
+    weights (and both backwards give each forward's gradients); an in-place update, a
+    change of ``requires_grad`` or a forward without gradients makes or keeps none stale."""
+    torch.manual_seed(0)
+    members = [_dil_block(k, 1, 1).double() for k in (3, 5, 3)]
+    run = grouped_executor(members, recompute=True)
+    assert isinstance(run, GroupedDilConv)
+    params = [_weight(m, 1) for m in members] + [_weight(m, 2) for m in members]
+
+    def plain(x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([m(x) for m in members], 1)
+
+    x1, x2 = (torch.randn(2, 3, 6, 6, dtype=torch.float64) for _ in range(2))
+    out1 = run(x1, True, None)
+    derived = run.cache.entries["first"][2]
+    out2 = run(x2, True, None)
+    assert run.cache.entries["first"][2] is derived  # made once, for both forwards
+    for x, out in ((x1, out1), (x2, out2)):
+        grads = torch.autograd.grad(out.square().sum(), params)
+        expected = torch.autograd.grad(plain(x).square().sum(), params)
+        for a, b in zip(grads, expected):
+            assert torch.allclose(a, b, rtol=0, atol=1e-10)
+    with torch.no_grad():
+        _weight(members[1], 1).add_(0.5)  # as an optimizer step does
+        run(x1, True, None)  # no gradients: nothing derived is kept
+        assert run.cache.entries["first"][2] is derived
+    assert torch.allclose(run(x1, True, None), plain(x1), rtol=0, atol=1e-10)
+    assert run.cache.entries["first"][2] is not derived
+    frozen = _weight(members[0], 2)
+    frozen.requires_grad_(False)
+    run(x1, True, None)  # derived without a graph to the frozen weight
+    frozen.requires_grad_(True)
+    (got,) = torch.autograd.grad(run(x1, True, None).square().sum(), [frozen])
+    (want,) = torch.autograd.grad(plain(x1).square().sum(), [frozen])
+    assert torch.allclose(got, want, rtol=0, atol=1e-10)

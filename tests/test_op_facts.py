@@ -70,6 +70,19 @@ def test_facts_match_the_module(op: OpDef, stride: int) -> None:
     assert fixed(x).shape == (2, 8, 8 // stride, 8 // stride)  # keeps C channels, divides the map by the stride
 
 
+def test_ops_that_differ_only_in_depthwise_kernels_share_a_kernel_free_key() -> None:
+    by_name = {op.name: op for op in OPS}
+    for stride in (1, 2):
+        def key(name: str, stride: int = stride) -> object:
+            return by_name[name].facts(stride).kernel_free
+
+        assert key("sep_conv_3x3") == key("sep_conv_5x5") == key("sep_conv_7x7") is not None
+        assert key("dil_conv_3x3") == key("dil_conv_5x5") is not None
+        assert key("sep_conv_3x3") != key("dil_conv_3x3")  # two blocks against one; dilation 1 against 2
+    for name in ("max_pool_3x3", "skip_connect", "none", "nor_conv_3x3", "mbconv", "conv_7x1_1x7"):
+        assert by_name[name].facts(1).kernel_free is None, name
+
+
 def test_groupable_and_shareable_follow_the_structure() -> None:
     by_name = {op.name: op for op in OPS}
     for name in ("sep_conv_3x3", "dil_conv_5x5", "nor_conv_3x3", "conv_7x1_1x7", "relu_conv_3x3", "wide", "mbconv",

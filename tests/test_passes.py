@@ -88,6 +88,9 @@ CASES = [(name,) for name in DEFAULT_PASSES] + [
     ("share_relu", "group_convs", "scale_bn"),
     # source sums over grouped outputs that carry no BN scale (each weighted by its column)
     ("share_param_free", "group_convs", "sum_by_source"),
+    # merged kernels reading the node itself (their own ReLU), and summed without a BN scale
+    ("group_convs", "merge_kernels"),
+    ("share_relu", "share_param_free", "group_convs", "merge_kernels", "recompute_convs", "sum_by_source"),
     DEFAULT_PASSES,
 ]
 
@@ -136,7 +139,8 @@ def test_the_passes_serve_user_declared_ops(channels_last: bool) -> None:
     expected = run_step(user_supernet(NO_OPT))
     model = user_supernet(SupernetOptions(DEFAULT_PASSES, channels_last))
     ir = model.optimized_irs["normal"]
-    applied = {ir.graph.nodes[n]["op"] for n in ir.order() if ir.role(n) == "apply"}
+    applied = {op for n in ir.order() if ir.role(n) == "apply"
+               for op in ir.graph.nodes[n].get("ops", (ir.graph.nodes[n]["op"],))}
     assert {"relu_conv_3x3", "conv_bn_relu", "mbconv", "grouped", "strided_7", "pool_relu"} <= applied
     assert any(ir.role(n) == "relu" for n in ir.order())
     assert_close(run_step(model), expected)
@@ -188,9 +192,11 @@ def test_the_passes_serve_edges_with_their_own_ops(channels_last: bool) -> None:
     expected = run_step(build(NO_OPT))
     model = build(SupernetOptions(DEFAULT_PASSES, channels_last))
     lines = model.optimized_irs["normal"].dump().splitlines()
-    # c1's sep_conv_3x3 is on n2's and n4's edges, not on n3's; n2's one ReLU op keeps its
-    # own ReLU; the edge n2 -> n3 has only 'none', which stays
-    assert "  sep_conv_3x3(relu(c1)) = sep_conv_3x3 x2 grouped of relu(c1)" in lines
+    # c1's sep_conv_3x3 is on n2's and n4's edges, not on n3's, its sep_conv_5x5 on one
+    # edge (merged: one call); n2's one ReLU op keeps its own ReLU; the edge n2 -> n3 has
+    # only 'none', which stays
+    assert ("  sep_conv_3x3+sep_conv_5x5(relu(c1)) = sep_conv_3x3 x2 + sep_conv_5x5 x1 grouped of relu(c1)"
+            in lines)
     assert "  sep_conv_5x5(n2) = sep_conv_5x5 x1 grouped of n2" in lines
     assert next(line for line in lines if line.startswith("  n3 = ")).endswith(" + mixed[1](n2)")
     got = run_step(model)
@@ -199,6 +205,51 @@ def test_the_passes_serve_edges_with_their_own_ops(channels_last: bool) -> None:
         off = torch.isneginf(model.alpha_mask(cell))
         assert torch.equal(got[f"grad:alphas.{cell}"][off], torch.zeros(int(off.sum())))
         assert torch.equal(expected[f"grad:alphas.{cell}"][off], torch.zeros(int(off.sum())))
+
+
+KERNEL_SPACE = """genolang 1
+op flat_3 = relu > dwconv(3, stride) > conv(1) > bn > relu > dwconv(3) > conv(1) > bn
+op flat_7 = relu > dwconv(7, stride) > conv(1) > bn > relu > dwconv(7) > conv(1) > bn
+op dil3_3 = relu > dwconv(3, stride, dilation=3) > conv(1) > bn
+op dil3_5 = relu > dwconv(5, stride, dilation=3) > conv(1) > bn
+space kernels {
+    ops = none, skip_connect, flat_3, dil3_5, flat_7, sep_conv_7x7, dil3_3, sep_conv_3x3
+    cell normal { nodes = 3 }
+    cell reduce { nodes = 3; stride = 2 }
+}
+"""
+
+
+@pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
+def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool) -> None:
+    """Ops that differ only in their depthwise kernel sizes run as one grouped call
+    (``merge_kernels``), kernels zero-padded to the largest: 3x3 and 7x7 separable convs,
+    nested as blocks or written flat (the same layers; kernels 3, 7, 3, 7); 3x3 and 5x5
+    convs of dilation 3 (strided in the reduce cell). The optimized supernet computes
+    the unoptimized one."""
+    from genolang.spec.check import load_text
+
+    space = load_text(KERNEL_SPACE, "kernels.geno").spaces["kernels"]
+
+    def build(options: SupernetOptions):  # type: ignore[no-untyped-def]
+        torch.manual_seed(0)
+        model = build_supernet(space, NET, in_channels=3, input_size=16, classes=10, options=options)
+        with torch.no_grad():
+            for alpha in model.arch_parameters():
+                alpha.normal_(0.0, 0.7)
+        return model
+
+    torch.set_num_threads(1)
+    expected = run_step(build(NO_OPT))
+    model = build(SupernetOptions(DEFAULT_PASSES, channels_last))
+    for cell in ("normal", "reduce"):
+        lines = model.optimized_irs[cell].dump().splitlines()
+        stride = ", stride=2" if cell == "reduce" else ""
+        seps = ("flat_3+flat_7+sep_conv_3x3+sep_conv_7x7(relu(c0)) = "
+                "flat_3 x3 + flat_7 x3 + sep_conv_3x3 x3 + sep_conv_7x7 x3")
+        for merged in (seps, "dil3_3+dil3_5(relu(c0)) = dil3_3 x3 + dil3_5 x3"):
+            assert f"  {merged} grouped of relu(c0){stride}" in lines, merged
+    assert_close(run_step(model), expected)
 
 
 def test_grouped_1x1_convs_as_grouped_convolutions(monkeypatch: pytest.MonkeyPatch,
@@ -215,31 +266,33 @@ def test_the_passes_rewrite_the_ir_as_documented() -> None:
     ir = run_passes(cells["normal"], DEFAULT_PASSES)
     assert ir.passes == DEFAULT_PASSES
     lines = ir.dump().splitlines()
-    assert ("passes: drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs, "
-            "sum_by_source") in lines[0]
+    assert ("passes: drop_none, share_relu, share_param_free, group_convs, merge_kernels, scale_bn, "
+            "recompute_convs, sum_by_source") in lines[0]
     assert "  relu(c0) = relu of c0" in lines
     assert "  max_pool_3x3(c0) = max_pool_3x3 x4 once of c0" in lines
-    assert "  sep_conv_3x3(relu(c0)) = sep_conv_3x3 x4 grouped of relu(c0)" in lines
-    # n4 feeds only n5: its ops form groups of one, its pools applies of one; only the
-    # identity (skip_connect) stays on the mixed edge
-    assert "  dil_conv_5x5(relu(n4)) = dil_conv_5x5 x1 grouped of relu(n4)" in lines
+    # the two sep_convs (and the two dil_convs) differ only in their depthwise kernels: one call
+    assert "  sep_conv_3x3+sep_conv_5x5(relu(c0)) = sep_conv_3x3 x4 + sep_conv_5x5 x4 grouped of relu(c0)" in lines
+    # n4 feeds only n5: its ops form groups of one (merged in pairs), its pools applies of
+    # one; only the identity (skip_connect) stays on the mixed edge
+    assert "  dil_conv_3x3+dil_conv_5x5(relu(n4)) = dil_conv_3x3 x1 + dil_conv_5x5 x1 grouped of relu(n4)" in lines
     assert "  max_pool_3x3(n4) = max_pool_3x3 x1 once of n4" in lines
     n5 = next(line for line in lines if line.startswith("  n5 = "))
     assert "max_pool_3x3(n4)[0]" in n5 and "mixed[1](n4)" in n5 and "none" not in n5
     # every source feeding two or more nodes is summed once for all of them (its identity
     # shared too); n4 feeds only n5 and keeps its terms
-    assert ("  sum(c0) = skip_connect(c0) + avg_pool_3x3(c0) + max_pool_3x3(c0) + dil_conv_3x3(relu(c0)) + "
-            "dil_conv_5x5(relu(c0)) + sep_conv_3x3(relu(c0)) + sep_conv_5x5(relu(c0)) into n2, n3, n4, n5") in lines
+    assert ("  sum(c0) = skip_connect(c0) + avg_pool_3x3(c0) + max_pool_3x3(c0) + "
+            "dil_conv_3x3+dil_conv_5x5(relu(c0)) + sep_conv_3x3+sep_conv_5x5(relu(c0)) into n2, n3, n4, n5") in lines
     assert "  skip_connect(c0) = skip_connect x4 once of c0" in lines
     assert "  n3 = sum(c0)[1] + sum(c1)[1] + sum(n2)[0]" in lines
     assert n5.startswith("  n5 = sum(c0)[3] + sum(c1)[3] + sum(n2)[2] + sum(n3)[1] + ")
     assert not any(line.startswith("  sum(n4)") for line in lines)
     reduce = run_passes(cells["reduce"], DEFAULT_PASSES).dump().splitlines()
-    assert "  dil_conv_3x3(relu(c1)) = dil_conv_3x3 x4 grouped of relu(c1), stride=2" in reduce
+    assert ("  dil_conv_3x3+dil_conv_5x5(relu(c1)) = dil_conv_3x3 x4 + dil_conv_5x5 x4 grouped of relu(c1), stride=2"
+            in reduce)
     # every (row, op) but 'none' is still computed, once
     terms = ir.terms()
     assert terms == {(r, op) for r, op in cells["normal"].terms() if op != "none"}
-    assert "digraph" in cell_dot(ir) and "sep_conv_3x3(relu(c0))" in cell_dot(ir)
+    assert "digraph" in cell_dot(ir) and "sep_conv_3x3+sep_conv_5x5" in cell_dot(ir)
 
 
 def test_drop_none_keeps_an_edge_that_has_only_none() -> None:
@@ -306,12 +359,20 @@ def test_lint_checks_the_roles_the_passes_add() -> None:
         return str(info.value)
 
     assert "shares one result of sep_conv_3x3, which has parameters" in broken(
-        lambda g: g.nodes["sep_conv_3x3(relu(c0))"].update(shared=True, recompute=False))
-    assert "has parts [0, 1, 2, 5]" in broken(
-        lambda g: next(d for _, v, d in g.out_edges("sep_conv_3x3(relu(c0))", data=True) if v == "n5").update(part=5))
+        lambda g: g.nodes["sep_conv_3x3+sep_conv_5x5(relu(c0))"].update(shared=True, recompute=False))
+    assert "has parts [0, 1, 2, 3, 4, 5, 6, 9]" in broken(
+        lambda g: next(d for _, v, d in g.out_edges("sep_conv_3x3+sep_conv_5x5(relu(c0))", data=True)
+                       if v == "n5" and d["part"] == 7).update(part=9))
     assert "has stride 2, expected 1" in broken(lambda g: g.nodes["max_pool_3x3(c0)"].update(stride=2))
     assert "sep_conv_3x3 of edge n3<-c0 (row 2) is computed twice" in broken(
         lambda g: g.add_edge("relu(c0)", "n3", candidates=("sep_conv_3x3",), stride=1, slot=0, row=2))
+    merged = "sep_conv_3x3+sep_conv_5x5(relu(c0))"
+    assert "merges sep_conv_3x3 and dil_conv_3x3, which differ in more than their depthwise kernel sizes" in broken(
+        lambda g: g.nodes[merged].update(ops=("sep_conv_3x3", "dil_conv_3x3")))
+    assert "has its parts out of op order" in broken(
+        lambda g: [d.update(part=(d["part"] + 4) % 8) for _, _, d in g.out_edges(merged, data=True)])
+    assert "has a term of 'max_pool_3x3', which it does not apply" in broken(
+        lambda g: next(d for _, _, d in g.out_edges(merged, data=True)).update(op="max_pool_3x3"))
     assert "alpha row 2 is the edge n3<-c0 and also n3<-c1" in broken(
         lambda g: g.add_edge("relu(c1)", "n3", candidates=("sep_conv_5x5",), stride=1, slot=0, row=2))
 

@@ -242,9 +242,10 @@ class CellIR:
         if self.role(e.src) != "apply":
             raise IRError(f"cell {self.name}: term edge {e.name} comes from {e.src}, which applies no op")
         d = self.graph.nodes[e.src]
-        if e.op != d.get("op"):
+        applied = d.get("ops") or (d.get("op"),)
+        if e.op not in applied:
             raise IRError(f"cell {self.name}: term edge {e.name} names op {e.op!r}, "
-                          f"but {e.src} applies {d.get('op')!r}")
+                          f"but {e.src} applies {' + '.join(map(repr, applied))}")
         if e.stride != d.get("stride"):
             raise IRError(f"cell {self.name}: term edge {e.name} has stride {e.stride}, but {e.src} has "
                           f"{d.get('stride')}")
@@ -354,5 +355,9 @@ class CellIR:
         if d["role"] == "apply":
             stride = f", stride={d.get('stride', 1)}" if d.get("stride", 1) != 1 else ""
             how = "once" if d.get("shared") else "grouped"
+            ops = d.get("ops") or (d.get("op"),)
+            if len(ops) > 1:  # merged kernels (merge_kernels): the parts of each op
+                counts = [sum(1 for _, _, t in self.graph.out_edges(n, data=True) if t.get("op") == op) for op in ops]
+                return f"{' + '.join(f'{op} x{c}' for op, c in zip(ops, counts))} {how} of {', '.join(feeds)}{stride}"
             return f"{d.get('op')} x{parts} {how} of {', '.join(feeds)}{stride}"
         return f"{d['role']} of {', '.join(feeds)}"

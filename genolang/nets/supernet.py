@@ -65,7 +65,9 @@ from genolang.ops.build import build_op
 from genolang.ops.cnn import FactorizedReduce, Identity
 from genolang.ops.grouped import (
     StatUpdates,
+    block_sum,
     blocks_to_interleave,
+    clear_caches,
     fused_cat,
     fused_stack,
     grouped_executor,
@@ -305,6 +307,9 @@ class SearchCell(nn.Module):
         """``nn.Module._apply`` (``.to()``, ``.cuda()``, ``.double()``...), then the grouped
         batch norms' statistics linked again: a move replaces each buffer on its own."""
         out = super()._apply(fn, recurse)
+        for step in self.steps:  # the derived weights of the old tensors
+            if step[0] == "apply":
+                clear_caches(step[3])
         self._link_bn_stats()
         self._contiguous_depthwise()
         return out
@@ -329,21 +334,22 @@ class SearchCell(nn.Module):
         matrix: dict[tuple[int, int], int] = {}
         for a in applies:
             d = g.nodes[a]
-            col = space_ops.index(d["op"])
             terms = sorted((e for _, _, e in g.out_edges(a, data=True)), key=lambda e: e["part"])
             dsts = [v for _, v, _ in sorted(g.out_edges(a, data=True), key=lambda t: t[2]["part"])]
+            cols = [t["row"] * len(space_ops) + space_ops.index(t["op"]) for t in terms]
             if d.get("shared"):
                 j = len(shared)
                 shared.append(a)
-                for t, v in zip(terms, dsts):
-                    matrix[(index[v], j)] = t["row"] * len(space_ops) + col
+                for t, v, col in zip(terms, dsts, cols):
+                    matrix[(index[v], j)] = col
                     self._shared_parts[(a, v)] = t["part"]
-            elif dsts == nodes:
+            elif len(dsts) % len(nodes) == 0 and dsts == nodes * (len(dsts) // len(nodes)):
+                # every node once (or once per op of merged kernels, op by op): added whole
                 if all(t.get("scaled") for t in terms):
                     full.append((a, None))
                 else:
                     full.append((a, len(self._mix_segments)))
-                    self._mix_segments.append([t["row"] * len(space_ops) + col for t in terms])
+                    self._mix_segments.append(cols)
             else:
                 rest.update((a, t["part"]) for t in terms)
         m = None
@@ -375,7 +381,7 @@ class SearchCell(nn.Module):
             d = g.nodes[n]
             (feed,) = [u for u, _ in g.in_edges(n)]
             out_terms = sorted((e for _, _, e in g.out_edges(n, data=True)), key=lambda e: e["part"])
-            members = [self._module(rows, t["row"], d["op"]) for t in out_terms]
+            members = [self._module(rows, t["row"], t["op"]) for t in out_terms]  # merged kernels: ops differ
             scaled = {bool(t.get("scaled")) for t in out_terms}
             if len(scaled) > 1:
                 raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
@@ -384,9 +390,9 @@ class SearchCell(nn.Module):
             is_scaled = scaled.pop()
             index = None
             if is_scaled:  # each term's weight, repeated for its C output channels
-                col = space_ops.index(d["op"])
                 index = len(self._scales)
-                self._scales.append([t["row"] * len(space_ops) + col for t in out_terms for _ in range(self.channels)])
+                self._scales.append([t["row"] * len(space_ops) + space_ops.index(t["op"]) for t in out_terms
+                                     for _ in range(self.channels)])
             return ("apply", n, feed, run, bool(d.get("shared")), ir.role(feed) != "relu", index, ir.origin(feed))
         terms: list[tuple[Any, ...]] = []
         for e in ir.in_edges(n):
@@ -493,12 +499,12 @@ class SearchCell(nn.Module):
         is written in place into a view (autograd would record copies)."""
         E = len(plan.nodes)
         outs = [results[a] for a in plan.shared]
-        grouped = None
-        for a, col in plan.full:  # whole (N, E*C, H, W) outputs, summed out of place
+        grouped = []
+        for a, col in plan.full:  # whole (N, k*E*C, H, W) outputs (k ops merged, op by op)
             r = results[a]
             if col is not None:
-                r = r * mix[col].repeat_interleave(r.shape[1] // E).view(1, -1, 1, 1)
-            grouped = r if grouped is None else grouped + r
+                r = r * mix[col].repeat_interleave(r.shape[1] // mix[col].numel()).view(1, -1, 1, 1)
+            grouped.append(r)
         total = None
         if outs:
             assert plan.matrix is not None
@@ -515,9 +521,8 @@ class SearchCell(nn.Module):
                             node.add(o[part], w[e, j])
                     by_node.append(node.total if node.total is not None else torch.zeros_like(outs[0][0]))
                 total = fused_stack(by_node, 0)
-        if grouped is not None:
-            n, ec, h, w_ = grouped.shape
-            g = grouped.reshape(n, E, ec // E, h, w_).transpose(0, 1)
+        if grouped:  # summed over their ops, as (nodes, N, C, H, W)
+            g = block_sum(grouped, E, self.channels)
             total = g if total is None else total + g  # the product's result first: its layout wins
         assert total is not None
         return total.unbind(0)

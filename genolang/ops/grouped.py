@@ -51,6 +51,8 @@ class StatUpdates:
     def __init__(self) -> None:
         self.counters: list[torch.Tensor] = []
         self.lerps: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
+        # running variances still to be computed from a batch's invstd: (targets, invstd, eps, n/(n-1), momentum)
+        self.variances: list[tuple[list[torch.Tensor], torch.Tensor, float, float, float]] = []
 
     def __enter__(self) -> StatUpdates:
         StatUpdates.active.append(self)
@@ -62,6 +64,14 @@ class StatUpdates:
             with torch.no_grad():
                 if self.counters:
                     torch._foreach_add_(self.counters, 1)
+                if self.variances:  # every variance of the cell in three multi-tensor ops
+                    variances = _variances([v[1] for v in self.variances], [v[2] for v in self.variances],
+                                           [v[3] for v in self.variances])
+                    for pending, var in zip(self.variances, variances):
+                        targets, momentum = pending[0], pending[4]
+                        into = self.lerps.setdefault(momentum, ([], []))
+                        into[0].extend(targets)
+                        into[1].extend([var] * len(targets))
                 for momentum, (targets, values) in self.lerps.items():
                     torch._foreach_lerp_(targets, values, momentum)
 
@@ -85,6 +95,27 @@ def lerp_stats(targets: list[torch.Tensor], values: list[torch.Tensor], momentum
     else:
         with torch.no_grad():
             torch._foreach_lerp_(targets, values, momentum)
+
+
+def _variances(invstds: list[torch.Tensor], eps: list[float], unbias: list[float]) -> list[torch.Tensor]:
+    """The unbiased batch variances (1/invstd^2 - eps) * n/(n-1) of several batch norms."""
+    out = torch._foreach_pow(invstds, -2)
+    torch._foreach_sub_(out, eps)
+    torch._foreach_mul_(out, unbias)
+    return list(out)
+
+
+def lerp_variance(targets: list[torch.Tensor], invstd: torch.Tensor, eps: float, n: int, momentum: float) -> None:
+    """Move the running variances ``targets`` towards the unbiased variance of a batch of
+    ``n`` values per channel whose BN computed ``invstd`` (now, or at the end of the open
+    ``StatUpdates``, with the cell's others)."""
+    unbias = n / max(n - 1, 1)
+    if StatUpdates.active:
+        StatUpdates.active[-1].variances.append((targets, invstd, eps, unbias, momentum))
+        return
+    with torch.no_grad():
+        (var,) = _variances([invstd], [eps], [unbias])
+        torch._foreach_lerp_(targets, [var] * len(targets), momentum)
 
 
 def _tracked(stats: list[torch.Tensor | None]) -> list[torch.Tensor]:
@@ -228,6 +259,61 @@ def fused_cat(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
     if len(tensors) > 1 and torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return cast(torch.Tensor, _Cat.apply(dim, *tensors))
     return torch.cat(list(tensors), dim)
+
+
+class _BlockSum(torch.autograd.Function):
+    """The sum of (N, k*E*C, H, W) tensors (channel blocks ordered (k, e, c), k
+    possibly differing between tensors) over their k blocks, returned as (E, N, C, H, W):
+    the grouped calls of a source, each with the parts of k merged ops, summed for its E
+    nodes. Its backward is the output's gradient repeated k times along channels, in
+    the inputs' memory format: one tensor per k, handed to every input with that k.
+    Twice differentiable (a graph of the backward is recorded when asked for)."""
+
+    @staticmethod
+    def forward(E: int, C: int, *tensors: torch.Tensor) -> torch.Tensor:
+        by_k: dict[int, torch.Tensor] = {}
+        for t in tensors:
+            k = t.shape[1] // (E * C)
+            by_k[k] = by_k[k] + t if k in by_k else t
+        total = None
+        for k, t in by_k.items():
+            n, _, h, w = t.shape
+            r = t if k == 1 else t.view(n, k, E * C, h, w).sum(1)
+            total = r if total is None else total + r
+        assert total is not None
+        n, _, h, w = total.shape
+        return total.view(n, E, C, h, w).transpose(0, 1)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.shapes = [tuple(t.shape) for t in inputs[2:]]
+        ctx.channels_last = [_channels_last(t) for t in inputs[2:]]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        E, n, C, h, w = grad.shape
+        g = grad.transpose(0, 1)  # (N, E, C, H, W)
+        made: dict[tuple[int, bool], torch.Tensor] = {}
+        out: list[torch.Tensor | None] = [None, None]
+        for shape, cl in zip(ctx.shapes, ctx.channels_last):
+            k = shape[1] // (E * C)
+            if (k, cl) not in made:
+                if cl:  # (N, H, W, k*E, C) in memory, viewed as channels-last (N, k*E*C, H, W)
+                    m = g.permute(0, 3, 4, 1, 2)
+                    m = (torch.cat([m] * k, 3) if k > 1 else m.contiguous()).view(n, h, w, k * E * C)
+                    made[(k, cl)] = m.permute(0, 3, 1, 2)
+                else:
+                    m = torch.cat([g] * k, 1) if k > 1 else g.contiguous()
+                    made[(k, cl)] = m.view(n, k * E * C, h, w)
+            out.append(made[(k, cl)])
+        return tuple(out)
+
+
+def block_sum(tensors: Sequence[torch.Tensor], E: int, C: int) -> torch.Tensor:
+    """``_BlockSum``: (N, k*E*C, H, W) tensors summed over their k blocks, as (E, N, C, H, W)."""
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return cast(torch.Tensor, _BlockSum.apply(E, C, *tensors))
+    return _BlockSum.forward(E, C, *tensors)
 
 
 _CONSTS: dict[tuple[float, tuple[int, ...], torch.device, torch.dtype], torch.Tensor] = {}
@@ -607,19 +693,20 @@ class _ConvBlock(torch.autograd.Function):
 def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
                scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
                interleaved: int, recompute: bool, keep: torch.Tensor | None = None,
-               nonzero: Nonzero = False) -> torch.Tensor:
+               nonzero: Nonzero = False, prepared: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
     """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
     (in training mode, with gradients) through ``_ConvBlock``, which stores only the
     BN's output for the backward (and ``keep``, with ``x == relu(keep)``, instead of x).
     A scale with a zero (an alpha at minus infinity) takes the plain path: the BN's
-    output would not give back its input."""
+    output would not give back its input. ``prepared``: ``pointwise_weight(pw_weights,
+    interleaved)``, made already."""
     bn0 = bns[0]
+    mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
             or (scale is not None and not nonzero and not bool((scale != 0).all()))):
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
-        return grouped_batch_norm(pointwise(h, pw_weights, interleaved), bns, scale)
-    mode, pw = pointwise_weight(pw_weights, interleaved)
+        return grouped_batch_norm(pointwise_apply(h, mode, pw, interleaved), bns, scale)
     weight = None if scale is None else channel_scale(scale, len(bns), bn0.num_features)
     # running statistics taken away (the architect's forwards): batch statistics, nothing to move
     moving = bn0.running_mean is not None
@@ -661,22 +748,99 @@ class _SepBlocks(Protocol):
     def __len__(self) -> int: ...
 
 
+class WeightCache:
+    """The weights a grouped call derives from its parameters (stacked, padded,
+    block-diagonal), kept for its next forward while it reads the same parameter
+    tensors, unchanged: a first-order iteration's architecture and weight steps both
+    run the model at the same weights, and derive them once. Each entry is checked
+    against its parameters' identity, version counter (an in-place update, as an
+    optimizer step makes, bumps it), storage and ``requires_grad``; only with gradients
+    on (outside inference mode); one entry per kind. The derived weight's graph is used
+    again by the next backward: its ops keep no tensor for their backward. A change
+    made through ``.data`` bypasses the version counter (as it bypasses autograd's own
+    checks): genolang makes none; code that does calls ``clear_caches`` (moving the
+    supernet, ``.to()``, clears them)."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, tuple[list[torch.Tensor], tuple[object, ...], Any]] = {}
+
+    def get(self, kind: str, sources: Sequence[torch.Tensor], build: Callable[[], M]) -> M:
+        if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+            return build()
+        try:
+            stamp = tuple((t._version, t.data_ptr(), t.requires_grad) for t in sources)
+        except RuntimeError:  # an inference or functorch tensor: no version counter
+            return build()
+        hit = self.entries.get(kind)
+        if hit is not None and hit[1] == stamp and len(hit[0]) == len(sources) and all(
+                a is b for a, b in zip(hit[0], sources)):
+            return cast(M, hit[2])
+        out = build()
+        self.entries[kind] = (list(sources), stamp, out)
+        return out
+
+    def clear(self) -> None:
+        self.entries.clear()
+
+
+def clear_caches(executor: object) -> None:
+    """Drop the derived weights an executor keeps (``WeightCache``), if it keeps any."""
+    clear = getattr(executor, "clear_caches", None)
+    if clear is not None:
+        clear()
+
+
 class GroupedDilConv:
     """E blocks of ReLU, depthwise KxK, 1x1 conv and BN (DARTS's ``dil_conv``, half a
     ``sep_conv``) on one input (not ReLU'd when ``relu``); returns the E outputs along
     channels, edge by edge."""
 
     def __init__(self, members: Sequence[_DilBlock], recompute: bool = False) -> None:
-        _same(members, lambda m: (m[1].kernel_size, m[1].stride, m[1].padding, m[1].dilation, m[2].weight.shape))
+        _same(members, lambda m: (m[1].stride, m[1].dilation, m[2].weight.shape))
         self.members = list(members)
         self.recompute = recompute
         dw = members[0][1]
         assert not isinstance(dw.padding, str)  # 'same' and 'valid' fail _is_dil_block's padding[0] == padding[1]
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
+        # merged kernels (``merge_kernels``): odd kernels with 'same' padding, each
+        # zero-padded to the largest (the input's padding grown to match)
+        self.kernel = max(m[1].kernel_size[0] for m in members)
+        if any(m[1].kernel_size[0] != self.kernel for m in members):
+            for m in members:
+                k, pad = m[1].kernel_size[0], m[1].padding
+                assert not isinstance(pad, str)  # as above
+                if k % 2 == 0 or pad[0] != self.dilation * (k - 1) // 2:
+                    raise ValueError(f"merged depthwise kernels need odd sizes and 'same' padding; got kernel {k}, "
+                                     f"padding {pad[0]}, dilation {self.dilation}")
+            self.padding = self.dilation * (self.kernel - 1) // 2
+        # runs of consecutive members with one kernel size: (start, end, kernel)
+        self.cache = WeightCache()
+        self.runs: list[tuple[int, int, int]] = []
+        for i, m in enumerate(members):
+            k = m[1].kernel_size[0]
+            if self.runs and self.runs[-1][2] == k:
+                self.runs[-1] = (self.runs[-1][0], i + 1, k)
+            else:
+                self.runs.append((i, i + 1, k))
+
+    def _depthwise_weight(self, stacked: bool) -> torch.Tensor:
+        """The members' depthwise weights as one: stacked along dim 1 (a channel
+        multiplier: (C, E, K, K)) or concatenated along dim 0 ((E*C, 1, K, K)), each run
+        of one kernel size joined, then zero-padded to the largest, then the runs joined."""
+        join = (lambda ws: fused_stack(ws, 1)) if stacked else fused_cat
+        parts = []
+        for start, end, k in self.runs:
+            w = join([m[1].weight for m in self.members[start:end]])
+            p = (self.kernel - k) // 2
+            parts.append(F.pad(w, [p, p, p, p]) if p else w)
+        return parts[0] if len(parts) == 1 else fused_cat(parts, 1 if stacked else 0)
 
     def batch_norms(self) -> list[list[_BatchNorm]]:
         """The batch norms each grouped BN call normalises as one, edge by edge."""
         return [[m[3] for m in self.members]]
+
+    def clear_caches(self) -> None:
+        self.cache.clear()
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
@@ -690,16 +854,22 @@ class GroupedDilConv:
         ms = self.members
         E, C = len(ms), x.shape[1]
         w0 = ms[0][1].weight
-        dw = w0.view(w0.shape) if E == 1 else fused_stack([m[1].weight for m in ms], 1).reshape(C * E, 1, *w0.shape[2:])
-        return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, relu, self.stride,
-                          self.padding, self.dilation, E if E > 1 else 0, self.recompute, keep, nonzero)
+        dws, pws = [m[1].weight for m in ms], [m[2].weight for m in ms]
+        dw = w0.view(w0.shape) if E == 1 else self.cache.get(
+            "first", dws, lambda: self._depthwise_weight(True).reshape(C * E, 1, self.kernel, self.kernel))
+        interleaved = E if E > 1 else 0
+        pw = self.cache.get("first 1x1", pws, lambda: pointwise_weight(pws, interleaved))
+        return conv_block(x, dw, pws, [m[3] for m in ms], scale, relu, self.stride, self.padding, self.dilation,
+                          interleaved, self.recompute, keep, nonzero, pw)
 
     def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: Nonzero = False) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
         ms = self.members
-        dw = fused_cat([m[1].weight for m in ms])
-        return conv_block(x, dw, [m[2].weight for m in ms], [m[3] for m in ms], scale, True, self.stride,
-                          self.padding, self.dilation, 0, self.recompute, None, nonzero)
+        dws, pws = [m[1].weight for m in ms], [m[2].weight for m in ms]
+        dw = self.cache.get("blocks", dws, lambda: self._depthwise_weight(False))
+        pw = self.cache.get("blocks 1x1", pws, lambda: pointwise_weight(pws, 0))
+        return conv_block(x, dw, pws, [m[3] for m in ms], scale, True, self.stride, self.padding, self.dilation, 0,
+                          self.recompute, None, nonzero, pw)
 
 
 class GroupedSepConv:
@@ -711,6 +881,10 @@ class GroupedSepConv:
 
     def batch_norms(self) -> list[list[_BatchNorm]]:
         return [bns for stage in self.stages for bns in stage.batch_norms()]
+
+    def clear_caches(self) -> None:
+        for stage in self.stages:
+            stage.clear_caches()
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
@@ -770,10 +944,10 @@ class GroupedConvStack:
         return y
 
 
-def _is_dil_block(m: nn.Module) -> TypeGuard[_DilBlock]:
-    """ReLU, a depthwise conv (channel multiplier 1), a 1x1 conv, BN: what
-    ``GroupedDilConv`` runs."""
-    if not isinstance(m, nn.Sequential) or len(m) != 4:
+def _is_dil_block(m: object) -> TypeGuard[_DilBlock]:
+    """ReLU, a depthwise conv (channel multiplier 1), a 1x1 conv, BN (an
+    ``nn.Sequential`` or a list of the four): what ``GroupedDilConv`` runs."""
+    if not isinstance(m, (nn.Sequential, list)) or len(m) != 4:
         return False
     relu, dw, pw, bn = m
     return (isinstance(relu, nn.ReLU) and isinstance(dw, nn.Conv2d) and dw.groups == dw.in_channels == dw.out_channels
@@ -787,13 +961,69 @@ def grouped_executor(members: Sequence[nn.Module], recompute: bool = False) -> C
     """The fastest executor for E copies of one groupable op (``OpFacts.groupable``):
     the hand-tuned ones for DARTS's ``dil_conv`` and ``sep_conv`` structures, the general
     conv stack otherwise."""
-    m = members[0]  # the members are copies of one op: each is what m is
-    if _is_dil_block(m):
+    # copies of one op, or ops that differ only in depthwise kernel sizes (merge_kernels)
+    if all(_is_dil_block(b) for b in members):
         return GroupedDilConv(cast("Sequence[_DilBlock]", members), recompute)
-    if isinstance(m, nn.Sequential) and len(m) > 1 and all(
-            _is_dil_block(b) and (i == 0 or b[1].stride == (1, 1)) for i, b in enumerate(m)):
-        return GroupedSepConv(cast("Sequence[_SepBlocks]", members), recompute)
-    return GroupedConvStack(members, recompute)
+    blocks = [_dil_blocks(b) for b in members]
+    if all(b is not None and len(b) == len(blocks[0] or ()) for b in blocks):
+        chains = cast("list[list[_DilBlock]]", blocks)
+        if len(chains[0]) == 1:
+            return GroupedDilConv([c[0] for c in chains], recompute)
+        return GroupedSepConv(chains, recompute)
+    runs: list[list[nn.Module]] = []
+    for b in members:
+        if runs and _structure(runs[-1][0]) == _structure(b):
+            runs[-1].append(b)
+        else:
+            runs.append([b])
+    if len(runs) == 1:
+        return GroupedConvStack(members, recompute)
+    return GroupedRuns([grouped_executor(run, recompute) for run in runs], [len(run) for run in runs])
+
+
+def _dil_blocks(m: nn.Module) -> list[_DilBlock] | None:
+    """``m``'s layers (however nested) as ``_is_dil_block`` blocks, the op's stride on
+    the first only (``GroupedSepConv``); None when they are not."""
+    if isinstance(m, nn.Sequential) and len(m) > 0 and all(_is_dil_block(b) for b in m):
+        blocks: list[Any] = list(m)
+    else:
+        layers = flat_layers(m)
+        if not layers or len(layers) % 4:
+            return None
+        blocks = [layers[i:i + 4] for i in range(0, len(layers), 4)]
+    if all(_is_dil_block(b) for b in blocks) and all(b[1].stride == (1, 1) for b in blocks[1:]):
+        return cast("list[_DilBlock]", blocks)
+    return None
+
+
+def _structure(m: nn.Module) -> list[str]:
+    return [repr(layer) for layer in flat_layers(m)]
+
+
+class GroupedRuns:
+    """Merged ops (``merge_kernels``) laid out otherwise than ``GroupedDilConv`` and
+    ``GroupedSepConv`` read them: each run of copies of one op as its own grouped call,
+    the outputs concatenated along channels (the same result, without the merge's
+    savings)."""
+
+    def __init__(self, runs: Sequence[Callable[..., torch.Tensor]], sizes: Sequence[int]) -> None:
+        self.runs, self.sizes = list(runs), list(sizes)
+
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        return [bns for run in self.runs for bns in getattr(run, "batch_norms", list)()]
+
+    def clear_caches(self) -> None:
+        for run in self.runs:
+            clear_caches(run)
+
+    def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+                 keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
+        per = 0 if scale is None else scale.numel() // sum(self.sizes)  # one per edge, or per output channel
+        split = [n * per for n in self.sizes]
+        scales = [None] * len(self.runs) if scale is None else list(scale.split(split))
+        facts: list[Nonzero] = ([*zip(nonzero[0].split(split), nonzero[1].split(split))]
+                                if isinstance(nonzero, tuple) else [nonzero] * len(self.runs))
+        return fused_cat([run(x, relu, sc, keep, f) for run, sc, f in zip(self.runs, scales, facts)], 1)
 
 
 class SharedStateless:
@@ -820,22 +1050,21 @@ class _PoolBN(torch.autograd.Function):
     """A pool, then a batch norm without parameters or running statistics (training
     mode). Keeps only the pool's input (a node of the cell, alive anyway) and the BN's
     output x^ for the backward: the BN's backward runs from x^, a max pool's indices are
-    found again. Returns x^ and the batch mean and variance (unbiased), for the running
-    statistics. Twice differentiable (recomputed with autograd when a graph of the
-    backward is asked for)."""
+    found again. Returns x^ and the batch mean and invstd, for the running statistics
+    (``lerp_variance``). Twice differentiable (recomputed with autograd when a graph of
+    the backward is asked for)."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, pool: nn.Module, eps: float) -> tuple[torch.Tensor, ...]:
         z = pool(x)
         out, mean, invstd = torch.native_batch_norm(z, None, None, None, None, True, 0.0, eps)
-        n = z.numel() // z.shape[1]
-        var = (invstd.pow(-2) - eps) * (n / max(n - 1, 1))
         ctx.save_for_backward(x, out, mean, invstd)
         ctx.pool, ctx.eps, ctx.pooled_shape = pool, eps, tuple(z.shape)
-        out, mean = out.view(out.shape), mean.view(mean.shape)  # not the saved tensors (see _ConvBlock)
-        ctx.mark_non_differentiable(mean, var)
+        # not the saved tensors themselves (see _ConvBlock)
+        out, mean, invstd = out.view(out.shape), mean.view(mean.shape), invstd.view(invstd.shape)
+        ctx.mark_non_differentiable(mean, invstd)
         ctx.set_materialize_grads(False)  # no zeros made for the statistics' (absent) gradients
-        return out, mean, var
+        return out, mean, invstd
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor | None, *_: Any) -> tuple[torch.Tensor | None, ...]:
@@ -892,13 +1121,13 @@ class SharedPoolBN:
             pooled = pool(x)
             return [bn(pooled) for bn in bns]
         if torch.is_grad_enabled() and x.requires_grad:
-            out, mean, var = _PoolBN.apply(x, pool, bn0.eps)
+            out, mean, invstd = _PoolBN.apply(x, pool, bn0.eps)
         else:
-            out, mean, var = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
+            out, mean, invstd = _PoolBN.forward(_NoCtx(), x, pool, bn0.eps)
         if bn0.running_mean is not None:  # None: taken away (the architect's forwards), nothing to move
             m = bn0.momentum
-            lerp_stats(_tracked([bn.running_mean for bn in bns]) + _tracked([bn.running_var for bn in bns]),
-                       [mean] * len(bns) + [var] * len(bns), m)
+            lerp_stats(_tracked([bn.running_mean for bn in bns]), [mean] * len(bns), m)
+            lerp_variance(_tracked([bn.running_var for bn in bns]), invstd, bn0.eps, out.numel() // out.shape[1], m)
             count_batches(bns)
         return [out] * len(bns)
 

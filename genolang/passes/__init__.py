@@ -18,6 +18,9 @@ Passes, in their default order:
   with ``shared``), each edge weighting the one result.
 * ``group_convs``: the same conv op on several edges that read the same node (or its
   shared ReLU) runs as one grouped call (an ``apply`` node).
+* ``merge_kernels``: the grouped calls of one feed whose ops differ only in their
+  depthwise kernel sizes (``sep_conv_3x3`` and ``sep_conv_5x5``) run as one, the smaller
+  kernels zero-padded to the largest.
 * ``scale_bn``: an op's alpha weight becomes the scale of its final BN instead of a
   multiply of its output.
 * ``recompute_convs``: grouped convs keep only their input for the backward and
@@ -32,6 +35,7 @@ from __future__ import annotations
 from genolang.passes import (
     drop_none,
     group_convs,
+    merge_kernels,
     recompute_convs,
     scale_bn,
     share_param_free,
@@ -45,8 +49,8 @@ from genolang.passes.manager import PASSES, Pass, PassError, optimize_cells, par
 # weights of what group_convs built; recompute_convs marks the grouped calls; sum_by_source
 # sums the terms of every apply node the others made).
 DEFAULT_PASSES: tuple[str, ...] = (
-    drop_none.NAME, share_relu.NAME, share_param_free.NAME, group_convs.NAME, scale_bn.NAME, recompute_convs.NAME,
-    sum_by_source.NAME,
+    drop_none.NAME, share_relu.NAME, share_param_free.NAME, group_convs.NAME, merge_kernels.NAME, scale_bn.NAME,
+    recompute_convs.NAME, sum_by_source.NAME,
 )
 
 __all__ = ["DEFAULT_PASSES", "PASSES", "Pass", "PassError", "optimize_cells", "parse_passes", "register_pass",

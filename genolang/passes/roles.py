@@ -8,7 +8,9 @@
   into the node the edge ends at, with the edge's alpha ``row``. With ``shared`` the op
   has no parameters and every part is the same value; otherwise each part is computed
   with the parameters of its own edge (a grouped call); with ``recompute`` the grouped
-  call recomputes its convs in the backward instead of storing their outputs."""
+  call recomputes its convs in the backward instead of storing their outputs; with
+  ``ops`` (``merge_kernels``) several ops that differ only in their depthwise kernel
+  sizes run as one grouped call, their parts op by op, each term naming its op."""
 
 from __future__ import annotations
 
@@ -82,6 +84,32 @@ def check_apply(ir: CellIR, n: str) -> None:
     parts = sorted(e.get("part", -1) for _, _, e in outs)
     if parts != list(range(len(outs))):
         raise IRError(f"cell {ir.name}: apply node {n} has parts {parts}, expected 0..{len(outs) - 1}")
+    _check_merged(ir, n, op, expected)
+
+
+def _check_merged(ir: CellIR, n: str, op: str, stride: int) -> None:
+    """``ops`` (``merge_kernels``): ops that differ only in their depthwise kernel sizes
+    (so with weights: never shared), the first the node's ``op``, each once, its parts
+    op by op."""
+    d = ir.graph.nodes[n]
+    ops = d.get("ops")
+    if ops is None:
+        return
+    if not isinstance(ops, tuple) or not ops or ops[0] != op or len(set(ops)) != len(ops):
+        raise IRError(f"cell {ir.name}: apply node {n} has ops {ops!r}; expected distinct ops, the first {op!r}")
+    key = ir.op(op).facts(stride).kernel_free
+    for other in ops:
+        ir.op(other)  # known
+        if key is None or ir.op(other).facts(stride).kernel_free != key:
+            raise IRError(f"cell {ir.name}: apply node {n} merges {op} and {other}, which differ in more than "
+                          "their depthwise kernel sizes")
+    parts = [e.get("op") for _, _, e in sorted(ir.graph.out_edges(n, data=True), key=lambda t: t[2]["part"])]
+    stray = [p for p in parts if p not in ops]
+    if stray:
+        raise IRError(f"cell {ir.name}: apply node {n} has a term of {stray[0]!r}, which it does not apply")
+    if parts != sorted(parts, key=ops.index) or set(parts) != set(ops):
+        raise IRError(f"cell {ir.name}: apply node {n} has its parts out of op order: the parts of {ops[0]} first, "
+                      "then the next op's, every op with a part")
 
 
 register_role("relu", check_relu, feeds_ops=True)

@@ -11,7 +11,7 @@ turns an ``OpDef`` into a module."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 # ---- primitives -----------------------------------------------------------------------
@@ -183,6 +183,30 @@ class OpFacts:
     def structure(self) -> tuple[object, ...]:
         """A key equal for ops that compute the same way with different weights."""
         return tuple(self.layers)
+
+    @property
+    def kernel_free(self) -> tuple[object, ...] | None:
+        """For an op made of [ReLU, depthwise conv, 1x1 conv, BN] blocks (the op's stride
+        on the first depthwise conv only; square odd depthwise kernels): its structure
+        as it runs (each layer's placed stride), the depthwise kernel sizes left out: a key
+        equal for ops that differ only in those (``sep_conv_3x3`` and ``sep_conv_5x5``,
+        written as blocks or flat): zero-padded to the largest, their kernels run as one
+        grouped call (``merge_kernels``). None for any other op."""
+        if not self.layers or len(self.layers) % 4:
+            return None
+        key: list[object] = []
+        for i in range(0, len(self.layers), 4):
+            relu, dw, pw, bn = self.layers[i:i + 4]
+            k = dw.layer.kernel
+            if (relu.layer.prim != "relu" or bn.layer.prim != "bn" or dw.layer.prim != "dwconv"
+                    or dw.layer.width != 1 or k[0] != k[1] or k[0] % 2 == 0 or dw.stride[0] != dw.stride[1]
+                    or (i > 0 and dw.stride != (1, 1)) or pw.layer.prim != "conv" or pw.layer.kernel != (1, 1)
+                    or pw.layer.groups != 1 or pw.stride != (1, 1)):
+                return None
+            # as each layer runs: its placed stride (a repeat's later copies have none), not the text's
+            key += [Placed(replace(p.layer, stride="", kernel=(0, 0) if p is dw else p.layer.kernel), p.stride)
+                    for p in (relu, dw, pw, bn)]
+        return tuple(key)
 
 
 @dataclass(frozen=True)
