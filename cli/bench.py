@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from genolang.cli.options import DEVICE, DEVICE_HELP
+from genolang.cli.options import DEVICE, DEVICE_HELP, pipeline_help
 from genolang.errors import UsageError, plural
 
 COUNT_BATCH = 4  # search-step's batch when counting ops: the batch of the original's count
@@ -151,7 +151,8 @@ def eval_step(as_json: bool, **options: Any) -> None:
               help="Image channels [the skeleton's, else 3].")
 @click.option("--classes", type=click.IntRange(min=2), default=None, help="Classes [the skeleton's, else 10].")
 @click.option("--passes", default=None, metavar="A,B,...",
-              help="Run only these passes over the cell IR, in this order (default: all; '' for none).")
+              help="Run only these passes over the cell IR, in this order (default: all; '' for none). "
+                   + pipeline_help())
 @click.option("--no-opt", is_flag=True, help="No passes and NCHW tensors: the supernet as the paper's code builds it.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Keep the supernet's tensors channels-last (NHWC in memory).")

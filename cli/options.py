@@ -15,6 +15,13 @@ else:
     _ParamType = click.ParamType
 
 DEVICE_HELP = "auto (CUDA when present), cpu or cuda[:N]."
+
+
+def pipeline_help() -> str:
+    """The supernet passes in their default order, for ``--passes`` help texts."""
+    from genolang.passes import DEFAULT_PASSES
+
+    return "The default pipeline, in order: " + ", ".join(DEFAULT_PASSES) + "."
 SEED = click.IntRange(0, 2 ** 32 - 1)  # the generators' seeds are derived from it; larger ones overflow
 
 

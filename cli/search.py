@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from genolang.cli.options import DEVICE, DEVICE_HELP, POSITIVE, SEED
+from genolang.cli.options import DEVICE, DEVICE_HELP, POSITIVE, SEED, pipeline_help
 from genolang.data.registry import DATA_DIR_HELP, dataset_help
 from genolang.errors import UsageError
 
@@ -136,7 +136,7 @@ def _list_methods(ctx: click.Context, _param: click.Parameter, value: bool) -> N
                    "batch (default on); off, each process normalises its own batch and skips that communication.")
 @click.option("--passes", default=None, metavar="A,B,...",
               help="CNN supernet: run only these optimizing passes, in this order ('' for none; default all). "
-                   "They change speed and memory, not results.")
+                   "They change speed and memory, not results. " + pipeline_help())
 @click.option("--no-opt", is_flag=True, help="CNN supernet: no passes and NCHW tensors, as the paper's code builds it.")
 @click.option("--method", default=None, metavar="NAME",
               help="Search method: darts (default) or another of 'genolang search --list-methods', with its "

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from genolang import resources
+from genolang.cli.options import pipeline_help
 from genolang.draw import dot_document
 from genolang.errors import GenolangError, SpecError, UsageError, did_you_mean, plural
 from genolang.fsio import check_destination, os_reason, write_text
@@ -145,7 +146,8 @@ def _load(path: str) -> Checked:
 @click.argument("file", type=click.Path())
 @click.option("--ir", is_flag=True, help="Also print each cell's lowered IR (a supernet's for a space).")
 @click.option("--passes", default=None, metavar="all|A,B,...",
-              help="With --ir, a CNN space's IR after these supernet passes ('all': the default pipeline).")
+              help="With --ir, a CNN space's IR after these supernet passes ('all': the default pipeline). "
+                   + pipeline_help())
 def show(file: str, ir: bool, passes: str | None) -> None:
     """Print what FILE declares: ops and cells of a space, nodes of a genotype, the
     settings of a network skeleton."""

@@ -161,7 +161,7 @@ def test_the_finite_difference_product_does_not_wait_for_the_device() -> None:
 
 @pytest.mark.parametrize("order", [1, 2])
 def test_iterations_of_the_optimized_supernet_follow_the_unoptimized_one(order: int) -> None:
-    """Three search iterations (architecture step, weight step) on the optimized supernet
+    """Two search iterations (architecture step, weight step) on the optimized supernet
     (its grouped calls derive their stacked and padded weights once per iteration and
     reuse them while the weights are unchanged: ``WeightCache``) move the weights and
     alphas as on the unoptimized supernet, in float64."""
@@ -180,7 +180,7 @@ def test_iterations_of_the_optimized_supernet_follow_the_unoptimized_one(order: 
         opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4, foreach=True)
         arch = Architect(model, opt, ArchitectConfig(order=order))
         g = torch.Generator().manual_seed(1)
-        for _ in range(3):
+        for _ in range(2):  # the second at the weights the first's steps moved
             train, valid = [(torch.randn(6, 1, 8, 8, generator=g, dtype=torch.float64),
                              torch.randint(0, 10, (6,), generator=g)) for _ in range(2)]
             image_iteration(model, arch, opt, weights, train, valid, 0.05, 5.0)

@@ -187,8 +187,10 @@ def test_show_the_optimized_ir_of_a_space() -> None:
     space = str(SPECS / "spaces" / "darts_cnn.geno")
     result = run("show", "--ir", "--passes", "all", space)
     assert result.exit_code == 0, result.output
-    assert "passes: drop_none, share_relu, share_param_free, group_convs, scale_bn, recompute_convs" in result.stdout
-    assert "    sep_conv_3x3(relu(c0)) = sep_conv_3x3 x4 grouped of relu(c0)" in result.stdout
+    assert ("passes: drop_none, share_relu, share_param_free, group_convs, merge_kernels, scale_bn, recompute_convs, "
+            "sum_by_source") in result.stdout
+    assert ("    sep_conv_3x3+sep_conv_5x5(relu(c0)) = sep_conv_3x3 x4 + sep_conv_5x5 x4 grouped of relu(c0)"
+            in result.stdout)
     result = run("show", "--ir", "--passes", "drop_none", space)
     n2 = [line for line in result.stdout.splitlines() if line.startswith("    n2 = ")]
     assert result.exit_code == 0 and n2 == ["    n2 = mixed[7](c0) + mixed[7](c1)",
