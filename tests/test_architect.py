@@ -159,12 +159,13 @@ def test_the_finite_difference_product_does_not_wait_for_the_device() -> None:
     assert all(float(h.abs().max()) == 0.0 for h in arch.hessian_vector_product(objective(*batches[1]), zero))
 
 
-@pytest.mark.parametrize("order", [1, 2])
-def test_iterations_of_the_optimized_supernet_follow_the_unoptimized_one(order: int) -> None:
+@pytest.mark.parametrize(("order", "kernels"), [(1, "foreach"), (1, "fused"), (2, "foreach")])
+def test_iterations_of_the_optimized_supernet_follow_the_unoptimized_one(order: int, kernels: str) -> None:
     """Two search iterations (architecture step, weight step) on the optimized supernet
-    (its grouped calls derive their stacked and padded weights once per iteration and
-    reuse them while the weights are unchanged: ``WeightCache``) move the weights and
-    alphas as on the unoptimized supernet, in float64."""
+    (its grouped calls derive their stacked and padded weights once per iteration, for
+    the architecture step and the weight step's forward: ``SharedWeights``) move the
+    weights and alphas as on the unoptimized supernet, in float64; also with a fused
+    SGD, whose in-place step bumps no version counter."""
     from genolang.nets.supernet import NO_OPT
     from genolang.search.step import image_iteration
 
@@ -177,7 +178,7 @@ def test_iterations_of_the_optimized_supernet_follow_the_unoptimized_one(order: 
             for a in model.arch_parameters():
                 a.normal_(0.0, 0.5)
         weights = model.weight_parameters()
-        opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4, foreach=True)
+        opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4, **{kernels: True})
         arch = Architect(model, opt, ArchitectConfig(order=order))
         g = torch.Generator().manual_seed(1)
         for _ in range(2):  # the second at the weights the first's steps moved

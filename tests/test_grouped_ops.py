@@ -5,6 +5,9 @@ NCHW and channels-last; and the cell-wide running-statistics updates."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import pytest
 import torch
 from torch import nn
@@ -13,11 +16,13 @@ from genolang.ops.build import OpSequential
 from genolang.ops.grouped import (
     GroupedDilConv,
     GroupedRuns,
+    SharedWeights,
     StatUpdates,
     block_sum,
     count_batches,
     grouped_executor,
     lerp_stats,
+    lerp_variance,
     pointwise_weight,
     weighted_mix,
 )
@@ -157,15 +162,32 @@ def test_stat_updates_happen_at_the_end_and_not_after_an_error() -> None:
         count_batches(bns)
         raise RuntimeError("the forward failed")
     assert all(_batches(bn) == 1 for bn in bns)
-    assert not StatUpdates.active
-    count_batches(bns)  # outside: at once
+    count_batches(bns)  # outside (none is left open): at once
     assert all(_batches(bn) == 2 for bn in bns)
 
 
+def test_running_variances_from_the_batch_invstd() -> None:
+    """The shared pools' running variances: the unbiased batch variance, from the BN's
+    invstd, moved by the momentum, for every pool of a cell at its end."""
+    x = torch.randn(4, 3, 5, 5)
+    _, _, invstd = torch.native_batch_norm(x, None, None, None, None, True, 0.0, 1e-5)
+    targets = [torch.ones(3), torch.full((3,), 2.0)]
+    with StatUpdates():
+        lerp_variance(targets, invstd, 1e-5, 100, 0.1)
+        assert torch.equal(targets[0], torch.ones(3))  # not yet
+    var = x.var(dim=(0, 2, 3), unbiased=True)
+    for start, t in zip((1.0, 2.0), targets):
+        assert torch.allclose(t, start + 0.1 * (var - start), atol=1e-5)
+
+
 def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> None:
-    """``WeightCache``: a second forward at the same weights reuses the stacked, padded
-    weights (and both backwards give each forward's gradients); an in-place update, a
-    change of ``requires_grad`` or a forward without gradients makes or keeps none stale."""
+    """``SharedWeights``: inside the scope a second forward at the same weights reuses
+    the stacked, padded weights (and both backwards give each forward's gradients); an
+    in-place update, a change of ``requires_grad`` or a forward without gradients makes
+    or keeps none stale; outside a scope, and after it, nothing is kept (a copy of the
+    executor's modules is a plain deep copy)."""
+    import copy
+
     torch.manual_seed(0)
     members = [_dil_block(k, 1, 1).double() for k in (3, 5, 3)]
     run = grouped_executor(members, recompute=True)
@@ -176,6 +198,22 @@ def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> N
         return torch.cat([m(x) for m in members], 1)
 
     x1, x2 = (torch.randn(2, 3, 6, 6, dtype=torch.float64) for _ in range(2))
+    run(x1, True, None)
+    assert not run.cache.entries  # no scope: derived on every forward
+    with SharedWeights():
+        _check_the_cache(run, members, params, plain, x1, x2)
+    assert not run.cache.entries
+    copy.deepcopy(members)
+    with SharedWeights():
+        run(x1, True, None)
+    with torch.no_grad():  # no version bump (as a fused optimizer step makes none): nothing is kept to go stale
+        _weight(members[2], 1).data.mul_(2.0)
+    with SharedWeights():
+        assert torch.allclose(run(x1, True, None), plain(x1), rtol=0, atol=1e-10)
+
+
+def _check_the_cache(run: GroupedDilConv, members: list[nn.Sequential], params: list[torch.Tensor],
+                     plain: Callable[[torch.Tensor], torch.Tensor], x1: torch.Tensor, x2: torch.Tensor) -> None:
     out1 = run(x1, True, None)
     derived = run.cache.entries["first"][2]
     out2 = run(x2, True, None)
@@ -198,3 +236,28 @@ def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> N
     (got,) = torch.autograd.grad(run(x1, True, None).square().sum(), [frozen])
     (want,) = torch.autograd.grad(plain(x1).square().sum(), [frozen])
     assert torch.allclose(got, want, rtol=0, atol=1e-10)
+
+
+def test_stat_updates_belong_to_their_thread() -> None:
+    """A cell's deferred statistics updates go to the ``StatUpdates`` of the thread that
+    runs it, not to one another thread opened since (whose error drops its own)."""
+    bn = nn.BatchNorm2d(2)
+    started, release = threading.Event(), threading.Event()
+
+    def other() -> None:
+        try:
+            with StatUpdates():
+                started.set()
+                release.wait(10)
+                raise RuntimeError("this thread's forward fails")
+        except RuntimeError:
+            pass
+
+    thread = threading.Thread(target=other)
+    with StatUpdates():
+        thread.start()
+        started.wait(10)
+        count_batches([bn])
+        release.set()
+        thread.join()
+    assert _batches(bn) == 1

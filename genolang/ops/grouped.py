@@ -20,8 +20,9 @@ only a weight gradient computes the depthwise output again."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal, Protocol, TypeGuard, TypeVar, cast, overload
+from typing import Any, Literal, Protocol, TypeGuard, TypeVar, cast, overload
 
 import torch
 import torch.distributed as dist
@@ -46,8 +47,6 @@ class StatUpdates:
     call: ``with StatUpdates():`` around the forward. Nothing reads running statistics
     during a training-mode forward; an exception inside drops the updates."""
 
-    active: ClassVar[list[StatUpdates]] = []
-
     def __init__(self) -> None:
         self.counters: list[torch.Tensor] = []
         self.lerps: dict[float, tuple[list[torch.Tensor], list[torch.Tensor]]] = {}
@@ -55,11 +54,11 @@ class StatUpdates:
         self.variances: list[tuple[list[torch.Tensor], torch.Tensor, float, float, float]] = []
 
     def __enter__(self) -> StatUpdates:
-        StatUpdates.active.append(self)
+        _state().updates.append(self)
         return self
 
     def __exit__(self, kind: object, *_: object) -> None:
-        StatUpdates.active.remove(self)
+        _state().updates.remove(self)
         if kind is None:
             with torch.no_grad():
                 if self.counters:
@@ -73,14 +72,43 @@ class StatUpdates:
                         into[0].extend(targets)
                         into[1].extend([var] * len(targets))
                 for momentum, (targets, values) in self.lerps.items():
-                    torch._foreach_lerp_(targets, values, momentum)
+                    torch._foreach_lerp_(targets, _like(values, targets), momentum)
+
+
+class _State(threading.local):
+    """Per thread: the open ``StatUpdates`` (innermost last) and ``SharedWeights`` scopes."""
+
+    def __init__(self) -> None:
+        self.updates: list[StatUpdates] = []
+        self.shared: list[SharedWeights] = []
+
+
+_STATE = _State()
+
+
+def _state() -> _State:
+    return _STATE
+
+
+def _active() -> StatUpdates | None:
+    updates = _STATE.updates
+    return updates[-1] if updates else None
+
+
+def _like(values: list[torch.Tensor], targets: list[torch.Tensor]) -> list[torch.Tensor]:
+    """``values`` in their targets' dtypes (batch statistics of an autocast forward are
+    in its lower precision; running statistics keep theirs)."""
+    if all(v.dtype == t.dtype for v, t in zip(values, targets)):
+        return values
+    return [v if v.dtype == t.dtype else v.to(t.dtype) for v, t in zip(values, targets)]
 
 
 def count_batches(bns: Sequence[_BatchNorm]) -> None:
     """Add 1 to the batch counters of ``bns`` (now, or at the end of the open ``StatUpdates``)."""
     counters = _tracked([bn.num_batches_tracked for bn in bns])
-    if StatUpdates.active:
-        StatUpdates.active[-1].counters.extend(counters)
+    active = _active()
+    if active is not None:
+        active.counters.extend(counters)
     else:
         with torch.no_grad():
             torch._foreach_add_(counters, 1)
@@ -88,13 +116,14 @@ def count_batches(bns: Sequence[_BatchNorm]) -> None:
 
 def lerp_stats(targets: list[torch.Tensor], values: list[torch.Tensor], momentum: float) -> None:
     """``targets[i] += momentum * (values[i] - targets[i])`` (now, or at the end of the open ``StatUpdates``)."""
-    if StatUpdates.active:
-        into = StatUpdates.active[-1].lerps.setdefault(momentum, ([], []))
+    active = _active()
+    if active is not None:
+        into = active.lerps.setdefault(momentum, ([], []))
         into[0].extend(targets)
         into[1].extend(values)
     else:
         with torch.no_grad():
-            torch._foreach_lerp_(targets, values, momentum)
+            torch._foreach_lerp_(targets, _like(values, targets), momentum)
 
 
 def _variances(invstds: list[torch.Tensor], eps: list[float], unbias: list[float]) -> list[torch.Tensor]:
@@ -110,12 +139,13 @@ def lerp_variance(targets: list[torch.Tensor], invstd: torch.Tensor, eps: float,
     ``n`` values per channel whose BN computed ``invstd`` (now, or at the end of the open
     ``StatUpdates``, with the cell's others)."""
     unbias = n / max(n - 1, 1)
-    if StatUpdates.active:
-        StatUpdates.active[-1].variances.append((targets, invstd, eps, unbias, momentum))
+    active = _active()
+    if active is not None:
+        active.variances.append((targets, invstd, eps, unbias, momentum))
         return
     with torch.no_grad():
         (var,) = _variances([invstd], [eps], [unbias])
-        torch._foreach_lerp_(targets, [var] * len(targets), momentum)
+        torch._foreach_lerp_(targets, _like([var] * len(targets), targets), momentum)
 
 
 def _tracked(stats: list[torch.Tensor | None]) -> list[torch.Tensor]:
@@ -704,6 +734,7 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
+            or torch.is_autocast_enabled(x.device.type)  # its backward recomputes outside autocast
             or (scale is not None and not nonzero and not bool((scale != 0).all()))):
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
         return grouped_batch_norm(pointwise_apply(h, mode, pw, interleaved), bns, scale)
@@ -748,24 +779,47 @@ class _SepBlocks(Protocol):
     def __len__(self) -> int: ...
 
 
+class SharedWeights:
+    """``with SharedWeights():`` around forwards that run the model at the same weights
+    (a first-order iteration's architecture step and its weight step's forward, before
+    the weight optimizer steps): inside, each grouped call derives its stacked, padded
+    and block-diagonal weights once (``WeightCache``); at the end of the outermost scope
+    every derived weight is dropped. Nothing may change the weights inside the scope
+    but through autograd-visible in-place ops (each entry is also checked against its
+    parameters' version counters); outside one, grouped calls derive their weights on
+    every forward."""
+
+    def __init__(self) -> None:
+        self.caches: list[WeightCache] = []
+
+    def __enter__(self) -> SharedWeights:
+        _STATE.shared.append(self)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        _STATE.shared.remove(self)
+        if not _STATE.shared:
+            for cache in self.caches:
+                cache.clear()
+        else:  # an outer scope clears them
+            _STATE.shared[0].caches.extend(self.caches)
+        self.caches = []
+
+
 class WeightCache:
     """The weights a grouped call derives from its parameters (stacked, padded,
-    block-diagonal), kept for its next forward while it reads the same parameter
-    tensors, unchanged: a first-order iteration's architecture and weight steps both
-    run the model at the same weights, and derive them once. Each entry is checked
-    against its parameters' identity, version counter (an in-place update, as an
-    optimizer step makes, bumps it), storage and ``requires_grad``; only with gradients
-    on (outside inference mode); one entry per kind. The derived weight's graph is used
-    again by the next backward: its ops keep no tensor for their backward. A change
-    made through ``.data`` bypasses the version counter (as it bypasses autograd's own
-    checks): genolang makes none; code that does calls ``clear_caches`` (moving the
-    supernet, ``.to()``, clears them)."""
+    block-diagonal), kept inside a ``SharedWeights`` scope for its next forward while it
+    reads the same parameter tensors, unchanged. Each entry is checked against its
+    parameters' identity, version counter, storage and ``requires_grad``; only with
+    gradients on (outside inference mode); one entry per kind. The derived weight's
+    graph is used again by the next backward: its ops keep no tensor for their
+    backward."""
 
     def __init__(self) -> None:
         self.entries: dict[str, tuple[list[torch.Tensor], tuple[object, ...], Any]] = {}
 
     def get(self, kind: str, sources: Sequence[torch.Tensor], build: Callable[[], M]) -> M:
-        if not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+        if not _STATE.shared or not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
             return build()
         try:
             stamp = tuple((t._version, t.data_ptr(), t.requires_grad) for t in sources)
@@ -776,6 +830,8 @@ class WeightCache:
                 a is b for a, b in zip(hit[0], sources)):
             return cast(M, hit[2])
         out = build()
+        if not self.entries:
+            _STATE.shared[-1].caches.append(self)
         self.entries[kind] = (list(sources), stamp, out)
         return out
 

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genolang.ops.grouped import SharedWeights
 from genolang.run import dist
 from genolang.search.architect import Architect
 from genolang.search.method import MethodRun
@@ -25,8 +26,13 @@ def weight_step(loss: torch.Tensor, weights: list[nn.Parameter], optimizer: torc
     gradient norm clipped at ``clip``, one step of ``optimizer`` (the drivers make it
     with ``foreach=True``: multi-tensor kernels, a few ops per step instead of a few
     per weight tensor, on the CPU as on CUDA)."""
-    grads = torch.autograd.grad(loss, weights, allow_unused=True)
+    grads: tuple[torch.Tensor | None, ...] = torch.autograd.grad(loss, weights, allow_unused=True)
+    # a fused optimizer (torch 2.14, CPU) reads a gradient laid out otherwise than its
+    # weight (a channels-last conv's) element by element in memory order: lay it out alike
+    fused = bool(getattr(optimizer, "defaults", {}).get("fused"))
     for p, g in zip(weights, grads):
+        if fused and g is not None and g.stride() != p.stride():
+            g = torch.empty_like(p).copy_(g)
         p.grad = g
     dist.all_reduce_grads_(weights, world)
     torch.nn.utils.clip_grad_norm_(weights, clip, foreach=True)
@@ -56,11 +62,19 @@ def image_iteration(model: nn.Module, architect: Architect, weight_optimizer: to
     arch = method is None or method.arch_step_due()
     weight_first = method is not None and method.spec.step_order == "weight_first"
     norm = None
-    if arch and not weight_first:
-        norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
-    with method.weight_phase() if method is not None else contextlib.nullcontext():
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+
+    def phase() -> contextlib.AbstractContextManager[None]:
+        return method.weight_phase() if method is not None else contextlib.nullcontext()
+
+    # the architecture step and the weight step's forward run at the same weights: the
+    # grouped calls derive theirs once (dropped before the weight optimizer steps)
+    with SharedWeights():
+        if arch and not weight_first:
+            norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
+        with phase():
+            logits = model(x)
+            loss = F.cross_entropy(logits, y)
+    with phase():
         weight_step(loss, weights, weight_optimizer, clip, world)
     if arch and weight_first:
         norm = architect.step(valid_loss, train_loss if architect.config.order == 2 else None, lr)
