@@ -632,8 +632,11 @@ class _ConvBlock(torch.autograd.Function):
                 keep: torch.Tensor | None, weight_powers: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
         relu_in, stride, padding, dilation, mode, interleaved, momentum, eps = spec
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
+        h_shape = tuple(h.shape)
         z = pointwise_apply(h, mode, pw, interleaved)
+        del h  # each freed as soon as it is read (a grouped call's are E blocks wide)
         out, mean, invstd = torch.native_batch_norm(z, weight, None, running_mean, running_var, True, momentum, eps)
+        del z
         # ``keep``: x's pre-ReLU source (x == relu(keep)), kept alive by others: store it
         # instead of x and apply the ReLU again when x is needed
         ctx.save_for_backward(x if keep is None else keep, dw, pw, weight, out, mean, invstd)
@@ -642,7 +645,7 @@ class _ConvBlock(torch.autograd.Function):
         ctx.weight_powers = weight_powers  # 1/weight and weight**2, computed once per cell (no gradient)
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
-        ctx.shapes = (tuple(h.shape), _channels_last(x))
+        ctx.shapes = (h_shape, _channels_last(x))
         # a view returned, the BN's output saved: a saved output costs a detach when saved
         # and another when unpacked, a view one op in all
         return out.view(out.shape)
@@ -683,6 +686,7 @@ class _ConvBlock(torch.autograd.Function):
         h = F.conv2d(conv_input(), dw, None, s_, p_, d_, x.shape[1]) if need_pw else None
         gh, gpw = _pointwise_backward(gz, h, mode, pw, interleaved, h_shape, channels_last, need_x or need_dw,
                                       need_pw)
+        del h, gz  # freed before the next gradients are made (a grouped call's are E blocks wide)
         gx = gdw = None
         if need_x or need_dw:
             assert gh is not None  # _pointwise_backward computes it when need_x or need_dw (need_h)
@@ -695,6 +699,8 @@ class _ConvBlock(torch.autograd.Function):
             gh = gh.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
             gr, gdw, _ = torch.ops.aten.convolution_backward(gh, inp, dw, None, [s_, s_], [p_, p_], [d_, d_], False,
                                                              [0, 0], x.shape[1], [need_x, need_dw, False])
+            del gh, inp
+            block_in.clear()
             if need_x:
                 if sub > 1:
                     full = torch.zeros_like(x)
