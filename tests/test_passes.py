@@ -224,7 +224,7 @@ space kernels {
 def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool) -> None:
     """Ops that differ only in their depthwise kernel sizes run as one grouped call
     (``merge_kernels``), kernels zero-padded to the largest: 3x3 and 7x7 separable convs,
-    nested as blocks or written flat (the same layers; kernels 3, 7, 3, 7); 3x3 and 5x5
+    nested as blocks or written flat (the same layers; smallest kernels first); 3x3 and 5x5
     convs of dilation 3 (strided in the reduce cell). The optimized supernet computes
     the unoptimized one."""
     from genolang.spec.check import load_text
@@ -245,8 +245,8 @@ def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool) ->
     for cell in ("normal", "reduce"):
         lines = model.optimized_irs[cell].dump().splitlines()
         stride = ", stride=2" if cell == "reduce" else ""
-        seps = ("flat_3+flat_7+sep_conv_3x3+sep_conv_7x7(relu(c0)) = "
-                "flat_3 x3 + flat_7 x3 + sep_conv_3x3 x3 + sep_conv_7x7 x3")
+        seps = ("flat_3+sep_conv_3x3+flat_7+sep_conv_7x7(relu(c0)) = "
+                "flat_3 x3 + sep_conv_3x3 x3 + flat_7 x3 + sep_conv_7x7 x3")
         for merged in (seps, "dil3_3+dil3_5(relu(c0)) = dil3_3 x3 + dil3_5 x3"):
             assert f"  {merged} grouped of relu(c0){stride}" in lines, merged
     assert_close(run_step(model), expected)

@@ -5,8 +5,8 @@ smaller kernels zero-padded to the largest (a 3x3 kernel inside a 5x5 one of zer
 padding of the input grown to match, computes the same), one depthwise conv, one 1x1
 and one BN per block for all of them. For a DARTS cell: 3 grouped calls per source
 instead of 6, about half the ops of the grouped convs. The merged ``apply`` node lists
-its ``ops``; its parts are the first op's edges, then the next op's, and so on, each
-term naming its own op.
+its ``ops``, smallest kernels first; its parts are the first op's edges, then the next
+op's, and so on, each term naming its own op.
 
 The zeros cost multiplies: a 3x3 depthwise conv padded to 5x5 does 25/9 of its work.
 That is cheap where launches, not arithmetic, bound the time (a GPU at DARTS's sizes).
@@ -41,9 +41,14 @@ def merge_kernels(ir: CellIR) -> nx.MultiDiGraph[str]:
             if key is not None:
                 groups.setdefault((key, d["stride"], bool(d.get("recompute")), tuple(scaled)), []).append(a)
         for applies in groups.values():
-            if len(applies) > 1:
-                _merge(g, feed, applies)
+            if len(applies) > 1:  # smallest kernels first (stable): one padded run per kernel size
+                _merge(g, feed, sorted(applies, key=lambda a: _kernel(ir, g.nodes[a]["op"], g.nodes[a]["stride"])))
     return renumber(g)
+
+
+def _kernel(ir: CellIR, op: str, stride: int) -> int:
+    """The depthwise kernel size of ``op`` (its first block's; ``kernel_free`` ops have one)."""
+    return next(p.layer.kernel[0] for p in ir.op(op).facts(stride).layers if p.layer.prim == "dwconv")
 
 
 def _merge(g: nx.MultiDiGraph[str], feed: str, applies: list[str]) -> None:
