@@ -396,3 +396,18 @@ def test_parameters_and_state_dicts_are_the_same_with_and_without_passes() -> No
     other = supernet(SupernetOptions(), seed=4)
     other.load_state_dict(plain.state_dict())
     assert_close(run_step(other), run_step(plain))
+
+
+def test_the_optimized_supernet_trains_under_autocast() -> None:
+    """CPU bfloat16 autocast: a training step of the optimized supernet runs (its
+    recomputing blocks and source sums take their plain paths), its weight and alpha
+    gradients are finite, and the running statistics stay float32."""
+    torch.set_num_threads(1)
+    model = supernet(SupernetOptions(DEFAULT_PASSES, True))
+    x, y = batch()
+    model.train()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = F.cross_entropy(model(x), y)
+    grads: tuple[torch.Tensor | None, ...] = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
+    assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)
+    assert all(b.dtype == torch.float32 for n, b in model.state_dict().items() if "running" in n)

@@ -271,9 +271,10 @@ def weighted_mix(w: torch.Tensor, tensors: Sequence[torch.Tensor]) -> torch.Tens
     """``out[e] = sum_j w[e, j] * tensors[j]`` for an (E x J) ``w`` and J (N, C, H, W)
     tensors of one shape: one matrix product (``_Mix``), the result (E, N, C, H, W) in
     the tensors' memory format."""
-    if torch.is_grad_enabled() and (w.requires_grad or any(t.requires_grad for t in tensors)):
+    if (torch.is_grad_enabled() and (w.requires_grad or any(t.requires_grad for t in tensors))
+            and not torch.is_autocast_enabled(w.device.type)):  # its backward would mix autocast's dtypes
         return cast(torch.Tensor, _Mix.apply(w, *tensors))
-    return _Mix.forward(w, *tensors)
+    return _Mix.forward(w, *tensors)  # plain ops, recorded by autograd when gradients are on
 
 
 def fused_stack(tensors: Sequence[torch.Tensor], dim: int = 0) -> torch.Tensor:
@@ -792,8 +793,9 @@ class SharedWeights:
     and block-diagonal weights once (``WeightCache``); at the end of the outermost scope
     every derived weight is dropped. Nothing may change the weights inside the scope
     but through autograd-visible in-place ops (each entry is also checked against its
-    parameters' version counters); outside one, grouped calls derive their weights on
-    every forward."""
+    parameters' version counters: a change through ``.data`` or a fused optimizer's
+    step is not seen), and a copy of the model (``deepcopy``) is made outside it;
+    outside a scope, grouped calls derive their weights on every forward."""
 
     def __init__(self) -> None:
         self.caches: list[WeightCache] = []
