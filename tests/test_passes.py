@@ -411,3 +411,25 @@ def test_the_optimized_supernet_trains_under_autocast() -> None:
     grads: tuple[torch.Tensor | None, ...] = torch.autograd.grad(loss, list(model.parameters()), allow_unused=True)
     assert all(g is None or bool(torch.isfinite(g).all()) for g in grads)
     assert all(b.dtype == torch.float32 for n, b in model.state_dict().items() if "running" in n)
+
+
+def test_kernels_far_apart_are_not_merged() -> None:
+    """A merged call pads a kernel's side at most ``MAX_GROWTH`` (3) times: 1x1 merges
+    with 3x3, 11x11 and 13x13 with each other, not with those."""
+    from genolang.spec.check import load_text
+
+    text = """genolang 1
+op k1 = relu > dwconv(1, stride) > conv(1) > bn
+op k3 = relu > dwconv(3, stride) > conv(1) > bn
+op k11 = relu > dwconv(11, stride) > conv(1) > bn
+op k13 = relu > dwconv(13, stride) > conv(1) > bn
+space far {
+    ops = k13, k3, k11, k1
+    cell normal { nodes = 2 }
+    cell reduce { nodes = 2; stride = 2 }
+}
+"""
+    space = load_text(text, "far.geno").spaces["far"]
+    lines = run_passes(lower_space(space)["normal"], DEFAULT_PASSES).dump().splitlines()
+    assert "  k1+k3(relu(c0)) = k1 x2 + k3 x2 grouped of relu(c0)" in lines
+    assert "  k11+k13(relu(c0)) = k11 x2 + k13 x2 grouped of relu(c0)" in lines

@@ -9,8 +9,8 @@ its ``ops``, smallest kernels first; its parts are the first op's edges, then th
 op's, and so on, each term naming its own op.
 
 The zeros cost multiplies: a 3x3 depthwise conv padded to 5x5 does 25/9 of its work.
-That is cheap where launches, not arithmetic, bound the time (a GPU at DARTS's sizes).
-Results agree to rounding."""
+That is cheap where launches, not arithmetic, bound the time (a GPU at DARTS's sizes);
+kernels more than ``MAX_GROWTH`` times apart are not merged. Results agree to rounding."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ from genolang.passes.manager import register_pass
 from genolang.passes.roles import place_after, renumber
 
 NAME = "merge_kernels"
+# the most a merged call pads a kernel's side: 3x3 and 5x5 (or 7x7) merge, 1x1 and 5x5 do
+# not (a padded kernel does (K/k)^2 times its multiplies)
+MAX_GROWTH = 3
 
 
 def merged_name(ops: tuple[str, ...], feed: str) -> str:
@@ -41,8 +44,18 @@ def merge_kernels(ir: CellIR) -> nx.MultiDiGraph[str]:
             if key is not None:
                 groups.setdefault((key, d["stride"], bool(d.get("recompute")), tuple(scaled)), []).append(a)
         for applies in groups.values():
-            if len(applies) > 1:  # smallest kernels first (stable): one padded run per kernel size
-                _merge(g, feed, sorted(applies, key=lambda a: _kernel(ir, g.nodes[a]["op"], g.nodes[a]["stride"])))
+            # smallest kernels first (stable): one padded run per kernel size; a kernel
+            # more than MAX_GROWTH times the smallest one's side starts a new call
+            sizes = {a: _kernel(ir, g.nodes[a]["op"], g.nodes[a]["stride"]) for a in applies}
+            calls: list[list[str]] = []
+            for a in sorted(applies, key=sizes.__getitem__):
+                if calls and sizes[a] <= MAX_GROWTH * sizes[calls[-1][0]]:
+                    calls[-1].append(a)
+                else:
+                    calls.append([a])
+            for call in calls:
+                if len(call) > 1:
+                    _merge(g, feed, call)
     return renumber(g)
 
 
