@@ -22,7 +22,7 @@ from genolang.ir.lower import lower_space
 from genolang.nets.supernet import NO_OPT, Supernet, SupernetOptions, build_supernet
 from genolang.ops import grouped
 from genolang.passes import DEFAULT_PASSES, PASSES, PassError, parse_passes, register_pass, run_passes
-from genolang.spec.checked import NetworkSpec
+from genolang.spec.checked import NetworkSpec, SpaceSpec
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -35,13 +35,21 @@ RTOL = 1e-4  # of the largest magnitude in the tensor compared
 BUFFER_ATOL = 1e-6
 
 
-def supernet(options: SupernetOptions, seed: int = 0) -> Supernet:
+def supernet(options: SupernetOptions, seed: int = 0, space: SpaceSpec | None = None) -> Supernet:
+    """The supernet of ``space`` (DARTS's by default) on ``NET``, seeded."""
     torch.manual_seed(seed)
-    model = build_supernet(darts_cnn(), NET, in_channels=3, input_size=16, classes=10, options=options)
+    model = build_supernet(space or darts_cnn(), NET, in_channels=3, input_size=16, classes=10, options=options)
     with torch.no_grad():  # alphas away from uniform, so every op's weight matters
         for alpha in model.arch_parameters():
             alpha.normal_(0.0, 0.7)
     return model
+
+
+def text_space(text: str, name: str) -> SpaceSpec:
+    """Space ``name`` of the spec ``text``."""
+    from genolang.spec.check import load_text
+
+    return load_text(text, f"{name}.geno").spaces[name]
 
 
 def batch(seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -119,15 +127,7 @@ space user {
 
 
 def user_supernet(options: SupernetOptions, seed: int = 0) -> Supernet:
-    from genolang.spec.check import load_text
-
-    space = load_text(USER_SPACE, "user.geno").spaces["user"]
-    torch.manual_seed(seed)
-    model = build_supernet(space, NET, in_channels=3, input_size=16, classes=10, options=options)
-    with torch.no_grad():
-        for alpha in model.arch_parameters():
-            alpha.normal_(0.0, 0.7)
-    return model
+    return supernet(options, seed, text_space(USER_SPACE, "user"))
 
 
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
@@ -176,17 +176,10 @@ def test_the_passes_serve_edges_with_their_own_ops(channels_last: bool) -> None:
     node only), edges of one op or of 'none' alone, strided factorized reduces next to
     pools: the optimized supernet computes the unoptimized one, and the alphas of ops
     off an edge get no gradient in either."""
-    from genolang.spec.check import load_text
+    space = text_space(EDGE_SPACE, "edges")
 
-    space = load_text(EDGE_SPACE, "edges.geno").spaces["edges"]
-
-    def build(options: SupernetOptions):  # type: ignore[no-untyped-def]
-        torch.manual_seed(0)
-        model = build_supernet(space, NET, in_channels=3, input_size=16, classes=10, options=options)
-        with torch.no_grad():
-            for alpha in model.arch_parameters():
-                alpha.normal_(0.0, 0.7)
-        return model
+    def build(options: SupernetOptions) -> Supernet:
+        return supernet(options, space=space)
 
     torch.set_num_threads(1)
     expected = run_step(build(NO_OPT))
@@ -202,7 +195,9 @@ def test_the_passes_serve_edges_with_their_own_ops(channels_last: bool) -> None:
     got = run_step(model)
     assert_close(got, expected)
     for cell in space.cell_names:
-        off = torch.isneginf(model.alpha_mask(cell))
+        mask = model.alpha_mask(cell)
+        assert mask is not None  # the cells have per-edge op sets
+        off = torch.isneginf(mask)
         assert torch.equal(got[f"grad:alphas.{cell}"][off], torch.zeros(int(off.sum())))
         assert torch.equal(expected[f"grad:alphas.{cell}"][off], torch.zeros(int(off.sum())))
 
@@ -227,17 +222,10 @@ def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool) ->
     nested as blocks or written flat (the same layers; smallest kernels first); 3x3 and 5x5
     convs of dilation 3 (strided in the reduce cell). The optimized supernet computes
     the unoptimized one."""
-    from genolang.spec.check import load_text
+    space = text_space(KERNEL_SPACE, "kernels")
 
-    space = load_text(KERNEL_SPACE, "kernels.geno").spaces["kernels"]
-
-    def build(options: SupernetOptions):  # type: ignore[no-untyped-def]
-        torch.manual_seed(0)
-        model = build_supernet(space, NET, in_channels=3, input_size=16, classes=10, options=options)
-        with torch.no_grad():
-            for alpha in model.arch_parameters():
-                alpha.normal_(0.0, 0.7)
-        return model
+    def build(options: SupernetOptions) -> Supernet:
+        return supernet(options, space=space)
 
     torch.set_num_threads(1)
     expected = run_step(build(NO_OPT))
@@ -416,8 +404,6 @@ def test_the_optimized_supernet_trains_under_autocast() -> None:
 def test_kernels_far_apart_are_not_merged() -> None:
     """A merged call pads a kernel's side at most ``MAX_GROWTH`` (3) times: 1x1 merges
     with 3x3, 11x11 and 13x13 with each other, not with those."""
-    from genolang.spec.check import load_text
-
     text = """genolang 1
 op k1 = relu > dwconv(1, stride) > conv(1) > bn
 op k3 = relu > dwconv(3, stride) > conv(1) > bn
@@ -429,7 +415,7 @@ space far {
     cell reduce { nodes = 2; stride = 2 }
 }
 """
-    space = load_text(text, "far.geno").spaces["far"]
+    space = text_space(text, "far")
     lines = run_passes(lower_space(space)["normal"], DEFAULT_PASSES).dump().splitlines()
     assert "  k1+k3(relu(c0)) = k1 x2 + k3 x2 grouped of relu(c0)" in lines
     assert "  k11+k13(relu(c0)) = k11 x2 + k13 x2 grouped of relu(c0)" in lines
