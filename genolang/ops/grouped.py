@@ -53,12 +53,18 @@ class StatUpdates:
         # running variances still to be computed from a batch's invstd: (targets, invstd, eps, n/(n-1), momentum)
         self.variances: list[tuple[list[torch.Tensor], torch.Tensor, float, float, float]] = []
 
+    def lerp(self, targets: list[torch.Tensor], values: list[torch.Tensor], momentum: float) -> None:
+        """Move ``targets`` towards ``values`` by ``momentum`` at the end."""
+        into = self.lerps.setdefault(momentum, ([], []))
+        into[0].extend(targets)
+        into[1].extend(values)
+
     def __enter__(self) -> StatUpdates:
-        _state().updates.append(self)
+        _STATE.updates.append(self)
         return self
 
     def __exit__(self, kind: object, *_: object) -> None:
-        _state().updates.remove(self)
+        _STATE.updates.remove(self)
         if kind is None:
             with torch.no_grad():
                 if self.counters:
@@ -67,10 +73,7 @@ class StatUpdates:
                     variances = _variances([v[1] for v in self.variances], [v[2] for v in self.variances],
                                            [v[3] for v in self.variances])
                     for pending, var in zip(self.variances, variances):
-                        targets, momentum = pending[0], pending[4]
-                        into = self.lerps.setdefault(momentum, ([], []))
-                        into[0].extend(targets)
-                        into[1].extend([var] * len(targets))
+                        self.lerp(pending[0], [var] * len(pending[0]), pending[4])
                 for momentum, (targets, values) in self.lerps.items():
                     torch._foreach_lerp_(targets, _like(values, targets), momentum)
 
@@ -86,13 +89,13 @@ class _State(threading.local):
 _STATE = _State()
 
 
-def _state() -> _State:
-    return _STATE
-
-
-def _active() -> StatUpdates | None:
-    updates = _STATE.updates
-    return updates[-1] if updates else None
+def _record(add: Callable[[StatUpdates], object]) -> None:
+    """Add updates to the open ``StatUpdates`` of this thread, or make them now."""
+    if _STATE.updates:
+        add(_STATE.updates[-1])
+    else:
+        with StatUpdates() as now:
+            add(now)
 
 
 def _like(values: list[torch.Tensor], targets: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -106,24 +109,12 @@ def _like(values: list[torch.Tensor], targets: list[torch.Tensor]) -> list[torch
 def count_batches(bns: Sequence[_BatchNorm]) -> None:
     """Add 1 to the batch counters of ``bns`` (now, or at the end of the open ``StatUpdates``)."""
     counters = _tracked([bn.num_batches_tracked for bn in bns])
-    active = _active()
-    if active is not None:
-        active.counters.extend(counters)
-    else:
-        with torch.no_grad():
-            torch._foreach_add_(counters, 1)
+    _record(lambda updates: updates.counters.extend(counters))
 
 
 def lerp_stats(targets: list[torch.Tensor], values: list[torch.Tensor], momentum: float) -> None:
     """``targets[i] += momentum * (values[i] - targets[i])`` (now, or at the end of the open ``StatUpdates``)."""
-    active = _active()
-    if active is not None:
-        into = active.lerps.setdefault(momentum, ([], []))
-        into[0].extend(targets)
-        into[1].extend(values)
-    else:
-        with torch.no_grad():
-            torch._foreach_lerp_(targets, _like(values, targets), momentum)
+    _record(lambda updates: updates.lerp(targets, values, momentum))
 
 
 def _variances(invstds: list[torch.Tensor], eps: list[float], unbias: list[float]) -> list[torch.Tensor]:
@@ -139,13 +130,7 @@ def lerp_variance(targets: list[torch.Tensor], invstd: torch.Tensor, eps: float,
     ``n`` values per channel whose BN computed ``invstd`` (now, or at the end of the open
     ``StatUpdates``, with the cell's others)."""
     unbias = n / max(n - 1, 1)
-    active = _active()
-    if active is not None:
-        active.variances.append((targets, invstd, eps, unbias, momentum))
-        return
-    with torch.no_grad():
-        (var,) = _variances([invstd], [eps], [unbias])
-        torch._foreach_lerp_(targets, _like([var] * len(targets), targets), momentum)
+    _record(lambda updates: updates.variances.append((targets, invstd, eps, unbias, momentum)))
 
 
 def _tracked(stats: list[torch.Tensor | None]) -> list[torch.Tensor]:
