@@ -203,6 +203,11 @@ def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> N
     with SharedWeights():
         _check_the_cache(run, members, params, plain, x1, x2)
     assert not run.cache.entries
+    with SharedWeights():
+        with SharedWeights():
+            run(x1, True, None)
+        assert run.cache.entries  # kept until the outermost scope ends
+    assert not run.cache.entries
     copy.deepcopy(members)
     with SharedWeights():
         run(x1, True, None)

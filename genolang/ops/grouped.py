@@ -791,11 +791,8 @@ class SharedWeights:
 
     def __exit__(self, *_: object) -> None:
         _STATE.shared.remove(self)
-        if not _STATE.shared:
-            for cache in self.caches:
-                cache.clear()
-        else:  # an outer scope clears them
-            _STATE.shared[0].caches.extend(self.caches)
+        for cache in self.caches:  # only the outermost scope holds any (WeightCache.get)
+            cache.clear()
         self.caches = []
 
 
@@ -823,8 +820,8 @@ class WeightCache:
                 a is b for a, b in zip(hit[0], sources)):
             return cast(M, hit[2])
         out = build()
-        if not self.entries:
-            _STATE.shared[-1].caches.append(self)
+        if not self.entries:  # dropped at the end of the outermost scope
+            _STATE.shared[0].caches.append(self)
         self.entries[kind] = (list(sources), stamp, out)
         return out
 
