@@ -10,7 +10,7 @@ from pathlib import Path
 
 from genolang.errors import GenolangError, MissingTool, UsageError
 from genolang.fsio import write_bytes, write_text
-from genolang.ir.graph import CellIR
+from genolang.ir.graph import CellIR, applied_ops
 
 IMAGE_FORMATS = ("svg", "png", "pdf")
 FORMATS = (*IMAGE_FORMATS, "dot")
@@ -79,7 +79,7 @@ def dot_body(cell: CellIR, prefix: str = "") -> list[str]:
     derived = [n for n in cell.order() if cell.role(n) not in ("input", "node", "output")]
     for n in derived:  # a pass's nodes: a shared ReLU, an op applied once for several edges
         d = cell.graph.nodes[n]
-        label = "+".join(d.get("ops") or ()) or d.get("op") or d["role"]
+        label = "+".join(applied_ops(d)) if d.get("op") else d["role"]
         lines.append(f'{nid(n)} [shape=ellipse, style=dashed, label="{label}"];')
         for u, _ in cell.graph.in_edges(n):
             lines.append(f"{nid(u)} -> {nid(n)} [style=dotted];")

@@ -13,7 +13,7 @@ the registered roles."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -39,6 +39,12 @@ def register_role(role: str, check: Callable[[CellIR, str], None], feeds_ops: bo
 
 class IRError(Exception):
     """A broken IR invariant: a bug in a lowering or a pass, never a user error."""
+
+
+def applied_ops(node: Mapping[str, Any]) -> tuple[str, ...]:
+    """The ops an ``apply`` node's attributes say it computes: its ``ops`` (merged
+    kernels) or its one ``op``."""
+    return tuple(node.get("ops") or (node.get("op"),))
 
 
 @dataclass(frozen=True)
@@ -242,7 +248,7 @@ class CellIR:
         if self.role(e.src) != "apply":
             raise IRError(f"cell {self.name}: term edge {e.name} comes from {e.src}, which applies no op")
         d = self.graph.nodes[e.src]
-        applied = d.get("ops") or (d.get("op"),)
+        applied: tuple[object, ...] = applied_ops(d)  # a malformed node may name none
         if e.op not in applied:
             raise IRError(f"cell {self.name}: term edge {e.name} names op {e.op!r}, "
                           f"but {e.src} applies {' + '.join(map(repr, applied))}")
@@ -355,7 +361,7 @@ class CellIR:
         if d["role"] == "apply":
             stride = f", stride={d.get('stride', 1)}" if d.get("stride", 1) != 1 else ""
             how = "once" if d.get("shared") else "grouped"
-            ops = d.get("ops") or (d.get("op"),)
+            ops = applied_ops(d)
             if len(ops) > 1:  # merged kernels (merge_kernels): the parts of each op
                 counts = [sum(1 for _, _, t in self.graph.out_edges(n, data=True) if t.get("op") == op) for op in ops]
                 return f"{' + '.join(f'{op} x{c}' for op, c in zip(ops, counts))} {how} of {', '.join(feeds)}{stride}"

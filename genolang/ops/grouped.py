@@ -951,7 +951,7 @@ class GroupedConvStack:
 
     def __init__(self, members: Sequence[nn.Module], recompute: bool = False) -> None:
         self.layers = [flat_layers(m) for m in members]
-        _same(members, lambda m: [repr(layer) for layer in flat_layers(m)])
+        _same(members, _structure)
 
     def batch_norms(self) -> list[list[_BatchNorm]]:
         return [cast("list[_BatchNorm]", [layers[j] for layers in self.layers])

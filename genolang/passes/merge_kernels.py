@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import networkx as nx
 
-from genolang.ir.graph import CellIR
+from genolang.ir.graph import CellIR, applied_ops
 from genolang.passes.manager import register_pass
 from genolang.passes.roles import place_after, renumber
 
@@ -68,7 +68,7 @@ def _merge(g: nx.MultiDiGraph[str], feed: str, applies: list[str]) -> None:
     """One apply node for the apply nodes ``applies`` (of one feed): their terms as its
     parts, apply by apply."""
     first = g.nodes[applies[0]]
-    ops = tuple(op for a in applies for op in g.nodes[a].get("ops", (g.nodes[a]["op"],)))
+    ops = tuple(op for a in applies for op in applied_ops(g.nodes[a]))
     node = merged_name(ops, feed)
     g.add_node(node, role="apply", op=ops[0], ops=ops, stride=first["stride"], shared=False,
                origin=first["origin"], **({"recompute": True} if first.get("recompute") else {}))
