@@ -156,9 +156,12 @@ def eval_step(as_json: bool, **options: Any) -> None:
 @click.option("--no-opt", is_flag=True, help="No passes and NCHW tensors: the supernet as the paper's code builds it.")
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Keep the supernet's tensors channels-last (NHWC in memory).")
+@click.option("--cpu-kernels/--no-cpu-kernels", default=True, show_default=True,
+              help="On the CPU, tile shared-input depthwise convs and run dilated ones on their input's phases "
+                   "(faster there, by more but cheaper ops); off, the CPU runs the ops a GPU runs.")
 @common_options
-def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, settings: tuple[str, ...],
-                batch_size: int | None, **options: Any) -> None:
+def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, cpu_kernels: bool,
+                settings: tuple[str, ...], batch_size: int | None, **options: Any) -> None:
     """Time one search iteration of a method on random data: its architecture step
     (first or second order) on one batch, then its weight step on another, in the
     method's order, on the supernet with its relaxation and transforms, compiled with the
@@ -176,5 +179,6 @@ def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: 
     chosen = () if no_opt else (parse_passes(passes) if passes is not None else None)
     if batch_size is None:
         batch_size = COUNT_BATCH if options["count_ops"] else 16
-    report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt, genotype="",
+    report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt,
+           cpu_kernels=cpu_kernels, genotype="",
            params=parse_settings(settings), batch_size=batch_size, **options)

@@ -65,6 +65,8 @@ class BenchConfig:
     hessian: str = "fd"
     passes: tuple[str, ...] | None = None
     channels_last: bool = True
+    # the supernet's CPU kernel choices (SupernetOptions.cpu_kernels)
+    cpu_kernels: bool = True
     # torch.compile the network's forward (search-step: each cell's) before timing
     compile: bool = False
     # count the aten ops of one step (after the warm-up) instead of timing
@@ -295,7 +297,8 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
         order=config.order, hessian=config.hessian, method=spec.to_json())
     epochs = 100
     method = MethodRun(spec, epochs)
-    options = method.supernet_options(SupernetOptions(passes=passes, channels_last=config.channels_last))
+    options = method.supernet_options(SupernetOptions(passes=passes, channels_last=config.channels_last,
+                                                         cpu_kernels=config.cpu_kernels))
     torch.manual_seed(config.seed)
     random.seed(config.seed)
     model = build_supernet(space, network, in_channels=shape.in_channels, input_size=shape.input_size,
@@ -319,6 +322,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     info["weights"] = sum(p.numel() for p in weights)  # without the architecture parameters
     info.update(order=config.order, hessian=config.hessian if config.order == 2 else None, method=spec.describe(),
                 arch_step=method.arch_step_due(), passes=list(passes), channels_last=config.channels_last,
+                cpu_kernels=config.cpu_kernels,
                 compile=config.compile, torch=torch.__version__)
     return Step(step, info)
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from genolang.ops.build import OpSequential
@@ -20,10 +21,13 @@ from genolang.ops.grouped import (
     StatUpdates,
     block_sum,
     count_batches,
+    from_phases,
     grouped_executor,
     lerp_stats,
     lerp_variance,
     pointwise_weight,
+    tiled_depthwise,
+    to_phases,
     weighted_mix,
 )
 
@@ -120,6 +124,71 @@ def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, 
     expected = torch.autograd.grad((want * want.detach().cos()).sum(), [x, *params])
     for a, b in zip(got, expected):
         assert torch.allclose(a, b, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+@pytest.mark.parametrize("recompute", [False, True], ids=["plain", "recompute"])
+@pytest.mark.parametrize(("dilation", "stride", "size"), [(1, 1, 8), (1, 2, 8), (2, 1, 8), (3, 1, 9), (2, 1, 7),
+                                                          (2, 2, 8)])
+def test_the_cpu_kernels_compute_what_the_gpu_kernels_do(layout: torch.memory_format, recompute: bool,
+                                                         dilation: int, stride: int, size: int) -> None:
+    """``cpu_kernels``: tiled shared-input depthwise convs, dilated convs on their input's
+    phases (dilation 2 and 3; not on a 7x7 input, which 2 does not divide): the same
+    outputs, gradients and running statistics as without them, and as each block run
+    on its own."""
+    outs, grads, stats = [], [], []
+    for cpu_kernels in (True, False):
+        torch.manual_seed(0)
+        members = [nn.Sequential(_dil_block(k, dilation, stride, C=4), _dil_block(k, dilation, 1, C=4)).double()
+                   for k in (3, 5, 3)]
+        members = [m.to(memory_format=layout) for m in members]
+        x = torch.randn(3, 4, size, size, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+        run = grouped_executor(members, recompute, cpu_kernels)
+        out = run(x, True, torch.tensor([0.5, 2.0, 1.5], dtype=torch.float64))
+        params = [p for m in members for p in m.parameters()]
+        grads.append(torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params]))
+        outs.append(out)
+        stats.append([t.clone() for m in members for t in m.buffers()])
+        scale = torch.tensor([0.5, 2.0, 1.5], dtype=torch.float64).repeat_interleave(4).view(1, -1, 1, 1)
+        torch.manual_seed(0)
+        plain = [nn.Sequential(_dil_block(k, dilation, stride, C=4), _dil_block(k, dilation, 1, C=4)).double()
+                 for k in (3, 5, 3)]
+        assert torch.allclose(out, torch.cat([m(x) for m in plain], 1) * scale, rtol=0, atol=1e-10)
+    assert torch.allclose(outs[0], outs[1], rtol=0, atol=1e-10)
+    assert outs[0].is_contiguous(memory_format=layout)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+    for a, b in zip(*stats):
+        assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_the_cpu_kernels_are_twice_differentiable(layout: torch.memory_format) -> None:
+    """A tiled depthwise conv and a dilated block on phases under ``gradcheck`` and
+    ``gradgradcheck`` (second-order search with an exact Hessian)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    w = torch.randn(6, 1, 3, 3, dtype=torch.float64, requires_grad=True)
+    for stride in (1, 2):
+        def tiled(x: torch.Tensor, w: torch.Tensor, stride: int = stride) -> torch.Tensor:
+            return tiled_depthwise(x, w, 3, stride, 1, 1)
+
+        want = torch.cat([F.conv2d(x, w[e * 2:(e + 1) * 2], None, stride, 1, 1, 2) for e in range(3)], 1)
+        assert torch.allclose(tiled(x, w), want, rtol=0, atol=1e-12)
+        assert torch.autograd.gradcheck(tiled, (x, w))
+        assert torch.autograd.gradgradcheck(tiled, (x, w))
+    members = [_dil_block(k, 2, 1, C=2).double() for k in (3, 5)]
+    run = grouped_executor(members, True)
+    assert torch.autograd.gradgradcheck(lambda x: run(x, True, None), (x,))
+
+
+def test_phases_are_a_layout_of_the_input() -> None:
+    for layout in LAYOUTS:
+        x = torch.randn(2, 3, 6, 9).contiguous(memory_format=layout)
+        p = to_phases(x, 3)
+        assert p.shape == (18, 3, 2, 3) and p.is_contiguous(memory_format=layout)
+        assert torch.equal(p[(1 * 3 + 2) * 2 + 1], x[1, :, 1::3, 2::3])
+        assert torch.equal(from_phases(p, 3), x)
 
 
 def test_grouped_runs_join_the_calls_of_each_run() -> None:
@@ -220,9 +289,10 @@ def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> N
 def _check_the_cache(run: GroupedDilConv, members: list[nn.Sequential], params: list[torch.Tensor],
                      plain: Callable[[torch.Tensor], torch.Tensor], x1: torch.Tensor, x2: torch.Tensor) -> None:
     out1 = run(x1, True, None)
-    derived = run.cache.entries["first"][2]
+    key = "blocks" if x1.device.type == "cpu" else "first"  # the depthwise weights, tiled on the CPU
+    derived = run.cache.entries[key][2]
     out2 = run(x2, True, None)
-    assert run.cache.entries["first"][2] is derived  # made once, for both forwards
+    assert run.cache.entries[key][2] is derived  # made once, for both forwards
     for x, out in ((x1, out1), (x2, out2)):
         grads = torch.autograd.grad(out.square().sum(), params)
         expected = torch.autograd.grad(plain(x).square().sum(), params)
@@ -231,9 +301,9 @@ def _check_the_cache(run: GroupedDilConv, members: list[nn.Sequential], params: 
     with torch.no_grad():
         _weight(members[1], 1).add_(0.5)  # as an optimizer step does
         run(x1, True, None)  # no gradients: nothing derived is kept
-        assert run.cache.entries["first"][2] is derived
+        assert run.cache.entries[key][2] is derived
     assert torch.allclose(run(x1, True, None), plain(x1), rtol=0, atol=1e-10)
-    assert run.cache.entries["first"][2] is not derived
+    assert run.cache.entries[key][2] is not derived
     frozen = _weight(members[0], 2)
     frozen.requires_grad_(False)
     run(x1, True, None)  # derived without a graph to the frozen weight

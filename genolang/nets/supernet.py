@@ -91,8 +91,11 @@ class SupernetOptions:
     """How a CNN supernet is compiled: the passes run over its cell IR, in order, and
     whether its tensors are channels-last (NHWC in memory; several times faster for the
     depthwise convs of the DARTS ops on the CPU); neither changes what it computes.
-    The other fields change the supernet itself (search methods' transforms, see the
-    module's docstring): ``partial_channels`` K (1: every channel, DARTS),
+    ``cpu_kernels``: on the CPU, the grouped convs tile shared-input depthwise convs and
+    run dilated ones on their input's phases (faster there, with more but cheaper ops:
+    views and layout copies; ``genolang.ops.grouped``); off, the CPU runs the ops a GPU
+    runs. The other fields change the supernet itself (search methods' transforms, see
+    the module's docstring): ``partial_channels`` K (1: every channel, DARTS),
     ``edge_normalization`` (per-node softmax of per-edge betas), ``aux_skip``."""
 
     passes: tuple[str, ...] = DEFAULT_PASSES
@@ -100,6 +103,7 @@ class SupernetOptions:
     partial_channels: int = 1
     edge_normalization: bool = False
     aux_skip: bool = False
+    cpu_kernels: bool = True
 
 
 NO_OPT = SupernetOptions(passes=(), channels_last=False)  # the supernet exactly as the paper's code builds it
@@ -228,8 +232,9 @@ class SearchCell(nn.Module):
     weight_index: torch.Tensor  # a buffer (registered in __init__)
 
     def __init__(self, ir: CellIR, cp: CellPlan, space_ops: tuple[str, ...], partial: int = 1,
-                 aux: bool = False) -> None:
+                 aux: bool = False, cpu_kernels: bool = True) -> None:
         super().__init__()
+        self.cpu_kernels = cpu_kernels
         if ir.reducer not in ("concat", "last"):
             raise UsageError(f"cell '{ir.name}' reduces its nodes with '{ir.reducer}'; a CNN supernet concatenates "
                              "its output nodes: use 'output = concat'")
@@ -386,7 +391,7 @@ class SearchCell(nn.Module):
             if len(scaled) > 1:
                 raise UsageError(f"cell '{ir.name}': {n} scales the BN of some of its terms only")
             run = (shared_executor(members) if d.get("shared")
-                   else grouped_executor(members, bool(d.get("recompute"))))
+                   else grouped_executor(members, bool(d.get("recompute")), self.cpu_kernels))
             is_scaled = scaled.pop()
             index = None
             if is_scaled:  # each term's weight, repeated for its C output channels
@@ -798,7 +803,8 @@ class Supernet(AlphaMixin, CNNSkeleton):
         optimized = optimize_cells({name: irs[name] for name in space.cell_names}, options.passes)
         # the stem's BN is affine, as in the paper's code (nn.BatchNorm2d's default)
         CNNSkeleton.__init__(self, plan, lambda cp: SearchCell(optimized[cp.cell], cp, space.ops,
-                                                               options.partial_channels, options.aux_skip),
+                                                               options.partial_channels, options.aux_skip,
+                                                               options.cpu_kernels),
                              affine=True, auxiliary=False)
         self.space = space
         self.options = options

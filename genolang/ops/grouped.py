@@ -164,10 +164,107 @@ def _subsample(x: torch.Tensor, s: int) -> torch.Tensor:
     return sub.contiguous(memory_format=CL) if _channels_last(x) else sub.contiguous()
 
 
-def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int) -> torch.Tensor:
-    """A depthwise conv (``groups`` = input channels, any channel multiplier)."""
+def tile_channels(x: torch.Tensor, E: int) -> torch.Tensor:
+    """(N, C, H, W) -> (N, E*C, H, W), channel e*C + c = channel c: one copy, in x's
+    memory format."""
+    N, C, H, W = x.shape
+    if _channels_last(x):
+        return x.permute(0, 2, 3, 1).unsqueeze(3).expand(N, H, W, E, C).reshape(N, H, W, E * C).permute(0, 3, 1, 2)
+    return x.unsqueeze(1).expand(N, E, C, H, W).reshape(N, E * C, H, W)
+
+
+def _block_sum(x: torch.Tensor, E: int) -> torch.Tensor:
+    """The sum of x's E channel blocks (the gradient of ``tile_channels``), in x's memory
+    format."""
+    if _channels_last(x):  # summed in memory order, so that the sum stays channels-last
+        return x.permute(0, 2, 3, 1).unflatten(3, (E, -1)).sum(3).permute(0, 3, 1, 2)
+    return x.unflatten(1, (E, -1)).sum(1)
+
+
+def _tiles(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> bool:
+    """Whether E depthwise convs on one input x run as one multiplier-1 conv on x tiled
+    E times (``tiled_depthwise``; with ``cpu_kernels``): on the CPU, when the conv is
+    undilated once planned (``_dw_plan``, ``_phase_split``). oneDNN's kernels for a channel multiplier, the
+    alternative, are slow: the forward takes 1-5x the tiling and the multiplier-1 conv,
+    the input gradient 2.5-5x the multiplier-1 conv's and a sum (16->128 channels,
+    5x5, 32x32, batch 16: 4.5 ms against 4.3, 13 ms against 5). With a dilation the
+    multiplier-1 kernels are the slow ones. Not measured on a GPU: left as is (one
+    conv with channel multiplier E)."""
+    return x.device.type == "cpu" and (_dw_plan(k, stride, padding, dilation)[3] == 1
+                                       or _phase_split(x, k, stride, padding, dilation) > 1)
+
+
+def _tiled_conv(x: torch.Tensor, weight: torch.Tensor, E: int, stride: int, padding: int,
+                dilation: int) -> torch.Tensor:
+    return F.conv2d(tile_channels(x, E), weight, None, stride, padding, dilation, weight.shape[0])
+
+
+def _tiled_input_grad(grad: torch.Tensor, shape: Sequence[int], weight: torch.Tensor, E: int, stride: int,
+                      padding: int, dilation: int) -> torch.Tensor:
+    """The input gradient of ``_tiled_conv`` (input ``shape``): the multiplier-1 conv's,
+    summed over the tiles. Twice differentiable (``convolution_backward`` is)."""
+    N, C, H, W = shape
+    like = torch.empty((N, E * C, H, W), dtype=grad.dtype, device=grad.device,
+                       memory_format=CL if _channels_last(grad) else torch.contiguous_format)
+    wide = torch.ops.aten.convolution_backward(grad, like, weight, None, [stride, stride], [padding, padding],
+                                               [dilation, dilation], False, [0, 0], E * C,
+                                               [True, False, False])[0]
+    return _block_sum(wide, E)
+
+
+def _tiled_weight_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, E: int, stride: int,
+                       padding: int, dilation: int) -> torch.Tensor:
+    """The weight gradient of ``_tiled_conv``, as the one of a conv with channel multiplier
+    E on x (the multiplier-1 conv's on the tiled input is 5-10x slower): the gradient's
+    channels reordered (e, c) -> (c, e), and the weight gradient's back."""
+    C, K = x.shape[1], weight.shape[-1]
+    gw = torch.ops.aten.convolution_backward(blocks_to_interleave(grad, E), x, weight, None, [stride, stride],
+                                             [padding, padding], [dilation, dilation], False, [0, 0], C,
+                                             [False, True, False])[1]
+    return gw.view(C, E, K, K).transpose(0, 1).reshape(weight.shape)
+
+
+class _TiledDepthwise(torch.autograd.Function):
+    """``_tiled_conv`` with the gradients above. Twice differentiable."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, weight: torch.Tensor, E: int, stride: int, padding: int,
+                dilation: int) -> torch.Tensor:
+        return _tiled_conv(x, weight, E, stride, padding, dilation)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        ctx.save_for_backward(inputs[0], inputs[1])
+        ctx.conv = inputs[2:]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, weight = ctx.saved_tensors
+        gx = _tiled_input_grad(grad, x.shape, weight, *ctx.conv) if ctx.needs_input_grad[0] else None
+        gw = _tiled_weight_grad(grad, x, weight, *ctx.conv) if ctx.needs_input_grad[1] else None
+        return gx, gw, None, None, None, None
+
+
+def tiled_depthwise(x: torch.Tensor, weight: torch.Tensor, E: int, stride: int, padding: int,
+                    dilation: int) -> torch.Tensor:
+    """E depthwise convs on one input x (C channels) as one: output channel e*C + c is x's
+    channel c through weight e*C + c (see ``_tiles``). Under autocast, through autograd
+    (whose backward casts; the gradients above would mix dtypes)."""
+    if (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+            and not torch.is_autocast_enabled(x.device.type)):
+        return cast(torch.Tensor, _TiledDepthwise.apply(x, weight, E, stride, padding, dilation))
+    return _tiled_conv(x, weight, E, stride, padding, dilation)
+
+
+def depthwise(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, dilation: int,
+              tiles: int = 0) -> torch.Tensor:
+    """A depthwise conv (``groups`` = input channels, any channel multiplier), or with
+    ``tiles=E`` E of them on one input (``tiled_depthwise``)."""
     sub, stride, padding, dilation = _dw_plan(weight.shape[-1], stride, padding, dilation)
-    return F.conv2d(_subsample(x, sub) if sub > 1 else x, weight, None, stride, padding, dilation, x.shape[1])
+    x = _subsample(x, sub) if sub > 1 else x
+    if tiles > 1:
+        return tiled_depthwise(x, weight, tiles, stride, padding, dilation)
+    return F.conv2d(x, weight, None, stride, padding, dilation, x.shape[1])
 
 
 class _Stack(torch.autograd.Function):
@@ -616,8 +713,8 @@ class _ConvBlock(torch.autograd.Function):
     def forward(ctx: Any, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor, weight: torch.Tensor | None,
                 running_mean: torch.Tensor | None, running_var: torch.Tensor | None, spec: tuple[Any, ...],
                 keep: torch.Tensor | None, weight_powers: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        relu_in, stride, padding, dilation, mode, interleaved, momentum, eps = spec
-        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
+        relu_in, stride, padding, dilation, mode, interleaved, momentum, eps, tiles = spec
+        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles)
         h_shape = tuple(h.shape)
         z = pointwise_apply(h, mode, pw, interleaved)
         del h  # each freed as soon as it is read (a grouped call's are E blocks wide)
@@ -639,7 +736,7 @@ class _ConvBlock(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, dw, pw, weight, out, mean, invstd = ctx.saved_tensors
-        relu_in, stride, padding, dilation, mode, interleaved, _, eps = ctx.spec
+        relu_in, stride, padding, dilation, mode, interleaved, _, eps, tiles = ctx.spec
         if ctx.kept:  # the ReLU'd input again, from its source
             x = F.relu(x)
         if torch.is_grad_enabled():  # double backward: recompute the block with autograd
@@ -669,7 +766,7 @@ class _ConvBlock(torch.autograd.Function):
                 block_in.append(_subsample(r, sub) if sub > 1 else r)
             return block_in[0]
 
-        h = F.conv2d(conv_input(), dw, None, s_, p_, d_, x.shape[1]) if need_pw else None
+        h = depthwise(conv_input(), dw, s_, p_, d_, tiles) if need_pw else None
         gh, gpw = _pointwise_backward(gz, h, mode, pw, interleaved, h_shape, channels_last, need_x or need_dw,
                                       need_pw)
         del h, gz  # freed before the next gradients are made (a grouped call's are E blocks wide)
@@ -683,11 +780,17 @@ class _ConvBlock(torch.autograd.Function):
                 inp = torch.empty(shape, dtype=x.dtype, device=x.device,
                                   memory_format=CL if channels_last else torch.contiguous_format)
             gh = gh.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
-            gr, gdw, _ = torch.ops.aten.convolution_backward(gh, inp, dw, None, [s_, s_], [p_, p_], [d_, d_], False,
-                                                             [0, 0], x.shape[1], [need_x, need_dw, False])
+            gr: torch.Tensor | None
+            if tiles > 1:
+                gr = _tiled_input_grad(gh, inp.shape, dw, tiles, s_, p_, d_) if need_x else None
+                gdw = _tiled_weight_grad(gh, inp, dw, tiles, s_, p_, d_) if need_dw else None
+            else:
+                gr, gdw, _ = torch.ops.aten.convolution_backward(gh, inp, dw, None, [s_, s_], [p_, p_], [d_, d_],
+                                                                 False, [0, 0], x.shape[1], [need_x, need_dw, False])
             del gh, inp
             block_in.clear()
             if need_x:
+                assert gr is not None  # computed when need_x
                 if sub > 1:
                     full = torch.zeros_like(x)
                     full[:, :, ::sub, ::sub] = gr
@@ -699,9 +802,9 @@ class _ConvBlock(torch.autograd.Function):
     def _backward_with_graph(ctx: Any, grad: torch.Tensor, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor,
                              weight: torch.Tensor | None, mean: torch.Tensor,
                              invstd: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        relu_in, stride, padding, dilation, mode, interleaved, _, eps = ctx.spec
-        z = pointwise_apply(depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation), mode, pw,
-                            interleaved)
+        relu_in, stride, padding, dilation, mode, interleaved, _, eps, tiles = ctx.spec
+        z = pointwise_apply(depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles), mode,
+                            pw, interleaved)
         need_w = ctx.needs_input_grad[3] and weight is not None
         gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, z, weight, None, None, mean, invstd, True, eps,
                                                               [True, bool(need_w), False])
@@ -712,23 +815,66 @@ class _ConvBlock(torch.autograd.Function):
                 None)
 
 
+def _phase_split(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> int:
+    """d when a depthwise conv runs on x's d*d phases (``to_phases``): on the CPU, for
+    an undilated stride-1 'same' conv of dilation d whose padding and x's size are
+    multiples of d, else 1. Output pixel (i, j) of such a conv reads only input pixels
+    of its own phase (i mod d, j mod d), so it is an undilated conv on each phase; the
+    1x1 convs and the batch norm after it are per pixel (the batch norm's statistics
+    are over the same values). oneDNN's dilated depthwise backward is 3-7x slower than
+    the undilated one on the phases plus the two layout copies. Not measured on a GPU:
+    left as is."""
+    d = dilation
+    if (x.device.type == "cpu" and x.dim() == 4 and stride == 1 and d > 1 and 2 * padding == d * (k - 1)
+            and padding % d == 0 and x.shape[2] % d == 0 and x.shape[3] % d == 0):
+        return d
+    return 1
+
+
+def to_phases(x: torch.Tensor, d: int) -> torch.Tensor:
+    """(N, C, H, W) -> (d*d*N, C, H/d, W/d): phase (r, s) = ``x[:, :, r::d, s::d]`` is
+    batch block r*d + s; one copy, in x's memory format."""
+    N, C, H, W = x.shape
+    if _channels_last(x):
+        y = x.permute(0, 2, 3, 1).reshape(N, H // d, d, W // d, d, C).permute(2, 4, 0, 1, 3, 5)
+        return y.reshape(d * d * N, H // d, W // d, C).permute(0, 3, 1, 2)
+    return x.reshape(N, C, H // d, d, W // d, d).permute(3, 5, 0, 1, 2, 4).reshape(d * d * N, C, H // d, W // d)
+
+
+def from_phases(y: torch.Tensor, d: int) -> torch.Tensor:
+    """The inverse of ``to_phases``: one copy, in y's memory format."""
+    B, C, h, w = y.shape
+    N = B // (d * d)
+    if _channels_last(y):
+        x = y.permute(0, 2, 3, 1).reshape(d, d, N, h, w, C).permute(2, 3, 0, 4, 1, 5)
+        return x.reshape(N, h * d, w * d, C).permute(0, 3, 1, 2)
+    return y.reshape(d, d, N, C, h, w).permute(2, 3, 4, 0, 5, 1).reshape(N, C, h * d, w * d)
+
+
 def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Tensor], bns: Sequence[_BatchNorm],
                scale: torch.Tensor | None, relu_in: bool, stride: int, padding: int, dilation: int,
                interleaved: int, recompute: bool, keep: torch.Tensor | None = None,
-               nonzero: Nonzero = False, prepared: tuple[str, torch.Tensor] | None = None) -> torch.Tensor:
+               nonzero: Nonzero = False, prepared: tuple[str, torch.Tensor] | None = None,
+               tiles: int = 0, phases: bool = False) -> torch.Tensor:
     """``grouped_batch_norm(pointwise(depthwise(relu(x))), scale)``. With ``recompute``
     (in training mode, with gradients) through ``_ConvBlock``, which stores only the
     BN's output for the backward (and ``keep``, with ``x == relu(keep)``, instead of x).
     A scale with a zero (an alpha at minus infinity) takes the plain path: the BN's
     output would not give back its input. ``prepared``: ``pointwise_weight(pw_weights,
-    interleaved)``, made already."""
+    interleaved)``, made already. ``tiles=E``: x is the input of E blocks, whose depthwise
+    weights ``dw`` are stacked (``tiled_depthwise``). With ``phases`` a dilated conv may
+    run on the input's phases (``_phase_split``)."""
+    d = _phase_split(x, dw.shape[-1], stride, padding, dilation) if phases else 1
+    if d > 1:
+        return from_phases(conv_block(to_phases(x, d), dw, pw_weights, bns, scale, relu_in, 1, padding // d, 1,
+                                      interleaved, recompute, None, nonzero, prepared, tiles), d)
     bn0 = bns[0]
     mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
             or torch.is_autocast_enabled(x.device.type)  # its backward recomputes outside autocast
             or (scale is not None and not nonzero and not bool((scale != 0).all()))):
-        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation)
+        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles)
         return grouped_batch_norm(pointwise_apply(h, mode, pw, interleaved), bns, scale)
     weight = None if scale is None else channel_scale(scale, len(bns), bn0.num_features)
     # running statistics taken away (the architect's forwards): batch statistics, nothing to move
@@ -742,7 +888,7 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     else:
         mean, var, copied = _stats(bns)
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
-                           (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps),
+                           (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps, tiles),
                            None if relu_in else keep,
                            nonzero if isinstance(nonzero, tuple) and weight is not None
                            and nonzero[0].shape == weight.shape else None)
@@ -841,10 +987,11 @@ class GroupedDilConv:
     ``sep_conv``) on one input (not ReLU'd when ``relu``); returns the E outputs along
     channels, edge by edge."""
 
-    def __init__(self, members: Sequence[_DilBlock], recompute: bool = False) -> None:
+    def __init__(self, members: Sequence[_DilBlock], recompute: bool = False, cpu_kernels: bool = True) -> None:
         _same(members, lambda m: (m[1].stride, m[1].dilation, m[2].weight.shape))
         self.members = list(members)
         self.recompute = recompute
+        self.cpu_kernels = cpu_kernels  # tiled depthwise convs and dilated ones on phases, on the CPU
         dw = members[0][1]
         assert not isinstance(dw.padding, str)  # 'same' and 'valid' fail _is_dil_block's padding[0] == padding[1]
         self.stride, self.padding, self.dilation = dw.stride[0], dw.padding[0], dw.dilation[0]
@@ -896,17 +1043,23 @@ class GroupedDilConv:
 
     def first(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
               keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
-        """The shared-input stage: one depthwise conv with channel multiplier E."""
+        """The shared-input stage: one depthwise conv with channel multiplier E, or one on
+        the input tiled E times (``_tiles``)."""
         ms = self.members
         E, C = len(ms), x.shape[1]
         w0 = ms[0][1].weight
         dws, pws = [m[1].weight for m in ms], [m[2].weight for m in ms]
+        if E > 1 and self.cpu_kernels and _tiles(x, self.kernel, self.stride, self.padding, self.dilation):
+            dw = self.cache.get("blocks", dws, lambda: self._depthwise_weight(False))
+            pw = self.cache.get("blocks 1x1", pws, lambda: pointwise_weight(pws, 0))
+            return conv_block(x, dw, pws, [m[3] for m in ms], scale, relu, self.stride, self.padding,
+                              self.dilation, 0, self.recompute, keep, nonzero, pw, E, True)
         dw = w0.view(w0.shape) if E == 1 else self.cache.get(
             "first", dws, lambda: self._depthwise_weight(True).reshape(C * E, 1, self.kernel, self.kernel))
         interleaved = E if E > 1 else 0
         pw = self.cache.get("first 1x1", pws, lambda: pointwise_weight(pws, interleaved))
         return conv_block(x, dw, pws, [m[3] for m in ms], scale, relu, self.stride, self.padding, self.dilation,
-                          interleaved, self.recompute, keep, nonzero, pw)
+                          interleaved, self.recompute, keep, nonzero, pw, phases=self.cpu_kernels)
 
     def blocks(self, x: torch.Tensor, scale: torch.Tensor | None, nonzero: Nonzero = False) -> torch.Tensor:
         """The per-edge stage: ReLU, then input block e (of E*C channels) through edge e."""
@@ -915,15 +1068,15 @@ class GroupedDilConv:
         dw = self.cache.get("blocks", dws, lambda: self._depthwise_weight(False))
         pw = self.cache.get("blocks 1x1", pws, lambda: pointwise_weight(pws, 0))
         return conv_block(x, dw, pws, [m[3] for m in ms], scale, True, self.stride, self.padding, self.dilation, 0,
-                          self.recompute, None, nonzero, pw)
+                          self.recompute, None, nonzero, pw, phases=self.cpu_kernels)
 
 
 class GroupedSepConv:
     """E sequences of such blocks (DARTS's ``sep_conv``: two) on one input: the first
     block grouped with a channel multiplier, the others block by block."""
 
-    def __init__(self, members: Sequence[_SepBlocks], recompute: bool = False) -> None:
-        self.stages = [GroupedDilConv([m[i] for m in members], recompute) for i in range(len(members[0]))]
+    def __init__(self, members: Sequence[_SepBlocks], recompute: bool = False, cpu_kernels: bool = True) -> None:
+        self.stages = [GroupedDilConv([m[i] for m in members], recompute, cpu_kernels) for i in range(len(members[0]))]
 
     def batch_norms(self) -> list[list[_BatchNorm]]:
         return [bns for stage in self.stages for bns in stage.batch_norms()]
@@ -1003,19 +1156,22 @@ def _is_dil_block(m: object) -> TypeGuard[_DilBlock]:
             and isinstance(bn, nn.BatchNorm2d))
 
 
-def grouped_executor(members: Sequence[nn.Module], recompute: bool = False) -> Callable[..., torch.Tensor]:
+def grouped_executor(members: Sequence[nn.Module], recompute: bool = False,
+                     cpu_kernels: bool = True) -> Callable[..., torch.Tensor]:
     """The fastest executor for E copies of one groupable op (``OpFacts.groupable``):
     the hand-tuned ones for DARTS's ``dil_conv`` and ``sep_conv`` structures, the general
-    conv stack otherwise."""
+    conv stack otherwise. ``cpu_kernels``: on the CPU, the former tile shared-input
+    depthwise convs (``_tiles``) and run dilated ones on phases (``_phase_split``); the
+    same results, by other kernels (and more, cheaper ops)."""
     # copies of one op, or ops that differ only in depthwise kernel sizes (merge_kernels)
     if all(_is_dil_block(b) for b in members):
-        return GroupedDilConv(cast("Sequence[_DilBlock]", members), recompute)
+        return GroupedDilConv(cast("Sequence[_DilBlock]", members), recompute, cpu_kernels)
     blocks = [_dil_blocks(b) for b in members]
     if all(b is not None and len(b) == len(blocks[0] or ()) for b in blocks):
         chains = cast("list[list[_DilBlock]]", blocks)
         if len(chains[0]) == 1:
-            return GroupedDilConv([c[0] for c in chains], recompute)
-        return GroupedSepConv(chains, recompute)
+            return GroupedDilConv([c[0] for c in chains], recompute, cpu_kernels)
+        return GroupedSepConv(chains, recompute, cpu_kernels)
     runs: list[list[nn.Module]] = []
     for b in members:
         if runs and _structure(runs[-1][0]) == _structure(b):
@@ -1024,7 +1180,7 @@ def grouped_executor(members: Sequence[nn.Module], recompute: bool = False) -> C
             runs.append([b])
     if len(runs) == 1:
         return GroupedConvStack(members, recompute)
-    return GroupedRuns([grouped_executor(run, recompute) for run in runs], [len(run) for run in runs])
+    return GroupedRuns([grouped_executor(run, recompute, cpu_kernels) for run in runs], [len(run) for run in runs])
 
 
 def _dil_blocks(m: nn.Module) -> list[_DilBlock] | None:
