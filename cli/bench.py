@@ -170,7 +170,9 @@ def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: 
 
     Peak RSS is the process's: compare configurations in separate runs. With
     --count-ops (batch 4 unless given) the count is comparable with the original code's
-    under the same counting (docs/performance.md, "Dispatched ops")."""
+    under the same counting (docs/performance.md, "Dispatched ops"); add
+    --no-cpu-kernels to count, on the CPU, the program a GPU runs (the CPU kernels add
+    views and layout copies)."""
     from genolang.cli.search import parse_settings
     from genolang.passes import parse_passes
 
@@ -180,5 +182,5 @@ def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: 
     if batch_size is None:
         batch_size = COUNT_BATCH if options["count_ops"] else 16
     report("search-step", as_json, passes=chosen, channels_last=channels_last and not no_opt,
-           cpu_kernels=cpu_kernels, genotype="",
+           cpu_kernels=cpu_kernels and not no_opt, genotype="",
            params=parse_settings(settings), batch_size=batch_size, **options)

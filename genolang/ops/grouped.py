@@ -173,7 +173,7 @@ def tile_channels(x: torch.Tensor, E: int) -> torch.Tensor:
     return x.unsqueeze(1).expand(N, E, C, H, W).reshape(N, E * C, H, W)
 
 
-def _block_sum(x: torch.Tensor, E: int) -> torch.Tensor:
+def _sum_tiles(x: torch.Tensor, E: int) -> torch.Tensor:
     """The sum of x's E channel blocks (the gradient of ``tile_channels``), in x's memory
     format."""
     if _channels_last(x):  # summed in memory order, so that the sum stays channels-last
@@ -183,13 +183,13 @@ def _block_sum(x: torch.Tensor, E: int) -> torch.Tensor:
 
 def _tiles(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> bool:
     """Whether E depthwise convs on one input x run as one multiplier-1 conv on x tiled
-    E times (``tiled_depthwise``; with ``cpu_kernels``): on the CPU, when the conv is
-    undilated once planned (``_dw_plan``, ``_phase_split``). oneDNN's kernels for a channel multiplier, the
-    alternative, are slow: the forward takes 1-5x the tiling and the multiplier-1 conv,
-    the input gradient 2.5-5x the multiplier-1 conv's and a sum (16->128 channels,
-    5x5, 32x32, batch 16: 4.5 ms against 4.3, 13 ms against 5). With a dilation the
-    multiplier-1 kernels are the slow ones. Not measured on a GPU: left as is (one
-    conv with channel multiplier E)."""
+    E times (``tiled_depthwise``; with ``cpu_kernels``): on the CPU, when the conv runs
+    undilated (``_dw_plan``, ``_phase_split``). oneDNN's kernels for a channel
+    multiplier, the alternative, are slow: the forward takes 1-5x the tiling and the
+    multiplier-1 conv, the input gradient 2.5-5x the multiplier-1 conv's and a sum
+    (16->128 channels, 5x5, 32x32, batch 16: 4.5 ms against 4.3, 13 ms against 5). With
+    a dilation the multiplier-1 kernels are the slow ones. Not measured on a GPU: left
+    as is there (one conv with channel multiplier E)."""
     return x.device.type == "cpu" and (_dw_plan(k, stride, padding, dilation)[3] == 1
                                        or _phase_split(x, k, stride, padding, dilation) > 1)
 
@@ -209,7 +209,7 @@ def _tiled_input_grad(grad: torch.Tensor, shape: Sequence[int], weight: torch.Te
     wide = torch.ops.aten.convolution_backward(grad, like, weight, None, [stride, stride], [padding, padding],
                                                [dilation, dilation], False, [0, 0], E * C,
                                                [True, False, False])[0]
-    return _block_sum(wide, E)
+    return _sum_tiles(wide, E)
 
 
 def _tiled_weight_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, E: int, stride: int,
@@ -817,8 +817,8 @@ class _ConvBlock(torch.autograd.Function):
 
 def _phase_split(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> int:
     """d when a depthwise conv runs on x's d*d phases (``to_phases``): on the CPU, for
-    an undilated stride-1 'same' conv of dilation d whose padding and x's size are
-    multiples of d, else 1. Output pixel (i, j) of such a conv reads only input pixels
+    a stride-1 'same' conv of dilation d > 1 whose padding and x's size are multiples
+    of d, else 1. Output pixel (i, j) of such a conv reads only input pixels
     of its own phase (i mod d, j mod d), so it is an undilated conv on each phase; the
     1x1 convs and the batch norm after it are per pixel (the batch norm's statistics
     are over the same values). oneDNN's dilated depthwise backward is 3-7x slower than
