@@ -19,6 +19,7 @@ from genolang.ops.grouped import (
     GroupedRuns,
     SharedWeights,
     StatUpdates,
+    _phase_split,
     block_sum,
     count_batches,
     from_phases,
@@ -128,14 +129,15 @@ def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
 @pytest.mark.parametrize("recompute", [False, True], ids=["plain", "recompute"])
-@pytest.mark.parametrize(("dilation", "stride", "size"), [(1, 1, 8), (1, 2, 8), (2, 1, 8), (3, 1, 9), (2, 1, 7),
-                                                          (2, 2, 8)])
+@pytest.mark.parametrize(("dilation", "stride", "size"), [(1, 1, 8), (1, 2, 8), (2, 1, 8), (3, 1, 12), (2, 1, 7),
+                                                          (2, 2, 8), (2, 1, 4), (2, 1, 2)])
 def test_the_cpu_kernels_compute_what_the_gpu_kernels_do(layout: torch.memory_format, recompute: bool,
                                                          dilation: int, stride: int, size: int) -> None:
     """``cpu_kernels``: tiled shared-input depthwise convs, dilated convs on their input's
-    phases (dilation 2 and 3; not on a 7x7 input, which 2 does not divide): the same
-    outputs, gradients and running statistics as without them, and as each block run
-    on its own."""
+    phases (dilation 2 and 3; not on a 7x7 input, which 2 does not divide, nor on 4x4
+    and 2x2, whose phases would be too small): the same outputs, gradients and running
+    statistics as without them, in the same memory format, and as each block run on
+    its own."""
     outs, grads, stats = [], [], []
     for cpu_kernels in (True, False):
         torch.manual_seed(0)
@@ -188,7 +190,31 @@ def test_phases_are_a_layout_of_the_input() -> None:
         p = to_phases(x, 3)
         assert p.shape == (18, 3, 2, 3) and p.is_contiguous(memory_format=layout)
         assert torch.equal(p[(1 * 3 + 2) * 2 + 1], x[1, :, 1::3, 2::3])
-        assert torch.equal(from_phases(p, 3), x)
+        assert torch.equal(from_phases(p, 3, layout == torch.channels_last), x)
+        assert from_phases(p, 3, layout == torch.channels_last).is_contiguous(memory_format=layout)
+    assert _phase_split(x, 3, 1, 3, 3) == 1  # 2-pixel phases: too small
+    assert _phase_split(torch.randn(1, 2, 12, 15), 3, 1, 3, 3) == 3
+    assert _phase_split(torch.randn(1, 2, 10, 16), 7, 1, 6, 2) == 1  # phases narrower than k-1
+    assert _phase_split(torch.randn(1, 2, 12, 16), 3, 1, 2, 2) == 2
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")  # torch's forward_ad itself
+def test_the_tiled_conv_has_forward_mode_gradients() -> None:
+    """Forward-mode AD (``torch.autograd.forward_ad``) through a grouped call that tiles
+    its depthwise conv (without recompute): the same tangents as without the CPU kernels."""
+    import torch.autograd.forward_ad as fa
+
+    torch.manual_seed(0)
+    x, t = torch.randn(2, 3, 8, 8, dtype=torch.float64), torch.randn(2, 3, 8, 8, dtype=torch.float64)
+    got = []
+    for cpu_kernels in (True, False):
+        torch.manual_seed(1)
+        run = grouped_executor([_dil_block(k, 1, 1).double() for k in (3, 5)], False, cpu_kernels)
+        with fa.dual_level():
+            got.append(fa.unpack_dual(run(fa.make_dual(x, t), True, None)))
+    assert torch.allclose(got[0].primal, got[1].primal, rtol=0, atol=1e-12)
+    assert got[0].tangent is not None and got[1].tangent is not None
+    assert torch.allclose(got[0].tangent, got[1].tangent, rtol=0, atol=1e-12)
 
 
 def test_grouped_runs_join_the_calls_of_each_run() -> None:
