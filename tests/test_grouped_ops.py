@@ -192,7 +192,7 @@ def test_phases_are_a_layout_of_the_input() -> None:
         assert torch.equal(p[(1 * 3 + 2) * 2 + 1], x[1, :, 1::3, 2::3])
         assert torch.equal(from_phases(p, 3, layout == torch.channels_last), x)
         assert from_phases(p, 3, layout == torch.channels_last).is_contiguous(memory_format=layout)
-    assert _phase_split(x, 3, 1, 3, 3) == 1  # 2-pixel phases: too small
+    assert _phase_split(torch.randn(2, 3, 6, 9), 3, 1, 3, 3) == 1  # 2-pixel phases: too small
     assert _phase_split(torch.randn(1, 2, 12, 15), 3, 1, 3, 3) == 3
     assert _phase_split(torch.randn(1, 2, 10, 16), 7, 1, 6, 2) == 1  # phases narrower than k-1
     assert _phase_split(torch.randn(1, 2, 12, 16), 3, 1, 2, 2) == 2
