@@ -165,6 +165,13 @@ def _subsample(x: torch.Tensor, s: int) -> torch.Tensor:
     return sub.contiguous(memory_format=CL) if _channels_last(x) else sub.contiguous()
 
 
+def _stand_in(shape: Sequence[int], like: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """An uninitialised tensor of ``shape`` (``like``'s dtype and device) for a
+    ``convolution_backward`` argument it reads only the shape of."""
+    return torch.empty(tuple(shape), dtype=like.dtype, device=like.device,
+                       memory_format=CL if channels_last else torch.contiguous_format)
+
+
 def tile_channels(x: torch.Tensor, E: int) -> torch.Tensor:
     """(N, C, H, W) -> (N, E*C, H, W), channel e*C + c = channel c: one copy, in x's
     memory format."""
@@ -205,8 +212,7 @@ def _tiled_input_grad(grad: torch.Tensor, shape: Sequence[int], weight: torch.Te
     """The input gradient of ``_tiled_conv`` (input ``shape``): the multiplier-1 conv's,
     summed over the tiles. Twice differentiable (``convolution_backward`` is)."""
     N, C, H, W = shape
-    like = torch.empty((N, E * C, H, W), dtype=grad.dtype, device=grad.device,
-                       memory_format=CL if _channels_last(grad) else torch.contiguous_format)
+    like = _stand_in((N, E * C, H, W), grad, _channels_last(grad))
     wide = torch.ops.aten.convolution_backward(grad, like, weight, None, [stride, stride], [padding, padding],
                                                [dilation, dilation], False, [0, 0], E * C,
                                                [True, False, False])[0]
@@ -703,8 +709,7 @@ def _pointwise_backward(gz: torch.Tensor, h: torch.Tensor | None, mode: str, wei
     """Gradients of ``pointwise_apply`` for its input (``h``, needed only for the
     weight's gradient) and weight: one convolution backward."""
     if h is None:
-        h = torch.empty(h_shape, dtype=gz.dtype, device=gz.device,
-                        memory_format=CL if channels_last else torch.contiguous_format)
+        h = _stand_in(h_shape, gz, channels_last)
     gh, gw, _ = torch.ops.aten.convolution_backward(gz, h, weight, None, [1, 1], [0, 0], [1, 1], False, [0, 0],
                                                     h_shape[1] // weight.shape[1], [need_h, need_w, False])
     return gh, gw
@@ -787,8 +792,7 @@ class _ConvBlock(torch.autograd.Function):
                 inp = conv_input()
             else:  # the input gradient reads only the input's shape
                 shape = (x.shape[0], x.shape[1], -(-x.shape[2] // sub), -(-x.shape[3] // sub))
-                inp = torch.empty(shape, dtype=x.dtype, device=x.device,
-                                  memory_format=CL if channels_last else torch.contiguous_format)
+                inp = _stand_in(shape, x, channels_last)
             gh = gh.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
             gr: torch.Tensor | None
             if tiles > 1:
@@ -1140,7 +1144,7 @@ class GroupedConvStack:
         if c0.groups == 1:
             y = F.conv2d(x, weight, None, c0.stride, c0.padding, c0.dilation, 1)
         else:
-            y = F.conv2d(x.repeat(1, E, 1, 1), weight, None, c0.stride, c0.padding, c0.dilation, c0.groups * E)
+            y = F.conv2d(tile_channels(x, E), weight, None, c0.stride, c0.padding, c0.dilation, c0.groups * E)
         last = len(first) - 1
         for j in range(i + 1, len(first)):
             mods = [layers[j] for layers in self.layers]
