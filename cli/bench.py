@@ -157,8 +157,9 @@ def eval_step(as_json: bool, **options: Any) -> None:
 @click.option("--channels-last/--no-channels-last", default=True, show_default=True,
               help="Keep the supernet's tensors channels-last (NHWC in memory).")
 @click.option("--cpu-kernels/--no-cpu-kernels", default=True, show_default=True,
-              help="On the CPU, tile shared-input depthwise convs and run dilated ones on their input's phases "
-                   "(faster there, by more but cheaper ops); off, the CPU runs the ops a GPU runs.")
+              help="On the CPU, run merged kernels as one call per kernel size, tile shared-input depthwise convs "
+                   "and run dilated ones on their input's phases (faster there, by more but cheaper ops); off, the "
+                   "CPU runs the ops a GPU runs.")
 @common_options
 def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: bool, cpu_kernels: bool,
                 settings: tuple[str, ...], batch_size: int | None, **options: Any) -> None:
@@ -172,7 +173,7 @@ def search_step(as_json: bool, passes: str | None, no_opt: bool, channels_last: 
     --count-ops (batch 4 unless given) the count is comparable with the original code's
     under the same counting (docs/performance.md, "Dispatched ops"); add
     --no-cpu-kernels to count, on the CPU, the program a GPU runs (the CPU kernels add
-    views and layout copies)."""
+    views, layout copies and smaller calls)."""
     from genolang.cli.search import parse_settings
     from genolang.passes import parse_passes
 

@@ -17,15 +17,21 @@ from genolang.ops.build import OpSequential
 from genolang.ops.grouped import (
     GroupedDilConv,
     GroupedRuns,
+    GroupedSepConv,
+    KernelRuns,
     SharedWeights,
     StatUpdates,
     _phase_split,
+    _stats,
     block_sum,
     count_batches,
     from_phases,
+    grouped_batch_norm,
     grouped_executor,
+    joined,
     lerp_stats,
     lerp_variance,
+    link_bn_stats,
     pointwise_weight,
     tiled_depthwise,
     to_phases,
@@ -33,6 +39,9 @@ from genolang.ops.grouped import (
 )
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
+# merged kernels in runs of one size (each its own call on the CPU: KernelRuns), with their scales
+KERNELS = (3, 3, 5, 5, 3)
+SCALES = [0.5, 2.0, 1.5, 0.7, 1.2]
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
@@ -109,15 +118,19 @@ def _dil_block(k: int, dilation: int, stride: int, C: int = 3) -> nn.Sequential:
 
 @pytest.mark.parametrize("recompute", [False, True], ids=["plain", "recompute"])
 @pytest.mark.parametrize("stride", [1, 2])
-def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, recompute: bool) -> None:
+@pytest.mark.parametrize("cpu_kernels", [False, True], ids=["padded", "by-kernel"])
+def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, recompute: bool,
+                                                                   cpu_kernels: bool) -> None:
     """Blocks of 5x5, 3x3 and 5x5 kernels (dilation 2; two blocks each, the second
-    unstrided) as one grouped call: the 3x3 kernels zero-padded to 5x5, the same
+    unstrided) as one grouped call: the 3x3 kernels zero-padded to 5x5 (on the CPU,
+    without the CPU kernels) or one call per kernel size (``KernelRuns``), the same
     outputs, input gradient and weight gradients as each block run on its own."""
     torch.manual_seed(0)
     members = [nn.Sequential(_dil_block(k, 2, stride), _dil_block(k, 2, 1)).double() for k in (5, 3, 5)]
     x = torch.randn(2, 3, 8, 8, dtype=torch.float64, requires_grad=True)
-    run = grouped_executor(members, recompute)
-    out = run(x, True, None)
+    run = grouped_executor(members, recompute, cpu_kernels)
+    assert isinstance(run, KernelRuns) == cpu_kernels
+    out = joined(run(x, True, None))
     want = torch.cat([m(x) for m in members], 1)
     assert torch.allclose(out, want, rtol=0, atol=1e-10)
     params = [p for m in members for p in m.parameters()]
@@ -133,28 +146,31 @@ def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, 
                                                           (2, 2, 8), (2, 1, 4), (2, 1, 2)])
 def test_the_cpu_kernels_compute_what_the_gpu_kernels_do(layout: torch.memory_format, recompute: bool,
                                                          dilation: int, stride: int, size: int) -> None:
-    """``cpu_kernels``: tiled shared-input depthwise convs, dilated convs on their input's
-    phases (dilation 2 and 3; not on a 7x7 input, which 2 does not divide, nor on 4x4
-    and 2x2, whose phases would be too small): the same outputs, gradients and running
-    statistics as without them, in the same memory format, and as each block run on
-    its own."""
+    """``cpu_kernels``: merged kernels as one call per kernel size (``KernelRuns``),
+    tiled shared-input depthwise convs, dilated convs on their input's phases (dilation
+    2 and 3; not on a 7x7 input, which 2 does not divide, nor on 4x4 and 2x2, whose
+    phases would be too small): the same outputs, gradients and running statistics as
+    without them, in the same memory format, and as each block run on its own."""
     outs, grads, stats = [], [], []
     for cpu_kernels in (True, False):
         torch.manual_seed(0)
         members = [nn.Sequential(_dil_block(k, dilation, stride, C=4), _dil_block(k, dilation, 1, C=4)).double()
-                   for k in (3, 5, 3)]
+                   for k in KERNELS]
         members = [m.to(memory_format=layout) for m in members]
         x = torch.randn(3, 4, size, size, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
         run = grouped_executor(members, recompute, cpu_kernels)
-        out = run(x, True, torch.tensor([0.5, 2.0, 1.5], dtype=torch.float64))
+        assert isinstance(run, (KernelRuns, GroupedSepConv)) and isinstance(run, KernelRuns) == cpu_kernels
+        for bns in run.batch_norms():  # as the supernet lays them out: moved in place, by runs on the CPU
+            link_bn_stats(bns)
+        out = joined(run(x, True, torch.tensor(SCALES, dtype=torch.float64)))
         params = [p for m in members for p in m.parameters()]
         grads.append(torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params]))
         outs.append(out)
         stats.append([t.clone() for m in members for t in m.buffers()])
-        scale = torch.tensor([0.5, 2.0, 1.5], dtype=torch.float64).repeat_interleave(4).view(1, -1, 1, 1)
+        scale = torch.tensor(SCALES, dtype=torch.float64).repeat_interleave(4).view(1, -1, 1, 1)
         torch.manual_seed(0)
         plain = [nn.Sequential(_dil_block(k, dilation, stride, C=4), _dil_block(k, dilation, 1, C=4)).double()
-                 for k in (3, 5, 3)]
+                 for k in KERNELS]
         assert torch.allclose(out, torch.cat([m(x) for m in plain], 1) * scale, rtol=0, atol=1e-10)
     assert torch.allclose(outs[0], outs[1], rtol=0, atol=1e-10)
     assert outs[0].is_contiguous(memory_format=layout)
@@ -162,6 +178,23 @@ def test_the_cpu_kernels_compute_what_the_gpu_kernels_do(layout: torch.memory_fo
         assert torch.allclose(a, b, rtol=0, atol=1e-10)
     for a, b in zip(*stats):
         assert torch.allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_a_run_of_linked_statistics_moves_in_place() -> None:
+    """The running statistics of a range of linked batch norms (a run of a merged call,
+    ``KernelRuns``) are a view of the linked tensor: moved in place, not copied."""
+    bns = [nn.BatchNorm2d(3, affine=False) for _ in range(4)]
+    link_bn_stats(bns)
+    means = [_stat(bn, "running_mean") for bn in bns]
+    mean, var, copied = _stats(bns[1:3])
+    assert not copied and mean.data_ptr() == means[1].data_ptr() and mean.shape == (6,)
+    assert var.data_ptr() == _stat(bns[1], "running_var").data_ptr() and var.shape == (6,)
+    x = torch.randn(2, 6, 4, 4)
+    grouped_batch_norm(x, bns[1:3])
+    for m, part in zip(means[1:3], x.split(3, 1)):
+        assert torch.allclose(m, 0.1 * part.mean((0, 2, 3)), atol=1e-6)
+    assert torch.equal(means[0], torch.zeros(3)) and torch.equal(means[3], torch.zeros(3))
+    assert _stats(bns[1:2] + bns[3:])[2]  # not consecutive: copied
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
@@ -181,7 +214,7 @@ def test_the_cpu_kernels_are_twice_differentiable(layout: torch.memory_format) -
         assert torch.autograd.gradgradcheck(tiled, (x, w))
     members = [_dil_block(k, 2, 1, C=2).double() for k in (3, 5)]
     run = grouped_executor(members, True)
-    assert torch.autograd.gradgradcheck(lambda x: run(x, True, None), (x,))
+    assert torch.autograd.gradgradcheck(lambda x: joined(run(x, True, None)), (x,))
 
 
 def test_phases_are_a_layout_of_the_input() -> None:
@@ -211,7 +244,7 @@ def test_the_tiled_conv_has_forward_mode_gradients() -> None:
         torch.manual_seed(1)
         run = grouped_executor([_dil_block(k, 1, 1).double() for k in (3, 5)], False, cpu_kernels)
         with fa.dual_level():
-            got.append(fa.unpack_dual(run(fa.make_dual(x, t), True, None)))
+            got.append(fa.unpack_dual(joined(run(fa.make_dual(x, t), True, None))))
     assert torch.allclose(got[0].primal, got[1].primal, rtol=0, atol=1e-12)
     assert got[0].tangent is not None and got[1].tangent is not None
     assert torch.allclose(got[0].tangent, got[1].tangent, rtol=0, atol=1e-12)
@@ -228,10 +261,16 @@ def test_grouped_runs_join_the_calls_of_each_run() -> None:
     assert isinstance(run, GroupedRuns) and run.sizes == [1, 2]
     x = torch.randn(2, 3, 6, 6)
     scale = torch.rand(9) + 0.5
-    out = run(x, True, scale)
+    out = joined(run(x, True, scale))
     want = torch.cat([m(x) for m in members], 1) * scale.view(1, -1, 1, 1)
     assert torch.allclose(out, want, atol=1e-5)
     assert len(run.batch_norms()) == 2
+
+
+def _stat(bn: nn.BatchNorm2d, name: str) -> torch.Tensor:
+    t = getattr(bn, name)
+    assert isinstance(t, torch.Tensor)
+    return t
 
 
 def _batches(bn: nn.BatchNorm2d) -> int:
@@ -275,17 +314,20 @@ def test_running_variances_from_the_batch_invstd() -> None:
         assert torch.allclose(t, start + 0.1 * (var - start), atol=1e-5)
 
 
-def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> None:
+@pytest.mark.parametrize(("kernels", "cpu_kernels", "key"), [((3, 5, 3), False, "first"), ((3, 3, 3), True, "blocks")],
+                         ids=["padded", "tiled"])
+def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged(
+        kernels: tuple[int, ...], cpu_kernels: bool, key: str) -> None:
     """``SharedWeights``: inside the scope a second forward at the same weights reuses
-    the stacked, padded weights (and both backwards give each forward's gradients); an
-    in-place update, a change of ``requires_grad`` or a forward without gradients makes
-    or keeps none stale; outside a scope, and after it, nothing is kept (a copy of the
-    executor's modules is a plain deep copy)."""
+    the stacked (padded, or tiled on the CPU) weights (and both backwards give each
+    forward's gradients); an in-place update, a change of ``requires_grad`` or a forward
+    without gradients makes or keeps none stale; outside a scope, and after it, nothing
+    is kept (a copy of the executor's modules is a plain deep copy)."""
     import copy
 
     torch.manual_seed(0)
-    members = [_dil_block(k, 1, 1).double() for k in (3, 5, 3)]
-    run = grouped_executor(members, recompute=True)
+    members = [_dil_block(k, 1, 1).double() for k in kernels]
+    run = grouped_executor(members, recompute=True, cpu_kernels=cpu_kernels)
     assert isinstance(run, GroupedDilConv)
     params = [_weight(m, 1) for m in members] + [_weight(m, 2) for m in members]
 
@@ -296,7 +338,7 @@ def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> N
     run(x1, True, None)
     assert not run.cache.entries  # no scope: derived on every forward
     with SharedWeights():
-        _check_the_cache(run, members, params, plain, x1, x2)
+        _check_the_cache(run, members, params, plain, x1, x2, key)
     assert not run.cache.entries
     with SharedWeights():
         with SharedWeights():
@@ -313,9 +355,9 @@ def test_a_grouped_call_derives_its_weights_once_while_they_are_unchanged() -> N
 
 
 def _check_the_cache(run: GroupedDilConv, members: list[nn.Sequential], params: list[torch.Tensor],
-                     plain: Callable[[torch.Tensor], torch.Tensor], x1: torch.Tensor, x2: torch.Tensor) -> None:
+                     plain: Callable[[torch.Tensor], torch.Tensor], x1: torch.Tensor, x2: torch.Tensor,
+                     key: str) -> None:
     out1 = run(x1, True, None)
-    key = "blocks" if x1.device.type == "cpu" else "first"  # the depthwise weights, tiled on the CPU
     derived = run.cache.entries[key][2]
     out2 = run(x2, True, None)
     assert run.cache.entries[key][2] is derived  # made once, for both forwards

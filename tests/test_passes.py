@@ -215,13 +215,15 @@ space kernels {
 """
 
 
+@pytest.mark.parametrize("cpu_kernels", [False, True], ids=["padded", "by-kernel"])
 @pytest.mark.parametrize("channels_last", [False, True], ids=["nchw", "channels_last"])
-def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool) -> None:
+def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool, cpu_kernels: bool) -> None:
     """Ops that differ only in their depthwise kernel sizes run as one grouped call
-    (``merge_kernels``), kernels zero-padded to the largest: 3x3 and 7x7 separable convs,
-    nested as blocks or written flat (the same layers; smallest kernels first); 3x3 and 5x5
-    convs of dilation 3 (strided in the reduce cell). The optimized supernet computes
-    the unoptimized one."""
+    (``merge_kernels``), kernels zero-padded to the largest (on the CPU with its kernels:
+    one call per kernel size, ``KernelRuns``): 3x3 and 7x7 separable convs, nested as
+    blocks or written flat (the same layers; smallest kernels first); 3x3 and 5x5 convs
+    of dilation 3 (strided in the reduce cell). The optimized supernet computes the
+    unoptimized one."""
     space = text_space(KERNEL_SPACE, "kernels")
 
     def build(options: SupernetOptions) -> Supernet:
@@ -229,7 +231,7 @@ def test_merged_kernels_compute_the_unoptimized_supernet(channels_last: bool) ->
 
     torch.set_num_threads(1)
     expected = run_step(build(NO_OPT))
-    model = build(SupernetOptions(DEFAULT_PASSES, channels_last))
+    model = build(SupernetOptions(DEFAULT_PASSES, channels_last, cpu_kernels=cpu_kernels))
     for cell in ("normal", "reduce"):
         lines = model.optimized_irs[cell].dump().splitlines()
         stride = ", stride=2" if cell == "reduce" else ""

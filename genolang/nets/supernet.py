@@ -64,6 +64,7 @@ from genolang.nets.skeleton import CNNSkeleton, preprocessors
 from genolang.ops.build import build_op
 from genolang.ops.cnn import FactorizedReduce, Identity
 from genolang.ops.grouped import (
+    ChannelRuns,
     StatUpdates,
     block_sum,
     blocks_to_interleave,
@@ -72,6 +73,7 @@ from genolang.ops.grouped import (
     fused_stack,
     grouped_executor,
     link_bn_stats,
+    parts_of,
     relu_keep_input,
     shared_executor,
     weighted_mix,
@@ -91,12 +93,13 @@ class SupernetOptions:
     """How a CNN supernet is compiled: the passes run over its cell IR, in order, and
     whether its tensors are channels-last (NHWC in memory; several times faster for the
     depthwise convs of the DARTS ops on the CPU); neither changes what it computes.
-    ``cpu_kernels``: on the CPU, the grouped convs tile shared-input depthwise convs and
-    run dilated ones on their input's phases (faster there, with more but cheaper ops:
-    views and layout copies; ``genolang.ops.grouped``); off, the CPU runs the ops a GPU
-    runs. The other fields change the supernet itself (search methods' transforms, see
-    the module's docstring): ``partial_channels`` K (1: every channel, DARTS),
-    ``edge_normalization`` (per-node softmax of per-edge betas), ``aux_skip``."""
+    ``cpu_kernels``: on the CPU, the grouped convs run merged kernels as one call per
+    kernel size, tile shared-input depthwise convs and run dilated ones on their input's
+    phases (faster there, with more but cheaper ops: views, layout copies and smaller
+    calls; ``genolang.ops.grouped``); off, the CPU runs the ops a GPU runs. The other
+    fields change the supernet itself (search methods' transforms, see the module's
+    docstring): ``partial_channels`` K (1: every channel, DARTS), ``edge_normalization``
+    (per-node softmax of per-edge betas), ``aux_skip``."""
 
     passes: tuple[str, ...] = DEFAULT_PASSES
     channels_last: bool = True
@@ -504,12 +507,16 @@ class SearchCell(nn.Module):
         is written in place into a view (autograd would record copies)."""
         E = len(plan.nodes)
         outs = [results[a] for a in plan.shared]
-        grouped = []
-        for a, col in plan.full:  # whole (N, k*E*C, H, W) outputs (k ops merged, op by op)
-            r = results[a]
+        grouped: list[torch.Tensor] = []
+        for a, col in plan.full:  # whole (N, k*E*C, H, W) outputs (k ops merged, op by op), or their runs
+            pieces = parts_of(results[a])
+            if any(t.shape[1] % (E * self.channels) for t in pieces):  # runs not along whole ops: joined
+                pieces = (fused_cat(pieces, 1),)
             if col is not None:
-                r = r * mix[col].repeat_interleave(r.shape[1] // mix[col].numel()).view(1, -1, 1, 1)
-            grouped.append(r)
+                sizes = [t.shape[1] for t in pieces]
+                w = mix[col].repeat_interleave(sum(sizes) // mix[col].numel())
+                pieces = tuple(t * wt.view(1, -1, 1, 1) for t, wt in zip(pieces, w.split(sizes)))
+            grouped.extend(pieces)
         total = None
         if outs:
             assert plan.matrix is not None
@@ -609,10 +616,10 @@ class SearchCell(nn.Module):
             if kind == "part":
                 _, apply, part, slot = term
                 r = results[apply]
-                if isinstance(r, torch.Tensor):  # a grouped call's output: its parts, split once
+                if isinstance(r, (torch.Tensor, ChannelRuns)):  # a grouped call's output: its parts, split once
                     key = f"{apply}/parts"
                     if key not in results:
-                        results[key] = r.split(channels, dim=1)
+                        results[key] = r.split(channels, 1)
                     r = results[key]
                 total.add(r[part], None if slot is None else scalars[slot])
             elif kind == "mixed":

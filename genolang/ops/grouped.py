@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeGuard, TypeVar, cast, overload
 
 import torch
@@ -313,6 +314,15 @@ class _Cat(torch.autograd.Function):
     def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
         ctx.dim = inputs[0]
         ctx.sizes = [t.shape[ctx.dim] for t in inputs[1:]]
+        ctx.shapes = [tuple(t.shape) for t in inputs[1:]]
+        ctx.like = (output.dtype, output.device)  # not the output itself: a reference cycle
+
+    @staticmethod
+    def jvp(ctx: Any, _: Any, *tangents: torch.Tensor | None) -> torch.Tensor:
+        """Forward-mode AD: the tangents joined (zeros for an input without one)."""
+        dtype, device = ctx.like
+        return torch.cat([torch.zeros(shape, dtype=dtype, device=device) if t is None else t
+                          for shape, t in zip(ctx.shapes, tangents)], ctx.dim)
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -590,17 +600,18 @@ def grouped_batch_norm(x: torch.Tensor, bns: Sequence[_BatchNorm], scale: torch.
 
 def _flat_stats(stats: list[torch.Tensor]) -> torch.Tensor | None:
     """The one tensor the E running statistics ``stats`` are consecutive views of, in
-    order (``link_bn_stats`` lays them out so), or None when they are not: then a grouped
-    BN concatenates them and copies the result back."""
+    order (``link_bn_stats`` lays them out so): the whole flat tensor, or the range of it
+    they cover (a run of a merged call's members, ``KernelRuns``); None when they are
+    not: then a grouped BN concatenates them and copies the result back."""
     base = stats[0]._base
-    if base is None or base.dim() != 1 or base.numel() != sum(t.numel() for t in stats):
+    if base is None or base.dim() != 1:
         return None
-    offset = 0
+    start = offset = stats[0].storage_offset() - base.storage_offset()
     for t in stats:
-        if t._base is not base or t.storage_offset() != offset or t.dim() != 1:
+        if t._base is not base or t.storage_offset() - base.storage_offset() != offset or t.dim() != 1:
             return None
         offset += t.numel()
-    return base
+    return base if offset - start == base.numel() else base.narrow(0, start, offset - start)
 
 
 def link_bn_stats(bns: Sequence[_BatchNorm]) -> None:
@@ -759,6 +770,9 @@ class _ConvBlock(torch.autograd.Function):
         need_x, need_dw, need_pw, need_w = (need and _engine_needs(node) for need, node in
                                             zip(ctx.needs_input_grad[:4], ctx.nodes))
         h_shape, channels_last = ctx.shapes
+        # a gradient that is a channel range of a wider one (``GroupedRuns``'s outputs
+        # joined) made dense first: the BN's backward is 2-3x slower on a strided one
+        grad = grad.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
         # The BN's backward from its output y = w x^: given input y, mean 0, invstd 1/w and
         # weight invstd w^2, native_batch_norm_backward recovers x^ = y / w and computes
         # invstd w (g - mean(g) - x^ mean(g x^)) for the input, sum(g x^) for w.
@@ -1175,13 +1189,36 @@ def _is_dil_block(m: object) -> TypeGuard[_DilBlock]:
 
 
 def grouped_executor(members: Sequence[nn.Module], recompute: bool = False,
-                     cpu_kernels: bool = True) -> Callable[..., torch.Tensor]:
-    """The fastest executor for E copies of one groupable op (``OpFacts.groupable``):
-    the hand-tuned ones for DARTS's ``dil_conv`` and ``sep_conv`` structures, the general
-    conv stack otherwise. ``cpu_kernels``: on the CPU, the former tile shared-input
-    depthwise convs (``_tiles``) and run dilated ones on phases (``_phase_split``); the
-    same results, by other kernels (and more, cheaper ops)."""
-    # copies of one op, or ops that differ only in depthwise kernel sizes (merge_kernels)
+                     cpu_kernels: bool = True) -> Callable[..., torch.Tensor | ChannelRuns]:
+    """The fastest executor for E copies of one groupable op (``OpFacts.groupable``), or
+    of ops that differ only in their depthwise kernel sizes (``merge_kernels``): the
+    hand-tuned ones for DARTS's ``dil_conv`` and ``sep_conv`` structures, the general
+    conv stack otherwise. ``cpu_kernels``: on the CPU, the former run merged kernels as
+    one call per kernel size (``KernelRuns``), tile shared-input depthwise convs
+    (``_tiles``) and run dilated ones on phases (``_phase_split``); the same results, by
+    other kernels (and more, cheaper ops)."""
+    merged = _dil_executor(members, recompute, cpu_kernels)
+    if merged is not None:
+        runs = (merged if isinstance(merged, GroupedDilConv) else merged.stages[0]).runs
+        if len(runs) == 1 or not cpu_kernels:
+            return merged
+        return KernelRuns(merged, GroupedRuns([_one_structure(members[a:b], recompute, cpu_kernels)
+                                               for a, b, _ in runs], [b - a for a, b, _ in runs]))
+    structures: list[list[nn.Module]] = []
+    for b in members:
+        if structures and _structure(structures[-1][0]) == _structure(b):
+            structures[-1].append(b)
+        else:
+            structures.append([b])
+    if len(structures) == 1:
+        return GroupedConvStack(members, recompute)
+    return GroupedRuns([_one_structure(run, recompute, cpu_kernels) for run in structures],
+                       [len(run) for run in structures])
+
+
+def _dil_executor(members: Sequence[nn.Module], recompute: bool,
+                  cpu_kernels: bool) -> GroupedDilConv | GroupedSepConv | None:
+    """``GroupedDilConv`` or ``GroupedSepConv`` of ``members`` when they are such blocks."""
     if all(_is_dil_block(b) for b in members):
         return GroupedDilConv(cast("Sequence[_DilBlock]", members), recompute, cpu_kernels)
     blocks = [_dil_blocks(b) for b in members]
@@ -1190,15 +1227,12 @@ def grouped_executor(members: Sequence[nn.Module], recompute: bool = False,
         if len(chains[0]) == 1:
             return GroupedDilConv([c[0] for c in chains], recompute, cpu_kernels)
         return GroupedSepConv(chains, recompute, cpu_kernels)
-    runs: list[list[nn.Module]] = []
-    for b in members:
-        if runs and _structure(runs[-1][0]) == _structure(b):
-            runs[-1].append(b)
-        else:
-            runs.append([b])
-    if len(runs) == 1:
-        return GroupedConvStack(members, recompute)
-    return GroupedRuns([grouped_executor(run, recompute, cpu_kernels) for run in runs], [len(run) for run in runs])
+    return None
+
+
+def _one_structure(members: Sequence[nn.Module], recompute: bool, cpu_kernels: bool) -> Callable[..., torch.Tensor]:
+    """The executor of copies of one op, or of such blocks of one kernel size."""
+    return _dil_executor(members, recompute, cpu_kernels) or GroupedConvStack(members, recompute)
 
 
 def _dil_blocks(m: nn.Module) -> list[_DilBlock] | None:
@@ -1238,12 +1272,70 @@ class GroupedRuns:
 
     def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
                  keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor:
+        return fused_cat(self.outputs(x, relu, scale, keep, nonzero), 1)
+
+    def outputs(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+                keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> list[torch.Tensor]:
+        """Each run's output (channels of its edges), in order."""
         per = 0 if scale is None else scale.numel() // sum(self.sizes)  # one per edge, or per output channel
         split = [n * per for n in self.sizes]
         scales = [None] * len(self.runs) if scale is None else list(scale.split(split))
         facts: list[Nonzero] = ([*zip(nonzero[0].split(split), nonzero[1].split(split))]
                                 if isinstance(nonzero, tuple) else [nonzero] * len(self.runs))
-        return fused_cat([run(x, relu, sc, keep, f) for run, sc, f in zip(self.runs, scales, facts)], 1)
+        return [run(x, relu, sc, keep, f) for run, sc, f in zip(self.runs, scales, facts)]
+
+
+class KernelRuns:
+    """Merged ops (``merge_kernels``: kernels zero-padded to the largest) as one call on
+    a GPU, and on the CPU one call per kernel size (``GroupedRuns``), outputs joined along
+    channels: oneDNN's 3x3 depthwise kernels are 3-4x faster than its 5x5 ones (forward
+    and input gradient), 4-10x for the weight gradient (64 channels at 32x32 down to 256
+    at 8x8, batch 16), so a 3x3 kernel padded to 5x5 costs far more there than the launches
+    it saves. The same results. The runs' batch norms are consecutive ranges of the merged
+    call's linked statistics (``link_bn_stats``, ``_flat_stats``), moved in place by either."""
+
+    def __init__(self, merged: GroupedDilConv | GroupedSepConv, runs: GroupedRuns) -> None:
+        self.merged, self.runs = merged, runs
+
+    def batch_norms(self) -> list[list[_BatchNorm]]:
+        return self.merged.batch_norms()
+
+    def clear_caches(self) -> None:
+        self.merged.clear_caches()
+        self.runs.clear_caches()
+
+    def __call__(self, x: torch.Tensor, relu: bool, scale: torch.Tensor | None,
+                 keep: torch.Tensor | None = None, nonzero: Nonzero = False) -> torch.Tensor | ChannelRuns:
+        """The merged call's output, or on the CPU the runs' outputs (``ChannelRuns``)."""
+        if x.device.type != "cpu":
+            return self.merged(x, relu, scale, keep, nonzero)
+        return ChannelRuns(tuple(self.runs.outputs(x, relu, scale, keep, nonzero)))
+
+
+@dataclass(frozen=True)
+class ChannelRuns:
+    """A grouped call's output as its runs' outputs (``KernelRuns`` on the CPU), to be
+    read as if joined along channels, without the copy: a consumer takes the parts
+    (``split``) or each run's output whole (``parts``). Their gradients stay dense (a
+    channel range of a joined channels-last gradient is strided)."""
+
+    parts: tuple[torch.Tensor, ...]
+
+    def split(self, size: int, dim: int = 1) -> list[torch.Tensor]:
+        """The joined output's channel blocks of ``size`` (``dim`` 1; each within one run)."""
+        if dim != 1:
+            raise ValueError("a grouped call's runs split along channels only")
+        return [b for t in self.parts for b in t.split(size, 1)]
+
+
+def joined(out: torch.Tensor | ChannelRuns) -> torch.Tensor:
+    """A grouped call's output as one tensor (``ChannelRuns`` joined along channels)."""
+    return out if isinstance(out, torch.Tensor) else fused_cat(out.parts, 1)
+
+
+def parts_of(out: torch.Tensor | ChannelRuns) -> tuple[torch.Tensor, ...]:
+    """A grouped call's output as one or more tensors along channels."""
+    return out.parts if isinstance(out, ChannelRuns) else (out,)
 
 
 class SharedStateless:
