@@ -15,6 +15,7 @@ from torch import nn
 
 from genolang.ops.build import OpSequential
 from genolang.ops.grouped import (
+    ChannelRuns,
     GroupedDilConv,
     GroupedRuns,
     GroupedSepConv,
@@ -404,3 +405,13 @@ def test_stat_updates_belong_to_their_thread() -> None:
         release.set()
         thread.join()
     assert _batches(bn) == 1
+
+
+def test_channel_runs_split_only_within_each_run() -> None:
+    """``ChannelRuns.split``: the joined output's blocks when the size divides every run;
+    otherwise an error (a block across two runs would need a copy)."""
+    runs = ChannelRuns((torch.randn(1, 6, 2, 2), torch.randn(1, 4, 2, 2)))
+    joined_out = torch.cat(runs.parts, 1)
+    assert all(torch.equal(a, b) for a, b in zip(runs.split(2), joined_out.split(2, 1)))
+    with pytest.raises(ValueError, match="within each run"):
+        runs.split(4)

@@ -1287,8 +1287,8 @@ class GroupedRuns:
 
 class KernelRuns:
     """Merged ops (``merge_kernels``: kernels zero-padded to the largest) as one call on
-    a GPU, and on the CPU one call per kernel size (``GroupedRuns``), outputs joined along
-    channels: oneDNN's 3x3 depthwise kernels are 3-4x faster than its 5x5 ones (forward
+    a GPU, and on the CPU one call per kernel size (``GroupedRuns``), the outputs returned
+    unjoined (``ChannelRuns``): oneDNN's 3x3 depthwise kernels are 3-4x faster than its 5x5 ones (forward
     and input gradient), 4-10x for the weight gradient (64 channels at 32x32 down to 256
     at 8x8, batch 16), so a 3x3 kernel padded to 5x5 costs far more there than the launches
     it saves. The same results. The runs' batch norms are consecutive ranges of the merged
@@ -1323,8 +1323,9 @@ class ChannelRuns:
 
     def split(self, size: int, dim: int = 1) -> list[torch.Tensor]:
         """The joined output's channel blocks of ``size`` (``dim`` 1; each within one run)."""
-        if dim != 1:
-            raise ValueError("a grouped call's runs split along channels only")
+        if dim != 1 or any(t.shape[1] % size for t in self.parts):
+            raise ValueError(f"a grouped call's runs split along channels into blocks within each run; "
+                             f"got size {size} for runs of {[t.shape[1] for t in self.parts]} channels")
         return [b for t in self.parts for b in t.split(size, 1)]
 
 
