@@ -467,7 +467,8 @@ def _constant(value: float, like: torch.Tensor) -> torch.Tensor:
     if t is None:
         with torch.no_grad():
             t = torch.full(like.shape, value, dtype=like.dtype, device=like.device)
-        _CONSTS[key] = t
+        if not torch.compiler.is_compiling():  # a traced graph's tensors stay inside it
+            _CONSTS[key] = t
     return t
 
 
@@ -483,7 +484,8 @@ def _block_mask(E: int, interleaved: bool, like: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
             eye = torch.eye(E, dtype=like.dtype, device=like.device)
             mask = eye.view(E, 1, 1, 1, E) if interleaved else eye.view(E, 1, E, 1)
-        _MASKS[key] = mask
+        if not torch.compiler.is_compiling():  # as in _constant
+            _MASKS[key] = mask
     return mask
 
 
@@ -987,7 +989,8 @@ class WeightCache:
         self.entries: dict[str, tuple[list[torch.Tensor], tuple[object, ...], Any]] = {}
 
     def get(self, kind: str, sources: Sequence[torch.Tensor], build: Callable[[], M]) -> M:
-        if not _STATE.shared or not torch.is_grad_enabled() or torch.is_inference_mode_enabled():
+        if (not _STATE.shared or not torch.is_grad_enabled() or torch.is_inference_mode_enabled()
+                or torch.compiler.is_compiling()):  # a traced graph keeps no tensor outside it
             return build()
         try:
             stamp = tuple((t._version, t.data_ptr(), t.requires_grad) for t in sources)
