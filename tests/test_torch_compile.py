@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from genolang.ops import grouped
-from genolang.ops.grouped import SharedWeights, grouped_executor, joined
+from genolang.ops.grouped import GroupedDilConv, SharedWeights, grouped_executor, joined
 
 
 def _block(k: int, C: int) -> nn.Sequential:
@@ -30,6 +30,7 @@ def test_a_compiled_grouped_call_computes_the_eager_one(recompute: bool) -> None
     members = [_block(3, C) for _ in range(E)]
     params = [p for m in members for p in m.parameters()]
     run = grouped_executor(members, recompute, False)
+    assert isinstance(run, GroupedDilConv)
     x = torch.randn(2, C, 6, 6, requires_grad=True)
 
     def forward(inp: torch.Tensor) -> torch.Tensor:
