@@ -415,3 +415,32 @@ def test_channel_runs_split_only_within_each_run() -> None:
     assert all(torch.equal(a, b) for a, b in zip(runs.split(2), joined_out.split(2, 1)))
     with pytest.raises(ValueError, match="within each run"):
         runs.split(4)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
+def test_a_recomputing_block_on_phases_keeps_its_input_not_a_phase_copy(layout: torch.memory_format) -> None:
+    """A dilated block run on its input's phases (``_phase_split``) with ``recompute``
+    keeps for its backward the input itself and the BN's output on the phases, no phase
+    copy of the input (the saved tensors counted with ``saved_tensors_hooks``), and its
+    gradients are autograd's."""
+    torch.manual_seed(0)
+    members = [_dil_block(3, 2, 1, C=4).double().to(memory_format=layout) for _ in range(2)]
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64).contiguous(memory_format=layout).requires_grad_()
+    assert _phase_split(x, 3, 1, 2, 2) == 2
+    run = grouped_executor(members, True, True)
+    saved: list[torch.Tensor] = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        out = joined(run(x, True, None))
+    big = [t for t in saved if t.numel() >= x.numel()]
+    inputs = [t for t in big if t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()]
+    phased = [t for t in big if t.shape[0] == 4 * x.shape[0]]
+    assert len(inputs) == 1 and len(phased) == 1 and len(big) == 2  # x, and the BN's output (E*C channels)
+    assert phased[0].shape == (8, 8, 4, 4)
+    assert out.is_contiguous(memory_format=layout)
+    want = torch.cat([m(x) for m in members], 1)
+    assert torch.allclose(out, want, rtol=0, atol=1e-10)
+    params = [p for m in members for p in m.parameters()]
+    got = torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params])
+    expected = torch.autograd.grad((want * want.detach().cos()).sum(), [x, *params])
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)

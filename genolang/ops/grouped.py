@@ -735,14 +735,17 @@ class _ConvBlock(torch.autograd.Function):
     statistics: the BN's backward runs from y (y = weight * (z - mean) * invstd), the
     1x1's input gradient needs only its weight, and only a weight gradient makes it
     compute the depthwise output again. Twice differentiable: when a graph of the
-    backward is asked for, the block is recomputed with autograd."""
+    backward is asked for, the block is recomputed with autograd. ``phases`` d > 1: the
+    convs and the BN run on the input's d*d phases (``_phase_split``), the phase layout
+    made inside, so the input kept is x itself (or ``keep``), not a phase copy of it; the
+    output and the input gradient are in x's layout."""
 
     @staticmethod
     def forward(ctx: Any, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor, weight: torch.Tensor | None,
                 running_mean: torch.Tensor | None, running_var: torch.Tensor | None, spec: tuple[Any, ...],
                 keep: torch.Tensor | None, weight_powers: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
-        relu_in, stride, padding, dilation, mode, interleaved, momentum, eps, tiles = spec
-        h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles)
+        relu_in, stride, padding, dilation, mode, interleaved, momentum, eps, tiles, phases = spec
+        h = depthwise(_phase_input(x, relu_in, phases), dw, stride, padding, dilation, tiles)
         h_shape = tuple(h.shape)
         z = pointwise_apply(h, mode, pw, interleaved)
         del h  # each freed as soon as it is read (a grouped call's are E blocks wide)
@@ -757,6 +760,8 @@ class _ConvBlock(torch.autograd.Function):
         ctx.nodes = (_grad_node(x), _grad_node(dw), _grad_node(pw),
                      None if weight is None else _grad_node(weight))
         ctx.shapes = (h_shape, _channels_last(x))
+        if phases > 1:
+            return from_phases(out, phases, ctx.shapes[1])
         # a view returned, the BN's output saved: a saved output costs a detach when saved
         # and another when unpacked, a view one op in all
         return out.view(out.shape)
@@ -764,9 +769,11 @@ class _ConvBlock(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, dw, pw, weight, out, mean, invstd = ctx.saved_tensors
-        relu_in, stride, padding, dilation, mode, interleaved, _, eps, tiles = ctx.spec
+        relu_in, stride, padding, dilation, mode, interleaved, _, eps, tiles, phases = ctx.spec
         if ctx.kept:  # the ReLU'd input again, from its source
             x = F.relu(x)
+        if phases > 1:  # in the layout of the BN's output
+            grad = to_phases(grad, phases)
         if torch.is_grad_enabled():  # double backward: recompute the block with autograd
             return _ConvBlock._backward_with_graph(ctx, grad, x, dw, pw, weight, mean, invstd)
         need_x, need_dw, need_pw, need_w = (need and _engine_needs(node) for need, node in
@@ -791,9 +798,9 @@ class _ConvBlock(torch.autograd.Function):
         sub, s_, p_, d_ = _dw_plan(dw.shape[-1], stride, padding, dilation)
         block_in: list[torch.Tensor] = []
 
-        def conv_input() -> torch.Tensor:  # what the depthwise conv read: ReLU'd, subsampled
+        def conv_input() -> torch.Tensor:  # what the depthwise conv read: ReLU'd, on phases, subsampled
             if not block_in:
-                r = F.relu(x) if relu_in else x
+                r = _phase_input(x, relu_in, phases)
                 block_in.append(_subsample(r, sub) if sub > 1 else r)
             return block_in[0]
 
@@ -807,7 +814,8 @@ class _ConvBlock(torch.autograd.Function):
             if need_dw:
                 inp = conv_input()
             else:  # the input gradient reads only the input's shape
-                shape = (x.shape[0], x.shape[1], -(-x.shape[2] // sub), -(-x.shape[3] // sub))
+                n, c, hh, ww = x.shape[0] * phases * phases, x.shape[1], x.shape[2] // phases, x.shape[3] // phases
+                shape = (n, c, -(-hh // sub), -(-ww // sub))
                 inp = _stand_in(shape, x, channels_last)
             gh = gh.contiguous(memory_format=CL if channels_last else torch.contiguous_format)
             gr: torch.Tensor | None
@@ -821,6 +829,8 @@ class _ConvBlock(torch.autograd.Function):
             block_in.clear()
             if need_x:
                 assert gr is not None  # computed when need_x
+                if phases > 1:
+                    gr = from_phases(gr, phases, channels_last)
                 if sub > 1:
                     full = torch.zeros_like(x)
                     full[:, :, ::sub, ::sub] = gr
@@ -832,8 +842,8 @@ class _ConvBlock(torch.autograd.Function):
     def _backward_with_graph(ctx: Any, grad: torch.Tensor, x: torch.Tensor, dw: torch.Tensor, pw: torch.Tensor,
                              weight: torch.Tensor | None, mean: torch.Tensor,
                              invstd: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        relu_in, stride, padding, dilation, mode, interleaved, _, eps, tiles = ctx.spec
-        z = pointwise_apply(depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles), mode,
+        relu_in, stride, padding, dilation, mode, interleaved, _, eps, tiles, phases = ctx.spec
+        z = pointwise_apply(depthwise(_phase_input(x, relu_in, phases), dw, stride, padding, dilation, tiles), mode,
                             pw, interleaved)
         need_w = ctx.needs_input_grad[3] and weight is not None
         gz, gw, _ = torch.ops.aten.native_batch_norm_backward(grad, z, weight, None, None, mean, invstd, True, eps,
@@ -843,6 +853,12 @@ class _ConvBlock(torch.autograd.Function):
         got = iter(torch.autograd.grad(z, wanted, gz, create_graph=True) if wanted else ())
         return (*(next(got) if need else None for need in needs), gw if need_w else None, None, None, None, None,
                 None)
+
+
+def _phase_input(x: torch.Tensor, relu: bool, d: int) -> torch.Tensor:
+    """What a block's depthwise conv reads: x, ReLU'd if ``relu``, on its d*d phases if d > 1."""
+    r = F.relu(x) if relu else x
+    return to_phases(r, d) if d > 1 else r
 
 
 def _phase_split(x: torch.Tensor, k: int, stride: int, padding: int, dilation: int) -> int:
@@ -899,15 +915,15 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     weights ``dw`` are stacked (``tiled_depthwise``). With ``phases`` a dilated conv may
     run on the input's phases (``_phase_split``)."""
     d = _phase_split(x, dw.shape[-1], stride, padding, dilation) if phases else 1
-    if d > 1:
-        return from_phases(conv_block(to_phases(x, d), dw, pw_weights, bns, scale, relu_in, 1, padding // d, 1,
-                                      interleaved, recompute, None, nonzero, prepared, tiles), d, _channels_last(x))
     bn0 = bns[0]
-    mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
             or torch.is_autocast_enabled(x.device.type)  # its backward recomputes outside autocast
             or (scale is not None and not nonzero and not bool((scale != 0).all()))):
+        if d > 1:  # on the phases, through autograd
+            return from_phases(conv_block(to_phases(x, d), dw, pw_weights, bns, scale, relu_in, 1, padding // d, 1,
+                                          interleaved, False, None, nonzero, prepared, tiles), d, _channels_last(x))
+        mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles)
         return grouped_batch_norm(pointwise_apply(h, mode, pw, interleaved), bns, scale)
     weight = None if scale is None else channel_scale(scale, len(bns), bn0.num_features)
@@ -921,8 +937,11 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
         mean, var = bn0.running_mean, bn0.running_var
     else:
         mean, var, copied = _stats(bns)
+    mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
+    if d > 1:  # an undilated conv on the phases, made inside _ConvBlock
+        stride, padding, dilation = 1, padding // d, 1
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
-                           (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps, tiles),
+                           (relu_in, stride, padding, dilation, mode, interleaved, bn0.momentum, bn0.eps, tiles, d),
                            None if relu_in else keep,
                            nonzero if isinstance(nonzero, tuple) and weight is not None
                            and nonzero[0].shape == weight.shape else None)
