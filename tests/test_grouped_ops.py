@@ -429,7 +429,12 @@ def test_a_recomputing_block_on_phases_keeps_its_input_not_a_phase_copy(layout: 
     assert _phase_split(x, 3, 1, 2, 2) == 2
     run = grouped_executor(members, True, True)
     saved: list[torch.Tensor] = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved.append(t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         out = joined(run(x, True, None))
     big = [t for t in saved if t.numel() >= x.numel()]
     inputs = [t for t in big if t.untyped_storage().data_ptr() == x.untyped_storage().data_ptr()]
