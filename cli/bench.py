@@ -16,6 +16,7 @@ import click
 from genolang.cli.options import DEVICE, DEVICE_HELP, pipeline_help
 from genolang.errors import UsageError, plural
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes
 COUNT_BATCH = 4  # search-step's batch when counting ops: the batch of the original's count
 
 # command name -> (module, attribute, one-line help)
@@ -86,6 +87,9 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the network (search-step: each cell) first; the compile time "
                           "shows as info.first_step_s."),
+        click.option("--compile-mode", type=click.Choice(COMPILE_MODES), default=None,
+                     help="torch.compile's mode (implies --compile): reduce-overhead captures CUDA graphs on "
+                          "CUDA (on the CPU it compiles as the default mode does) [default]."),
         click.option("--count-ops", is_flag=True,
                      help="Count the aten ops one step dispatches (forward and backward, after the warm-up: at "
                           "least one step) instead of timing: aten_ops and top_ops in the JSON."),
@@ -96,11 +100,13 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-def report(step: str, as_json: bool, compile_: bool = False, **options: Any) -> None:
+def report(step: str, as_json: bool, compile_: bool = False, compile_mode: str | None = None,
+           **options: Any) -> None:
     """Run benchmark ``step`` with the command-line options and print the result."""
     from genolang.bench import BenchConfig, run_bench
 
-    result = run_bench(step, BenchConfig(compile=compile_, **options))
+    result = run_bench(step, BenchConfig(compile=compile_ or compile_mode is not None,
+                                         compile_mode=compile_mode or "default", **options))
     d = result.to_dict()
     if not as_json and result.aten_ops is not None:
         top = ", ".join(f"{op} {n}" for op, n in result.top_ops[:5])

@@ -67,8 +67,10 @@ class BenchConfig:
     channels_last: bool = True
     # the supernet's CPU kernel choices (SupernetOptions.cpu_kernels)
     cpu_kernels: bool = True
-    # torch.compile the network's forward (search-step: each cell's) before timing
+    # torch.compile the network's forward (search-step: each cell's) before timing, in
+    # this mode of torch.compile's ("reduce-overhead": CUDA graphs on CUDA)
     compile: bool = False
+    compile_mode: str = "default"
     # count the aten ops of one step (after the warm-up) instead of timing
     count_ops: bool = False
 
@@ -178,7 +180,7 @@ def maybe_compile(module: nn.Module, config: BenchConfig) -> None:
     """Replace ``module.forward`` by its ``torch.compile``d version when the config asks
     for it; compilation happens on the first (warm-up) call."""
     if config.compile:
-        module.forward = torch.compile(module.forward)
+        module.forward = torch.compile(module.forward, mode=config.compile_mode)
 
 
 def _batch(config: BenchConfig, shape: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

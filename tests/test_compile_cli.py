@@ -168,6 +168,30 @@ def test_bench_compile_times_the_compiled_network_after_compiling_it() -> None:
     assert d["info"]["first_step_s"] > 10 * d["median_s"]
 
 
+def test_bench_compile_mode_compiles_every_cell_in_that_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--compile-mode`` implies ``--compile`` and hands its mode to ``torch.compile``
+    for each cell of the supernet (recorded here, not compiled: compiling takes minutes);
+    an unknown mode is a usage error."""
+    modes: list[object] = []
+
+    def record(fn: object, **kwargs: object) -> object:
+        modes.append(kwargs.get("mode"))
+        return fn
+
+    monkeypatch.setattr(torch, "compile", record)
+    tiny = ("--channels", "4", "--layers", "3", "--batch-size", "2", "--input-size", "8", "--iters", "1",
+            "--warmup", "0", "--threads", "1", "--json")
+    result = run("bench", "search-step", "--compile-mode", "reduce-overhead", *tiny)
+    assert result.exit_code == 0, result.output
+    d = json.loads(result.stdout.strip().splitlines()[-1])
+    assert d["config"]["compile"] is True and d["config"]["compile_mode"] == "reduce-overhead"
+    assert modes == ["reduce-overhead"] * 3  # the three cells
+    modes.clear()
+    assert run("bench", "search-step", "--compile", *tiny).exit_code == 0
+    assert modes == ["default"] * 3
+    fails_with_usage(run("bench", "search-step", "--compile-mode", "fast", *tiny), "'fast' is not one of")
+
+
 def test_bench_is_a_group_listing_its_steps() -> None:
     result = run("bench", "--help")
     assert result.exit_code == 0 and "train-step" in result.output and "eval-step" in result.output
