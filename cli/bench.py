@@ -86,10 +86,12 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--device", type=DEVICE, default="cpu", show_default=True, help=DEVICE_HELP),
         click.option("--compile", "compile_", is_flag=True,
                      help="torch.compile the network (search-step: each cell) first; the compile time "
-                          "shows as info.first_step_s."),
+                          "shows as info.first_step_s (the first warm-up step; with --warmup 0, in the first "
+                          "timed step)."),
         click.option("--compile-mode", type=click.Choice(COMPILE_MODES), default=None,
-                     help="torch.compile's mode (implies --compile): reduce-overhead captures CUDA graphs on "
-                          "CUDA (on the CPU it compiles as the default mode does) [default]."),
+                     help="torch.compile's mode (implies --compile; with --compile alone: default). "
+                          "reduce-overhead captures CUDA graphs on CUDA; on the CPU it compiles as the "
+                          "default mode does."),
         click.option("--count-ops", is_flag=True,
                      help="Count the aten ops one step dispatches (forward and backward, after the warm-up: at "
                           "least one step) instead of timing: aten_ops and top_ops in the JSON."),

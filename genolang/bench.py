@@ -178,9 +178,12 @@ def compile_for_bench(config: BenchConfig, device: torch.device, *, auxiliary: b
 
 def maybe_compile(module: nn.Module, config: BenchConfig) -> None:
     """Replace ``module.forward`` by its ``torch.compile``d version when the config asks
-    for it; compilation happens on the first (warm-up) call."""
+    for it; compilation happens on the first (warm-up) call. Static shapes: a supernet
+    cell's grouped executors share their code (one frame for many weight shapes), and
+    with dynamo's automatic dynamic shapes inductor's graph of one executor was handed
+    another's (3x3 against 5x5 depthwise weights: ``assert_size_stride`` failed)."""
     if config.compile:
-        module.forward = torch.compile(module.forward, mode=config.compile_mode)
+        module.forward = torch.compile(module.forward, mode=config.compile_mode, dynamic=False)
 
 
 def _batch(config: BenchConfig, shape: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -170,11 +170,13 @@ def test_bench_compile_times_the_compiled_network_after_compiling_it() -> None:
 
 def test_bench_compile_mode_compiles_every_cell_in_that_mode(monkeypatch: pytest.MonkeyPatch) -> None:
     """``--compile-mode`` implies ``--compile`` and hands its mode to ``torch.compile``
-    for each cell of the supernet (recorded here, not compiled: compiling takes minutes);
-    an unknown mode is a usage error."""
+    for each cell of the supernet, with static shapes (recorded here, not compiled:
+    compiling takes minutes; with dynamo's automatic dynamic shapes inductor's graphs of
+    one executor were handed another's weights); an unknown mode is a usage error."""
     modes: list[object] = []
 
     def record(fn: object, **kwargs: object) -> object:
+        assert kwargs.get("dynamic") is False
         modes.append(kwargs.get("mode"))
         return fn
 
