@@ -117,6 +117,18 @@ def _dil_block(k: int, dilation: int, stride: int, C: int = 3) -> nn.Sequential:
                          nn.Conv2d(C, C, 1, bias=False), nn.BatchNorm2d(C, affine=False))
 
 
+def _assert_computes_each_member(out: torch.Tensor, members: list[nn.Sequential], x: torch.Tensor) -> None:
+    """``out`` (a grouped call's joined output on x) is each member run on x on its own,
+    concatenated, and so are its gradients for x and for the members' parameters."""
+    want = torch.cat([m(x) for m in members], 1)
+    assert torch.allclose(out, want, rtol=0, atol=1e-10)
+    params = [p for m in members for p in m.parameters()]
+    got = torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params])
+    expected = torch.autograd.grad((want * want.detach().cos()).sum(), [x, *params])
+    for a, b in zip(got, expected):
+        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+
+
 @pytest.mark.parametrize("recompute", [False, True], ids=["plain", "recompute"])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("cpu_kernels", [False, True], ids=["padded", "by-kernel"])
@@ -132,13 +144,7 @@ def test_a_grouped_call_of_several_kernel_sizes_computes_each_edge(stride: int, 
     run = grouped_executor(members, recompute, cpu_kernels)
     assert isinstance(run, KernelRuns) == cpu_kernels
     out = joined(run(x, True, None))
-    want = torch.cat([m(x) for m in members], 1)
-    assert torch.allclose(out, want, rtol=0, atol=1e-10)
-    params = [p for m in members for p in m.parameters()]
-    got = torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params])
-    expected = torch.autograd.grad((want * want.detach().cos()).sum(), [x, *params])
-    for a, b in zip(got, expected):
-        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+    _assert_computes_each_member(out, members, x)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS, ids=["nchw", "channels_last"])
@@ -442,10 +448,4 @@ def test_a_recomputing_block_on_phases_keeps_its_input_not_a_phase_copy(layout: 
     assert len(inputs) == 1 and len(phased) == 1 and len(big) == 2  # x, and the BN's output (E*C channels)
     assert phased[0].shape == (8, 8, 4, 4)
     assert out.is_contiguous(memory_format=layout)
-    want = torch.cat([m(x) for m in members], 1)
-    assert torch.allclose(out, want, rtol=0, atol=1e-10)
-    params = [p for m in members for p in m.parameters()]
-    got = torch.autograd.grad((out * out.detach().cos()).sum(), [x, *params])
-    expected = torch.autograd.grad((want * want.detach().cos()).sum(), [x, *params])
-    for a, b in zip(got, expected):
-        assert torch.allclose(a, b, rtol=0, atol=1e-10)
+    _assert_computes_each_member(out, members, x)
