@@ -916,14 +916,14 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
     run on the input's phases (``_phase_split``)."""
     d = _phase_split(x, dw.shape[-1], stride, padding, dilation) if phases else 1
     bn0 = bns[0]
+    mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
     if (not recompute or not torch.is_grad_enabled() or not bn0.training or bn0.affine
             or not bn0.track_running_stats or bn0.momentum is None or _data_parallel()
             or torch.is_autocast_enabled(x.device.type)  # its backward recomputes outside autocast
             or (scale is not None and not nonzero and not bool((scale != 0).all()))):
         if d > 1:  # on the phases, through autograd
             return from_phases(conv_block(to_phases(x, d), dw, pw_weights, bns, scale, relu_in, 1, padding // d, 1,
-                                          interleaved, False, None, nonzero, prepared, tiles), d, _channels_last(x))
-        mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
+                                          interleaved, False, None, nonzero, (mode, pw), tiles), d, _channels_last(x))
         h = depthwise(F.relu(x) if relu_in else x, dw, stride, padding, dilation, tiles)
         return grouped_batch_norm(pointwise_apply(h, mode, pw, interleaved), bns, scale)
     weight = None if scale is None else channel_scale(scale, len(bns), bn0.num_features)
@@ -937,7 +937,6 @@ def conv_block(x: torch.Tensor, dw: torch.Tensor, pw_weights: Sequence[torch.Ten
         mean, var = bn0.running_mean, bn0.running_var
     else:
         mean, var, copied = _stats(bns)
-    mode, pw = prepared if prepared is not None else pointwise_weight(pw_weights, interleaved)
     if d > 1:  # an undilated conv on the phases, made inside _ConvBlock
         stride, padding, dilation = 1, padding // d, 1
     out = _ConvBlock.apply(x, dw, pw, weight, mean, var,
