@@ -1,22 +1,35 @@
-"""A short CUDA check: one search configuration and one retraining configuration on the
-GPU, with and without mixed precision, printing throughput and peak GPU memory as JSON
-lines. Runs in a few minutes on one GPU:
+"""A short CUDA check: the search iteration of the original DARTS code and genolang's,
+eager and replayed as a CUDA graph, at several batch sizes and both orders, and one
+retraining configuration with and without mixed precision; JSON lines with times and
+peak GPU memory. Runs in a few minutes on one GPU:
 
     pip install -e .            # genolang and its pure-Python dependencies
-    python bench/gpu_check.py   # --iters 10 --warmup 3 by default
+    python bench/gpu_check.py --original path/to/darts/cnn   # --iters 10 --warmup 3
 
-Search: the DARTS CNN space on the cifar_search skeleton (C=16, 8 cells), batch 64,
-32x32 random images, first and second order (architect step + weight step). Retraining:
-DARTS_V2 on the cifar skeleton (C=36, 20 cells, auxiliary head), batch 96, float32 and
-bfloat16 autocast with channels_last."""
+Search: the DARTS CNN space on the cifar_search skeleton (C=16, 8 cells), batches of
+16, 64 and 256 (``--batches``), 32x32 random images, first and second order: the
+architecture step then the weight step (SGD, momentum 0.9, weight decay 3e-4, gradient
+clipping at 5), through ``genolang.bench`` (``genolang bench search-step``), eager and
+with ``--cuda-graphs``. With ``--original`` (the ``cnn`` folder of a checkout of
+quark0/darts, not edited) the original's ``model_search.Network`` and
+``architect.Architect`` run the body of its ``train_search.train()`` loop on the same
+sizes. Retraining: DARTS_V2 on the cifar skeleton (C=36, 20 cells, auxiliary head), batch
+96, float32 and bfloat16 autocast with channels_last.
+
+``--cpu-dry-run`` runs everything that does not need a GPU on the CPU at batch 2 (the
+original with ``.cuda()`` made a no-op, no graphs): it checks the script, and measures
+nothing useful."""
 
 from __future__ import annotations
 
 import argparse
+import gc
+import importlib
 import json
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -29,13 +42,19 @@ def _sync() -> None:
         torch.cuda.synchronize()
 
 
+def _fresh() -> None:
+    """Free what the last configuration left and reset the peak-memory counter."""
+    gc.collect()
+    if DEVICE.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+
+
 def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]:
     """Median and min seconds of ``step`` on the GPU, and the peak memory it reached."""
     for _ in range(warmup):
         step()
     _sync()
-    if DEVICE.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(iters):
         start = time.perf_counter()
@@ -47,33 +66,57 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
     return {"median_s": times[len(times) // 2], "min_s": times[0], "peak_gpu_mb": peak}
 
 
-def search_check(order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
-    from genolang.nets.supernet import build_supernet
-    from genolang.search.architect import Architect, ArchitectConfig
-    from genolang.spec.lookup import load_named
+def original_check(folder: Path, order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
+    """The original's search iteration: ``Architect.step`` (unrolled for second order),
+    then the weight step, as its ``train_search.train()`` runs them."""
+    from torch import nn
 
-    space, net = load_named("space", "darts_cnn"), load_named("network", "cifar_search")
-    model = build_supernet(space, net, in_channels=3, input_size=32, classes=10).to(DEVICE)
-    weights = model.weight_parameters()
-    opt = torch.optim.SGD(weights, lr=0.025, momentum=0.9, weight_decay=3e-4)
-    architect = Architect(model, opt, ArchitectConfig(order=order))
+    if DEVICE.type != "cuda":  # the original calls .cuda() everywhere: a no-op for the dry run
+        torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+        nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
+    sys.path.insert(0, str(folder))
+    try:
+        network = importlib.import_module("model_search").Network
+        architect_cls = importlib.import_module("architect").Architect
+    finally:
+        sys.path.remove(str(folder))
+    torch.manual_seed(0)
+    criterion = nn.CrossEntropyLoss().to(DEVICE)
+    model = network(16, 10, 8, criterion).to(DEVICE)
+    optimizer = torch.optim.SGD(model.parameters(), 0.025, momentum=0.9, weight_decay=3e-4)
+    settings = argparse.Namespace(momentum=0.9, weight_decay=3e-4, arch_learning_rate=3e-4, arch_weight_decay=1e-3)
+    architect = architect_cls(model, settings)
     x, xv = torch.randn(batch, 3, 32, 32, device=DEVICE), torch.randn(batch, 3, 32, 32, device=DEVICE)
     y, yv = torch.randint(0, 10, (batch,), device=DEVICE), torch.randint(0, 10, (batch,), device=DEVICE)
 
     def step() -> None:
-        # call runs the supernet: logits
-        architect.step(lambda call: F.cross_entropy(call(xv), yv),
-                       (lambda call: F.cross_entropy(call(x), y)) if order == 2 else None, 0.025)
-        loss = F.cross_entropy(model(x), y)
-        grads = torch.autograd.grad(loss, weights)
-        for p, g in zip(weights, grads):
-            p.grad = g
-        torch.nn.utils.clip_grad_norm_(weights, 5.0)
-        opt.step()
+        model.train()
+        architect.step(x, y, xv, yv, 0.025, optimizer, unrolled=order == 2)
+        optimizer.zero_grad()
+        loss = criterion(model(x), y)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5)
+        optimizer.step()
 
+    _fresh()
     result = timed(step, warmup, iters)
-    return {"check": "search-step", "order": order, "batch": batch, **result,
+    return {"check": "search-step", "code": "original", "order": order, "batch": batch, **result,
             "images_per_s": batch / result["median_s"]}
+
+
+def search_check(order: int, batch: int, warmup: int, iters: int, graphs: bool) -> dict[str, object]:
+    """genolang's search iteration (``genolang bench search-step``), eager or graphed."""
+    from genolang.bench import BenchConfig, run_bench
+
+    _fresh()
+    result = run_bench("search-step", BenchConfig(network="cifar_search", genotype="", batch_size=batch, order=order,
+                                                  iters=iters, warmup=warmup, device=str(DEVICE),
+                                                  cuda_graphs=graphs))
+    assert result.median_s is not None  # timed, not counted
+    peak = result.info.get("cuda_peak_mb", float("nan"))
+    return {"check": "search-step", "code": "genolang", "cuda_graphs": graphs, "order": order, "batch": batch,
+            "median_s": result.median_s, "min_s": result.min_s, "peak_gpu_mb": peak,
+            "capture_s": result.info.get("capture_s"), "images_per_s": batch / result.median_s}
 
 
 def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, object]:
@@ -115,13 +158,23 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batches", default="16,64,256", help="Search batch sizes, comma-separated.")
+    parser.add_argument("--original", type=Path, default=None,
+                        help="The cnn folder of a checkout of quark0/darts, to time the original side by side.")
+    parser.add_argument("--no-train", action="store_true", help="Skip the retraining check.")
     parser.add_argument("--cpu-dry-run", action="store_true",
                         help="Run the same steps on the CPU at batch 2 (checks the script, measures nothing useful).")
     args = parser.parse_args()
     global DEVICE
-    search_batch, train_batch = 64, 96
+    try:
+        search_batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        parser.error(f"--batches takes integers separated by commas, not {args.batches!r}")
+    if args.original is not None and not (args.original / "model_search.py").is_file():
+        parser.error(f"--original: {args.original} has no model_search.py (give the cnn folder of quark0/darts)")
+    train_batch = 96
     if args.cpu_dry_run:
-        DEVICE, search_batch, train_batch = torch.device("cpu"), 2, 2
+        DEVICE, search_batches, train_batch = torch.device("cpu"), [2], 2
     elif not torch.cuda.is_available():
         print("gpu_check: no CUDA device is visible; run this on a machine with a GPU", file=sys.stderr)
         return 1
@@ -130,9 +183,14 @@ def main() -> int:
         print(json.dumps({"device": torch.cuda.get_device_name(), "torch": torch.__version__,
                           "bf16": torch.cuda.is_bf16_supported()}), flush=True)
     for order in (1, 2):
-        print(json.dumps(search_check(order, search_batch, args.warmup, args.iters)), flush=True)
-    for amp in (False, True):
-        print(json.dumps(train_check(amp, train_batch, args.warmup, args.iters)), flush=True)
+        for batch in search_batches:
+            if args.original is not None:
+                print(json.dumps(original_check(args.original, order, batch, args.warmup, args.iters)), flush=True)
+            for graphs in ((False, True) if DEVICE.type == "cuda" else (False,)):
+                print(json.dumps(search_check(order, batch, args.warmup, args.iters, graphs)), flush=True)
+    if not args.no_train:
+        for amp in (False, True):
+            print(json.dumps(train_check(amp, train_batch, args.warmup, args.iters)), flush=True)
     return 0
 
 

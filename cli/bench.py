@@ -92,9 +92,14 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                      help="torch.compile's mode (implies --compile; with --compile alone: default). "
                           "reduce-overhead captures CUDA graphs on CUDA; on the CPU it compiles as the "
                           "default mode does."),
+        click.option("--cuda-graphs", is_flag=True,
+                     help="Capture the step in a CUDA graph and replay it (CUDA only): a few eager steps on a "
+                          "side stream, the capture (info.capture_s), then one replay per step. search-step "
+                          "then runs without recompute_convs and with a capturable Adam."),
         click.option("--count-ops", is_flag=True,
                      help="Count the aten ops one step dispatches (forward and backward, after the warm-up: at "
-                          "least one step) instead of timing: aten_ops and top_ops in the JSON."),
+                          "least one step) instead of timing: aten_ops and top_ops in the JSON, and host_syncs "
+                          "(the ops that wait for the device) with their sync_sites."),
         click.option("--json", "as_json", is_flag=True, help="Print only the JSON object (also the default output)."),
     ]
     for option in reversed(options):
@@ -112,8 +117,8 @@ def report(step: str, as_json: bool, compile_: bool = False, compile_mode: str |
     d = result.to_dict()
     if not as_json and result.aten_ops is not None:
         top = ", ".join(f"{op} {n}" for op, n in result.top_ops[:5])
-        click.echo(f"{step}: {result.aten_ops} aten ops in one step ({result.distinct_ops} distinct; {top}, ...)",
-                   err=True)
+        click.echo(f"{step}: {result.aten_ops} aten ops in one step ({result.distinct_ops} distinct; {top}, ...), "
+                   f"{plural(result.host_syncs or 0, 'host sync')}", err=True)
     elif not as_json:
         click.echo(f"{step}: median {d['median_s'] * 1000:.1f} ms, min {d['min_s'] * 1000:.1f} ms over "
                    f"{plural(len(d['times_s']), 'step')} on {d['device']} ({plural(d['threads'], 'thread')}); "

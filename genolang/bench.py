@@ -10,8 +10,14 @@ reports median and minimum seconds and the process's peak resident memory.
 With ``count_ops`` it counts instead of timing: after the warm-up (at least one call,
 so that optimizer state exists as in steady state) one call runs under a
 ``TorchDispatchMode`` that counts every aten op dispatched below autograd, forward and
-backward (``count_aten_ops``); the result has ``aten_ops`` and ``top_ops`` and no
-times. Counts do not depend on the machine's load, only on the code and the shapes."""
+backward (``count_aten_ops``), and the ops that make the host wait for the device
+(``genolang.run.graphs.HostSyncs``); the result has ``aten_ops``, ``top_ops``,
+``host_syncs`` and ``sync_sites`` and no times. Counts do not depend on the machine's
+load, only on the code and the shapes.
+
+With ``cuda_graphs`` (CUDA only) the step is captured in a CUDA graph on its first call,
+after a few eager calls on a side stream, and replayed on every call
+(``genolang.run.graphs.GraphedStep``); ``info.capture_s`` reports the warm-up and capture."""
 
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from genolang.errors import UsageError, did_you_mean
+from genolang.run.graphs import GRAPH_WARMUP, GraphedStep, HostSyncs
 from genolang.run.runtime import pick_device
 
 
@@ -73,6 +80,9 @@ class BenchConfig:
     compile_mode: str = "default"
     # count the aten ops of one step (after the warm-up) instead of timing
     count_ops: bool = False
+    # capture the step in a CUDA graph and replay it (``genolang.run.graphs``); a
+    # search step then runs without ``recompute_convs`` and with a capturable Adam
+    cuda_graphs: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -119,11 +129,14 @@ class BenchResult:
     aten_ops: int | None = None  # ops dispatched by one step (count_ops)
     top_ops: tuple[tuple[str, int], ...] = ()  # the most frequent of them, with their counts
     distinct_ops: int | None = None
+    host_syncs: int | None = None  # of them, those that make the host wait for the device
+    sync_sites: tuple[tuple[str, int], ...] = ()  # where they are called, with their counts
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["times_s"] = list(self.times_s)
         d["top_ops"] = [list(t) for t in self.top_ops]
+        d["sync_sites"] = [list(t) for t in self.sync_sites]
         return d
 
 
@@ -144,12 +157,14 @@ class OpCounter(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-def count_aten_ops(run: Callable[[], object]) -> collections.Counter[str]:
-    """The aten ops ``run()`` dispatches, with how often each."""
-    counter = OpCounter()
-    with counter:
+def count_aten_ops(run: Callable[[], object], device: torch.device | str = "cpu"
+                   ) -> tuple[collections.Counter[str], HostSyncs]:
+    """The aten ops ``run()`` dispatches, with how often each, and its host syncs on a
+    run on ``device``."""
+    counter, syncs = OpCounter(), HostSyncs(device)
+    with counter, syncs:
         run()
-    return counter.counts
+    return counter.counts, syncs
 
 
 def peak_rss_mb() -> float:
@@ -274,6 +289,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     from genolang.nets.compile import apply_overrides, data_shape
     from genolang.nets.supernet import SupernetOptions, build_supernet
     from genolang.passes import DEFAULT_PASSES
+    from genolang.passes.recompute_convs import NAME as RECOMPUTE
     from genolang.search.method import MethodRun, override, preset
     from genolang.search.recipe import SearchConfig, resolve_recipe
     from genolang.search.step import image_iteration
@@ -294,6 +310,13 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
                      f"the supernet of space '{space.name}' on network '{network.name}'", SIZE_FIX,
                      2 * config.batch_size, training=True)
     passes = DEFAULT_PASSES if config.passes is None else config.passes
+    if config.cuda_graphs:  # its executors divide by the BN scales: a forward checks them for zeros on the host
+        if config.passes is None:
+            passes = tuple(p for p in passes if p != RECOMPUTE)
+        elif RECOMPUTE in passes:
+            raise UsageError(f"--cuda-graphs cannot capture the pass {RECOMPUTE}: its grouped calls divide by the "
+                             "alpha weights, and each forward checks on the host that none is zero; leave it out "
+                             "of --passes")
     assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None  # set for a CNN
     spec = override(preset(config.method).spec(), params=dict(config.params))
     # the method's settings as a CIFAR-10 search takes them, at the bench's order and Hessian
@@ -315,7 +338,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     weights = model.weight_parameters()
     lr = recipe.lr
     opt = torch.optim.SGD(weights, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay, foreach=True)
-    architect = method.architect(model, opt, recipe)
+    architect = method.architect(model, opt, recipe, capturable=config.cuda_graphs)
     train = _batch(config, shape, device)
     valid = _batch(dataclasses.replace(config, seed=config.seed + 1), shape, device)
 
@@ -328,7 +351,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     info.update(order=config.order, hessian=config.hessian if config.order == 2 else None, method=spec.describe(),
                 arch_step=method.arch_step_due(), passes=list(passes), channels_last=config.channels_last,
                 cpu_kernels=config.cpu_kernels,
-                compile=config.compile, torch=torch.__version__)
+                compile=config.compile, cuda_graphs=config.cuda_graphs, torch=torch.__version__)
     return Step(step, info)
 
 
@@ -350,11 +373,24 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
         raise UsageError(f"--order must be 1 or 2, not {config.order}")
     if config.hessian not in ("fd", "exact"):
         raise UsageError(f"--hessian must be fd or exact, not {config.hessian!r}")
+    if config.cuda_graphs and config.compile:
+        raise UsageError("--cuda-graphs and --compile both change how the step runs: give one of them "
+                         "(--compile-mode reduce-overhead captures graphs through torch.compile)")
+    if config.cuda_graphs and config.count_ops:
+        raise UsageError("--count-ops counts the ops of an eager step, and a replayed graph dispatches none: "
+                         "drop --cuda-graphs to count")
     device = pick_device(config.device)
+    if config.cuda_graphs and device.type != "cuda":
+        raise UsageError(f"--cuda-graphs captures CUDA graphs, and this run is on {device}: use --device cuda "
+                         "(or auto on a machine with a GPU), or drop --cuda-graphs")
     before = torch.get_num_threads()
     torch.set_num_threads(config.threads)
+    graphed = None
     try:
         step = STEPS[name](config, device)
+        if config.cuda_graphs:
+            graphed = GraphedStep(step.run, device)
+            step = Step(graphed, step.info)
         sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
         first_step = None
         for _ in range(max(config.warmup, 1) if config.count_ops else config.warmup):
@@ -363,7 +399,7 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
             sync()
             first_step = time.perf_counter() - began if first_step is None else first_step
         load_before = os.getloadavg()
-        counts = count_aten_ops(step.run) if config.count_ops else None
+        counts, syncs = count_aten_ops(step.run, device) if config.count_ops else (None, None)
         times, cpu = [], []
         for _ in range(0 if config.count_ops else config.iters):
             began, began_cpu = time.perf_counter(), time.process_time()
@@ -375,16 +411,22 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
     finally:
         torch.set_num_threads(before)
     info = dict(step.info)
-    if first_step is not None:  # includes any compilation and cuDNN autotuning
+    if first_step is not None:  # includes any compilation, capture and cuDNN autotuning
         info["first_step_s"] = round(first_step, 3)
+    if graphed is not None:  # the graph's eager warm-up steps and its capture
+        info.update(cuda_graphs=True, capture_s=None if graphed.capture_s is None else round(graphed.capture_s, 3),
+                    graph_warmup_steps=GRAPH_WARMUP)
     info["loadavg_before"] = [round(x, 2) for x in load_before]
     info["loadavg_after"] = [round(x, 2) for x in load_after]
     if device.type == "cuda":
         info["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
         info["gpu"] = torch.cuda.get_device_name(device)
     if counts is not None:
+        assert syncs is not None  # counted with the ops
+        sites = tuple(sorted(syncs.counts.items(), key=lambda kv: (-kv[1], kv[0])))
         return BenchResult(name, (), None, None, None, peak_rss_mb(), str(device), config.threads, config.to_dict(),
-                           info, sum(counts.values()), tuple(counts.most_common(TOP_OPS)), len(counts))
+                           info, sum(counts.values()), tuple(counts.most_common(TOP_OPS)), len(counts),
+                           syncs.total(), sites)
     # process CPU seconds over wall seconds per step: near the thread count when the
     # run had the cores to itself, much lower when it waited for them
     info["cpu_over_wall"] = [round(c / t, 2) for c, t in zip(cpu, times)]

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from _search_util import darts_cnn, tiny_network
 from genolang.bench import count_aten_ops
 from genolang.nets.supernet import Supernet, build_supernet
+from genolang.passes import DEFAULT_PASSES
 from genolang.search.architect import Architect, ArchitectConfig, Objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -139,8 +140,8 @@ def test_second_order_needs_the_train_objective() -> None:
 def _host_syncs(run: Callable[[], object]) -> int:
     """How often ``run`` reads a device value on the host (``.item()``, ``bool(t)``...):
     each is a wait for the device on a GPU, and none may happen inside a CUDA graph."""
-    counts = count_aten_ops(run)
-    return counts.get("aten._local_scalar_dense.default", 0)
+    _, syncs = count_aten_ops(run)
+    return syncs.total()
 
 
 def test_a_supernet_forward_waits_for_the_device_once() -> None:
@@ -148,6 +149,39 @@ def test_a_supernet_forward_waits_for_the_device_once() -> None:
     model, _, _, batches = setup()
     assert len(model.cells) > 2
     assert _host_syncs(lambda: model(batches[0][0])) == 1
+
+
+NO_RECOMPUTE = tuple(p for p in DEFAULT_PASSES if p != "recompute_convs")
+
+
+@pytest.mark.parametrize("order", [1, 2])
+def test_an_iteration_without_recompute_convs_never_waits_for_the_device(order: int) -> None:
+    """Without ``recompute_convs`` nothing divides by an alpha weight, so no forward
+    checks them for zeros: a whole search iteration (architecture step, weight step,
+    both optimizers, gradient clipping) makes no host sync, as a CUDA graph needs. The
+    default passes make one per forward (the count fails if the skip is lost)."""
+    from genolang.nets.supernet import SupernetOptions
+    from genolang.search.step import image_iteration
+
+    counts = {}
+    for passes in (NO_RECOMPUTE, DEFAULT_PASSES):
+        torch.manual_seed(0)
+        model = build_supernet(darts_cnn(), tiny_network(), in_channels=1, input_size=8, classes=10,
+                               options=SupernetOptions(passes=passes))
+        weights = model.weight_parameters()
+        opt = torch.optim.SGD(weights, lr=0.05, momentum=0.9, weight_decay=3e-4, foreach=True)
+        arch = Architect(model, opt, ArchitectConfig(order=order))
+        g = torch.Generator().manual_seed(1)
+        train, valid = [(torch.randn(6, 1, 8, 8, generator=g), torch.randint(0, 10, (6,), generator=g))
+                        for _ in range(2)]
+
+        def run() -> None:
+            image_iteration(model, arch, opt, weights, train, valid, 0.05, 5.0)  # noqa: B023 (called at once)
+
+        run()  # the optimizers' state made
+        counts[passes] = _host_syncs(run)
+    assert counts[NO_RECOMPUTE] == 0
+    assert counts[DEFAULT_PASSES] == (2 if order == 1 else 5)  # one per forward
 
 
 def test_the_finite_difference_product_does_not_wait_for_the_device() -> None:

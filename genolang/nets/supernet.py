@@ -283,6 +283,9 @@ class SearchCell(nn.Module):
         self._mix_segments: list[list[int]] = []
         self._shared_parts: dict[tuple[str, str], int] = {}  # (shared apply, node) -> its part for that node
         self._pad = len(space_ops) * (max(rows) + 1 if rows else 0)  # the index of the 0 appended to the weights
+        # whether a grouped call recomputes from a BN scale (``recompute_convs`` after
+        # ``scale_bn``): only then does a forward need to know that no scale is zero
+        self.recompute_scaled = False
         self.sums = {origin: self._source_sum(ir, origin, applies, nodes, space_ops)
                      for origin, (applies, nodes) in ir.summed_sources().items()}
         self.steps: list[tuple[Any, ...]] = [self._step(ir, n, rows, space_ops) for n in ir.order()
@@ -398,6 +401,7 @@ class SearchCell(nn.Module):
             is_scaled = scaled.pop()
             index = None
             if is_scaled:  # each term's weight, repeated for its C output channels
+                self.recompute_scaled |= bool(d.get("recompute")) and not d.get("shared")
                 index = len(self._scales)
                 self._scales.append([t["row"] * len(space_ops) + space_ops.index(t["op"]) for t in out_terms
                                      for _ in range(self.channels)])
@@ -454,7 +458,7 @@ class SearchCell(nn.Module):
             flat = fused_cat([flat, flat.new_zeros(1)])
         gathered = flat.index_select(0, self.weight_index)
         checked = gathered if self._n_scale == gathered.numel() else gathered[:self._n_scale]
-        if not self._scales:
+        if not self._scales or not self.recompute_scaled:  # nothing divides by a scale
             nonzero = False
         elif known_nonzero is not None:
             nonzero = known_nonzero
@@ -849,10 +853,11 @@ class Supernet(AlphaMixin, CNNSkeleton):
 
     def _scale_entries(self, cell: str) -> torch.Tensor | None:
         """The alpha-table entries the BN scales of cell type ``cell`` read (every cell
-        of a type reads the same ones)."""
+        of a type reads the same ones); None where no grouped call recomputes from them
+        (without ``recompute_convs``: a forward then makes no device sync)."""
         for c, kind in zip(self.cells.values(), self._cell_types):
             if kind == cell:
-                return cast(torch.Tensor, c.scale_entries)
+                return cast(torch.Tensor, c.scale_entries) if c.recompute_scaled else None
         return None
 
     def forward(self, x: torch.Tensor,

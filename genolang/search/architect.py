@@ -61,6 +61,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from genolang.ops.norm import GlobalBatchNorm
+from genolang.run.graphs import capturing
 
 # An objective gets ``call`` (runs the model, with substituted weights where asked) and
 # returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``. ``call``
@@ -90,6 +91,9 @@ class ArchitectConfig:
     weight_decay: float = 1e-3
     mode: str = "fd"  # second order: 'fd' (finite difference, the paper's) or 'exact'
     fd_radius: float = FD_RADIUS  # eps = fd_radius / ||v||
+    # Adam's step counter on the device, its bias corrections computed there: a step that
+    # waits for nothing, which a CUDA graph can capture (``genolang.run.graphs``)
+    capturable: bool = False
 
     def __post_init__(self) -> None:
         if self.order not in (1, 2):
@@ -114,7 +118,7 @@ class Architect:
         self.alphas: list[nn.Parameter] = supernet.arch_parameters()
         self.named_weights: list[tuple[str, nn.Parameter]] = list(supernet.named_weight_parameters())
         self.optimizer = torch.optim.Adam(self.alphas, lr=config.lr, betas=config.betas,
-                                          weight_decay=config.weight_decay)
+                                          weight_decay=config.weight_decay, capturable=config.capturable)
 
     # -- evaluating the model at other weights ------------------------------------
     def _loss(self, objective: Objective, weights: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -318,7 +322,13 @@ def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 @contextlib.contextmanager
 def _same_randomness(device: torch.device) -> Iterator[Callable[[], None]]:
     """Yields ``replay``, which rewinds the generator of ``device`` to where it was on
-    entry; on exit the generator continues from where the last pass left it."""
+    entry; on exit the generator continues from where the last pass left it. While the
+    step is captured in a CUDA graph (``genolang.run.graphs``) the generator's state
+    cannot be read, and nothing is rewound: the two passes draw numbers of their own (a
+    CNN supernet's forward draws none)."""
+    if capturing(device):
+        yield lambda: None
+        return
     cuda = device.type == "cuda"
     saved = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
 

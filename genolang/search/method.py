@@ -386,12 +386,13 @@ class MethodRun:
 
     # -- the two steps -------------------------------------------------------------------
     def architect(self, model: torch.nn.Module, weight_optimizer: torch.optim.Optimizer, recipe: Any,
-                  world: dist.World = dist.SINGLE) -> Architect:
+                  world: dist.World = dist.SINGLE, capturable: bool = False) -> Architect:
         """The architecture step: Adam on the architecture parameters, with the recipe's
         gradient order and Hessian, the regularizers added to the validation loss; under
-        torchrun every gradient it uses is averaged across ranks."""
+        torchrun every gradient it uses is averaged across ranks. ``capturable``: Adam's
+        step counter on the device (a CUDA graph can capture the step)."""
         config = ArchitectConfig(recipe.order, recipe.arch_lr, recipe.arch_betas, recipe.arch_weight_decay,
-                                 mode=getattr(recipe, "hessian", "fd"))
+                                 mode=getattr(recipe, "hessian", "fd"), capturable=capturable)
         regularize = self.arch_loss if self.regularizers else None
         return Architect(model, weight_optimizer, config, reduce=lambda grads: dist.all_reduce_mean_(grads, world),
                          regularize=regularize)
