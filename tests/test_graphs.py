@@ -113,6 +113,22 @@ def test_host_syncs_counts_what_waits_for_the_device_and_where() -> None:
     assert set(syncs.counts) == {"?"}
 
 
+def test_host_syncs_sees_masks_counts_and_ranges_read_from_the_data() -> None:
+    t = torch.tensor([1.0, 0.0, 3.0])
+    with HostSyncs() as syncs:
+        t[t > 0] = 0.0  # index_put with a boolean mask
+        t[t != 1]  # a boolean mask read
+        torch.tensor([0, 2, 2]).bincount()  # the output's length is the largest value
+        t.histc(bins=4)  # min = max = 0: the range is read from the data
+        torch.allclose(t, t)  # a truth value
+    assert syncs.total() == 5
+    with HostSyncs() as syncs:
+        t.histc(bins=4, min=0.0, max=4.0)  # a given range: nothing to read
+        torch.tensor([1, 2]).repeat_interleave(torch.tensor([2, 1]), output_size=3)  # a given size
+        t[torch.tensor([0, 2])] = 1.0  # index_put by positions
+    assert syncs.total() == 0
+
+
 def test_host_syncs_skips_the_step_counter_of_an_optimizer_and_cpu_reads_of_a_cuda_run() -> None:
     p = torch.nn.Parameter(torch.randn(4))
     opt = torch.optim.Adam([p], lr=0.1)

@@ -77,6 +77,9 @@ class GraphedStep:
         try:
             with _cuda.graph(graph):
                 self.step()
+        except torch.OutOfMemoryError:
+            raise UsageError("the device ran out of memory while the step was captured in a CUDA graph: use a "
+                             "smaller batch, or run without --cuda-graphs") from None
         except RuntimeError as e:  # a host sync, a CPU tensor made inside, a non-capturable optimizer...
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"this step cannot be captured in a CUDA graph: {first}. A captured step may not "
@@ -98,8 +101,9 @@ SYNC_OPS = frozenset({
     "aten._local_scalar_dense.default", "aten.item.default", "aten.is_nonzero.default", "aten.equal.default",
     "aten.nonzero.default", "aten.nonzero.out", "aten.masked_select.default", "aten._unique.default",
     "aten._unique2.default", "aten.unique_dim.default", "aten.unique_consecutive.default",
-    "aten.repeat_interleave.Tensor",
+    "aten.repeat_interleave.Tensor", "aten.bincount.default", "aten.allclose.default",
 })
+MASKS = (torch.bool, torch.uint8)  # index dtypes that select by mask (a data-dependent count)
 
 
 class HostSyncs(TorchDispatchMode):
@@ -110,7 +114,12 @@ class HostSyncs(TorchDispatchMode):
     a CPU scalar wait for nothing: on a CUDA run they are not counted. On a CPU run every
     tensor is a CPU tensor, so every read counts (what a CUDA run of the same code would
     wait for), except torch.optim's reads of its step counter, which is a CPU tensor on
-    any device unless the optimizer is capturable."""
+    any device unless the optimizer is capturable.
+
+    What it cannot see, being below the dispatcher: a CPU run's ``.tolist()``,
+    ``.cpu()``, ``.numpy()`` and printing (they dispatch nothing on the CPU; on CUDA the
+    copies count). What it counts that a CUDA run would not wait for: ops whose CPU
+    kernels read values their CUDA kernels do not (``one_hot``'s range check)."""
 
     def __init__(self, device: torch.device | str = "cpu") -> None:
         super().__init__()
@@ -127,15 +136,28 @@ class HostSyncs(TorchDispatchMode):
 
     def _syncs(self, name: str, args: Any, kwargs: Any) -> bool:
         first = args[0] if args and isinstance(args[0], torch.Tensor) else None
-        if name in SYNC_OPS:  # on a CUDA run, only what reads a CUDA tensor waits
-            return not self.cuda or first is None or first.device.type != "cpu"
-        if name.startswith("aten.index.Tensor") and len(args) > 1:
-            return any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1] or ())
-        if name.startswith(("aten._to_copy", "aten.copy_")) and first is not None:
-            dst = kwargs.get("device") if name.startswith("aten._to_copy") else first.device
-            src = first.device if name.startswith("aten._to_copy") else (
-                args[1].device if len(args) > 1 and isinstance(args[1], torch.Tensor) else None)
-            return src is not None and src.type == "cuda" and dst is not None and torch.device(dst).type == "cpu"
+        on_device = not self.cuda or first is None or first.device.type != "cpu"  # a CUDA run waits for CUDA only
+        if name == "aten.repeat_interleave.Tensor" and kwargs.get("output_size") is not None:
+            return False  # the output's size is given: nothing to read
+        if name in SYNC_OPS:
+            return on_device
+        if name.startswith("aten.histc"):  # min = max = 0: the range is read from the data
+            lo, hi = (list(args[2:4]) + [kwargs.get("min", 0), kwargs.get("max", 0)][len(args[2:4]):])[:2]
+            return on_device and lo == hi
+        if name.startswith(("aten.index.Tensor", "aten.index_put")) and len(args) > 1:
+            return on_device and any(isinstance(i, torch.Tensor) and i.dtype in MASKS for i in args[1] or ())
+        if name.startswith(("aten._to_copy", "aten.copy_")) and first is not None and not kwargs.get("non_blocking"):
+            src: torch.device | None = first.device
+            dst: Any = kwargs.get("device")
+            if name.startswith("aten.copy_"):  # copy_(self, src, non_blocking=False): self is the destination
+                src = args[1].device if len(args) > 1 and isinstance(args[1], torch.Tensor) else None
+                dst = first.device
+                if len(args) > 2 and args[2]:
+                    return False
+            if src is None or dst is None:
+                return False
+            kinds = {src.type, torch.device(dst).type}
+            return kinds == {"cuda", "cpu"}  # a blocking copy between host and device
         return False
 
     def total(self) -> int:
