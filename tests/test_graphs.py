@@ -175,3 +175,27 @@ def test_bench_count_ops_reports_host_syncs_and_their_sites() -> None:
                           "drop_none,share_relu,share_param_free,group_convs,merge_kernels,scale_bn,sum_by_source"
                           ).stdout.strip().splitlines()[-1])
     assert free["host_syncs"] == 0 and free["sync_sites"] == []
+
+
+@pytest.mark.parametrize(("method", "draws"), [("darts", False), ("drnas", True), ("gdas", True),
+                                               ("sdarts_rs", False), ("pc_darts", False)])
+def test_a_second_order_step_whose_forward_draws_random_numbers_refuses_capture(
+        method: str, draws: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two finite-difference passes must draw the same random numbers, which a
+    captured graph cannot rewind to: a forward that draws (a sampled relaxation, a
+    Dirichlet or Gumbel relaxation), as the uncaptured warm-up steps find, is refused
+    while capturing; one that draws none is captured (DARTS's; random smoothing draws
+    its perturbation outside the architecture step, partial channels shuffle by a fixed
+    permutation)."""
+    from genolang.run.graphs import CannotCapture
+    from genolang.search import architect
+
+    step = search_step(BenchConfig(network="cifar_search", channels=4, layers=3, batch_size=2, input_size=8,
+                                   method=method, order=2), torch.device("cpu"))
+    step.run()  # uncaptured, as GraphedStep's warm-up steps
+    monkeypatch.setattr(architect, "capturing", lambda device: True)
+    if not draws:
+        step.run()
+    else:
+        with pytest.raises(CannotCapture, match="draws random numbers"):
+            step.run()

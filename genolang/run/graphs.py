@@ -48,6 +48,10 @@ def capturing(device: torch.device) -> bool:
     return device.type == "cuda" and bool(_cuda.is_current_stream_capturing())
 
 
+class CannotCapture(RuntimeError):
+    """Raised by a step, while it is captured, that knows it cannot be (and why)."""
+
+
 class GraphedStep:
     """``step`` captured in a CUDA graph on its first call (after ``warmup`` eager calls
     on a side stream) and replayed on every call. ``capture_s``: the seconds the
@@ -80,6 +84,8 @@ class GraphedStep:
         except torch.OutOfMemoryError:
             raise UsageError("the device ran out of memory while the step was captured in a CUDA graph: use a "
                              "smaller batch, or run without --cuda-graphs") from None
+        except CannotCapture as e:  # the step knows why
+            raise UsageError(f"this step cannot be captured in a CUDA graph: {e}") from None
         except RuntimeError as e:  # a host sync, a CPU tensor made inside, a non-capturable optimizer...
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UsageError(f"this step cannot be captured in a CUDA graph: {first}. A captured step may not "

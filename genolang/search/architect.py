@@ -61,7 +61,7 @@ from torch.func import functional_call
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from genolang.ops.norm import GlobalBatchNorm
-from genolang.run.graphs import capturing
+from genolang.run.graphs import CannotCapture, capturing
 
 # An objective gets ``call`` (runs the model, with substituted weights where asked) and
 # returns a scalar loss: e.g. ``lambda call: F.cross_entropy(call(x), y)``. ``call``
@@ -119,6 +119,9 @@ class Architect:
         self.named_weights: list[tuple[str, nn.Parameter]] = list(supernet.named_weight_parameters())
         self.optimizer = torch.optim.Adam(self.alphas, lr=config.lr, betas=config.betas,
                                           weight_decay=config.weight_decay, capturable=config.capturable)
+        # whether the model's forward drew random numbers the last time the two
+        # finite-difference passes ran uncaptured (None: not run yet); see _same_randomness
+        self.forward_draws: bool | None = None
 
     # -- evaluating the model at other weights ------------------------------------
     def _loss(self, objective: Objective, weights: Mapping[str, torch.Tensor] | None = None) -> torch.Tensor:
@@ -249,9 +252,9 @@ class Architect:
             step = list(torch._foreach_mul(vs, eps))
             plus = dict(zip(names, torch._foreach_add(ws, step)))
             minus = dict(zip(names, torch._foreach_sub(ws, step)))
-        with _same_randomness(self._device()) as replay:
+        with _same_randomness(self._device(), self.forward_draws) as replay:
             g_plus = torch.autograd.grad(self._loss(train, plus), self.alphas, allow_unused=True)
-            replay()
+            self.forward_draws = replay()
             g_minus = torch.autograd.grad(self._loss(train, minus), self.alphas, allow_unused=True)
         diff = [(_zero_if_none(p, a) - _zero_if_none(m, a)) / divisor
                 for p, m, a in zip(g_plus, g_minus, self.alphas)]
@@ -320,22 +323,35 @@ def _zero_if_none(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 
 
 @contextlib.contextmanager
-def _same_randomness(device: torch.device) -> Iterator[Callable[[], None]]:
+def _same_randomness(device: torch.device, draws: bool | None = None) -> Iterator[Callable[[], bool | None]]:
     """Yields ``replay``, which rewinds the generator of ``device`` to where it was on
-    entry; on exit the generator continues from where the last pass left it. While the
-    step is captured in a CUDA graph (``genolang.run.graphs``) the generator's state
-    cannot be read, and nothing is rewound: the two passes draw numbers of their own (a
-    CNN supernet's forward draws none)."""
+    entry and says whether the pass before it drew random numbers; on exit the
+    generator continues from where the last pass left it.
+
+    While the step is captured in a CUDA graph (``genolang.run.graphs``) the generator's
+    state can be neither read nor rewound: nothing is, and ``replay`` says None. That
+    is right for a forward that draws no random numbers (DARTS's); one that does (a
+    sampled relaxation, dropout, a perturbation), as ``draws`` says its uncaptured
+    warm-up steps found, cannot be captured: the two passes would draw different
+    numbers, and the difference would measure them and not the change of weights."""
     if capturing(device):
+        if draws:
+            raise CannotCapture("the model's forward draws random numbers, and the second-order step's two "
+                               "finite-difference passes must draw the same ones, which a captured graph cannot "
+                               "rewind to: use --order 1 or run without --cuda-graphs")
         yield lambda: None
         return
     cuda = device.type == "cuda"
     saved = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
 
-    def replay() -> None:
+    def replay() -> bool:
+        now = torch.cuda.get_rng_state(device) if cuda else torch.get_rng_state()
         if cuda:
             torch.cuda.set_rng_state(saved, device)
         else:
             torch.set_rng_state(saved)
+        # a CPU byte tensor either way (a CUDA generator's is its seed and offset): compared as bytes,
+        # dispatching nothing
+        return bool(now.numpy().tobytes() != saved.numpy().tobytes())
 
     yield replay
