@@ -30,9 +30,12 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
+
+from genolang.errors import UsageError
 
 DEVICE = torch.device("cuda")
 
@@ -50,7 +53,13 @@ def _fresh() -> None:
         torch.cuda.reset_peak_memory_stats()
 
 
-def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]:
+class Timing(TypedDict):
+    median_s: float
+    min_s: float
+    peak_gpu_mb: float | None  # None off CUDA
+
+
+def timed(step: Callable[[], None], warmup: int, iters: int) -> Timing:
     """Median and min seconds of ``step`` on the GPU, and the peak memory it reached."""
     for _ in range(warmup):
         step()
@@ -62,8 +71,8 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> dict[str, float]
         _sync()
         times.append(time.perf_counter() - start)
     times.sort()
-    peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE.type == "cuda" else float("nan")
-    return {"median_s": times[len(times) // 2], "min_s": times[0], "peak_gpu_mb": peak}
+    peak = torch.cuda.max_memory_allocated() / 2**20 if DEVICE.type == "cuda" else None  # JSON null off CUDA
+    return Timing(median_s=times[len(times) // 2], min_s=times[0], peak_gpu_mb=peak)
 
 
 def original_check(folder: Path, order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
@@ -113,7 +122,7 @@ def search_check(order: int, batch: int, warmup: int, iters: int, graphs: bool) 
                                                   iters=iters, warmup=warmup, device=str(DEVICE),
                                                   cuda_graphs=graphs))
     assert result.median_s is not None  # timed, not counted
-    peak = result.info.get("cuda_peak_mb", float("nan"))
+    peak = result.info.get("cuda_peak_mb")  # None (JSON null) off CUDA
     return {"check": "search-step", "code": "genolang", "cuda_graphs": graphs, "order": order, "batch": batch,
             "median_s": result.median_s, "min_s": result.min_s, "peak_gpu_mb": peak,
             "capture_s": result.info.get("capture_s"), "images_per_s": batch / result.median_s}
@@ -154,22 +163,47 @@ def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, obj
             "channels_last": amp, "batch": batch, **result, "images_per_s": batch / result["median_s"]}
 
 
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is less than {low}")
+        return value
+    return parse
+
+
+def batches(text: str) -> list[int]:
+    """An argparse type: batch sizes separated by commas, each at least 2."""
+    parse = at_least(2)
+    try:
+        return [parse(b.strip()) for b in text.split(",")]
+    except argparse.ArgumentTypeError as e:
+        raise argparse.ArgumentTypeError(f"{e} (batch sizes are integers of at least 2, as batch norm needs two, "
+                                         "separated by commas)") from None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--batches", default="16,64,256", help="Search batch sizes, comma-separated.")
+    parser.add_argument("--iters", type=at_least(1), default=10,
+                        help="Timed iterations per configuration; the median is reported (default 10).")
+    parser.add_argument("--warmup", type=at_least(0), default=3,
+                        help="Untimed iterations before them (default 3).")
+    parser.add_argument("--batches", type=batches, default=[16, 64, 256],
+                        help="Search batch sizes, comma-separated, each at least 2 (default 16,64,256); "
+                             "--cpu-dry-run ignores them.")
     parser.add_argument("--original", type=Path, default=None,
                         help="The cnn folder of a checkout of quark0/darts, to time the original side by side.")
     parser.add_argument("--no-train", action="store_true", help="Skip the retraining check.")
     parser.add_argument("--cpu-dry-run", action="store_true",
-                        help="Run the same steps on the CPU at batch 2 (checks the script, measures nothing useful).")
+                        help="Run the same steps on the CPU at batch 2, whatever --batches says (checks the script, "
+                             "measures nothing useful).")
     args = parser.parse_args()
     global DEVICE
-    try:
-        search_batches = [int(b) for b in args.batches.split(",")]
-    except ValueError:
-        parser.error(f"--batches takes integers separated by commas, not {args.batches!r}")
+    search_batches: list[int] = args.batches
     if args.original is not None and not (args.original / "model_search.py").is_file():
         parser.error(f"--original: {args.original} has no model_search.py (give the cnn folder of quark0/darts)")
     train_batch = 96
@@ -187,7 +221,12 @@ def main() -> int:
             if args.original is not None:
                 print(json.dumps(original_check(args.original, order, batch, args.warmup, args.iters)), flush=True)
             for graphs in ((False, True) if DEVICE.type == "cuda" else (False,)):
-                print(json.dumps(search_check(order, batch, args.warmup, args.iters, graphs)), flush=True)
+                try:
+                    record = search_check(order, batch, args.warmup, args.iters, graphs)
+                except UsageError as e:  # e.g. out of memory, or a step that cannot be captured: go on
+                    record = {"check": "search-step", "code": "genolang", "cuda_graphs": graphs, "order": order,
+                              "batch": batch, "error": str(e)}
+                print(json.dumps(record), flush=True)
     if not args.no_train:
         for amp in (False, True):
             print(json.dumps(train_check(amp, train_batch, args.warmup, args.iters)), flush=True)

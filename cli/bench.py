@@ -94,8 +94,8 @@ def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                           "default mode does."),
         click.option("--cuda-graphs", is_flag=True,
                      help="Capture the step in a CUDA graph and replay it (CUDA only): a few eager steps on a "
-                          "side stream, the capture (info.capture_s), then one replay per step. search-step "
-                          "then runs without recompute_convs and with a capturable Adam."),
+                          "side stream, the capture (info.capture_s), then one replay per step (search-step: "
+                          "without recompute_convs, with a capturable Adam)."),
         click.option("--count-ops", is_flag=True,
                      help="Count the aten ops one step dispatches (forward and backward, after the warm-up: at "
                           "least one step) instead of timing: aten_ops and top_ops in the JSON, and host_syncs "

@@ -374,8 +374,8 @@ def run_bench(name: str, config: BenchConfig) -> BenchResult:
     if config.hessian not in ("fd", "exact"):
         raise UsageError(f"--hessian must be fd or exact, not {config.hessian!r}")
     if config.cuda_graphs and config.compile:
-        raise UsageError("--cuda-graphs and --compile both change how the step runs: give one of them "
-                         "(--compile-mode reduce-overhead captures graphs through torch.compile)")
+        raise UsageError("--cuda-graphs and --compile (or --compile-mode) both change how the step runs: give one "
+                         "of them (--compile-mode reduce-overhead captures graphs through torch.compile)")
     if config.cuda_graphs and config.count_ops:
         raise UsageError("--count-ops counts the ops of an eager step, and a replayed graph dispatches none: "
                          "drop --cuda-graphs to count")
