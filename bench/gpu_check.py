@@ -25,17 +25,16 @@ from __future__ import annotations
 import argparse
 import gc
 import importlib
+import importlib.util
 import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import torch
 import torch.nn.functional as F
-
-from genolang.errors import UsageError
 
 DEVICE = torch.device("cuda")
 
@@ -75,6 +74,34 @@ def timed(step: Callable[[], None], warmup: int, iters: int) -> Timing:
     return Timing(median_s=times[len(times) // 2], min_s=times[0], peak_gpu_mb=peak)
 
 
+def load_original(folder: Path) -> tuple[Any, Any]:
+    """``Network`` from the original's ``model_search.py`` and ``Architect`` from its
+    ``architect.py``, both files of ``folder`` (with ``folder`` first on the path for
+    their own imports); ValueError saying what is wrong otherwise."""
+    classes = []
+    sys.path.insert(0, str(folder))
+    try:
+        for module, name in (("model_search", "Network"), ("architect", "Architect")):
+            path = folder / f"{module}.py"
+            if not path.is_file():
+                raise ValueError(f"{folder} has no {module}.py")
+            spec = importlib.util.spec_from_file_location(module, path)
+            assert spec is not None and spec.loader is not None  # a .py file that exists
+            loaded = importlib.util.module_from_spec(spec)
+            sys.modules[module] = loaded  # architect.py imports model_search's neighbours by name
+            try:
+                spec.loader.exec_module(loaded)
+            except Exception as e:  # noqa: BLE001 (any error of a foreign file is reported, not raised)
+                raise ValueError(f"{path} does not import: {type(e).__name__}: {e}") from None
+            cls = getattr(loaded, name, None)
+            if not callable(cls):
+                raise ValueError(f"{path} defines no {name}")
+            classes.append(cls)
+    finally:
+        sys.path.remove(str(folder))
+    return classes[0], classes[1]
+
+
 def original_check(folder: Path, order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
     """The original's search iteration: ``Architect.step`` (unrolled for second order),
     then the weight step, as its ``train_search.train()`` runs them."""
@@ -83,12 +110,7 @@ def original_check(folder: Path, order: int, batch: int, warmup: int, iters: int
     if DEVICE.type != "cuda":  # the original calls .cuda() everywhere: a no-op for the dry run
         torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
         nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
-    sys.path.insert(0, str(folder))
-    try:
-        network = importlib.import_module("model_search").Network
-        architect_cls = importlib.import_module("architect").Architect
-    finally:
-        sys.path.remove(str(folder))
+    network, architect_cls = load_original(folder)
     torch.manual_seed(0)
     criterion = nn.CrossEntropyLoss().to(DEVICE)
     model = network(16, 10, 8, criterion).to(DEVICE)
@@ -163,6 +185,19 @@ def train_check(amp: bool, batch: int, warmup: int, iters: int) -> dict[str, obj
             "channels_last": amp, "batch": batch, **result, "images_per_s": batch / result["median_s"]}
 
 
+def report(what: dict[str, object], check: Callable[[], dict[str, object]]) -> None:
+    """Print ``check()``'s record as a JSON line; if it fails (out of memory at a large
+    batch, a step that cannot be captured, an error of the original's code), print
+    ``what`` with the error instead and go on: one failure costs one line, not the run."""
+    try:
+        record = check()
+    except Exception as e:  # noqa: BLE001 (reported, and the other checks still run)
+        _fresh()
+        text = str(e).strip().splitlines()
+        record = {**what, "error": f"{type(e).__name__}: {text[0] if text else ''}"}
+    print(json.dumps(record), flush=True)
+
+
 def at_least(low: int) -> Callable[[str], int]:
     """An argparse type: an integer of at least ``low``."""
     def parse(text: str) -> int:
@@ -204,8 +239,11 @@ def main() -> int:
     args = parser.parse_args()
     global DEVICE
     search_batches: list[int] = args.batches
-    if args.original is not None and not (args.original / "model_search.py").is_file():
-        parser.error(f"--original: {args.original} has no model_search.py (give the cnn folder of quark0/darts)")
+    if args.original is not None:
+        try:
+            load_original(args.original)
+        except ValueError as e:
+            parser.error(f"--original: {e} (give the cnn folder of a checkout of quark0/darts)")
     train_batch = 96
     if args.cpu_dry_run:
         DEVICE, search_batches, train_batch = torch.device("cpu"), [2], 2
@@ -219,17 +257,16 @@ def main() -> int:
     for order in (1, 2):
         for batch in search_batches:
             if args.original is not None:
-                print(json.dumps(original_check(args.original, order, batch, args.warmup, args.iters)), flush=True)
+                report({"check": "search-step", "code": "original", "order": order, "batch": batch},
+                       lambda: original_check(args.original, order, batch, args.warmup, args.iters))  # noqa: B023
             for graphs in ((False, True) if DEVICE.type == "cuda" else (False,)):
-                try:
-                    record = search_check(order, batch, args.warmup, args.iters, graphs)
-                except UsageError as e:  # e.g. out of memory, or a step that cannot be captured: go on
-                    record = {"check": "search-step", "code": "genolang", "cuda_graphs": graphs, "order": order,
-                              "batch": batch, "error": str(e)}
-                print(json.dumps(record), flush=True)
+                report({"check": "search-step", "code": "genolang", "cuda_graphs": graphs, "order": order,
+                        "batch": batch},
+                       lambda: search_check(order, batch, args.warmup, args.iters, graphs))  # noqa: B023
     if not args.no_train:
         for amp in (False, True):
-            print(json.dumps(train_check(amp, train_batch, args.warmup, args.iters)), flush=True)
+            report({"check": "train-step", "amp": amp, "batch": train_batch},
+                   lambda: train_check(amp, train_batch, args.warmup, args.iters))  # noqa: B023
     return 0
 
 

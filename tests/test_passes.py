@@ -372,6 +372,12 @@ def test_pass_lists_are_checked() -> None:
     assert parse_passes("") == ()
     with pytest.raises(UsageError, match="no pass named 'share_rel'; did you mean 'share_relu'"):
         parse_passes("share_rel")
+    with pytest.raises(UsageError, match="name 2 is empty"):
+        parse_passes("drop_none,,share_relu")
+    with pytest.raises(UsageError, match="name 1 is empty"):
+        parse_passes(",")
+    with pytest.raises(UsageError, match="'drop_none' is given twice"):
+        parse_passes("drop_none,share_relu,drop-none")
 
 
 # ---- parameters and checkpoints --------------------------------------------------------

@@ -81,10 +81,18 @@ def optimize_cells(irs: Mapping[str, CellIR], names: Iterable[str] = ()) -> dict
 
 
 def parse_passes(text: str) -> tuple[str, ...]:
-    """``"drop_none,share_relu"`` -> the pass names, checked (``UsageError`` otherwise);
-    an empty text is no pass."""
-    names = tuple(n.strip().replace("-", "_") for n in text.split(",") if n.strip())
-    for name in names:
+    """``"drop_none,share_relu"`` -> the pass names, checked (``UsageError`` otherwise:
+    an unknown name, an empty one between commas, one given twice); an empty text is no
+    pass."""
+    if not text.strip():
+        return ()
+    names = tuple(n.strip().replace("-", "_") for n in text.split(","))
+    for i, name in enumerate(names):
+        if not name:
+            raise UsageError(f"pass list {text!r}: name {i + 1} is empty; give names separated by single commas "
+                             "('' for no pass)")
         if name not in PASSES:
             raise UsageError(f"no pass named '{name}'{did_you_mean(name, PASSES)}; known: {', '.join(PASSES)}")
+        if name in names[:i]:
+            raise UsageError(f"pass list {text!r}: '{name}' is given twice; a pass runs once, where it is listed")
     return names

@@ -107,7 +107,9 @@ SYNC_OPS = frozenset({
     "aten._local_scalar_dense.default", "aten.item.default", "aten.is_nonzero.default", "aten.equal.default",
     "aten.nonzero.default", "aten.nonzero.out", "aten.masked_select.default", "aten._unique.default",
     "aten._unique2.default", "aten.unique_dim.default", "aten.unique_consecutive.default",
-    "aten.repeat_interleave.Tensor", "aten.bincount.default", "aten.allclose.default",
+    "aten.repeat_interleave.Tensor", "aten.bincount.default", "aten.allclose.default", "aten.masked_select.out",
+    "aten._linalg_check_errors.default",  # inv, cholesky, solve... read their error codes on the host
+    "aten.embedding_renorm_.default",  # embedding(max_norm=): unique rows
 })
 MASKS = (torch.bool, torch.uint8)  # index dtypes that select by mask (a data-dependent count)
 

@@ -254,7 +254,8 @@ class Architect:
             minus = dict(zip(names, torch._foreach_sub(ws, step)))
         with _same_randomness(self._device(), self.forward_draws) as replay:
             g_plus = torch.autograd.grad(self._loss(train, plus), self.alphas, allow_unused=True)
-            self.forward_draws = replay()
+            drew = replay()  # None while captured: what the uncaptured steps found stands
+            self.forward_draws = self.forward_draws if drew is None else drew
             g_minus = torch.autograd.grad(self._loss(train, minus), self.alphas, allow_unused=True)
         diff = [(_zero_if_none(p, a) - _zero_if_none(m, a)) / divisor
                 for p, m, a in zip(g_plus, g_minus, self.alphas)]
@@ -338,7 +339,8 @@ def _same_randomness(device: torch.device, draws: bool | None = None) -> Iterato
         if draws:
             raise CannotCapture("the model's forward draws random numbers, and the second-order step's two "
                                "finite-difference passes must draw the same ones, which a captured graph cannot "
-                               "rewind to: use --order 1 or run without --cuda-graphs")
+                               "rewind to: run without --cuda-graphs, or at --order 1 (no finite-difference "
+                               "passes) if the method's first-order step waits for nothing")
         yield lambda: None
         return
     cuda = device.type == "cuda"
