@@ -102,7 +102,7 @@ def load_original(folder: Path) -> tuple[Any, Any]:
     return classes[0], classes[1]
 
 
-def original_check(folder: Path, order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
+def original_check(original: tuple[Any, Any], order: int, batch: int, warmup: int, iters: int) -> dict[str, object]:
     """The original's search iteration: ``Architect.step`` (unrolled for second order),
     then the weight step, as its ``train_search.train()`` runs them."""
     from torch import nn
@@ -110,7 +110,7 @@ def original_check(folder: Path, order: int, batch: int, warmup: int, iters: int
     if DEVICE.type != "cuda":  # the original calls .cuda() everywhere: a no-op for the dry run
         torch.Tensor.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
         nn.Module.cuda = lambda self, *a, **k: self  # type: ignore[method-assign]
-    network, architect_cls = load_original(folder)
+    network, architect_cls = original  # load_original's
     torch.manual_seed(0)
     criterion = nn.CrossEntropyLoss().to(DEVICE)
     model = network(16, 10, 8, criterion).to(DEVICE)
@@ -239,9 +239,10 @@ def main() -> int:
     args = parser.parse_args()
     global DEVICE
     search_batches: list[int] = args.batches
+    original = None
     if args.original is not None:
         try:
-            load_original(args.original)
+            original = load_original(args.original)
         except ValueError as e:
             parser.error(f"--original: {e} (give the cnn folder of a checkout of quark0/darts)")
     train_batch = 96
@@ -256,9 +257,9 @@ def main() -> int:
                           "bf16": torch.cuda.is_bf16_supported()}), flush=True)
     for order in (1, 2):
         for batch in search_batches:
-            if args.original is not None:
+            if original is not None:
                 report({"check": "search-step", "code": "original", "order": order, "batch": batch},
-                       lambda: original_check(args.original, order, batch, args.warmup, args.iters))  # noqa: B023
+                       lambda: original_check(original, order, batch, args.warmup, args.iters))  # noqa: B023
             for graphs in ((False, True) if DEVICE.type == "cuda" else (False,)):
                 report({"check": "search-step", "code": "genolang", "cuda_graphs": graphs, "order": order,
                         "batch": batch},

@@ -182,8 +182,8 @@ def test_bench_count_ops_reports_host_syncs_and_their_sites() -> None:
 def test_a_second_order_step_whose_forward_draws_random_numbers_refuses_capture(
         method: str, draws: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     """The two finite-difference passes must draw the same random numbers, which a
-    captured graph cannot rewind to: a forward that draws (a sampled relaxation, a
-    Dirichlet or Gumbel relaxation), as the uncaptured warm-up steps find, is refused
+    captured graph cannot rewind to: a forward that draws (a sampled relaxation:
+    Dirichlet, Gumbel), as the uncaptured warm-up steps find, is refused
     while capturing; one that draws none is captured (DARTS's; random smoothing draws
     its perturbation outside the architecture step, partial channels shuffle by a fixed
     permutation)."""

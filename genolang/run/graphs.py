@@ -149,8 +149,9 @@ class HostSyncs(TorchDispatchMode):
             return False  # the output's size is given: nothing to read
         if name in SYNC_OPS:
             return on_device
-        if name.startswith("aten.histc"):  # min = max = 0: the range is read from the data
-            lo, hi = (list(args[2:4]) + [kwargs.get("min", 0), kwargs.get("max", 0)][len(args[2:4]):])[:2]
+        if name.startswith("aten.histc"):  # histc(self, bins, min, max): min = max reads the range from the data
+            lo = args[2] if len(args) > 2 else kwargs.get("min", 0)
+            hi = args[3] if len(args) > 3 else kwargs.get("max", 0)
             return on_device and lo == hi
         if name.startswith(("aten.index.Tensor", "aten.index_put")) and len(args) > 1:
             return on_device and any(isinstance(i, torch.Tensor) and i.dtype in MASKS for i in args[1] or ())
