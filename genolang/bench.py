@@ -291,7 +291,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
     from genolang.passes import DEFAULT_PASSES
     from genolang.passes.recompute_convs import NAME as RECOMPUTE
     from genolang.search.method import MethodRun, override, preset
-    from genolang.search.recipe import SearchConfig, resolve_recipe
+    from genolang.search.recipe import SearchConfig, refuse_order_without_arch_steps, resolve_recipe
     from genolang.search.step import image_iteration
     from genolang.spec.lookup import load_named
 
@@ -319,6 +319,7 @@ def search_step(config: BenchConfig, device: torch.device) -> Step:
                              "of --passes")
     assert shape.in_channels is not None and shape.input_size is not None and shape.classes is not None  # set for a CNN
     spec = override(preset(config.method).spec(), params=dict(config.params))
+    refuse_order_without_arch_steps(spec, config.order, config.method)
     # the method's settings as a CIFAR-10 search takes them, at the bench's order and Hessian
     recipe = dataclasses.replace(
         resolve_recipe(SearchConfig(space=config.space, dataset="cifar10", method=config.method), "cnn"),

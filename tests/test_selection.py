@@ -416,3 +416,22 @@ def test_derive_on_decided_weights_is_the_decisions() -> None:
     want = {(cell.nodes[r], space.ops[c], cell.edges[r].partition("<-")[2]) for r, c in decided.items()
             if c != P.REMOVED}
     assert terms == want
+
+
+def test_second_order_is_refused_for_a_method_without_architecture_steps(tmp_path: Path) -> None:
+    """random_ws never takes an architecture step: --order 2 would silently be first order
+    (a recorded recipe saying otherwise), so the search and the bench refuse it, on a
+    fresh run and on a resume."""
+    from genolang.bench import BenchConfig, run_bench
+    from genolang.errors import UsageError
+    from genolang.search.recipe import resolve_recipe
+
+    with pytest.raises(UsageError, match="method 'random_ws' takes none"):
+        resolve_recipe(SearchConfig(space="darts_cnn", method="random_ws", order=2), "cnn")
+    saved = resolve_recipe(SearchConfig(space="darts_cnn", method="random_ws"), "cnn")
+    assert saved.order == 1
+    with pytest.raises(UsageError, match="drop --order"):
+        resolve_recipe(SearchConfig(space="darts_cnn", order=2), "cnn", saved=saved)
+    assert resolve_recipe(SearchConfig(space="darts_cnn", order=2), "cnn").order == 2  # darts has the step
+    with pytest.raises(UsageError, match="takes none"):
+        run_bench("search-step", BenchConfig(method="random_ws", order=2, iters=1, warmup=0))

@@ -179,6 +179,7 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
             given["data_dir"] = _absolute(given["data_dir"])
         spec = preset(config.method).spec() if config.method is not None else saved.method_spec()
         spec = override(spec, **config.method_overrides())
+        refuse_order_without_arch_steps(spec, config.order, config.method or saved.method_spec().name)
         return dataclasses.replace(saved, method=spec.to_json(), **given)
     dataset = config.dataset or DEFAULT_DATASET[kind]
     from genolang.data.registry import dataset_help, dataset_kind
@@ -197,6 +198,7 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
 
     chosen = preset(config.method or "darts")
     spec = override(chosen.spec(), **config.method_overrides())
+    refuse_order_without_arch_steps(spec, config.order, config.method or "darts")
 
     if kind == "cnn":
         base: dict[str, Any] = {"lr": 0.025, "lr_min": 0.001, "momentum": 0.9, "weight_decay": 3e-4, "grad_clip": 5.0,
@@ -237,6 +239,15 @@ def resolve_recipe(config: SearchConfig, kind: str, saved: Recipe | None = None)
     )
     validate_recipe(recipe)
     return recipe
+
+
+def refuse_order_without_arch_steps(spec: Any, order: int | None, method: str) -> None:
+    """A usage error for ``--order 2`` with a method that never takes an architecture
+    step (random search with weight sharing trains the weights only): the order would
+    change nothing, and a run that says second order should not silently be first."""
+    if order == 2 and not spec.arch_steps:
+        raise UsageError(f"--order 2 sets the order of the architecture step, and method '{method}' takes none "
+                         "(it trains the weights only and selects by sampling): drop --order")
 
 
 def _scaled(value: float, scale: float) -> float:
