@@ -94,6 +94,11 @@ def test_search_errors_name_their_line_and_column(tmp_path: Path) -> None:
         "method = darts_pt", "method = dartz")))])
     assert result.exit_code == 1 and "m.geno:8:14: error: no search method named 'dartz'" in result.output
     assert "Traceback" not in result.output
+    # a second order for a method without architecture steps, at the order's line
+    no_arch = checked(RECIPE.replace("method = darts_pt", "method = random_ws\n    order = 2").replace(
+        "    perturbation.interval = 2\n    perturbation.lr_factor = 0.5\n", ""))
+    problems = {(d.span.line, d.span.column, d.message) for d in method_diagnostics(no_arch) if d.span is not None}
+    assert any(line == 9 and "method 'random_ws' takes none" in m for line, _, m in problems), problems
 
 
 def _write(folder: Path, name: str, text: str) -> Path:

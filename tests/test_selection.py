@@ -430,7 +430,7 @@ def test_second_order_is_refused_for_a_method_without_architecture_steps(tmp_pat
         resolve_recipe(SearchConfig(space="darts_cnn", method="random_ws", order=2), "cnn")
     saved = resolve_recipe(SearchConfig(space="darts_cnn", method="random_ws"), "cnn")
     assert saved.order == 1
-    with pytest.raises(UsageError, match="drop --order"):
+    with pytest.raises(UsageError, match="leave the order out"):
         resolve_recipe(SearchConfig(space="darts_cnn", order=2), "cnn", saved=saved)
     assert resolve_recipe(SearchConfig(space="darts_cnn", order=2), "cnn").order == 2  # darts has the step
     with pytest.raises(UsageError, match="takes none"):

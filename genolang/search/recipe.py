@@ -246,8 +246,8 @@ def refuse_order_without_arch_steps(spec: Any, order: int | None, method: str) -
     step (random search with weight sharing trains the weights only): the order would
     change nothing, and a run that says second order should not silently be first."""
     if order == 2 and not spec.arch_steps:
-        raise UsageError(f"--order 2 sets the order of the architecture step, and method '{method}' takes none "
-                         "(it trains the weights only and selects by sampling): drop --order")
+        raise UsageError(f"order 2 is the order of the architecture step, and method '{method}' takes none (it "
+                         "trains the weights only): leave the order out (--order, or a recipe's 'order') or make it 1")
 
 
 def _scaled(value: float, scale: float) -> float:

@@ -133,6 +133,13 @@ def method_diagnostics(search: SearchSpec) -> list[Diagnostic]:
             spec = override(spec, params={key: value})
         except UsageError as err:
             problem(f"set:{key}", err)
+    if search.order is not None:
+        from genolang.search.recipe import refuse_order_without_arch_steps
+
+        try:
+            refuse_order_without_arch_steps(spec, search.order, search.method or "darts")
+        except UsageError as err:
+            problem("order", err)
     return out
 
 
